@@ -1,0 +1,32 @@
+# Shared build settings for vicreg targets.
+
+# vicreg_target_defaults(<target>): warnings, include root, build-info definitions.
+function(vicreg_target_defaults tgt)
+  target_compile_options(${tgt} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  target_include_directories(${tgt} PUBLIC ${PROJECT_SOURCE_DIR})
+endfunction()
+
+# Definitions visible to every target that links vicreg_common.
+set(VICREG_VERSION_STRING ${PROJECT_VERSION})
+execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+                OUTPUT_VARIABLE VICREG_GIT_REVISION OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+if(NOT VICREG_GIT_REVISION)
+  set(VICREG_GIT_REVISION "unknown")
+endif()
+
+# vicreg_add_test(<name> LABELS <labels...> SOURCES <files...> LIBS <libs...> [TIMEOUT s])
+# One gtest executable; every TEST() is registered with ctest (gtest_discover_tests) and labeled.
+function(vicreg_add_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "LABELS;SOURCES;LIBS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
+  vicreg_target_defaults(${name})
+  target_compile_definitions(${name} PRIVATE
+    VICREG_SOURCE_DIR="${PROJECT_SOURCE_DIR}" VICREG_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  gtest_discover_tests(${name}
+    PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+    DISCOVERY_TIMEOUT 60)
+endfunction()
