@@ -47,4 +47,24 @@ class WorkerMetrics {
   std::unique_ptr<Impl> impl_;
 };
 
+// Coordinator-side metrics (DESIGN.md section 7), used by server/.
+class CoordinatorMetrics {
+ public:
+  explicit CoordinatorMetrics(std::shared_ptr<prometheus::Registry> registry);
+  ~CoordinatorMetrics();
+  // state: queued | starting | running | restarting | succeeded | failed | cancelled
+  void SetJobs(const std::string& state, double count);
+  void OnSubmit(const std::string& result);           // accepted | rejected | duplicate
+  void OnRestart(const std::string& reason);          // rank_exit | no_progress | coordinator_restart | ...
+  void SetSlots(const std::string& state, double n);  // free | used
+  void SetEvalTop1(const std::string& job_id, const std::string& dataset, const std::string& probe,
+                   double top1_ratio, double unix_time_s);
+  void OnEvalFailure(const std::string& job_id);
+  void OnRpc(const std::string& method, const std::string& code, double seconds);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace vicreg::metrics
