@@ -1,11 +1,20 @@
-// Thin layer over prometheus-cpp (DESIGN.md section 7). Families are built once in the
-// constructors; the step loop only calls Set/Increment/Observe through the methods below.
-// Labels: job_id, rank, component. Never step or epoch as a label.
+// Thin layer over prometheus-cpp (DESIGN.md section 7; every metric is documented in
+// docs/METRICS.md). Families are built once in the constructors; the step loop only calls
+// Set/Increment/Observe through the methods below. Labels: job_id, rank, component (and the
+// coordinator's low-cardinality enums). Never step or epoch as a label. Base units (seconds,
+// ratios in [0, 1]); counters end in _total.
+//
+//   vicreg::metrics::MetricsServer server("127.0.0.1", 0);          // port 0 = a free port
+//   vicreg::metrics::WorkerMetrics m(server.registry(), job_id, rank);
+//   m.OnStep(step_seconds, global_samples, data_wait_seconds);    // every step
+//   m.OnReport(report);                                           // every log_every steps
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/step_report.h"
 
@@ -15,30 +24,65 @@ class Registry;
 
 namespace vicreg::metrics {
 
-// An HTTP /metrics endpoint. port 0 = pick a free port (see port()).
+struct MetricsServerOptions {
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal ("::1", "0.0.0.0"), or "localhost"
+  int port = 0;                       // 0 = pick a free port (see MetricsServer::port()); else 1..65535
+  int threads = 2;                    // HTTP worker threads (1..64)
+};
+
+// An HTTP endpoint serving GET /metrics (prometheus::Exposer) and, optionally, extra GET
+// handlers on the same port (the coordinator's Prometheus HTTP service discovery, /sd).
+// Throws UserError for an invalid address/port/threads (naming the value and what is valid),
+// RuntimeFailure when the socket cannot be bound (port in use, address not local).
 class MetricsServer {
  public:
   MetricsServer(const std::string& address, int port);
+  explicit MetricsServer(const MetricsServerOptions& options);
   ~MetricsServer();
-  int port() const;
-  std::string endpoint() const;                  // "127.0.0.1:9464"
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+  int port() const;                              // the bound port (the chosen one when asked for 0)
+  std::string endpoint() const;                  // "127.0.0.1:9464", "[::1]:9464"
+  std::string url() const;                       // "http://127.0.0.1:9464/metrics"
   std::shared_ptr<prometheus::Registry> registry() const;
+
+  // Serves GET `path` (exact match, e.g. "/sd") with the body `handler` returns, with the given
+  // Content-Type. The handler runs on an HTTP thread (make it thread-safe); if it throws, the
+  // client gets 500 with the message. Registering "/metrics" or a path twice is an error.
+  using Handler = std::function<std::string()>;
+  void AddHandler(const std::string& path, const std::string& content_type, Handler handler);
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-// Worker-side metrics for one rank. Also registers vicreg_build_info.
+// Registers vicreg_build_info{version,revision} = 1 (idempotent per registry).
+void RegisterBuildInfo(prometheus::Registry& registry);
+
+// Worker-side metrics for one rank (labels job_id, rank). Also registers vicreg_build_info.
+// Not thread-safe by design (one trainer loop per rank); the scrape side is.
 class WorkerMetrics {
  public:
+  static constexpr double kNotMeasured = -1.0;
+
   WorkerMetrics(std::shared_ptr<prometheus::Registry> registry, const std::string& job_id, int rank);
   ~WorkerMetrics();
-  // Every step on every rank: step duration histogram, steps/samples counters, last-step timestamp.
-  void OnStep(double step_seconds, int64_t global_samples);
-  // Every log_every steps: gauges from the (global, all-reduced) report.
+  WorkerMetrics(const WorkerMetrics&) = delete;
+  WorkerMetrics& operator=(const WorkerMetrics&) = delete;
+
+  // Every step on every rank: step duration histogram, steps/samples counters, last-step
+  // timestamp, and (when measured, >= 0) the time this step waited for the data loader.
+  void OnStep(double step_seconds, int64_t global_samples, double data_wait_seconds = kNotMeasured);
+  // Every log_every steps: gauges from the (global, all-reduced) report. Only finite values are
+  // set (a skipped non-finite step keeps the last good values; count it with OnNonFiniteLoss).
+  // Optional diagnostics absent from the report leave their gauges unchanged. If OnStep never got
+  // a data wait, the report's data_wait_seconds is observed into the data-wait histogram here.
   void OnReport(const StepReport& report);
   void OnNonFiniteLoss();
+  // Time the newest complete checkpoint was written. Until the first call the gauge holds the
+  // worker's start time, so "checkpoint age" means "time without a durable checkpoint".
   void OnCheckpoint(double unix_time_s);
   void SetEpoch(int64_t epoch);
 
@@ -47,11 +91,16 @@ class WorkerMetrics {
   std::unique_ptr<Impl> impl_;
 };
 
-// Coordinator-side metrics (DESIGN.md section 7), used by server/.
+// Coordinator-side metrics (DESIGN.md section 7), used by server/. Thread-safe (gRPC threads).
+// Dynamic label values are added on first use and cached; the documented enum values are
+// pre-created at 0 so that rate()/increase() see the first event.
 class CoordinatorMetrics {
  public:
   explicit CoordinatorMetrics(std::shared_ptr<prometheus::Registry> registry);
   ~CoordinatorMetrics();
+  CoordinatorMetrics(const CoordinatorMetrics&) = delete;
+  CoordinatorMetrics& operator=(const CoordinatorMetrics&) = delete;
+
   // state: queued | starting | running | restarting | succeeded | failed | cancelled
   void SetJobs(const std::string& state, double count);
   void OnSubmit(const std::string& result);           // accepted | rejected | duplicate
@@ -60,11 +109,20 @@ class CoordinatorMetrics {
   void SetEvalTop1(const std::string& job_id, const std::string& dataset, const std::string& probe,
                    double top1_ratio, double unix_time_s);
   void OnEvalFailure(const std::string& job_id);
+  // method: the short RPC name ("SubmitJob"); code: the grpc status name ("OK", "INVALID_ARGUMENT").
   void OnRpc(const std::string& method, const std::string& code, double seconds);
+  // Drops the per-job series (eval gauges, eval failures) of a job that is gone, so the
+  // coordinator's /metrics does not grow with the job history.
+  void ForgetJob(const std::string& job_id);
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Bucket boundaries (seconds), exported for the docs and tests.
+const std::vector<double>& StepDurationBuckets();   // 1 ms .. 60 s
+const std::vector<double>& DataWaitBuckets();       // 100 us .. 10 s
+const std::vector<double>& RpcDurationBuckets();    // 0.5 ms .. 60 s
 
 }  // namespace vicreg::metrics
