@@ -41,7 +41,7 @@ void NearAndMany(at::Tensor* bank, at::Tensor* labels, at::Tensor* query) {
     return at::tensor({static_cast<float>(std::cos(r)), static_cast<float>(std::sin(r))});
   };
   *bank = at::stack({at_angle(2), at_angle(20), at_angle(-20), at_angle(21), at_angle(120)});
-  *labels = at::tensor({int64_t{0}, 1, 1, 1, 2});
+  *labels = at::tensor(std::vector<int64_t>{0, 1, 1, 1, 2});
   *query = at_angle(0).view({1, 2});
 }
 
@@ -64,7 +64,7 @@ TEST(Knn, LowTemperatureFollowsTheNearestNeighbourHighTemperatureTheMajority) {
 TEST(Knn, TiedVotesGoToTheLowerClassAndTop5IsAtLeastTop1) {
   // Query exactly between two bank points of classes 3 and 1: equal votes -> class 1 wins top-1.
   auto bank = at::tensor({1.0f, 1.0f, 1.0f, -1.0f}).view({2, 2});
-  auto labels = at::tensor({int64_t{3}, 1});
+  auto labels = at::tensor(std::vector<int64_t>{3, 1});
   auto q = at::tensor({1.0f, 0.0f}).view({1, 2});
   KnnOptions o;
   o.k = 2;
