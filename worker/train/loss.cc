@@ -1,0 +1,90 @@
+#include "worker/train/loss.h"
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+#include "common/errors.h"
+
+namespace vicreg::train {
+
+VicregLossOptions VicregLossOptions::FromConfig(const config::VicregConfig& v) {
+  if (v.covariance_reduction != "paper" && v.covariance_reduction != "seed")
+    throw UserError("train.vicreg.covariance_reduction: must be 'paper' or 'seed', got '" + v.covariance_reduction +
+                    "'");
+  VicregLossOptions o;
+  o.lambda_invariance = v.lambda_invariance;
+  o.mu_variance = v.mu_variance;
+  o.nu_covariance = v.nu_covariance;
+  o.gamma = v.gamma;
+  o.epsilon = v.epsilon;
+  o.covariance_reduction = v.covariance_reduction;
+  return o;
+}
+
+namespace {
+
+// fp64 stays fp64 (finite-difference tests); every other float type computes in fp32.
+at::Tensor Upcast(const at::Tensor& z) {
+  return z.scalar_type() == at::kDouble ? z : z.to(at::kFloat);
+}
+
+// cov: [D, D] -> the D*(D-1) off-diagonal elements (facebookresearch's off_diagonal view, no copy).
+at::Tensor OffDiagonal(const at::Tensor& cov) {
+  const int64_t D = cov.size(0);
+  return cov.flatten().narrow(0, 0, D * D - 1).view({D - 1, D + 1}).narrow(1, 1, D);
+}
+
+struct ViewTerms {
+  at::Tensor std_hinge;     // scalar: mean_j relu(gamma - std_j)
+  at::Tensor offdiag_sq;    // scalar: sum_{i != j} Cov_ij^2
+};
+
+// z: [N, D] the gathered global batch of one view.
+ViewTerms Terms(const at::Tensor& z, double gamma, double eps) {
+  const int64_t N = z.size(0), D = z.size(1);
+  auto zc = z - z.mean(0, /*keepdim=*/true);                       // [N, D]
+  auto cov = at::mm(zc.t(), zc).div_(static_cast<double>(N - 1));  // [D, D], unbiased
+  auto var = cov.diagonal();                                       // [D] unbiased variance
+  auto std = at::sqrt(var + eps);                                  // [D]
+  ViewTerms t;
+  t.std_hinge = at::relu(gamma - std).mean();
+  t.offdiag_sq = D > 1 ? OffDiagonal(cov).pow(2).sum() : at::zeros({}, z.options());
+  return t;
+}
+
+}  // namespace
+
+VicregLossOutput VicregLoss(const at::Tensor& za_in, const at::Tensor& zb_in, const at::Tensor& za_all_in,
+                            const at::Tensor& zb_all_in, const VicregLossOptions& opts) {
+  VICREG_CHECK(za_in.dim() == 2 && za_in.sizes() == zb_in.sizes(),
+               "VicregLoss: za, zb must both be [B, D], got " + c10::str(za_in.sizes()) + " and " +
+                   c10::str(zb_in.sizes()));
+  VICREG_CHECK(za_all_in.dim() == 2 && za_all_in.sizes() == zb_all_in.sizes() && za_all_in.size(1) == za_in.size(1),
+               "VicregLoss: za_all, zb_all must both be [N, D] with D = " + std::to_string(za_in.size(1)) +
+                   ", got " + c10::str(za_all_in.sizes()) + " and " + c10::str(zb_all_in.sizes()));
+  VICREG_CHECK(za_all_in.size(0) >= 2, "VicregLoss: the global batch needs >= 2 samples, got " +
+                                           std::to_string(za_all_in.size(0)));
+  VICREG_CHECK(opts.covariance_reduction == "paper" || opts.covariance_reduction == "seed",
+               "VicregLoss: covariance_reduction must be paper|seed, got " + opts.covariance_reduction);
+  auto za = Upcast(za_in), zb = Upcast(zb_in);                     // [B, D]
+  auto za_all = Upcast(za_all_in), zb_all = Upcast(zb_all_in);     // [N, D]
+  const double D = static_cast<double>(za.size(1));
+
+  VicregLossOutput out;
+  out.invariance = (za - zb).pow(2).mean();                        // mse over the local batch
+  auto ta = Terms(za_all, opts.gamma, opts.epsilon);
+  auto tb = Terms(zb_all, opts.gamma, opts.epsilon);
+  out.variance = (ta.std_hinge + tb.std_hinge) / 2.0;
+  if (opts.covariance_reduction == "paper") {
+    out.covariance = (ta.offdiag_sq + tb.offdiag_sq) / D;          // C(za) + C(zb), C = sum offdiag^2 / D
+  } else {
+    const double pairs = D > 1 ? D * (D - 1) : 1.0;                // mean over off-diagonal elements ...
+    out.covariance = (ta.offdiag_sq + tb.offdiag_sq) / (2.0 * pairs);  // ... averaged over the two views
+  }
+  out.total = opts.lambda_invariance * out.invariance + opts.mu_variance * out.variance +
+              opts.nu_covariance * out.covariance;
+  return out;
+}
+
+}  // namespace vicreg::train

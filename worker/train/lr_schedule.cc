@@ -1,0 +1,56 @@
+#include "worker/train/lr_schedule.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+
+#include "common/errors.h"
+
+namespace vicreg::train {
+
+LrScheduleOptions LrScheduleOptions::FromConfig(const config::TrainConfig& t, int64_t steps_per_epoch) {
+  auto fail = [](const std::string& field, const std::string& msg) { throw UserError("train." + field + ": " + msg); };
+  if (steps_per_epoch < 1) {
+    throw UserError("the dataset yields no full batch per epoch (steps_per_epoch = " + std::to_string(steps_per_epoch) +
+                    "); lower train.batch_size or use more data");
+  }
+  std::ostringstream v;
+  if (!(t.learning_rate >= 0) || !std::isfinite(t.learning_rate)) {
+    v << "must be a finite number >= 0, got " << t.learning_rate;
+    fail("learning_rate", v.str());
+  }
+  if (!(t.min_lr >= 0) || !std::isfinite(t.min_lr)) {
+    v << "must be a finite number >= 0, got " << t.min_lr;
+    fail("min_lr", v.str());
+  }
+  if (t.num_epochs < 1) fail("num_epochs", "must be >= 1, got " + std::to_string(t.num_epochs));
+  if (!(t.warmup_epochs >= 0) || !(t.warmup_epochs < t.num_epochs)) {
+    v << "must be in [0, num_epochs = " << t.num_epochs << "), got " << t.warmup_epochs;
+    fail("warmup_epochs", v.str());
+  }
+  LrScheduleOptions o;
+  o.base_lr = t.learning_rate;
+  o.min_lr = t.min_lr;
+  o.total_steps = static_cast<int64_t>(t.num_epochs) * steps_per_epoch;
+  o.warmup_steps = std::min<int64_t>(std::llround(t.warmup_epochs * static_cast<double>(steps_per_epoch)),
+                                     o.total_steps - 1);
+  return o;
+}
+
+LrSchedule::LrSchedule(const LrScheduleOptions& opts) : opts_(opts) {
+  VICREG_CHECK(opts_.total_steps >= 1 && opts_.warmup_steps >= 0 && opts_.warmup_steps < opts_.total_steps,
+               "LrSchedule: need 0 <= warmup_steps < total_steps, got " + std::to_string(opts_.warmup_steps) + ", " +
+                   std::to_string(opts_.total_steps));
+}
+
+double LrSchedule::At(int64_t step) const {
+  const auto W = opts_.warmup_steps, T = opts_.total_steps;
+  if (step < 0) step = 0;
+  if (step < W) return opts_.base_lr * static_cast<double>(step) / static_cast<double>(W);
+  if (step >= T) return opts_.min_lr;
+  const double q = 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(step - W) / static_cast<double>(T - W)));
+  return opts_.base_lr * q + opts_.min_lr * (1.0 - q);
+}
+
+}  // namespace vicreg::train

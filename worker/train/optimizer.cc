@@ -1,0 +1,212 @@
+#include "worker/train/optimizer.h"
+
+#include <ATen/ATen.h>
+#include <torch/optim/adamw.h>
+
+#include <cmath>
+#include <sstream>
+#include <tuple>
+
+#include "common/errors.h"
+#include "worker/train/lars.h"
+
+namespace vicreg::train {
+
+OptimizerOptions OptimizerOptions::FromConfig(const config::TrainConfig& t) {
+  auto fail = [](const std::string& field, double got, const std::string& valid) {
+    std::ostringstream os;
+    os << "train." << field << ": must be " << valid << ", got " << got;
+    throw UserError(os.str());
+  };
+  if (t.optimizer != "adamw" && t.optimizer != "lars")
+    throw UserError("train.optimizer: must be 'adamw' or 'lars', got '" + t.optimizer + "'");
+  if (!(t.learning_rate >= 0) || !std::isfinite(t.learning_rate)) fail("learning_rate", t.learning_rate, ">= 0");
+  if (!(t.weight_decay >= 0) || !std::isfinite(t.weight_decay)) fail("weight_decay", t.weight_decay, ">= 0");
+  if (!(t.betas[0] >= 0 && t.betas[0] < 1)) fail("betas[0]", t.betas[0], "in [0, 1)");
+  if (!(t.betas[1] >= 0 && t.betas[1] < 1)) fail("betas[1]", t.betas[1], "in [0, 1)");
+  if (!(t.momentum >= 0 && t.momentum < 1)) fail("momentum", t.momentum, "in [0, 1)");
+  if (!(t.lars_eta > 0) || !std::isfinite(t.lars_eta)) fail("lars_eta", t.lars_eta, "> 0");
+  OptimizerOptions o;
+  o.name = t.optimizer;
+  o.lr = t.learning_rate;
+  o.weight_decay = t.weight_decay;
+  o.beta1 = t.betas[0];
+  o.beta2 = t.betas[1];
+  o.momentum = t.momentum;
+  o.eta = t.lars_eta;
+  return o;
+}
+
+std::unique_ptr<torch::optim::Optimizer> BuildOptimizer(const model::ParamGroups& groups,
+                                                        const OptimizerOptions& o) {
+  using torch::optim::OptimizerParamGroup;
+  if (o.name == "adamw") {
+    auto base = torch::optim::AdamWOptions(o.lr).betas(std::make_tuple(o.beta1, o.beta2)).eps(o.eps);
+    std::vector<OptimizerParamGroup> pg;
+    pg.emplace_back(groups.decay, std::make_unique<torch::optim::AdamWOptions>(
+                                      torch::optim::AdamWOptions(base).weight_decay(o.weight_decay)));
+    pg.emplace_back(groups.no_decay,
+                    std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(base).weight_decay(0.0)));
+    return std::make_unique<torch::optim::AdamW>(std::move(pg), torch::optim::AdamWOptions(base).weight_decay(o.weight_decay));
+  }
+  if (o.name == "lars") {
+    auto base = LarsOptions(o.lr).momentum(o.momentum).eta(o.eta);
+    std::vector<OptimizerParamGroup> pg;
+    pg.emplace_back(groups.decay,
+                    std::make_unique<LarsOptions>(LarsOptions(base).weight_decay(o.weight_decay).exclude(false)));
+    pg.emplace_back(groups.no_decay, std::make_unique<LarsOptions>(LarsOptions(base).weight_decay(0.0).exclude(true)));
+    return std::make_unique<Lars>(std::move(pg), LarsOptions(base).weight_decay(o.weight_decay));
+  }
+  throw UserError("train.optimizer: must be 'adamw' or 'lars', got '" + o.name + "'");
+}
+
+std::string OptimizerKind(const torch::optim::Optimizer& opt) {
+  if (dynamic_cast<const torch::optim::AdamW*>(&opt)) return "adamw";
+  if (dynamic_cast<const Lars*>(&opt)) return "lars";
+  VICREG_CHECK(false, "unsupported optimizer type");
+  return "";
+}
+
+void SetLearningRate(torch::optim::Optimizer& opt, double lr) {
+  for (auto& g : opt.param_groups()) g.options().set_lr(lr);
+}
+
+double GetLearningRate(const torch::optim::Optimizer& opt) {
+  VICREG_CHECK(!opt.param_groups().empty(), "optimizer has no parameter groups");
+  return opt.param_groups().front().options().get_lr();
+}
+
+namespace {
+
+std::string Key(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+
+std::string Prefix(size_t g, size_t i) { return "group" + std::to_string(g) + ".param" + std::to_string(i) + "."; }
+
+class StateReader {
+ public:
+  StateReader(const c10::IValue& v, std::string source) : source_(std::move(source)) {
+    if (!v.isGenericDict()) Fail("optimizer", "is not a dict (got " + v.tagKind() + ")");
+    dict_ = v.toGenericDict();
+    for (const auto& kv : dict_) {
+      if (!kv.key().isString()) Fail("optimizer", "has a non-string key");
+    }
+  }
+  bool Has(const std::string& key) const { return dict_.contains(key); }
+  const c10::IValue& Get(const std::string& key) const {
+    auto it = dict_.find(key);
+    if (it == dict_.end()) Fail(key, "is missing");
+    return it->value();
+  }
+  int64_t Int(const std::string& key) const {
+    const auto& v = Get(key);
+    if (!v.isInt()) Fail(key, "must be an int, got " + v.tagKind());
+    return v.toInt();
+  }
+  double Double(const std::string& key) const {
+    const auto& v = Get(key);
+    if (!v.isDouble()) Fail(key, "must be a float, got " + v.tagKind());
+    return v.toDouble();
+  }
+  std::string String(const std::string& key) const {
+    const auto& v = Get(key);
+    if (!v.isString()) Fail(key, "must be a string, got " + v.tagKind());
+    return v.toStringRef();
+  }
+  // A copy of the stored tensor, with p's dtype/device; its shape must equal p's.
+  at::Tensor TensorLike(const std::string& key, const at::Tensor& p) const {
+    const auto& v = Get(key);
+    if (!v.isTensor()) Fail(key, "must be a tensor, got " + v.tagKind());
+    const auto& t = v.toTensor();
+    if (t.sizes() != p.sizes())
+      Fail(key, "has shape " + c10::str(t.sizes()) + " but the parameter has shape " + c10::str(p.sizes()));
+    if (t.scalar_type() != p.scalar_type())
+      Fail(key, std::string("has dtype ") + c10::toString(t.scalar_type()) + " but the parameter has " +
+                    c10::toString(p.scalar_type()));
+    return t.to(p.device(), /*non_blocking=*/false, /*copy=*/true).contiguous();
+  }
+  [[noreturn]] void Fail(const std::string& key, const std::string& msg) const {
+    throw UserError(source_ + ": optimizer state '" + key + "' " + msg);
+  }
+
+ private:
+  std::string source_;
+  c10::impl::GenericDict dict_{c10::StringType::get(), c10::AnyType::get()};
+};
+
+}  // namespace
+
+c10::IValue SaveState(const torch::optim::Optimizer& opt) {
+  const std::string kind = OptimizerKind(opt);
+  c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
+  d.insert("kind", kind);
+  const auto& groups = opt.param_groups();
+  d.insert("num_groups", static_cast<int64_t>(groups.size()));
+  const auto& state = opt.state();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::string gp = "group" + std::to_string(g) + ".";
+    d.insert(gp + "lr", groups[g].options().get_lr());
+    d.insert(gp + "num_params", static_cast<int64_t>(groups[g].params().size()));
+    for (size_t i = 0; i < groups[g].params().size(); ++i) {
+      auto it = state.find(Key(groups[g].params()[i]));
+      if (it == state.end()) continue;
+      const std::string pp = Prefix(g, i);
+      if (kind == "adamw") {
+        const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+        d.insert(pp + "step", s.step());
+        d.insert(pp + "exp_avg", s.exp_avg().clone());
+        d.insert(pp + "exp_avg_sq", s.exp_avg_sq().clone());
+        if (s.max_exp_avg_sq().defined()) d.insert(pp + "max_exp_avg_sq", s.max_exp_avg_sq().clone());
+      } else {
+        const auto& s = static_cast<const LarsParamState&>(*it->second);
+        d.insert(pp + "mu", s.mu().clone());
+      }
+    }
+  }
+  return d;
+}
+
+void LoadState(torch::optim::Optimizer& opt, const c10::IValue& value, const std::string& source) {
+  StateReader r(value, source);
+  const std::string kind = OptimizerKind(opt);
+  const std::string saved_kind = r.String("kind");
+  if (saved_kind != kind)
+    r.Fail("kind", "is '" + saved_kind + "' but train.optimizer is '" + kind + "' (an optimizer change cannot resume)");
+  auto& groups = opt.param_groups();
+  if (r.Int("num_groups") != static_cast<int64_t>(groups.size()))
+    r.Fail("num_groups", "is " + std::to_string(r.Int("num_groups")) + ", expected " + std::to_string(groups.size()));
+  // Validate everything before touching the optimizer, so a bad state leaves it unchanged.
+  ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>> fresh;
+  std::vector<double> lrs;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const std::string gp = "group" + std::to_string(g) + ".";
+    const auto n = r.Int(gp + "num_params");
+    if (n != static_cast<int64_t>(groups[g].params().size()))
+      r.Fail(gp + "num_params", "is " + std::to_string(n) + ", but the model has " +
+                                    std::to_string(groups[g].params().size()) + " parameters in this group");
+    lrs.push_back(r.Double(gp + "lr"));
+    for (size_t i = 0; i < groups[g].params().size(); ++i) {
+      const auto& p = groups[g].params()[i];
+      const std::string pp = Prefix(g, i);
+      if (kind == "adamw") {
+        if (!r.Has(pp + "step")) continue;
+        auto s = std::make_unique<torch::optim::AdamWParamState>();
+        const auto step = r.Int(pp + "step");
+        if (step < 0) r.Fail(pp + "step", "must be >= 0, got " + std::to_string(step));
+        s->step(step);
+        s->exp_avg(r.TensorLike(pp + "exp_avg", p));
+        s->exp_avg_sq(r.TensorLike(pp + "exp_avg_sq", p));
+        if (r.Has(pp + "max_exp_avg_sq")) s->max_exp_avg_sq(r.TensorLike(pp + "max_exp_avg_sq", p));
+        fresh[Key(p)] = std::move(s);
+      } else {
+        if (!r.Has(pp + "mu")) continue;
+        auto s = std::make_unique<LarsParamState>();
+        s->mu(r.TensorLike(pp + "mu", p));
+        fresh[Key(p)] = std::move(s);
+      }
+    }
+  }
+  opt.state() = std::move(fresh);
+  for (size_t g = 0; g < groups.size(); ++g) groups[g].options().set_lr(lrs[g]);
+}
+
+}  // namespace vicreg::train
