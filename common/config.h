@@ -107,9 +107,17 @@ struct ViewAugmentConfig {
   double solarize_threshold = 128;   // on the 0..255 scale
 };
 
+// The second view's facebookresearch defaults: like view1 but blur_prob 0.1, solarize_prob 0.2.
+inline ViewAugmentConfig View2AugmentDefaults() {
+  ViewAugmentConfig v;
+  v.blur_prob = 0.1;
+  v.solarize_prob = 0.2;
+  return v;
+}
+
 struct AugmentConfig {
-  ViewAugmentConfig view1;           // defaults: blur_prob 1.0, solarize_prob 0.0
-  ViewAugmentConfig view2;           // defaults: blur_prob 0.1, solarize_prob 0.2
+  ViewAugmentConfig view1;                                   // defaults: blur_prob 1.0, solarize_prob 0.0
+  ViewAugmentConfig view2 = View2AugmentDefaults();          // defaults: blur_prob 0.1, solarize_prob 0.2
   std::vector<double> mean;          // empty = the dataset's own mean (per channel, 0..1 scale)
   std::vector<double> std;           // empty = the dataset's own std
 };

@@ -1,1 +1,222 @@
-// implemented by the common/ work
+// The public loaders: read the document(s), apply --set overrides to the YAML tree, read it
+// strictly (config_yaml.cc), resolve presets, validate (config_validate.cc), and throw one
+// ConfigError listing every problem.
+#include "common/config_loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "common/config_internal.h"
+#include "common/errors.h"
+
+namespace vicreg::config {
+namespace {
+
+using detail::ParseContext;
+
+// Reads a whole file; false + message on failure.
+bool ReadText(const std::string& path, std::string* text, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = std::string("cannot open file: ") + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) {
+    *error = std::string("cannot read file: ") + std::strerror(errno);
+    return false;
+  }
+  *text = ss.str();
+  return true;
+}
+
+// One YAML document whose top level is a map; problems go to ctx (attributed to `file`).
+bool LoadDocument(const std::string& text, const std::string& file, ParseContext& ctx, YAML::Node* out) {
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    ctx.ErrorRaw("line " + std::to_string(e.mark.line + 1) + ", column " + std::to_string(e.mark.column + 1),
+                 "YAML syntax error in " + file + ": " + e.msg, file);
+    return false;
+  }
+  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+    ctx.ErrorRaw("<document>", file + " is empty; expected a map of keys (see configs/ for examples)", file);
+    return false;
+  }
+  if (docs.size() > 1) {
+    ctx.ErrorRaw("<document>", file + " holds " + std::to_string(docs.size()) +
+                                   " YAML documents ('---'); expected exactly one", file);
+    return false;
+  }
+  if (!docs[0].IsMap()) {
+    YAML::Mark m = docs[0].Mark();
+    std::string kind = docs[0].IsSequence() ? "a list" : "a single value";
+    ctx.ErrorRaw("<document>", "the top level of " + file + " must be a map of keys (key: value), got " + kind +
+                                   " (line " + std::to_string(m.line + 1) + ", column " +
+                                   std::to_string(m.column + 1) + ")",
+                 file);
+    return false;
+  }
+  *out = docs[0];
+  return true;
+}
+
+bool ValidKeyName(const std::string& k) {
+  if (k.empty()) return false;
+  for (char c : k) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) return false;
+  }
+  return true;
+}
+
+// "a.b.c=value": sets root[a][b][c] = YAML(value), creating maps on the way.
+void ApplyOverrides(YAML::Node& root, const std::vector<std::string>& overrides, ParseContext& ctx) {
+  for (const std::string& text : overrides) {
+    size_t eq = text.find('=');
+    std::string path = eq == std::string::npos ? text : text.substr(0, eq);
+    std::vector<std::string> keys;
+    std::stringstream ss(path);
+    for (std::string k; std::getline(ss, k, '.');) keys.push_back(k);
+    bool keys_ok = !keys.empty() && path.back() != '.';
+    for (const auto& k : keys) keys_ok = keys_ok && ValidKeyName(k);
+    if (eq == std::string::npos || !keys_ok) {
+      ctx.ErrorRaw("--set", "\"" + text + "\" is not key.path=value (e.g. train.learning_rate=0.0005)", "");
+      return;
+    }
+    std::string value_text = text.substr(eq + 1);
+    YAML::Node value;
+    if (value_text.empty()) {
+      value = YAML::Node(std::string());  // "--set model.init_from=" clears a string
+    } else {
+      try {
+        value = YAML::Load(value_text);
+      } catch (const YAML::Exception& e) {
+        ctx.ErrorRaw(path, "the value of --set " + text + " is not valid YAML: " + e.msg, "");
+        continue;
+      }
+    }
+    ctx.AddOverride(path, text);
+    YAML::Node cur;
+    cur.reset(root);
+    std::string walked;
+    bool ok = true;
+    for (size_t i = 0; i + 1 < keys.size(); ++i) {
+      walked += (i ? "." : "") + keys[i];
+      YAML::Node next = cur[keys[i]];
+      if (!next.IsDefined() || next.IsNull()) {
+        cur[keys[i]] = YAML::Node(YAML::NodeType::Map);
+        next.reset(cur[keys[i]]);
+      } else if (!next.IsMap()) {
+        ctx.ErrorRaw(path, "--set " + text + ": " + walked + " is not a section (set the whole value with --set " +
+                               walked + "=...)", "");
+        ok = false;
+        break;
+      }
+      cur.reset(next);
+    }
+    if (ok) cur[keys.back()] = value;
+  }
+}
+
+// ReadJobTree + presets + Validate, all problems into ctx.
+JobConfig ReadAndValidate(const YAML::Node& root, ParseContext& ctx) {
+  JobConfig cfg;
+  detail::ReadJobTree(root, cfg, ctx);
+
+  // A preset fixes the geometry: an explicit, different value is a conflict, not an override.
+  ModelConfig resolved = ResolveModel(cfg.model);
+  if (cfg.model.backbone_name != "vit_custom") {
+    const std::pair<const char*, int> given[] = {{"patch_size", resolved.patch_size},
+                                                 {"embed_dim", resolved.embed_dim},
+                                                 {"depth", resolved.depth},
+                                                 {"num_heads", resolved.num_heads}};
+    const int explicit_values[] = {cfg.model.patch_size, cfg.model.embed_dim, cfg.model.depth, cfg.model.num_heads};
+    for (size_t i = 0; i < 4; ++i) {
+      std::string path = std::string("model.") + given[i].first;
+      if (ctx.Present(path) && !ctx.HasErrorFor(path) && explicit_values[i] != given[i].second) {
+        ctx.Error(path, std::to_string(explicit_values[i]) + " conflicts with backbone_name \"" +
+                            cfg.model.backbone_name + "\", which uses " + given[i].first + " " +
+                            std::to_string(given[i].second) +
+                            "; remove the key, or set backbone_name: vit_custom for explicit sizes");
+      }
+    }
+  }
+  cfg.model = resolved;
+
+  for (const FieldError& e : Validate(cfg)) {
+    // A field that failed to parse keeps its default; don't report the default on top.
+    std::string base = e.field.substr(0, e.field.find('['));
+    if (ctx.HasErrorFor(e.field) || ctx.HasErrorFor(base)) continue;
+    ctx.Error(e.field, e.message);
+  }
+  return cfg;
+}
+
+[[noreturn]] void Throw(const std::string& source, const ParseContext& ctx) {
+  throw ConfigError(source, ctx.items());
+}
+
+}  // namespace
+
+JobConfig ParseJobYaml(const std::string& yaml_text, const std::string& source_name,
+                       const std::vector<std::string>& overrides) {
+  ParseContext ctx(/*name_files=*/false);
+  YAML::Node root;
+  if (!LoadDocument(yaml_text, source_name, ctx, &root)) Throw(source_name, ctx);
+  ApplyOverrides(root, overrides, ctx);
+  JobConfig cfg = ReadAndValidate(root, ctx);
+  if (!ctx.empty()) Throw(source_name, ctx);
+  return cfg;
+}
+
+JobConfig LoadJobFile(const std::string& path, const std::vector<std::string>& overrides) {
+  std::string text, error;
+  if (!ReadText(path, &text, &error)) throw ConfigError(path, {{"<file>", error}});
+  return ParseJobYaml(text, path, overrides);
+}
+
+JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train_config,
+                        const std::string& model_config, const std::vector<std::string>& overrides) {
+  ParseContext ctx(/*name_files=*/true);
+  YAML::Node root(YAML::NodeType::Map);
+  std::vector<std::string> given;
+  const std::pair<const char*, const std::string*> files[] = {
+      {"data", &data_config}, {"train", &train_config}, {"model", &model_config}};
+  for (const auto& [section, path] : files) {
+    if (path->empty()) continue;
+    given.push_back(*path);
+    ctx.SetSectionFile(section, *path);
+    std::string text, error;
+    if (!ReadText(*path, &text, &error)) {
+      ctx.ErrorRaw("<file>", *path + ": " + error, *path);
+      continue;
+    }
+    YAML::Node doc;
+    if (LoadDocument(text, *path, ctx, &doc)) root[section] = doc;
+  }
+  std::string all_files = detail::JoinAlternatives(given, ", ");
+  if (all_files.empty()) all_files = "<defaults>";
+  if (!ctx.empty()) {
+    std::string common = ctx.CommonFile();
+    Throw(common.empty() ? all_files : common, ctx);
+  }
+  ApplyOverrides(root, overrides, ctx);
+  JobConfig cfg = ReadAndValidate(root, ctx);
+  if (!ctx.empty()) {
+    std::string common = ctx.CommonFile();
+    Throw(common.empty() ? all_files : common, ctx);
+  }
+  return cfg;
+}
+
+ModelConfig LoadSeedModelConfig(const std::string& path) { return LoadSeedFiles("", "", path).model; }
+
+}  // namespace vicreg::config

@@ -21,7 +21,17 @@ JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train
 // Seed model_config alone (vicreg_eval --model_config); returns defaults + the model section.
 ModelConfig LoadSeedModelConfig(const std::string& path);
 
-// overrides: "key.path=value" (value is YAML: 5, 1e-3, [1,2], true, text), applied before validation.
+// overrides: "key.path=value" (value is YAML: 5, 1e-3, [1,2], true, text), applied to the YAML tree
+// before parsing, so they are type- and range-checked like the file; an unknown path is an error.
+// The paths are job-file paths in both forms (the seed form too: "train.learning_rate=0.01",
+// "resources.device=cuda" for the seed's --device flag).
+//
+// Errors: ConfigError(source, items). source is the file (or source_name; in the seed form the
+// file all items come from, else the list of files). Item fields are key paths ("train.batch_size",
+// "eval.datasets[1].name"); for a file that cannot be read "<file>", for YAML syntax errors
+// "line L, column C", for an empty file or a non-map document "<document>", for a malformed
+// override "--set". Messages end with where the value came from: "(line 4, column 3)",
+// "(train_config_vicreg.yaml, line 4, column 3)" or "(from --set train.lr=1)".
 
 // Cross-field and range validation; empty = valid. (The loaders call it; exposed for tests/server.)
 struct FieldError {
@@ -33,7 +43,21 @@ std::vector<FieldError> Validate(const JobConfig& cfg);
 // The resolved config (every default filled in) as a job-file YAML that ParseJobYaml accepts.
 std::string ToYaml(const JobConfig& cfg);
 
-// Resolved encoder geometry: presets expanded (vit_small -> 16/384/12/6).
+// Resolved encoder geometry: presets expanded (vit_small -> 16/384/12/6). vit_custom and unknown
+// names are returned unchanged. The loaders call it and also refuse a preset together with an
+// explicitly given, different patch_size/embed_dim/depth/num_heads.
 ModelConfig ResolveModel(const ModelConfig& m);
+
+// The closest valid spelling of `key` among `valid`, or "" when none is close. Tries, in order:
+// case/dash-insensitive equality, known synonyms ("lr", "epochs", "sim_coeff", "world_size", ...),
+// initials ("wd" -> "weight_decay"), edit distance (Levenshtein, <= 1..3 by length), and word
+// containment ("warmup" -> "warmup_epochs"). For did-you-mean messages (config keys, CLI flags).
+std::string ClosestMatch(const std::string& key, const std::vector<std::string>& valid);
+
+// Every key path of a job file, sections included, in file order ("name", ..., "train.vicreg.gamma").
+std::vector<std::string> AllKeyPaths();
+
+// The leaf key paths whose values differ between a and b (empty = equal configs).
+std::vector<std::string> DiffConfigs(const JobConfig& a, const JobConfig& b);
 
 }  // namespace vicreg::config

@@ -1,0 +1,70 @@
+// Shared by config_loader.cc, config_yaml.cc and config_validate.cc; not for other areas.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "common/errors.h"
+
+namespace vicreg::config::detail {
+
+// Collects the problems of one load and remembers where each value came from.
+class ParseContext {
+ public:
+  // name_files: messages name the file of each value (seed form, several files).
+  explicit ParseContext(bool name_files) : name_files_(name_files) {}
+
+  // Values under top-level `section` came from `file` (seed form).
+  void SetSectionFile(const std::string& section, const std::string& file) { section_files_[section] = file; }
+  // Values at/under `path` came from the override text `text` ("train.lr=1").
+  void AddOverride(const std::string& path, const std::string& text) { overrides_[path] = text; }
+  // The value of `path` was read from `node`.
+  void Record(const std::string& path, const YAML::Node& node);
+  bool Present(const std::string& path) const { return where_.count(path) > 0; }
+
+  // " (line 4, column 3)" / " (train_config_vicreg.yaml, line 4, column 3)" / " (from --set a.b=1)";
+  // "" when the path was not given (a default). Uses the nearest recorded ancestor for list items.
+  std::string Where(const std::string& path) const;
+  std::string WhereMark(const std::string& path, const YAML::Mark& mark) const;
+  // The file the value of `path` came from ("" if none is known).
+  std::string FileOf(const std::string& path) const;
+  // Name of the seed file holding `section`, "" in the job form.
+  std::string SectionFile(const std::string& section) const;
+
+  // An error about `path`; `message` should not end with a location (added here).
+  // mark: where to point (default: where `path` was recorded).
+  void Error(const std::string& path, const std::string& message, const YAML::Mark* mark = nullptr);
+  void ErrorRaw(const std::string& field, const std::string& message, const std::string& file);
+  bool HasErrorFor(const std::string& path) const;
+  bool empty() const { return items_.empty(); }
+  // The problems in file order (by file, then line); those without a line (defaults, --set) last.
+  std::vector<ConfigError::Item> items() const;
+  // The file every error came from, or "" when they come from several (or none).
+  std::string CommonFile() const;
+
+ private:
+  const std::string* OverrideFor(const std::string& path) const;
+  const YAML::Mark* RecordedMark(const std::string& path) const;
+  void Add(const std::string& field, const std::string& message, const std::string& file, int line);
+  bool name_files_;
+  std::map<std::string, std::string> section_files_;
+  std::map<std::string, std::string> overrides_;
+  std::map<std::string, YAML::Mark> where_;
+  std::vector<ConfigError::Item> items_;
+  std::vector<std::string> item_files_;
+  std::vector<int> item_lines_;  // 0-based, -1 = none
+};
+
+// Reads the map `root` into `cfg` (which holds the defaults), strictly. Problems go to ctx.
+void ReadJobTree(const YAML::Node& root, JobConfig& cfg, ParseContext& ctx);
+
+// Shortest decimal text that reads back as exactly `v` ("0.001", "1e-06", "25").
+std::string FormatDouble(double v);
+// "a, b or c"
+std::string JoinAlternatives(const std::vector<std::string>& items, const std::string& sep = "|");
+
+}  // namespace vicreg::config::detail
