@@ -1,0 +1,322 @@
+#include "worker/eval/commands.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+#include "common/config_loader.h"
+#include "common/errors.h"
+#include "common/logging.h"
+#include "worker/data/dataset.h"
+#include "worker/eval/checkpoint_source.h"
+#include "worker/eval/encoder_io.h"
+#include "worker/eval/evaluate.h"
+#include "worker/eval/features.h"
+#include "worker/eval/tensor_file.h"
+
+namespace vicreg::eval {
+namespace {
+
+// "--knn-k" -> "--knn-k,--knn_k": both spellings of every long option are accepted.
+std::string Names(const std::string& dashed) {
+  std::string under = dashed.substr(2);
+  for (auto& c : under)
+    if (c == '-') c = '_';
+  return under == dashed.substr(2) ? dashed : dashed + ",--" + under;
+}
+
+// Runs `body` after parsing; maps exceptions to exit codes with the reason on stderr.
+int Run(CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
+  const std::string prog = app.get_name();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::printf("%s", app.help().c_str());
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "%s: %s\nRun '%s --help' for the valid options.\n", prog.c_str(), e.what(), prog.c_str());
+    return kExitUsage;
+  }
+  try {
+    return body();
+  } catch (const UserError& e) {
+    std::fprintf(stderr, "%s: %s\n", prog.c_str(), e.what());
+    return kExitUsage;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "%s: torch error: %s\n", prog.c_str(), e.what_without_backtrace());
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", prog.c_str(), e.what());
+    return kExitFailure;
+  }
+}
+
+void ConfigureThreads(int threads) {
+  if (threads < 0) throw UserError("--threads must be >= 1 (or 0 = all cores), got " + std::to_string(threads));
+  const int n = threads == 0 ? static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) : threads;
+  at::set_num_threads(n);
+}
+
+// "cifar10|cifar100|..."
+std::string DatasetChoices() {
+  std::string s;
+  for (const auto& n : data::DatasetNames()) s += (s.empty() ? "" : "|") + n;
+  return s;
+}
+
+void AddDatasetNames(std::string* help) { *help += " (" + DatasetChoices() + ")"; }
+
+// --model_config / --job: the architecture given on the command line (optional).
+struct ModelFlags {
+  std::string model_config, job;
+  std::optional<config::JobConfig> job_cfg;
+  void Add(CLI::App& app) {
+    auto* mc = app.add_option(Names("--model-config"), model_config,
+                              "seed model_config YAML; must agree with the checkpoint's embedded config");
+    auto* jb = app.add_option("--job", job, "job YAML (alternative to --model_config; also supplies defaults)");
+    mc->excludes(jb);
+  }
+  std::optional<GivenModelConfig> Load() {
+    if (!model_config.empty()) return GivenModelConfig{config::LoadSeedModelConfig(model_config), "--model_config " + model_config};
+    if (!job.empty()) {
+      job_cfg = config::LoadJobFile(job);
+      return GivenModelConfig{job_cfg->model, "--job " + job};
+    }
+    return std::nullopt;
+  }
+};
+
+std::string TimmName(const std::string& backbone) {
+  for (const char* s : {"vit_tiny", "vit_small", "vit_base"})
+    if (backbone == s) return backbone + "_patch16_224";
+  return backbone;
+}
+
+}  // namespace
+
+int EvaluateCommand(int argc, char** argv) {
+  CLI::App app{"Linear probe and weighted kNN of VICReg checkpoints, with raw-pixel and random-init reference rows.\n"
+               "Subcommands: vicreg_eval export|extract|convert --help",
+               "vicreg_eval"};
+  EvaluateOptions o;
+  ModelFlags mf;
+  mf.Add(app);
+  std::string probe = "all";
+  std::string mode = "vicreg";
+  double knn_t = 0.07;
+  int knn_k = 20, threads = 0;
+  bool no_reference = false, quiet = false;
+  std::string dataset_help = "dataset name";
+  AddDatasetNames(&dataset_help);
+  auto* cd = app.add_option(Names("--checkpoint-dir"), o.checkpoint_dir, "directory with epoch_XXXX.pt checkpoints");
+  auto* cf = app.add_option("--checkpoint", o.checkpoint_file, "one checkpoint file (instead of --checkpoint_dir)");
+  cd->excludes(cf);
+  auto* ds = app.add_option("--dataset", o.dataset, dataset_help);
+  auto* dd = app.add_option(Names("--data-dir"), o.data_dir, "dataset folder (or .safetensors for tensor_cache)");
+  app.add_option("--mode", mode, "training mode of the checkpoints (only vicreg)")->check(CLI::IsMember({"vicreg"}));
+  auto* ep = app.add_option("--epochs", o.epochs, "epochs to evaluate (epoch_%04d.pt); default: every checkpoint found");
+  auto* pr = app.add_option("--probe", probe, "linear | knn | all")->check(CLI::IsMember({"linear", "knn", "all"}));
+  auto* kk = app.add_option(Names("--knn-k"), knn_k, "kNN neighbours")->check(CLI::PositiveNumber);
+  auto* kt = app.add_option(Names("--knn-temperature"), knn_t, "kNN vote temperature")->check(CLI::PositiveNumber);
+  app.add_option("--out", o.out_json, "result JSON (CSV beside it); default <checkpoint_dir>/../eval/eval_<dataset>.json");
+  app.add_option(Names("--batch-size"), o.batch_size, "feature-extraction batch size")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "intra-op threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  auto* lt = app.add_option(Names("--limit-train"), o.limit_train, "use the first N train images (0 = all)")->check(CLI::NonNegativeNumber);
+  auto* ls = app.add_option(Names("--limit-test"), o.limit_test, "use the first N test images (0 = all)")->check(CLI::NonNegativeNumber);
+  app.add_flag(Names("--no-reference"), no_reference, "skip the raw_pixels and random_init reference rows");
+  app.add_option(Names("--image-size"), o.image_size, "encoder input size (default: the model's; pos_embed resampled)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--resize", o.resize, "image_folder only: resize + center-crop images to N x N")->check(CLI::NonNegativeNumber);
+  app.add_option(Names("--random-init-seed"), o.random_init_seed, "seed of the random_init reference encoder");
+  app.add_flag("--quiet", quiet, "no progress lines");
+  (void)ep;
+
+  return Run(app, argc, argv, [&]() -> int {
+    if (o.checkpoint_dir.empty() && o.checkpoint_file.empty())
+      throw UserError("one of --checkpoint_dir DIR or --checkpoint FILE is required");
+    InitLogging(LogOptions{});
+    o.given = mf.Load();
+    if (mf.job_cfg) {  // the job supplies defaults for what the command line leaves out
+      const auto& j = *mf.job_cfg;
+      if (!ds->count()) o.dataset = j.eval.datasets.empty() ? j.data.dataset : j.eval.datasets.front().name;
+      if (!dd->count())
+        o.data_dir = !j.eval.datasets.empty() && !j.eval.datasets.front().data_dir.empty() ? j.eval.datasets.front().data_dir
+                                                                                           : j.data.data_dir;
+      if (!kk->count()) knn_k = j.eval.knn_k;
+      if (!kt->count()) knn_t = j.eval.knn_temperature;
+      if (!lt->count()) o.limit_train = j.eval.limit_train;
+      if (!ls->count()) o.limit_test = j.eval.limit_test;
+      if (!pr->count() && !j.eval.probes.empty()) {
+        const bool lin = std::find(j.eval.probes.begin(), j.eval.probes.end(), "linear") != j.eval.probes.end();
+        const bool knn = std::find(j.eval.probes.begin(), j.eval.probes.end(), "knn") != j.eval.probes.end();
+        probe = lin && knn ? "all" : lin ? "linear" : "knn";
+      }
+      o.mean = j.augment.mean;
+      o.std = j.augment.std;
+    }
+    if (o.dataset.empty()) throw UserError("--dataset is required (" + DatasetChoices() + ")");
+    if (o.data_dir.empty()) throw UserError("--data-dir is required (the folder holding the " + o.dataset + " files)");
+    o.linear = probe == "linear" || probe == "all";
+    o.knn = probe == "knn" || probe == "all";
+    o.knn_opts.k = knn_k;
+    o.knn_opts.temperature = knn_t;
+    o.references = !no_reference;
+    o.progress = !quiet;
+    if (o.out_json.empty()) {
+      const std::string dir = o.checkpoint_file.empty()
+                                  ? o.checkpoint_dir
+                                  : std::filesystem::path(o.checkpoint_file).parent_path().string();
+      o.out_json = (std::filesystem::path(dir.empty() ? "." : dir) / ".." / "eval" / ("eval_" + o.dataset + ".json"))
+                       .lexically_normal()
+                       .string();
+    }
+    ConfigureThreads(threads);
+    spdlog::info("vicreg_eval: dataset {} ({}), probes {}, {} threads, results -> {}", o.dataset, o.data_dir, probe,
+                 at::get_num_threads(), o.out_json);
+    auto res = RunEvaluation(o);
+    std::printf("%s", ReportToTable(res.report).c_str());
+    std::fflush(stdout);
+    spdlog::info("wrote {} and {}", o.out_json, CsvPathFor(o.out_json));
+    if (res.evaluated == 0) {
+      std::fprintf(stderr, "vicreg_eval: no checkpoint was evaluated%s\n",
+                   res.failures.empty() ? "" : (" (" + std::to_string(res.failures.size()) + " failed to load)").c_str());
+      return kExitFailure;
+    }
+    return kExitOk;
+  });
+}
+
+int ExportCommand(int argc, char** argv) {
+  CLI::App app{"Export a checkpoint's encoder as safetensors with timm's key names and shapes", "vicreg_eval export"};
+  std::string ckpt, out;
+  ModelFlags mf;
+  app.add_option("--checkpoint", ckpt, "training checkpoint (epoch_XXXX.pt)")->required();
+  app.add_option("--out", out, "output .safetensors")->required();
+  mf.Add(app);
+  return Run(app, argc, argv, [&]() -> int {
+    InitLogging(LogOptions{});
+    auto ck = LoadCheckpointEncoder(ckpt, mf.Load());
+    const auto geometry = model::VitOptions::FromConfig(ck.model);
+    EncoderExportOptions eo;
+    eo.architecture = TimmName(ck.model.backbone_name);
+    eo.extra_metadata = {{"source_checkpoint", ckpt}, {"epoch", std::to_string(ck.epoch)}, {"producer", "vicreg_eval export"}};
+    int64_t params = 0;
+    for (const auto& [k, t] : ck.state) params += t.numel();
+    const int64_t n = ExportEncoderSafetensors(ck.state, geometry, out, eo);
+    std::printf("wrote %s: %lld tensors, %lld parameters (%s, img_size %d, epoch %lld)\n", out.c_str(),
+                static_cast<long long>(n), static_cast<long long>(params), eo.architecture.c_str(), geometry.image_size,
+                static_cast<long long>(ck.epoch));
+    return kExitOk;
+  });
+}
+
+int ExtractCommand(int argc, char** argv) {
+  CLI::App app{"Write the frozen features (normed CLS token) of a dataset split as safetensors: "
+               "features fp32 [N, D], labels int64 [N]",
+               "vicreg_eval extract"};
+  std::string ckpt, out, dataset, data_dir, split = "test", dataset_help = "dataset name";
+  AddDatasetNames(&dataset_help);
+  ModelFlags mf;
+  int64_t limit = 0;
+  int batch_size = 256, image_size = 0, threads = 0, resize = 0;
+  bool quiet = false;
+  app.add_option("--checkpoint", ckpt, "training checkpoint (epoch_XXXX.pt)")->required();
+  app.add_option("--dataset", dataset, dataset_help)->required();
+  app.add_option(Names("--data-dir"), data_dir, "dataset folder")->required();
+  app.add_option("--split", split, "train | test | unlabeled | train+unlabeled")
+      ->check(CLI::IsMember({"train", "test", "unlabeled", "train+unlabeled"}));
+  app.add_option("--out", out, "output .safetensors")->required();
+  app.add_option("--limit", limit, "first N images (0 = all)")->check(CLI::NonNegativeNumber);
+  app.add_option(Names("--batch-size"), batch_size, "batch size")->check(CLI::PositiveNumber);
+  app.add_option(Names("--image-size"), image_size, "encoder input size (default: the model's)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads, "intra-op threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--resize", resize, "image_folder only: resize + center-crop to N x N")->check(CLI::NonNegativeNumber);
+  app.add_flag("--quiet", quiet, "no progress lines");
+  mf.Add(app);
+  return Run(app, argc, argv, [&]() -> int {
+    InitLogging(LogOptions{});
+    ConfigureThreads(threads);
+    auto ck = LoadCheckpointEncoder(ckpt, mf.Load());
+    auto vit = BuildEncoder(ck.model, image_size);
+    LoadEncoderState(vit, ck.state, ckpt, /*resample_pos_embed=*/image_size > 0);
+    auto ds = data::OpenDataset({dataset, data_dir, split, limit, resize});
+    // Normalization: the job's augment.mean/std if set, else the train split's statistics.
+    auto train_ds = split == "train" ? ds : data::OpenDataset({dataset, data_dir, "train", 0, resize});
+    ExtractOptions eo;
+    eo.batch_size = batch_size;
+    eo.image_size = vit->options().image_size;
+    eo.mean = train_ds->mean();
+    eo.std = train_ds->std();
+    if (mf.job_cfg && mf.job_cfg->augment.mean.size() == 3 && mf.job_cfg->augment.std.size() == 3) {
+      for (int c = 0; c < 3; ++c) eo.mean[c] = mf.job_cfg->augment.mean[c], eo.std[c] = mf.job_cfg->augment.std[c];
+    }
+    eo.progress = !quiet;
+    eo.label = "extract " + ds->name();
+    auto fs = ExtractFeatures(vit, *ds, eo);
+    std::map<std::string, std::string> meta = {{"dataset", dataset},
+                                               {"split", split},
+                                               {"source_checkpoint", ckpt},
+                                               {"epoch", std::to_string(ck.epoch)},
+                                               {"architecture", TimmName(ck.model.backbone_name)},
+                                               {"image_size", std::to_string(eo.image_size)},
+                                               {"feature", "normed_cls_token"},
+                                               {"num_classes", std::to_string(ds->num_classes())}};
+    WriteTensorFile(out, {{"features", fs.features}, {"labels", fs.labels}}, meta);
+    std::printf("wrote %s: features [%lld, %lld], labels [%lld] (%.1f img/s)\n", out.c_str(),
+                static_cast<long long>(fs.features.size(0)), static_cast<long long>(fs.features.size(1)),
+                static_cast<long long>(fs.labels.size(0)), fs.seconds > 0 ? fs.features.size(0) / fs.seconds : 0.0);
+    return kExitOk;
+  });
+}
+
+int ConvertCommand(int argc, char** argv) {
+  CLI::App app{"Convert a dataset split into a tensor cache (.safetensors: uint8 images + int64 labels)",
+               "vicreg_eval convert"};
+  std::string out, dataset, data_dir, split = "train", dataset_help = "dataset name";
+  AddDatasetNames(&dataset_help);
+  int64_t limit = 0;
+  int resize = 0;
+  app.add_option("--dataset", dataset, dataset_help)->required();
+  app.add_option(Names("--data-dir"), data_dir, "dataset folder")->required();
+  app.add_option("--split", split, "train | test | unlabeled | train+unlabeled")
+      ->check(CLI::IsMember({"train", "test", "unlabeled", "train+unlabeled"}));
+  app.add_option("--out", out, "output .safetensors")->required();
+  app.add_option("--limit", limit, "first N images (0 = all)")->check(CLI::NonNegativeNumber);
+  app.add_option("--resize", resize, "image_folder only: resize + center-crop to N x N")->check(CLI::NonNegativeNumber);
+  return Run(app, argc, argv, [&]() -> int {
+    InitLogging(LogOptions{});
+    auto ds = data::OpenDataset({dataset, data_dir, split, limit, resize});
+    const auto dir = std::filesystem::path(out).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir);
+    const int64_t n = data::ConvertToTensorCache(*ds, out);
+    std::printf("wrote %s: %lld images %dx%dx%d, %d classes\n", out.c_str(), static_cast<long long>(n), ds->channels(),
+                ds->height(), ds->width(), ds->num_classes());
+    return kExitOk;
+  });
+}
+
+int EvalMain(int argc, char** argv) {
+  if (argc >= 2) {
+    const std::string sub = argv[1];
+    if (sub == "export") return ExportCommand(argc - 1, argv + 1);
+    if (sub == "extract") return ExtractCommand(argc - 1, argv + 1);
+    if (sub == "convert") return ConvertCommand(argc - 1, argv + 1);
+    if (sub == "evaluate") return EvaluateCommand(argc - 1, argv + 1);
+    if (!sub.empty() && sub[0] != '-') {
+      std::fprintf(stderr, "vicreg_eval: unknown subcommand '%s' (valid: export, extract, convert; or flags for evaluation)\n",
+                   sub.c_str());
+      return kExitUsage;
+    }
+  }
+  return EvaluateCommand(argc, argv);
+}
+
+}  // namespace vicreg::eval
