@@ -1,0 +1,21 @@
+// All-gather of embeddings across ranks for the VICReg variance/covariance terms
+// (facebookresearch/vicreg FullGatherLayer semantics, DESIGN.md section 4).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "worker/dist/communicator.h"
+
+namespace vicreg::dist {
+
+// Differentiable: forward all-gathers z: [B, D] -> [W*B, D] (rank order); backward all-reduces
+// (sums) the incoming gradient [W*B, D] over ranks and returns this rank's slice [B, D]. Every
+// rank computes the same loss on the gathered batch, so the sum counts each rank's loss once.
+// Requires the same B on every rank. World size 1: returns z itself (no copy, plain autograd).
+at::Tensor GatherWithGrad(const at::Tensor& z, Communicator& comm);
+
+// Not differentiable (diagnostics): z: [B, ...] -> [W*B, ...], detached. Moves z to comm.device()
+// for the collective and returns the result on z's device.
+at::Tensor GatherNoGrad(const at::Tensor& z, Communicator& comm);
+
+}  // namespace vicreg::dist

@@ -1,0 +1,108 @@
+// The one place for differences between the LibTorch versions we build against:
+// Debian's LibTorch 1.13 (CPU, this CI) and PyTorch 2.x wheels (CUDA machines, tested with 2.11).
+//
+// The base section is tiny (version macros only). Heavier sections are opt-in so that a file
+// pays only for what it uses; define the macro, then include this header:
+//   #define VICREG_COMPAT_C10D   c10d stores / ProcessGroupGloo / Work   (needs USE_C10D_GLOO)
+//   #define VICREG_COMPAT_CUDA   CUDA streams and the caching allocator  (needs the CUDA headers)
+// Each section has its own guard, so including the header again with another macro works.
+//
+// Differences handled (1.13 -> 2.x):
+//   * c10d: ProcessGroupGloo derives from ProcessGroup (1.13) / c10d::Backend (2.x); the Work type
+//     is c10d::Work in both (1.13 also spells it ProcessGroup::Work). createDeviceForHostname got a
+//     defaulted `lazyInit` flag (2.6+). Failures throw c10::Error (1.13) / c10::DistBackendError, a
+//     c10::Error subclass (2.x): catch c10::Error. TCPStoreOptions::numWorkers is c10::optional
+//     (1.13) / std::optional (2.x). `_allgather_base` is unsupported by Gloo in 1.13: use allgather.
+//   * CUDA: c10::cuda::getStreamFromPool gained an (int priority) overload in 2.x, so a bare 0 is
+//     ambiguous: pass a bool. The width of c10::DeviceIndex changed during 2.x: always
+//     static_cast to c10::DeviceIndex. Storage::data_ptr() returns DataPtr& (1.13) /
+//     const DataPtr& (2.x); recordStream takes const DataPtr& in both.
+//   * c10::optional is an alias of std::optional from 2.3; never rely on either being the other.
+#ifndef VICREG_TORCH_COMPAT_BASE
+#define VICREG_TORCH_COMPAT_BASE
+
+#include <torch/version.h>
+
+// VICREG_TORCH_AT_LEAST(2, 1): compile-time LibTorch version check.
+#define VICREG_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+namespace vicreg::compat {
+constexpr int kTorchMajor = TORCH_VERSION_MAJOR;
+constexpr int kTorchMinor = TORCH_VERSION_MINOR;
+}  // namespace vicreg::compat
+
+#endif  // VICREG_TORCH_COMPAT_BASE
+
+// ---- c10d (ProcessGroupGloo, stores) ----------------------------------------------------------
+#if defined(VICREG_COMPAT_C10D) && !defined(VICREG_TORCH_COMPAT_C10D)
+#define VICREG_TORCH_COMPAT_C10D
+
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace vicreg::compat {
+
+using C10dWork = ::c10d::Work;                       // c10::intrusive_ptr<C10dWork> from every collective
+using GlooGroup = ::c10d::ProcessGroupGloo;
+
+// A Gloo TCP device bound to `host` (an address of this machine, e.g. 127.0.0.1).
+inline std::shared_ptr<::gloo::transport::Device> GlooDeviceForHost(const std::string& host) {
+  return GlooGroup::createDeviceForHostname(host);   // 2.6+: lazyInit defaults to false
+}
+
+inline c10::intrusive_ptr<GlooGroup::Options> GlooOptions(std::chrono::milliseconds timeout, int threads) {
+  auto o = GlooGroup::Options::create(timeout);
+  o->threads = threads;
+  return o;
+}
+
+// TCPStore: `is_server` binds the port on every interface in 1.13 (0.0.0.0); only used when the
+// launcher configured MASTER_ADDR/MASTER_PORT explicitly.
+inline c10::intrusive_ptr<::c10d::Store> MakeTcpStore(const std::string& host, int port, bool is_server,
+                                                      int world_size, std::chrono::milliseconds timeout) {
+  ::c10d::TCPStoreOptions o;
+  o.port = static_cast<decltype(o.port)>(port);
+  o.isServer = is_server;
+  o.numWorkers = static_cast<size_t>(world_size);
+  o.timeout = timeout;
+  return c10::make_intrusive<::c10d::TCPStore>(host, o);
+}
+
+}  // namespace vicreg::compat
+#endif  // VICREG_COMPAT_C10D
+
+// ---- CUDA streams / caching allocator ------------------------------------------------------
+#if defined(VICREG_COMPAT_CUDA) && !defined(VICREG_TORCH_COMPAT_CUDA)
+#define VICREG_TORCH_COMPAT_CUDA
+
+#include <ATen/core/Tensor.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+namespace vicreg::compat {
+
+using CudaStream = ::c10::cuda::CUDAStream;
+
+inline CudaStream CurrentCudaStream(c10::DeviceIndex device) { return ::c10::cuda::getCurrentCUDAStream(device); }
+
+// A stream from LibTorch's pool (normal priority). The bool literal picks the same overload in
+// 1.13 and 2.x (2.x added getStreamFromPool(int priority, ...)).
+inline CudaStream PoolCudaStream(c10::DeviceIndex device) {
+  return ::c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device);
+}
+
+// Tells the caching allocator that `t`'s memory is in use on `stream` (a side stream), so it is
+// not reused before the work queued there finishes.
+inline void RecordStream(const at::Tensor& t, const CudaStream& stream) {
+  ::c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), stream);
+}
+
+}  // namespace vicreg::compat
+#endif  // VICREG_COMPAT_CUDA
