@@ -657,7 +657,9 @@ std::string ToYaml(const JobConfig& cfg) {
   e << YAML::Comment("vicreg job config, resolved: every default filled in (ParseJobYaml reads it back)");
   e << YAML::BeginMap;
   detail::Writer writer(e);
-  schema::Fields(writer, cfg);
+  JobConfig resolved = cfg;  // a preset's geometry, never the struct defaults it replaces
+  resolved.model = ResolveModel(cfg.model);
+  schema::Fields(writer, resolved);
   e << YAML::EndMap;
   if (!e.good()) throw InternalError(std::string("ToYaml: YAML emitter failed: ") + e.GetLastError());
   return std::string(e.c_str()) + "\n";

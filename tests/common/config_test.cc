@@ -369,6 +369,12 @@ TEST(ConfigPresets, ResolveAndConflicts) {
   EXPECT_EQ(t.model.embed_dim, 192);
   EXPECT_EQ(t.model.num_heads, 3);
   EXPECT_NE(ToYaml(t).find("embed_dim: 192"), std::string::npos);
+  // ToYaml resolves an unresolved struct too, so its output always parses back.
+  JobConfig raw;
+  raw.model.backbone_name = "vit_base_patch16_224";  // embed_dim still the struct default 384
+  JobConfig raw_back = ParseJobYaml(ToYaml(raw));
+  EXPECT_EQ(raw_back.model.embed_dim, 768);
+  EXPECT_EQ(raw_back.model.num_heads, 12);
   EXPECT_NO_THROW(ParseJobYaml("model: {backbone_name: vit_base_patch16_224, embed_dim: 768, patch_size: 16}"));
   try {
     ParseJobYaml("model: {backbone_name: vit_small_patch16_224, embed_dim: 256, depth: 4}");
