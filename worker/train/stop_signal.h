@@ -1,0 +1,16 @@
+// Graceful stop on SIGTERM / SIGINT: the first signal sets a flag that the Trainer polls after every
+// step (all ranks agree on it through the per-step flag all-reduce), so the run finishes the current
+// step, writes a checkpoint and exits with status "failed", reason "terminated by SIGTERM" (resumable
+// with --resume auto). A second signal of either kind exits immediately (status 128 + signo).
+#pragma once
+
+namespace vicreg::train {
+
+void InstallStopHandlers();
+// 0 = no stop requested, else the signal number received first.
+int StopSignal();
+// For tests / programmatic stops.
+void RequestStop(int signo);
+void ResetStop();
+
+}  // namespace vicreg::train

@@ -1,0 +1,576 @@
+#include "worker/train/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+#include <torch/optim/optimizer.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fmt/format.h>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <spdlog/spdlog.h>
+
+#include "common/config_loader.h"
+#include "common/errors.h"
+#include "common/metrics.h"
+#include "worker/data/augment.h"
+#include "worker/data/dataset.h"
+#include "worker/data/loader.h"
+#include "worker/dist/gather.h"
+#include "worker/dist/grad_sync.h"
+#include "worker/dist/state_sync.h"
+#include "worker/model/vicreg_model.h"
+#include "worker/train/amp.h"
+#include "worker/train/checkpoint.h"
+#include "worker/train/collapse_watch.h"
+#include "worker/train/diagnostics.h"
+#include "worker/train/grad_clip.h"
+#include "worker/train/loss.h"
+#include "worker/train/lr_schedule.h"
+#include "worker/train/optimizer.h"
+#include "worker/train/stop_signal.h"
+
+namespace vicreg::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string Hms(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  int64_t s = static_cast<int64_t>(seconds + 0.5);
+  return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+std::string ShapeStr(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  config::JobConfig cfg;
+  dist::RankInfo rank;
+  std::shared_ptr<dist::Communicator> comm;
+  RunDir* run_dir = nullptr;
+  metrics::WorkerMetrics* metrics = nullptr;
+  TrainerOptions opts;
+  c10::Device device{c10::kCPU};
+  bool cuda = false;
+  int world = 1;
+
+  model::VicregModel model{nullptr};
+  std::vector<at::Tensor> params;               // trainable parameters, model order
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::unique_ptr<LrSchedule> schedule;
+  VicregLossOptions loss_opts;
+  std::unique_ptr<dist::GradientSynchronizer> grad_sync;
+  LossScaler scaler{false};
+  std::shared_ptr<const data::Dataset> dataset;
+  std::unique_ptr<data::Loader> loader;
+  std::unique_ptr<data::ViewAugmenter> device_aug1, device_aug2;  // augment_on_device (CUDA)
+  std::unique_ptr<CheckpointManager> ckpt;      // rank 0
+  CollapseWatch watch;
+
+  // Position. step = iterations done; epoch 1-based; batch_in_epoch = batches of `epoch` consumed.
+  int64_t step = 0;
+  int64_t epoch = 1;
+  int64_t batch_in_epoch = 0;
+  int64_t steps_per_epoch = 0;
+  int64_t total_steps = 0;
+  int64_t nonfinite_total = 0;
+  int64_t consecutive_nonfinite = 0;
+  int64_t last_nonfinite_step = 0;
+  std::string last_checkpoint;
+
+  // Log window (since the previous report).
+  Clock::time_point window_start = Clock::now();
+  int64_t window_steps = 0;
+  int64_t window_samples = 0;
+  double window_wait = 0;
+  double window_step_time = 0;
+  double last_images_per_s = 0;
+
+  int64_t diagnostics_every() const {
+    return cfg.train.diagnostics_every > 0 ? cfg.train.diagnostics_every : cfg.train.log_every;
+  }
+  int64_t global_batch() const { return static_cast<int64_t>(world) * cfg.train.batch_size; }
+
+  void Build();
+  std::vector<std::pair<std::string, at::Tensor>> State() const;
+  void LoadCheckpoint(const CheckpointPayload& p, const std::string& source);
+  CheckpointPayload MakePayload() const;
+  std::string Save(const std::string& kind);
+  void Resume();
+  StepOutcome Step(const data::Batch& b);
+  void Report(StepReport& r, double data_wait, double step_seconds);
+};
+
+void Trainer::Impl::Build() {
+  world = comm ? comm->world_size() : 1;
+  device = c10::Device(opts.device);
+  cuda = device.is_cuda();
+  if (cfg.resources.threads_per_rank > 0) at::set_num_threads(cfg.resources.threads_per_rank);
+
+  // Deterministic init: every rank builds the same weights from the seed (and rank 0's are broadcast).
+  at::manual_seed(cfg.train.seed);
+  model = model::VicregModel(model::VicregModelOptions::FromConfig(cfg.model, cfg.train.vicreg), comm.get());
+  model->to(device);
+  model->train();
+  std::vector<std::string> names;
+  for (const auto& kv : model->named_parameters(/*recurse=*/true)) {
+    if (!kv.value().requires_grad()) continue;
+    params.push_back(kv.value());
+    names.push_back(kv.key());
+  }
+  if (world > 1) dist::BroadcastModuleState(*model, *comm, /*root=*/0);
+
+  loss_opts = VicregLossOptions::FromConfig(cfg.train.vicreg);
+  scaler = LossScaler(cuda && cfg.train.precision == "fp16");
+
+  // Data.
+  data::DatasetSpec spec{cfg.data.dataset, cfg.data.data_dir, cfg.data.split, cfg.data.limit};
+  dataset = data::OpenDataset(spec);
+  data::LoaderOptions lo;
+  lo.batch_size = cfg.train.batch_size;
+  lo.rank = rank.rank;
+  lo.world_size = world;
+  lo.shuffle = cfg.data.shuffle;
+  lo.seed = cfg.train.seed;
+  lo.num_workers = cfg.data.num_workers;
+  lo.prefetch_batches = cfg.data.prefetch_batches;
+  lo.image_size = cfg.model.image_size;
+  lo.two_views = true;
+  lo.augment_in_loader = !(cuda && cfg.data.augment_on_device);
+  loader = std::make_unique<data::Loader>(dataset, cfg.augment, lo);
+  steps_per_epoch = loader->batches_per_epoch();
+  if (steps_per_epoch < 1)
+    throw UserError(fmt::format("data: {} has {} images, fewer than one global batch ({} rank(s) x "
+                                "train.batch_size {} = {}); lower train.batch_size or raise data.limit",
+                                dataset->name(), dataset->size(), world, cfg.train.batch_size, global_batch()));
+  if (!lo.augment_in_loader) {
+    auto ms = [&](const std::vector<double>& v, std::array<double, 3> d) {
+      return v.empty() ? d : std::array<double, 3>{v[0], v[1], v[2]};
+    };
+    auto mean = ms(cfg.augment.mean, dataset->mean());
+    auto stdv = ms(cfg.augment.std, dataset->std());
+    device_aug1 = std::make_unique<data::ViewAugmenter>(cfg.augment.view1, cfg.model.image_size, mean, stdv);
+    device_aug2 = std::make_unique<data::ViewAugmenter>(cfg.augment.view2, cfg.model.image_size, mean, stdv);
+  }
+  total_steps = cfg.train.num_epochs * steps_per_epoch;
+  if (cfg.train.max_steps > 0) total_steps = std::min<int64_t>(total_steps, cfg.train.max_steps);
+
+  // Optimization.
+  optimizer = BuildOptimizer(model->param_groups(), OptimizerOptions::FromConfig(cfg.train));
+  schedule = std::make_unique<LrSchedule>(LrScheduleOptions::FromConfig(cfg.train, steps_per_epoch));
+  grad_sync = std::make_unique<dist::GradientSynchronizer>(params, comm, dist::GradSyncOptions(), names);
+
+  if (rank.rank == 0 && run_dir) {
+    CheckpointManagerOptions co;
+    co.dir = run_dir->checkpoints_dir();
+    co.keep_last = cfg.checkpoint.keep_last;
+    co.keep_epochs = cfg.checkpoint.keep_epochs;
+    // Checkpoints the coordinator evaluates must outlive retention.
+    for (int e : cfg.eval.epochs) co.keep_epochs.push_back(e);
+    if (cfg.eval.every_epochs > 0)
+      for (int e = cfg.eval.every_epochs; e <= cfg.train.num_epochs; e += cfg.eval.every_epochs)
+        co.keep_epochs.push_back(e);
+    ckpt = std::make_unique<CheckpointManager>(co);
+  }
+  spdlog::info("model: {} params ({} trainable tensors), {} x {} px, global batch {} ({} rank(s) x {}), {} "
+               "step(s)/epoch, {} epoch(s), {} step(s) in total; optimizer {}, precision {}, {} thread(s)",
+               [&] {
+                 int64_t n = 0;
+                 for (const auto& p : params) n += p.numel();
+                 return n;
+               }(),
+               params.size(), cfg.model.image_size, cfg.model.image_size, global_batch(), world,
+               cfg.train.batch_size, steps_per_epoch, cfg.train.num_epochs, total_steps, cfg.train.optimizer,
+               cuda ? cfg.train.precision : std::string("fp32"), at::get_num_threads());
+}
+
+std::vector<std::pair<std::string, at::Tensor>> Trainer::Impl::State() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& kv : model->named_parameters(/*recurse=*/true)) out.emplace_back(kv.key(), kv.value());
+  for (const auto& kv : model->named_buffers(/*recurse=*/true)) out.emplace_back(kv.key(), kv.value());
+  return out;
+}
+
+void Trainer::Impl::LoadCheckpoint(const CheckpointPayload& p, const std::string& source) {
+  std::map<std::string, at::Tensor> have;
+  for (auto& [name, t] : State()) have.emplace(name, t);
+  std::map<std::string, at::Tensor> saved(p.model.begin(), p.model.end());
+  for (const auto& [name, t] : have)
+    if (!saved.count(name))
+      throw UserError("checkpoint " + source + ": model key '" + name +
+                      "' is missing (the checkpoint was written for a different model config)");
+  for (const auto& [name, t] : saved) {
+    auto it = have.find(name);
+    if (it == have.end())
+      throw UserError("checkpoint " + source + ": model key '" + name + "' does not exist in this model " +
+                      "(the checkpoint was written for a different model config)");
+    if (!it->second.sizes().equals(t.sizes()))
+      throw UserError("checkpoint " + source + ": model key '" + name + "' has shape " + ShapeStr(t) +
+                      " but this model's is " + ShapeStr(it->second) + " (model config differs)");
+  }
+  {
+    at::NoGradGuard no_grad;
+    for (auto& [name, t] : have) t.copy_(saved.at(name).to(t.device(), t.scalar_type()));
+  }
+  train::LoadState(*optimizer, p.optimizer, source);
+  scaler.Load(p.scaler);
+  if (p.rng_cpu.defined() && p.rng_cpu.numel() > 0) {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(p.rng_cpu);
+  }
+  if (cuda) {
+    for (size_t i = 0; i < p.rng_cuda.size() && static_cast<int64_t>(i) < at::detail::getCUDAHooks().getNumGPUs(); ++i) {
+      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(p.rng_cuda[i]);
+    }
+  }
+}
+
+CheckpointPayload Trainer::Impl::MakePayload() const {
+  CheckpointPayload p;
+  p.model = State();
+  p.optimizer = train::SaveState(*optimizer);
+  p.scheduler_step = step;
+  p.scaler = scaler.state();
+  p.epoch = epoch;
+  p.global_step = step;
+  p.batch_in_epoch = batch_in_epoch;
+  p.epoch_complete = batch_in_epoch >= steps_per_epoch;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    p.rng_cpu = gen.get_state();
+  }
+  if (cuda) {
+    for (int64_t i = 0; i < at::detail::getCUDAHooks().getNumGPUs(); ++i) {
+      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      p.rng_cuda.push_back(gen.get_state());
+    }
+  }
+  p.config_yaml = config::ToYaml(cfg);
+  p.world_size = world;
+  p.global_batch = global_batch();
+  p.nonfinite_total = nonfinite_total;
+  return p;
+}
+
+std::string Trainer::Impl::Save(const std::string& kind) {
+  std::string path;
+  if (ckpt) {
+    auto t0 = Clock::now();
+    const std::string file =
+        kind == "epoch" ? CheckpointManager::EpochFileName(epoch) : CheckpointManager::StepFileName(step);
+    path = ckpt->Save(file, kind, MakePayload());
+    spdlog::info("checkpoint {} (epoch {}, step {}) written in {:.2f} s", path, epoch, step, Seconds(t0, Clock::now()));
+  }
+  last_checkpoint = path.empty() ? last_checkpoint : path;
+  if (metrics) metrics->OnCheckpoint(UnixNow());
+  return path;
+}
+
+void Trainer::Impl::Resume() {
+  if (opts.resume.empty() || opts.resume == "none") return;
+  // Every rank reads the same file (the run dir is shared); rank 0's choice is checked below.
+  CheckpointManager mgr({run_dir ? run_dir->checkpoints_dir() : std::string("checkpoints"), 1, {}});
+  auto found = mgr.Resume(opts.resume);
+  int64_t resumed_step = found ? found->second.global_step : 0;
+  if (world > 1) {
+    at::Tensor mine = at::full({1, 1}, static_cast<double>(resumed_step), at::kDouble).to(comm->device());
+    at::Tensor all = comm->AllGather(mine).cpu();
+    for (int64_t r = 1; r < all.size(0); ++r)
+      if (all[r][0].item<double>() != all[0][0].item<double>())
+        throw RuntimeFailure(fmt::format("ranks disagree on the checkpoint to resume from (rank 0: step {}, rank "
+                                         "{}: step {}); every rank must see the same run dir",
+                                         all[0][0].item<double>(), r, all[r][0].item<double>()));
+  }
+  if (!found) {
+    if (opts.resume == "auto") spdlog::info("--resume auto: no checkpoint yet, starting from scratch");
+    return;
+  }
+  const auto& [path, p] = *found;
+  if (p.global_batch != global_batch())
+    throw UserError(fmt::format("checkpoint {}: written with a global batch of {} but this run has {} ({} rank(s) "
+                                "x train.batch_size {}); resume with the same ranks x batch_size",
+                                path, p.global_batch, global_batch(), world, cfg.train.batch_size));
+  try {
+    auto diff = config::DiffConfigs(config::ParseJobYaml(p.config_yaml, path + ":config"), cfg);
+    if (!diff.empty()) {
+      std::string keys;
+      for (const auto& k : diff) keys += (keys.empty() ? "" : ", ") + k;
+      spdlog::warn("resuming {} with a config that differs in: {}", path, keys);
+    }
+  } catch (const UserError& e) {
+    spdlog::warn("checkpoint {}: its stored config does not parse with this version ({})", path, e.what());
+  }
+  LoadCheckpoint(p, path);
+  step = p.global_step;
+  epoch = p.epoch;
+  batch_in_epoch = p.batch_in_epoch;
+  nonfinite_total = p.nonfinite_total;
+  if (batch_in_epoch > steps_per_epoch)
+    throw UserError(fmt::format("checkpoint {}: {} batches done in epoch {}, but an epoch has {}", path,
+                                batch_in_epoch, epoch, steps_per_epoch));
+  if (batch_in_epoch == steps_per_epoch) {  // the epoch was complete
+    ++epoch;
+    batch_in_epoch = 0;
+  }
+  last_checkpoint = path;
+  spdlog::info("resumed from {}: step {}, epoch {}, batch {} of {}", path, step, epoch, batch_in_epoch,
+               steps_per_epoch);
+}
+
+StepOutcome Trainer::Impl::Step(const data::Batch& b) {
+  const auto t0 = Clock::now();
+  StepOutcome out;
+  StepReport& r = out.report;
+  const int64_t this_step = step + 1;
+  r.step = this_step;
+  r.epoch = epoch;
+  r.samples = global_batch();
+
+  // 1. Views to the device (augmented there when the loader hands out raw images).
+  at::Tensor xa, xb;
+  if (b.raw.defined()) {
+    at::Tensor raw = b.raw.to(device, /*non_blocking=*/true);
+    xa = (*device_aug1)(raw, b.view_seed1);
+    xb = (*device_aug2)(raw, b.view_seed2);
+  } else {
+    xa = b.view1.to(device, /*non_blocking=*/true);
+    xb = b.view2.to(device, /*non_blocking=*/true);
+  }
+
+  for (auto& p : params) p.mutable_grad() = at::Tensor();  // set to none (the synchronizer's contract)
+
+  // 2. Forward both views (autocast on CUDA; BN statistics per view).
+  model::VicregPairOutput f;
+  {
+    AutocastScope autocast(cfg.train.precision, cuda);
+    f = model->forward_pair(xa, xb);
+  }
+
+  // 3. Gather z over the ranks (differentiable): variance and covariance see the global batch.
+  at::Tensor za_all = world > 1 ? dist::GatherWithGrad(f.za, *comm) : f.za;
+  at::Tensor zb_all = world > 1 ? dist::GatherWithGrad(f.zb, *comm) : f.zb;
+
+  // 4. Loss in fp32.
+  VicregLossOutput loss = VicregLoss(f.za, f.zb, za_all, zb_all, loss_opts);
+
+  // 5. Agree on non-finite losses and stop requests (one small all-reduce): [nonfinite, stop, loss, inv, var, cov].
+  at::Tensor values = at::stack({loss.total, loss.invariance, loss.variance, loss.covariance}).detach().to(at::kFloat);
+  at::Tensor flags = at::cat({at::logical_not(at::isfinite(values).all()).to(at::kFloat).reshape({1}),
+                              at::full({1}, StopSignal() != 0 ? 1.f : 0.f, values.options()), values});
+  if (world > 1) comm->AllReduceSum(flags);
+  at::Tensor host = flags.cpu();
+  const float* h = host.data_ptr<float>();
+  const bool nonfinite_loss = h[0] > 0;
+  out.stop_requested = h[1] > 0;
+  r.loss = h[2] / world;
+  r.invariance = h[3] / world;
+  r.variance = h[4] / world;
+  r.covariance = h[5] / world;
+  r.lr = schedule->At(this_step - 1);
+
+  bool applied = false;
+  bool nonfinite = nonfinite_loss;
+  if (!nonfinite_loss) {
+    // 6. Backward (the gather's backward all-reduces the gradient of the global terms).
+    scaler.Scale(loss.total).backward();
+    // 7. Average the gradients over the ranks.
+    grad_sync->Finish();
+    // 8. Clip by the global norm (after unscaling fp16 gradients).
+    scaler.Unscale(params);
+    GradClipResult clip = ClipGradNorm(params, cfg.train.grad_clip);
+    r.grad_norm = clip.total_norm;
+    const bool grad_finite = clip.finite;
+    if (scaler.enabled()) {
+      scaler.Update(!grad_finite);  // an fp16 overflow is routine: skip the step, lower the scale
+    } else if (!grad_finite) {
+      nonfinite = true;
+    }
+    if (grad_finite) {
+      // 9. Learning rate from the schedule, then the optimizer step.
+      SetLearningRate(*optimizer, r.lr);
+      optimizer->step();
+      applied = true;
+    }
+  } else {
+    r.grad_norm = std::numeric_limits<double>::quiet_NaN();  // no backward: nothing to synchronize
+  }
+  out.applied = applied;
+  out.nonfinite = nonfinite;
+  r.loss_finite = !nonfinite;
+
+  if (nonfinite) {
+    ++nonfinite_total;
+    ++consecutive_nonfinite;
+    last_nonfinite_step = this_step;
+    if (metrics) metrics->OnNonFiniteLoss();
+    spdlog::warn("step {}: non-finite {} ({} in a row, {} in total); the step was skipped", this_step,
+                 nonfinite_loss ? fmt::format("loss (total {} inv {} var {} cov {})", r.loss, r.invariance,
+                                              r.variance, r.covariance)
+                                : fmt::format("gradient (norm {})", r.grad_norm),
+                 consecutive_nonfinite, nonfinite_total);
+  } else {
+    consecutive_nonfinite = 0;
+  }
+
+  // 10. Collapse diagnostics on the global batch (no grad).
+  if (!nonfinite && this_step % diagnostics_every() == 0) {
+    at::NoGradGuard no_grad;
+    at::Tensor feats = f.features_a.detach();
+    at::Tensor feats_all = world > 1 ? dist::GatherNoGrad(feats, *comm) : feats;
+    FillReport(ComputeDiagnostics(za_all.detach(), feats_all), &r);
+  }
+
+  step = this_step;
+  ++batch_in_epoch;
+  out.applied = applied;
+  r.step_seconds = Seconds(t0, Clock::now());
+  r.data_wait_seconds = b.wait_seconds;
+  Report(r, b.wait_seconds, r.step_seconds);
+  return out;
+}
+
+void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds) {
+  if (metrics) metrics->OnStep(step_seconds, r.samples, data_wait);
+  ++window_steps;
+  window_samples += r.samples;
+  window_wait += data_wait;
+  window_step_time += step_seconds;
+  const bool log_step = r.step % cfg.train.log_every == 0 || r.step == total_steps;
+  const bool has_diag = r.std_min.has_value();
+  if (!log_step && !has_diag) return;
+
+  const auto now = Clock::now();
+  const double elapsed = Seconds(window_start, now);
+  r.images_per_s = elapsed > 0 ? window_samples / elapsed : 0;
+  last_images_per_s = r.images_per_s;
+  const double wait_frac = elapsed > 0 ? window_wait / elapsed : 0;
+  const double eta = window_steps > 0 ? (total_steps - r.step) * (elapsed / window_steps) : 0;
+
+  if (metrics) metrics->OnReport(r);
+  watch.Observe(r);
+  if (run_dir && rank.rank == 0) {
+    run_dir->AppendMetrics(r);
+    Progress p;
+    p.step = r.step;
+    p.total_steps = total_steps;
+    p.epoch = r.epoch;
+    p.num_epochs = cfg.train.num_epochs;
+    p.loss = r.loss;
+    p.images_per_s = r.images_per_s;
+    run_dir->WriteProgress(p);
+  }
+  std::string diag;
+  if (has_diag)
+    diag = fmt::format(" | std min {:.3f} mean {:.3f} sim {:.3f} rankme {:.1f}", *r.std_min, *r.std_mean,
+                       *r.pairwise_sim, *r.rankme);
+  spdlog::info("epoch {}/{} step {}/{} loss {:.4f} (inv {:.4f} var {:.4f} cov {:.4f}) lr {:.3e} grad {:.3f}{} | "
+               "{:.1f} img/s, data wait {:.1f}% | ETA {}",
+               r.epoch, cfg.train.num_epochs, r.step, total_steps, r.loss, r.invariance, r.variance, r.covariance,
+               r.lr, r.grad_norm, diag, r.images_per_s, 100.0 * wait_frac, Hms(eta));
+  window_start = now;
+  window_steps = 0;
+  window_samples = 0;
+  window_wait = 0;
+  window_step_time = 0;
+}
+
+Trainer::Trainer(const config::JobConfig& cfg, const dist::RankInfo& rank, std::shared_ptr<dist::Communicator> comm,
+                 RunDir* run_dir, metrics::WorkerMetrics* metrics, TrainerOptions opts)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = cfg;
+  impl_->rank = rank;
+  impl_->comm = std::move(comm);
+  impl_->run_dir = run_dir;
+  impl_->metrics = metrics;
+  impl_->opts = std::move(opts);
+  VICREG_CHECK(impl_->comm != nullptr, "Trainer needs a communicator (dist::CreateCommunicator)");
+  impl_->Build();
+}
+
+Trainer::~Trainer() = default;
+
+RunResult Trainer::Run() {
+  Impl& m = *impl_;
+  m.Resume();
+  if (m.run_dir && m.rank.rank == 0) m.run_dir->OpenMetrics(m.step);
+  RunResult result;
+  result.status = "succeeded";
+  auto finish = [&](std::string status, std::string reason) {
+    result.status = std::move(status);
+    result.reason = std::move(reason);
+    result.step = m.step;
+    result.epoch = m.epoch;
+    result.checkpoint = m.last_checkpoint;
+    spdlog::info("collapse warnings: {}", m.watch.Summary());
+    return result;
+  };
+  if (m.cfg.train.max_steps > 0 && m.step >= m.cfg.train.max_steps)
+    return finish("succeeded", fmt::format("max_steps {} reached", m.cfg.train.max_steps));
+  m.window_start = Clock::now();
+  for (; m.epoch <= m.cfg.train.num_epochs; ++m.epoch, m.batch_in_epoch = 0) {
+    if (m.metrics) m.metrics->SetEpoch(m.epoch);
+    m.loader->StartEpoch(m.epoch, m.batch_in_epoch);
+    while (auto batch = m.loader->Next()) {
+      StepOutcome o = m.Step(*batch);
+      if (m.consecutive_nonfinite >= m.cfg.train.max_consecutive_nonfinite)
+        return finish("failed", fmt::format("non-finite loss or gradient in {} consecutive steps (the last at step "
+                                            "{}); stopping. Lower train.learning_rate or enable train.grad_clip; the "
+                                            "last good checkpoint is {}",
+                                            m.consecutive_nonfinite, m.last_nonfinite_step,
+                                            m.last_checkpoint.empty() ? "none" : m.last_checkpoint));
+      const bool epoch_end = m.batch_in_epoch >= m.steps_per_epoch;
+      const bool last_epoch = m.epoch == m.cfg.train.num_epochs;
+      const bool max_reached = m.cfg.train.max_steps > 0 && m.step >= m.cfg.train.max_steps;
+      const bool epoch_due =
+          epoch_end && (last_epoch || (m.cfg.checkpoint.every_epochs > 0 && m.epoch % m.cfg.checkpoint.every_epochs == 0));
+      const bool step_due = m.cfg.checkpoint.every_steps > 0 && m.step % m.cfg.checkpoint.every_steps == 0;
+      if (epoch_due)
+        m.Save("epoch");
+      else if (o.stop_requested || max_reached || step_due)
+        m.Save("step");
+      if (o.stop_requested) {
+        const int sig = StopSignal();
+        return finish("failed", sig == 15   ? "terminated by SIGTERM"
+                                : sig == 2  ? "terminated by SIGINT"
+                                            : "terminated (another rank received a stop signal)");
+      }
+      if (max_reached) return finish("succeeded", fmt::format("max_steps {} reached", m.cfg.train.max_steps));
+    }
+    if (m.batch_in_epoch < m.steps_per_epoch)
+      throw RuntimeFailure(fmt::format("the loader ended epoch {} after {} of {} batches", m.epoch, m.batch_in_epoch,
+                                       m.steps_per_epoch));
+  }
+  m.epoch = m.cfg.train.num_epochs;
+  return finish("succeeded", "");
+}
+
+StepOutcome Trainer::Step(const data::Batch& batch) { return impl_->Step(batch); }
+std::string Trainer::SaveCheckpoint(const std::string& kind) { return impl_->Save(kind); }
+std::vector<std::pair<std::string, at::Tensor>> Trainer::ModelState() const { return impl_->State(); }
+int64_t Trainer::global_step() const { return impl_->step; }
+int64_t Trainer::epoch() const { return impl_->epoch; }
+int64_t Trainer::steps_per_epoch() const { return impl_->steps_per_epoch; }
+
+}  // namespace vicreg::train
