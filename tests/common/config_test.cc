@@ -14,7 +14,7 @@
 namespace vicreg::config {
 namespace {
 
-using testing_util::MakeTempDir;
+using testing_util::TempDir;
 using testing_util::WriteText;
 
 const std::string kConfigs = std::string(VICREG_SOURCE_DIR) + "/configs";
@@ -108,7 +108,8 @@ TEST(ConfigSeed, ShippedSeedFilesLoadUnchanged) {
 }
 
 TEST(ConfigSeed, EverySeedKeyMapsOneToOneAndEqualsTheJobForm) {
-  std::string dir = MakeTempDir("seed");
+  TempDir tmp_dir("seed");
+  const std::string dir = tmp_dir.path();
   const std::string data = "dataset: cifar100\ndata_dir: /data/c100\n";
   const std::string train =
       "training_mode: \"vicreg\"\nbatch_size: 64\nnum_epochs: 30\nlearning_rate: 0.002\n"
@@ -155,7 +156,8 @@ TEST(ConfigSeed, EverySeedKeyMapsOneToOneAndEqualsTheJobForm) {
 }
 
 TEST(ConfigSeed, UnknownKeyInASeedFileNamesTheFile) {
-  std::string dir = MakeTempDir("seedbad");
+  TempDir tmp_dir("seedbad");
+  const std::string dir = tmp_dir.path();
   WriteText(dir + "/train_config_vicreg.yaml", "batch_size: 32\nlr: 0.01\n");
   WriteText(dir + "/model_config_vicreg.yaml", "backbone_name: vit_small_patch16_224\n");
   try {
@@ -274,7 +276,8 @@ TEST(ConfigRoundTrip, ToYamlParsesBackToAnEqualConfig) {
   JobConfig c = Unusual();
   ASSERT_EQ(Validate(c).size(), 0u) << Validate(c)[0].field << ": " << Validate(c)[0].message;
   // Nearly every leaf differs from the defaults, so the round trip exercises each key type.
-  EXPECT_GT(DiffConfigs(c, JobConfig{}).size(), 80u);
+  const JobConfig defaults;
+  EXPECT_GT(DiffConfigs(c, defaults).size(), 80u);
   std::string yaml = ToYaml(c);
   JobConfig back = ParseJobYaml(yaml, "<roundtrip>");
   EXPECT_EQ(DiffConfigs(c, back), std::vector<std::string>{}) << yaml;

@@ -15,7 +15,7 @@
 namespace vicreg::fs {
 namespace {
 
-using testing_util::MakeTempDir;
+using testing_util::TempDir;
 using testing_util::ReadText;
 using testing_util::WriteText;
 
@@ -31,7 +31,8 @@ std::vector<std::string> ListDir(const std::string& dir) {
 }
 
 TEST(FsAtomicWrite, ReplacesContentAndLeavesNoTmp) {
-  std::string dir = MakeTempDir("fs");
+  TempDir tmp_dir("fs");
+  const std::string dir = tmp_dir.path();
   std::string path = dir + "/latest";
   AtomicWriteFile(path, "epoch_0001.pt");
   EXPECT_EQ(ReadFile(path), "epoch_0001.pt");
@@ -45,7 +46,8 @@ TEST(FsAtomicWrite, ReplacesContentAndLeavesNoTmp) {
 }
 
 TEST(FsAtomicWrite, CrashLeftoverTmpIsNotTheFile) {
-  std::string dir = MakeTempDir("fs");
+  TempDir tmp_dir("fs");
+  const std::string dir = tmp_dir.path();
   std::string path = dir + "/ckpt.pt";
   // A writer killed before its rename leaves only <path>.tmp.<pid> behind.
   WriteText(path + ".tmp.99999", "half-written");
@@ -73,12 +75,14 @@ TEST(FsAtomicWrite, ErrorsNameThePath) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent-dir-vicreg/x/file.tmp."), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("No such file or directory"), std::string::npos) << e.what();
   }
-  std::string dir = MakeTempDir("fs");
+  TempDir tmp_dir("fs");
+  const std::string dir = tmp_dir.path();
   EXPECT_THROW(ReadFile(dir), UserError);  // a directory is not a file
 }
 
 TEST(FsMakeDirs, NestedExistingAndConflicts) {
-  std::string dir = MakeTempDir("fs");
+  TempDir tmp_dir("fs");
+  const std::string dir = tmp_dir.path();
   MakeDirs(dir + "/a/b/c");
   MakeDirs(dir + "/a/b/c");  // idempotent
   struct stat st {};
@@ -122,7 +126,8 @@ TEST(FsCrc32, KnownVectorAndContinuation) {
 }
 
 TEST(FsJsonl, AppendsWholeLines) {
-  std::string dir = MakeTempDir("fs");
+  TempDir tmp_dir("fs");
+  const std::string dir = tmp_dir.path();
   std::string path = dir + "/metrics.jsonl";
   {
     JsonlWriter w(path);

@@ -11,11 +11,12 @@
 namespace vicreg {
 namespace {
 
-using testing_util::MakeTempDir;
+using testing_util::TempDir;
 using testing_util::ReadText;
 
 TEST(Logging, RankPrefixInFile) {
-  std::string dir = MakeTempDir("log");
+  TempDir tmp_dir("log");
+  const std::string dir = tmp_dir.path();
   std::string file = dir + "/logs/rank-1.log";  // logs/ is created
   InitLogging({/*rank=*/1, /*world_size=*/4, file, "info", /*console=*/false});
   spdlog::info("hello {}", 42);
@@ -32,7 +33,8 @@ TEST(Logging, RankPrefixInFile) {
 }
 
 TEST(Logging, WarnIsFlushedWithoutAsking) {
-  std::string dir = MakeTempDir("log");
+  TempDir tmp_dir("log");
+  const std::string dir = tmp_dir.path();
   std::string file = dir + "/w.log";
   InitLogging({0, 2, file, "info", false});
   spdlog::warn("collapse risk: min_std {:.3f}", 0.005);
@@ -41,7 +43,8 @@ TEST(Logging, WarnIsFlushedWithoutAsking) {
 }
 
 TEST(Logging, ReinitReplacesLoggerAndNoRankPrefixWhenNotARank) {
-  std::string dir = MakeTempDir("log");
+  TempDir tmp_dir("log");
+  const std::string dir = tmp_dir.path();
   std::string first = dir + "/first.log", second = dir + "/second.log";
   InitLogging({-1, 1, first, "debug", false});
   spdlog::debug("before rank is known");
@@ -63,7 +66,8 @@ TEST(Logging, BadLevelAndUnwritableFile) {
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("\"verbose\""), std::string::npos) << e.what();
   }
-  std::string dir = MakeTempDir("log");
+  TempDir tmp_dir("log");
+  const std::string dir = tmp_dir.path();
   testing_util::WriteText(dir + "/blocker", "x");
   EXPECT_THROW(InitLogging({0, 1, dir + "/blocker/rank-0.log", "info", false}), RuntimeFailure);
 }

@@ -4,20 +4,34 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
 namespace vicreg::testing_util {
 
-// A fresh directory under $TMPDIR (or /tmp); not removed, so a failing test can be inspected.
-inline std::string MakeTempDir(const std::string& tag) {
-  const char* base = getenv("TMPDIR");
-  std::string templ = std::string(base && *base ? base : "/tmp") + "/vicreg_" + tag + "_XXXXXX";
-  char* dir = mkdtemp(templ.data());
-  EXPECT_NE(dir, nullptr) << "mkdtemp " << templ;
-  return templ;
-}
+// A fresh directory under $TMPDIR (or /tmp), removed at scope exit unless the test failed
+// (then it stays for inspection).
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag) {
+    const char* base = getenv("TMPDIR");
+    path_ = std::string(base && *base ? base : "/tmp") + "/vicreg_" + tag + "_XXXXXX";
+    EXPECT_NE(mkdtemp(path_.data()), nullptr) << "mkdtemp " << path_;
+  }
+  ~TempDir() {
+    if (::testing::Test::HasFailure()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 inline void WriteText(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
