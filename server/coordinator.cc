@@ -1,0 +1,248 @@
+#include "server/coordinator.h"
+
+#include <fcntl.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/errors.h"
+#include "common/fs.h"
+#include "common/metrics.h"
+#include "server/eval_runner.h"
+#include "server/job_manager.h"
+#include "server/launcher.h"
+#include "server/run_dir.h"
+#include "server/scheduler.h"
+#include "server/service.h"
+#include "server/store.h"
+
+namespace vicreg::server {
+
+struct Coordinator::Impl {
+  CoordinatorOptions o;
+  int lock_fd = -1;
+  std::string token;
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  std::unique_ptr<metrics::CoordinatorMetrics> metrics;
+  std::unique_ptr<JobStore> store;
+  std::unique_ptr<EvalRunner> evals;
+  std::unique_ptr<JobManager> manager;
+  std::unique_ptr<CoordinatorService> service;
+  std::unique_ptr<grpc::Server> server;
+  std::string grpc_address;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool shutdown = false;
+  bool stopped = false;
+
+  ~Impl() {
+    if (lock_fd >= 0) close(lock_fd);
+  }
+
+  std::string ServiceDiscovery() {
+    // Prometheus HTTP SD: one target group per running rank.
+    nlohmann::json groups = nlohmann::json::array();
+    if (!manager) return groups.dump();
+    for (const auto& [job_id, run_dir] : manager->ActiveRunDirs()) {
+      for (const auto& ep : ReadEndpoints(RunDir{run_dir})) {
+        if (ep.metrics.empty()) continue;
+        groups.push_back({{"targets", {ep.metrics}},
+                          {"labels", {{"job_id", job_id}, {"rank", std::to_string(ep.rank)}}}});
+      }
+    }
+    return groups.dump();
+  }
+};
+
+Coordinator::Coordinator(CoordinatorOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->o = std::move(options);
+}
+
+Coordinator::~Coordinator() { Shutdown(); }
+
+void Coordinator::Start() {
+  Impl& m = *impl_;
+  const CoordinatorOptions& o = m.o;
+  fs::MakeDirs(o.state_dir);
+  const std::string runs_root = o.state_dir + "/runs";
+  fs::MakeDirs(runs_root);
+
+  // One coordinator per state dir. O_CLOEXEC: launched jobs must not inherit (and keep) the lock.
+  std::string lock_path = o.state_dir + "/coordinator.lock";
+  m.lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (m.lock_fd < 0) throw RuntimeFailure("cannot open " + lock_path + ": " + std::strerror(errno));
+  if (flock(m.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    throw RuntimeFailure("state dir " + o.state_dir +
+                         " is in use by another vicreg_coordinator (see its coordinator.json); "
+                         "use another --state-dir or stop that coordinator");
+  }
+
+  if (!o.token_file.empty()) {
+    std::string t = fs::ReadFile(o.token_file);
+    auto b = t.find_first_not_of(" \t\r\n");
+    auto e = t.find_last_not_of(" \t\r\n");
+    m.token = b == std::string::npos ? "" : t.substr(b, e - b + 1);
+    if (m.token.empty()) throw UserError("--token-file " + o.token_file + " is empty");
+    if (m.token.find_first_of(" \t\r\n") != std::string::npos) {
+      throw UserError("--token-file " + o.token_file + ": the token must be one word (no whitespace)");
+    }
+  }
+
+  if (o.metrics_listen != "off") {
+    std::string host;
+    int port = 0;
+    SplitHostPort(o.metrics_listen, "--metrics-port", &host, &port);
+    m.metrics_server = std::make_unique<metrics::MetricsServer>(host, port);
+    m.metrics = std::make_unique<metrics::CoordinatorMetrics>(m.metrics_server->registry());
+  }
+
+  JobStore::Options so;
+  so.path = o.state_dir + "/coordinator.db";
+  so.synchronous_full = o.store_synchronous == "full";
+  so.runs_root = runs_root;
+  m.store = std::make_unique<JobStore>(so);
+
+  SchedulerOptions sched;
+  if (!o.gpus.empty()) {
+    sched.kind = SlotKind::kGpu;
+    sched.slots = Scheduler::ParsePlacement("gpu:" + o.gpus).value_or(std::vector<int>{});
+  } else {
+    sched.kind = SlotKind::kCpu;
+    for (int i = 0; i < o.slots; ++i) sched.slots.push_back(i);
+  }
+
+  LauncherOptions lo;
+  lo.kind = o.launcher;
+  lo.shim_binary = o.shim_binary;
+  lo.mpirun = o.mpirun;
+  lo.mpirun_args = o.mpirun_args;
+  lo.partition = o.slurm_partition;
+  lo.account = o.slurm_account;
+  lo.srun_mpi = o.slurm_srun_mpi;
+  lo.sbatch_args = o.slurm_sbatch_args;
+  lo.srun_args = o.slurm_srun_args;
+
+  EvalRunnerOptions eo;
+  eo.eval_binary = o.launcher == "none" ? "" : o.eval_binary;
+  eo.slots = o.eval_slots;
+  eo.workdir = o.workdir;
+  eo.retry_backoff_s = o.eval_retry_backoff_s;
+
+  JobManagerOptions mo;
+  mo.runs_root = runs_root;
+  mo.worker_binary = o.worker_binary;
+  mo.workdir = o.workdir;
+  mo.poll_interval_s = o.poll_interval_s;
+  mo.no_progress_timeout_s = o.no_progress_timeout_s;
+  mo.stop_grace_s = o.stop_grace_s;
+  mo.restart_backoff_s = o.restart_backoff_s;
+  mo.max_ranks_per_job = o.max_ranks_per_job;
+  mo.max_spec_bytes = static_cast<size_t>(o.max_request_bytes);
+  mo.launch_enabled = o.launcher != "none";
+
+  // Eval events go through the manager (which notifies watchers); it is created right after.
+  m.evals = std::make_unique<EvalRunner>(eo, *m.store, m.metrics.get(),
+                                         [impl = impl_.get()](const std::string& job_id, const std::string& msg) {
+                                           if (impl->manager) impl->manager->PostMessage(job_id, msg);
+                                         });
+  m.manager = std::make_unique<JobManager>(mo, *m.store, Scheduler(sched), MakeLauncher(lo), m.metrics.get(),
+                                           m.evals.get());
+
+  ServiceOptions svc;
+  svc.token = m.token;
+  svc.max_page_size = o.max_page_size;
+  svc.default_page_size = std::min(100, o.max_page_size);
+  m.service = std::make_unique<CoordinatorService>(svc, *m.store, *m.manager, m.metrics.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (!o.tls_cert.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({fs::ReadFile(o.tls_key), fs::ReadFile(o.tls_cert)});
+    creds = grpc::SslServerCredentials(ssl);
+  }
+  int selected_port = 0;
+  builder.AddListeningPort(o.listen, creds, &selected_port);
+  builder.RegisterService(m.service.get());
+  builder.SetMaxReceiveMessageSize(o.max_request_bytes);
+  builder.SetMaxSendMessageSize(64 * 1024 * 1024);
+  m.server = builder.BuildAndStart();
+  if (!m.server || selected_port == 0) {
+    throw RuntimeFailure("cannot listen on " + o.listen + " (address in use, or not an address of this machine)");
+  }
+  std::string host;
+  int port = 0;
+  SplitHostPort(o.listen, "--listen", &host, &port);
+  m.grpc_address = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(selected_port);
+
+  m.manager->Start();
+  if (m.metrics_server) {
+    m.metrics_server->AddHandler("/sd", "application/json", [impl = impl_.get()] { return impl->ServiceDiscovery(); });
+  }
+  m.server->GetHealthCheckService()->SetServingStatus("vicreg.v1.Coordinator", true);
+  m.server->GetHealthCheckService()->SetServingStatus("", true);
+
+  nlohmann::json info = {{"pid", static_cast<int>(getpid())},
+                         {"grpc", m.grpc_address},
+                         {"metrics", m.metrics_server ? m.metrics_server->endpoint() : ""},
+                         {"state_dir", o.state_dir},
+                         {"launcher", o.launcher},
+                         {"tls", !o.tls_cert.empty()},
+                         {"auth", !m.token.empty()}};
+  fs::AtomicWriteFile(o.state_dir + "/coordinator.json", info.dump(2) + "\n");
+
+  spdlog::info("vicreg_coordinator: serving vicreg.v1.Coordinator on {}{}{}", m.grpc_address,
+               o.tls_cert.empty() ? "" : " (TLS)", m.token.empty() ? "" : " (bearer token required)");
+  spdlog::info("vicreg_coordinator: state dir {}, {} launcher, {} {} slot(s), worker {}", o.state_dir, o.launcher,
+               m.manager->capacity(), m.manager->slot_kind_name(), o.worker_binary.empty() ? "-" : o.worker_binary);
+  if (m.metrics_server) {
+    spdlog::info("vicreg_coordinator: metrics on http://{}/metrics, Prometheus service discovery on http://{}/sd",
+                 m.metrics_server->endpoint(), m.metrics_server->endpoint());
+  }
+  if (!m.evals->enabled()) {
+    spdlog::info("vicreg_coordinator: scheduled evaluation disabled ({})",
+                 o.launcher == "none" ? "launcher none"
+                                      : (o.eval_binary.empty() ? "vicreg_eval not found" : "--eval-slots 0"));
+  }
+}
+
+void Coordinator::Wait() {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->cv.wait(lock, [&] { return impl_->shutdown; });
+}
+
+void Coordinator::Shutdown() {
+  Impl& m = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    if (m.stopped) return;
+    m.stopped = true;
+    m.shutdown = true;
+  }
+  m.cv.notify_all();
+  if (m.server) {
+    m.server->GetHealthCheckService()->SetServingStatus(false);
+    m.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
+  if (m.manager) m.manager->Stop();
+  spdlog::info("vicreg_coordinator: stopped (running jobs keep running and are re-adopted at the next start)");
+}
+
+std::string Coordinator::grpc_address() const { return impl_->grpc_address; }
+
+std::string Coordinator::metrics_address() const {
+  return impl_->metrics_server ? impl_->metrics_server->endpoint() : "";
+}
+
+}  // namespace vicreg::server

@@ -1,0 +1,58 @@
+// vicreg_coordinator's configuration: defaults < config file (--config, YAML, strict keys) < flags.
+//
+//   vicreg_coordinator [--config FILE] [--listen HOST:PORT] [--state-dir DIR] [--slots N | --gpus LIST]
+//                      [--metrics-port [HOST:]PORT|off] [--token-file F] [--tls-cert F --tls-key F]
+//                      [--launcher local|slurm|none] [--worker-binary F] [--eval-binary F] ...
+// Every problem (unknown key, bad value, missing file) is a UserError naming the key/flag, the
+// value and what is valid (exit 2).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace vicreg::server {
+
+struct CoordinatorOptions {
+  std::string config_file;
+  std::string listen = "127.0.0.1:50051";          // gRPC; port 0 = pick a free one
+  std::string state_dir = "vicreg-state";          // SQLite store + runs/<job_id>
+  int slots = -1;                                  // CPU slots; -1 = not set (default: number of cores)
+  std::string gpus;                                // "0,1,2,3": GPU slots (exclusive with slots)
+  std::string metrics_listen = "127.0.0.1:9400";   // /metrics and /sd; "off" disables; port 0 = free one
+  std::string token_file;                          // bearer token (required when listening beyond loopback)
+  std::string tls_cert, tls_key;                   // PEM files; both or neither
+  std::string launcher = "local";                  // local | slurm | none
+  std::string worker_binary;                       // default: next to vicreg_coordinator, then PATH
+  std::string eval_binary;                         // default: next to vicreg_coordinator, then PATH; "off" disables
+  std::string shim_binary;                         // default: next to vicreg_coordinator, then PATH
+  std::string workdir;                             // cwd of the ranks (default: the coordinator's cwd)
+  std::string mpirun = "mpirun";
+  std::vector<std::string> mpirun_args;
+  std::string slurm_partition, slurm_account, slurm_srun_mpi = "pmix";
+  std::vector<std::string> slurm_sbatch_args, slurm_srun_args;
+  double poll_interval_s = 0.5;
+  double no_progress_timeout_s = 900;
+  double stop_grace_s = 10;
+  double restart_backoff_s = 2;
+  int max_ranks_per_job = 64;
+  int max_request_bytes = 4 * 1024 * 1024;         // gRPC max receive message size
+  int max_page_size = 1000;
+  int eval_slots = 1;
+  double eval_retry_backoff_s = 30;
+  std::string store_synchronous = "normal";        // normal | full
+  std::string log_level = "info";
+};
+
+// Parses argv (and the --config file it names). Returns false and sets *exit_code for --help
+// (0) or a usage error (2, message printed). Throws UserError for invalid values.
+bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* options, int* exit_code);
+// Applies a YAML config file (strict: unknown keys are errors naming the closest valid key).
+void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* options);
+// Cross-field validation and defaults (binaries, slots); throws UserError.
+void FinalizeCoordinatorOptions(CoordinatorOptions* options);
+
+// "127.0.0.1:50051" -> host, port. Throws UserError naming `what`.
+void SplitHostPort(const std::string& s, const std::string& what, std::string* host, int* port);
+bool IsLoopbackHost(const std::string& host);
+
+}  // namespace vicreg::server

@@ -1,0 +1,126 @@
+// Domain model of the coordinator: jobs, attempts, events, evaluation tasks.
+// Plain data shared by the store, the scheduler, the job manager and the gRPC service
+// (which converts it to/from vicreg.v1 messages). No gRPC, no SQLite here.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vicreg::server {
+
+// Values are stored in SQLite and match vicreg.v1.JobState numbers.
+enum class JobState : int {
+  kUnspecified = 0,
+  kQueued = 1,
+  kStarting = 2,
+  kRunning = 3,
+  kRestarting = 4,
+  kSucceeded = 5,
+  kFailed = 6,
+  kCancelled = 7,
+};
+
+const char* JobStateName(JobState s);              // "QUEUED"
+std::optional<JobState> ParseJobState(const std::string& name);  // "queued" / "QUEUED" -> kQueued
+bool IsTerminal(JobState s);
+// Holds slots (placed): STARTING, RUNNING, RESTARTING.
+bool IsActive(JobState s);
+
+// Progress of the current attempt (from <run_dir>/progress.json plus the coordinator's rate).
+struct Progress {
+  int64_t step = 0;
+  int64_t total_steps = 0;
+  int64_t epoch = 0;
+  int64_t num_epochs = 0;
+  double loss = 0;
+  double images_per_s = 0;
+  double steps_per_s = 0;
+  double eta_seconds = 0;
+  double updated_unix = 0;
+};
+
+struct JobRecord {
+  std::string id;                 // "job-000042"
+  int64_t seq = 0;                // submission order (SQLite rowid)
+  std::string name;
+  JobState state = JobState::kQueued;
+  int priority = 0;
+  int ranks = 1;
+  std::string device = "cpu";
+  int attempt = 0;                // last attempt number (0 = never launched)
+  int restarts = 0;
+  int max_restarts = 0;
+  double created_unix = 0;
+  double started_unix = 0;
+  double finished_unix = 0;
+  std::string pending_reason;
+  std::string last_error;
+  std::string result_reason;
+  Progress progress;
+  std::string run_dir;
+  std::string placement;          // "cpu:0,1" / "gpu:2,3" / ""
+  std::string client_request_id;
+  std::string spec_yaml;          // resolved YAML (config::ToYaml)
+  std::string spec_hash;          // of the submitted text + overrides (idempotency check)
+  int64_t last_sequence = 0;
+};
+
+// One launch of all ranks of a job.
+struct AttemptRecord {
+  std::string job_id;
+  int number = 0;
+  std::string placement;
+  std::string launcher;           // local | slurm | none
+  std::string handle;             // launcher-specific, e.g. "local:pid=1234,start=5678" / "slurm:57"
+  double started_unix = 0;
+  double ended_unix = 0;
+  int exit_code = -1;
+  std::string cause;
+  std::string restart_reason;
+  int64_t start_step = 0;
+};
+
+enum class EventKind : int { kUnspecified = 0, kState = 1, kProgress = 2, kMessage = 3 };
+
+struct EventRecord {
+  int64_t sequence = 0;
+  std::string job_id;
+  double time_unix = 0;
+  EventKind kind = EventKind::kMessage;
+  JobState state = JobState::kUnspecified;
+  std::string message;
+  Progress progress;
+  int attempt = 0;
+};
+
+enum class EvalState : int { kUnspecified = 0, kPending = 1, kRunning = 2, kSucceeded = 3, kFailed = 4 };
+const char* EvalStateName(EvalState s);
+
+struct EvalRowRecord {
+  int epoch = 0;
+  std::string dataset;
+  std::string probe;              // linear | knn
+  std::string model;              // vicreg | random_init | raw_pixels
+  double top1 = 0;                // ratio
+  double top5 = 0;
+};
+
+struct EvalTaskRecord {
+  std::string job_id;
+  int epoch = 0;
+  std::string dataset;
+  std::string data_dir;
+  EvalState state = EvalState::kPending;
+  int attempts = 0;
+  std::string error;
+  double updated_unix = 0;
+  double next_try_unix = 0;       // retry backoff
+  std::string output_path;
+  std::vector<EvalRowRecord> rows;
+};
+
+double NowUnix();
+
+}  // namespace vicreg::server
