@@ -1,0 +1,32 @@
+// Checks shared by the integration tests: the dashboards' queries and variables against a
+// live Prometheus, and the sanity of the exported values.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/metrics/prometheus_harness.h"
+
+namespace vicreg::metrics::testing {
+
+struct DashboardQuery {
+  std::string dashboard;  // uid
+  std::string panel;      // title
+  std::string expr;       // as written in the JSON
+};
+// Every target expression of deploy/grafana/dashboards/*.json.
+std::vector<DashboardQuery> LoadDashboardQueries();
+// The expression with Grafana's variables replaced: $job_id -> job_id, $rank -> .* (All),
+// $__rate_interval -> 10s, $__interval -> 2s, $__range -> 5m.
+std::string SubstituteVariables(const std::string& expr, const std::string& job_id);
+
+// Every dashboard query returns at least one series with a finite value (ADD_FAILURE per query
+// that does not); the dashboard variables resolve to job_id and the expected ranks.
+void ExpectEveryDashboardQueryReturnsData(PrometheusServer& prom, const std::string& job_id,
+                                          const std::vector<std::string>& ranks);
+// Every worker metric of the contract exists for each rank with a plausible value.
+void ExpectWorkerMetricsSane(PrometheusServer& prom, const std::string& job_id, const std::vector<std::string>& ranks,
+                             bool collapsed);
+
+}  // namespace vicreg::metrics::testing
