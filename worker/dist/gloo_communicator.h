@@ -27,7 +27,7 @@ struct GlooCommunicatorOptions {
   std::string master_addr;        // TCPStore host when rendezvous_dir is "" (torchrun)
   int master_port = 0;
   std::string gloo_host = "127.0.0.1";
-  std::chrono::milliseconds probe_grace{2000};
+  std::chrono::milliseconds probe_grace{1000};
   // Called by Abort() after printing the reason (e.g. MPI_Abort when launched by mpirun);
   // default: std::_Exit(exit_code).
   std::function<void(int)> abort_hook;

@@ -21,7 +21,7 @@ struct MpiCommunicatorOptions {
   std::chrono::milliseconds timeout{120000};
   // How long a timed-out rank waits for peers to answer the liveness probe (clamped to
   // [100 ms, 5 s] and to the timeout).
-  std::chrono::milliseconds probe_grace{2000};
+  std::chrono::milliseconds probe_grace{1000};
 };
 
 // Initializes MPI (once per process) and checks that MPI's view of the world matches `info`

@@ -1,0 +1,312 @@
+// Multi-rank scenarios for tests/dist, run under `mpirun -np N dist_helper <scenario> [options]`.
+// Each rank checks its own results against an independent single-process computation and exits
+// 0 (prints "PASS rank r"), 1 on a mismatch (prints what differed), or 1 via the communicator's
+// failure path (timeouts). The gtest driver (dist_multirank_test.cc) checks exit codes and output.
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/errors.h"
+#include "worker/dist/communicator.h"
+#include "worker/dist/gather.h"
+#include "worker/dist/grad_sync.h"
+
+namespace dist = vicreg::dist;
+
+namespace {
+
+std::map<std::string, std::string> g_args;
+
+std::string Arg(const std::string& k, const std::string& def) {
+  auto it = g_args.find(k);
+  return it == g_args.end() ? def : it->second;
+}
+int64_t ArgInt(const std::string& k, int64_t def) { return std::stoll(Arg(k, std::to_string(def))); }
+
+int g_failures = 0;
+int g_rank = 0;
+
+void Expect(bool ok, const std::string& what) {
+  if (!ok) {
+    ++g_failures;
+    std::fprintf(stderr, "[rank %d] FAIL: %s\n", g_rank, what.c_str());
+  }
+}
+
+double MaxAbsDiff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+void ExpectClose(const at::Tensor& got, const at::Tensor& want, double tol, const std::string& what) {
+  Expect(got.sizes() == want.sizes(), what + ": shape " + c10::str(got.sizes()) + " != " + c10::str(want.sizes()));
+  if (got.sizes() != want.sizes()) return;
+  const double d = MaxAbsDiff(got, want);
+  Expect(d <= tol, what + ": max |diff| " + std::to_string(d) + " > " + std::to_string(tol));
+}
+
+std::shared_ptr<dist::Communicator> MakeComm() {
+  auto info = dist::DiscoverRank();
+  dist::CommunicatorOptions o;
+  o.backend = Arg("backend", "mpi");
+  o.timeout = std::chrono::milliseconds(ArgInt("timeout-ms", 60000));
+  o.rendezvous_dir = Arg("rendezvous", "");
+  auto comm = dist::CreateCommunicator(info, o);
+  g_rank = comm->rank();
+  return comm;
+}
+
+// ---- scenario: collectives ------------------------------------------------------------------
+void Collectives(dist::Communicator& c) {
+  const int r = c.rank(), w = c.world_size();
+  // allreduce sum, several dtypes and an odd size; expected value computed in closed form.
+  for (auto type : {at::kFloat, at::kDouble, at::kLong, at::kInt}) {
+    at::Tensor t = at::arange(0, 1001, at::TensorOptions().dtype(type)) * (r + 1);
+    c.AllReduceSum(t);
+    at::Tensor want = at::arange(0, 1001, at::TensorOptions().dtype(type)) * (w * (w + 1) / 2);
+    Expect(at::equal(t, want), std::string("allreduce ") + c10::toString(type));
+  }
+  // async allreduce (two in flight)
+  at::Tensor a = at::full({3, 5}, static_cast<float>(r), at::kFloat);
+  at::Tensor b = at::full({7}, 1.f, at::kFloat);
+  auto wa = c.AllReduceSumAsync(a);
+  auto wb = c.AllReduceSumAsync(b);
+  wb->Wait();
+  wa->Wait();
+  Expect(at::allclose(a, at::full({3, 5}, static_cast<float>(w * (w - 1) / 2))), "async allreduce a");
+  Expect(at::allclose(b, at::full({7}, static_cast<float>(w))), "async allreduce b");
+  // allgather [B, D] -> [W*B, D], rank order
+  at::Tensor x = at::arange(0, 6, at::kFloat).view({2, 3}) + 100 * r;
+  at::Tensor g = c.AllGather(x);
+  std::vector<at::Tensor> parts;
+  for (int k = 0; k < w; ++k) parts.push_back(at::arange(0, 6, at::kFloat).view({2, 3}) + 100 * k);
+  Expect(at::equal(g, at::cat(parts)), "allgather float");
+  at::Tensor xi = at::full({1}, static_cast<int64_t>(r * 7), at::kLong);
+  Expect(at::equal(c.AllGather(xi), at::arange(0, w, at::kLong) * 7), "allgather int64");
+  // broadcast from every root
+  for (int root = 0; root < w; ++root) {
+    at::Tensor t = at::full({4, 2}, static_cast<double>(r * 10 + 1), at::kDouble);
+    c.Broadcast(t, root);
+    Expect(at::equal(t, at::full({4, 2}, static_cast<double>(root * 10 + 1), at::kDouble)),
+           "broadcast root " + std::to_string(root));
+  }
+  c.Barrier();
+  // zero-size tensors are legal
+  at::Tensor empty = at::empty({0}, at::kFloat);
+  c.AllReduceSum(empty);
+}
+
+// ---- scenario: gather gradient vs single-process autograd on the concatenated batch ---------
+// Loss on the gathered batch (variance + covariance-like terms) + a local term, as VICReg.
+at::Tensor LossOn(const at::Tensor& z_all, const at::Tensor& z_local, int64_t world) {
+  at::Tensor zc = z_all - z_all.mean(0);
+  at::Tensor cov = zc.t().mm(zc) / (z_all.size(0) - 1);
+  at::Tensor std = (z_all.var(0) + 1e-4).sqrt();
+  at::Tensor off = cov - at::diag(at::diag(cov));
+  return at::relu(1.0 - std).mean() + off.pow(2).sum() / z_all.size(1) + z_local.pow(2).mean() / world;
+}
+
+void GatherGrad(dist::Communicator& c) {
+  const int r = c.rank(), w = c.world_size();
+  const int64_t B = ArgInt("batch", 4), D = 6, IN = 5;
+  at::manual_seed(1234);   // same global data and weights on every rank
+  at::Tensor x_all = at::randn({w * B, IN}, at::kDouble);
+  at::Tensor w0 = at::randn({D, IN}, at::kDouble);
+
+  // Distributed: rank r sees rows [r*B, (r+1)*B).
+  at::Tensor W = w0.clone().requires_grad_(true);
+  at::Tensor x = x_all.narrow(0, r * B, B).clone().requires_grad_(true);
+  at::Tensor z = x.mm(W.t());
+  at::Tensor z_all = dist::GatherWithGrad(z, c);
+  at::Tensor loss = LossOn(z_all, z, w);
+  loss.backward();
+  at::Tensor gW = W.grad().clone();
+  c.AllReduceSum(gW);   // data-parallel gradient: sum of the per-rank losses' gradients
+  gW /= w;               // as GradientSynchronizer: mean over ranks
+
+  // Reference: one process, whole batch. The mean over ranks of the per-rank losses' gradients
+  // equals the gradient of (global terms + mean of the local terms); each rank's input gradient
+  // is w times the reference's rows, since the gather's backward sums the w identical global terms.
+  at::Tensor Wr = w0.clone().requires_grad_(true);
+  at::Tensor xr = x_all.clone().requires_grad_(true);
+  at::Tensor zr = xr.mm(Wr.t());
+  at::Tensor ref = LossOn(zr, zr, w);   // its local term (mean over W*B rows / w) is the ranks' mean
+  ref.backward();
+  ExpectClose(x.grad(), xr.grad().narrow(0, r * B, B) * w, 1e-6, "input gradient (scaled by world)");
+  ExpectClose(gW, Wr.grad(), 1e-6, "weight gradient");
+  // forward: gathered batch equals the concatenated batch
+  ExpectClose(z_all.detach(), zr.detach(), 1e-12, "gathered forward");
+  std::printf("[rank %d] gather: loss=%.9f max|dW|=%.3g max|dx|=%.3g\n", r, loss.item<double>(),
+              MaxAbsDiff(gW, Wr.grad()), MaxAbsDiff(x.grad(), xr.grad().narrow(0, r * B, B) * w));
+}
+
+// ---- scenario: gradient synchronizer -------------------------------------------------------
+void GradSync(const std::shared_ptr<dist::Communicator>& cp) {
+  dist::Communicator& c = *cp;
+  const int r = c.rank(), w = c.world_size();
+  // Odd sizes; p3 unused on every rank; p4 used only on rank 1; p5 does not require grad.
+  std::vector<at::Tensor> params = {
+      at::zeros({7}, at::kFloat).requires_grad_(true),     at::zeros({3, 5}, at::kFloat).requires_grad_(true),
+      at::zeros({1}, at::kFloat).requires_grad_(true),     at::zeros({4}, at::kFloat).requires_grad_(true),
+      at::zeros({2, 2}, at::kFloat).requires_grad_(true),  at::zeros({3}, at::kFloat),
+      at::zeros({11}, at::kFloat).requires_grad_(true)};
+  dist::GradSyncOptions o;
+  o.bucket_bytes = ArgInt("bucket-bytes", 40);
+  o.overlap = Arg("overlap", "1") == "1";
+  dist::GradientSynchronizer sync(params, cp, o);
+  const int steps = 3;
+  for (int step = 0; step < steps; ++step) {
+    for (auto& p : params) p.mutable_grad() = at::Tensor();
+    // grad of p_i = coeff_i(r, step) * (1 + arange): a closed-form mean over ranks
+    auto coeff = [&](int i, int rank) { return static_cast<float>((i + 1) * (rank + 1) + step); };
+    at::Tensor loss = at::zeros({}, at::kFloat);
+    for (int i : {6, 0, 1, 2}) {
+      loss = loss + (params[i] * (1 + at::arange(0, params[i].numel(), at::kFloat).view(params[i].sizes())) *
+                     coeff(i, r)).sum();
+    }
+    if (r == 1) {
+      loss = loss + (params[4] * (1 + at::arange(0, 4, at::kFloat).view({2, 2})) * coeff(4, r)).sum();
+    }
+    loss.backward();
+    sync.Finish();
+    for (int i : {0, 1, 2, 6}) {
+      float mean = 0;
+      for (int k = 0; k < w; ++k) mean += coeff(i, k);
+      mean /= w;
+      at::Tensor want = (1 + at::arange(0, params[i].numel(), at::kFloat).view(params[i].sizes())) * mean;
+      Expect(params[i].grad().defined(), "param " + std::to_string(i) + " has a grad");
+      if (params[i].grad().defined()) ExpectClose(params[i].grad(), want, 1e-5, "param " + std::to_string(i) + " grad");
+    }
+    Expect(!params[3].grad().defined(), "param 3 (unused everywhere) keeps an undefined grad");
+    if (w > 1) {
+      Expect(params[4].grad().defined(), "param 4 (used on rank 1 only) gets a grad on every rank");
+      if (params[4].grad().defined()) {
+        ExpectClose(params[4].grad(), (1 + at::arange(0, 4, at::kFloat).view({2, 2})) * coeff(4, 1) / w, 1e-5,
+                    "param 4 grad (zeros from ranks without it)");
+      }
+    }
+    Expect(!params[5].grad().defined(), "param 5 (no requires_grad) untouched");
+  }
+  const auto& st = sync.stats();
+  std::printf("[rank %d] grad_sync: buckets=%d in_backward=%lld in_finish=%lld\n", r, sync.num_buckets(),
+              static_cast<long long>(st.buckets_launched_in_backward),
+              static_cast<long long>(st.buckets_launched_in_finish));
+  if (Arg("expect-overlap", "0") == "1") {
+    Expect(st.buckets_launched_in_backward > 0, "some buckets were launched during backward");
+  }
+}
+
+// ---- scenario: state broadcast + consistency check ------------------------------------------
+struct Net : torch::nn::Module {
+  Net() {
+    fc1 = register_module("fc1", torch::nn::Linear(5, 4));
+    fc2 = register_module("fc2", torch::nn::Linear(4, 3));
+    steps = register_buffer("steps", at::zeros({1}, at::kLong));
+  }
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  at::Tensor steps;
+};
+
+void State(dist::Communicator& c) {
+  const int r = c.rank();
+  at::manual_seed(100 + r);   // different init per rank
+  Net net;
+  net.steps.fill_(r + 5);
+  dist::BroadcastModuleState(net, c, /*root=*/c.world_size() - 1);
+  at::manual_seed(100 + c.world_size() - 1);
+  Net ref;
+  Expect(at::equal(net.fc1->weight, ref.fc1->weight) && at::equal(net.fc2->bias, ref.fc2->bias),
+         "parameters equal the root's");
+  Expect(net.steps.item<int64_t>() == c.world_size() - 1 + 5, "buffer equals the root's");
+  dist::CheckConsistent(net, c, "after broadcast");   // must not throw
+  // Perturb one tensor on the last rank: every rank must detect it and name the tensor.
+  if (r == c.world_size() - 1) {
+    at::NoGradGuard ng;
+    net.fc2->bias[1] += 1e-6;
+  }
+  bool threw = false;
+  try {
+    dist::CheckConsistent(net, c, "step 7");
+  } catch (const vicreg::RuntimeFailure& e) {
+    threw = true;
+    const std::string msg = e.what();
+    Expect(msg.find("param:fc2.bias") != std::string::npos && msg.find("step 7") != std::string::npos,
+           "divergence message names the tensor and context: " + msg);
+    std::printf("[rank %d] detected: %s\n", r, msg.c_str());
+  }
+  Expect(threw, "CheckConsistent detects a divergent tensor");
+}
+
+// ---- scenario: a rank dies or hangs in the middle of a run ----------------------------------
+int Failure(dist::Communicator& c) {
+  const int victim = static_cast<int>(ArgInt("victim", 1));
+  const int after = static_cast<int>(ArgInt("after", 5));
+  const std::string mode = Arg("mode", "kill");
+  at::Tensor t = at::ones({1024}, at::kFloat);
+  for (int i = 0;; ++i) {
+    if (i == after && c.rank() == victim) {
+      std::printf("[rank %d] victim: raising %s at iteration %d (pid %d)\n", c.rank(),
+                  mode == "kill" ? "SIGKILL" : "SIGSTOP", i, static_cast<int>(getpid()));
+      std::fflush(stdout);
+      raise(mode == "kill" ? SIGKILL : SIGSTOP);
+    }
+    c.AllReduceSum(t);
+    t.fill_(1.f);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (i > 100000) return 3;   // never reached in the test
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: dist_helper collectives|gather|grad_sync|state|failure [--key value ...]\n");
+    return 2;
+  }
+  const std::string scenario = argv[1];
+  for (int i = 2; i + 1 < argc; i += 2) {
+    std::string k = argv[i];
+    if (k.rfind("--", 0) == 0) k = k.substr(2);
+    g_args[k] = argv[i + 1];
+  }
+  try {
+    auto comm = MakeComm();
+    if (scenario == "collectives") {
+      Collectives(*comm);
+    } else if (scenario == "gather") {
+      GatherGrad(*comm);
+    } else if (scenario == "grad_sync") {
+      GradSync(comm);
+    } else if (scenario == "state") {
+      State(*comm);
+    } else if (scenario == "failure") {
+      return Failure(*comm);
+    } else {
+      std::fprintf(stderr, "unknown scenario %s\n", scenario.c_str());
+      return 2;
+    }
+    if (g_failures == 0) std::printf("PASS rank %d/%d backend %s\n", comm->rank(), comm->world_size(),
+                                     comm->backend().c_str());
+    std::fflush(stdout);
+    return g_failures == 0 ? 0 : 1;
+  } catch (const vicreg::UserError& e) {
+    std::fprintf(stderr, "[rank %d] invalid input: %s\n", g_rank, e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "[rank %d] runtime failure: %s\n", g_rank, e.what());
+    return 1;
+  }
+}
