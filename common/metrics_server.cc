@@ -56,6 +56,18 @@ std::shared_ptr<const Route> FindRoute(int port, const char* path) {
   return it == routes->by_path.end() ? nullptr : it->second;
 }
 
+// civetweb reports why mg_start failed only through its log callback: collect those lines
+// for the exception, on the thread that constructs the server.
+thread_local std::string* t_startup_log = nullptr;
+
+int LogMessage(const mg_connection*, const char* message) {
+  if (t_startup_log != nullptr && message != nullptr) {
+    if (!t_startup_log->empty()) t_startup_log->append("; ");
+    t_startup_log->append(message);
+  }
+  return 1;  // handled: civetweb writes nothing itself
+}
+
 // Returns 0 to let civetweb (the Exposer's /metrics handler) process the request, or the HTTP
 // status code after answering it here.
 int BeginRequest(mg_connection* conn) {
@@ -160,14 +172,20 @@ MetricsServer::MetricsServer(const MetricsServerOptions& options) : impl_(std::m
   const std::string bind = impl_->HostPort(options.port);
   CivetCallbacks callbacks;
   callbacks.begin_request = &BeginRequest;
+  callbacks.log_message = &LogMessage;
+  std::string startup_log;
+  t_startup_log = &startup_log;
   try {
     impl_->exposer = std::make_unique<prometheus::Exposer>(bind, static_cast<std::size_t>(options.threads),
                                                            &callbacks);
   } catch (const std::exception& e) {
-    throw RuntimeFailure("cannot serve /metrics on " + bind +
-                         ": the port is in use or the address is not local to this host (" + e.what() +
-                         "); choose another metrics port, or 0 for a free one");
+    t_startup_log = nullptr;
+    throw RuntimeFailure("cannot serve /metrics on " + bind + ": " +
+                         (startup_log.empty() ? std::string(e.what()) : startup_log) +
+                         " (is the port in use, or the address not local to this host? choose another metrics "
+                         "port, or 0 for a free one)");
   }
+  t_startup_log = nullptr;
   const std::vector<int> ports = impl_->exposer->GetListeningPorts();
   if (ports.empty() || ports.front() <= 0) {
     throw RuntimeFailure("the /metrics server on " + bind + " reports no listening port");
