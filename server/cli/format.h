@@ -1,0 +1,26 @@
+// Human-readable rendering for vicregctl: tables, durations, timestamps, progress bars.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "vicreg/v1/coordinator.pb.h"
+
+namespace vicreg::cli {
+
+// Column-aligned table; the last column is not padded.
+std::string RenderTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+// 3725 -> "1h02m05s", 65 -> "1m05s", 4.2 -> "4s"; negative/0 -> "-".
+std::string Duration(double seconds);
+// Local time "2026-11-28 12:00:01"; 0 -> "-".
+std::string Timestamp(double unix_s);
+std::string StateName(v1::JobState s);
+std::string EvalStateName(v1::EvalTask::State s);
+// "step 120/400 (30%), epoch 2/5, loss 12.3456, 3.2 steps/s, 123 img/s, ETA 1m27s" ("" when no progress).
+std::string ProgressLine(const v1::Progress& p);
+// "[#######.......]  45%" of width `width` (including brackets).
+std::string ProgressBar(const v1::Progress& p, int width);
+// Proto message as JSON (field names as in the .proto, defaults printed).
+std::string ToJson(const google::protobuf::Message& m, bool pretty);
+
+}  // namespace vicreg::cli

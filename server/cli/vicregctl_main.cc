@@ -1,0 +1,470 @@
+// vicregctl: the command-line client of vicreg_coordinator (DESIGN.md section 11).
+//
+//   vicregctl [--server HOST:PORT] [--token-file F] [--output table|json] [--timeout S]
+//             submit FILE [--wait] [--set key=value ...] [--request-id ID]
+//             | list [--state S] [--limit N] [--all] | status ID | watch ID | logs ID [-f] [--rank R]
+//             | cancel ID [--reason TEXT] | eval ID
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "common/errors.h"
+#include "server/cli/client.h"
+#include "server/cli/format.h"
+
+namespace vicreg::cli {
+namespace {
+
+struct Globals {
+  ClientOptions client;
+  std::string token_file;
+  std::string output = "table";
+  double wait_timeout_s = 0;        // watch / submit --wait / logs -f: 0 = no limit
+  double reconnect_s = 120;         // how long watch keeps reconnecting after losing the coordinator
+  bool json() const { return output == "json"; }
+};
+
+std::string ReadTokenFile(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw UserError("--token-file " + path + ": cannot read the file");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string t = ss.str();
+  auto b = t.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) throw UserError("--token-file " + path + ": the file is empty");
+  auto e = t.find_last_not_of(" \t\r\n");
+  return t.substr(b, e - b + 1);
+}
+
+std::string RandomRequestId() {
+  std::random_device rd;
+  std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(getpid()));
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "vicregctl-%016llx", static_cast<unsigned long long>(gen()));
+  return buf;
+}
+
+
+// ---- watch -------------------------------------------------------------------------------------
+
+class EventPrinter {
+ public:
+  EventPrinter(bool json, bool tty) : json_(json), tty_(tty) {}
+  void Print(const v1::JobEvent& ev) {
+    if (json_) {
+      std::cout << ToJson(ev, false) << std::endl;
+      return;
+    }
+    std::string when = Timestamp(ev.time_unix()).substr(11);
+    if (ev.kind() == v1::JobEvent::PROGRESS) {
+      if (tty_) {
+        std::cout << "\r\033[K" << ProgressBar(ev.progress(), 32) << " " << ProgressLine(ev.progress()) << std::flush;
+        bar_shown_ = true;
+      } else {
+        std::cout << when << " " << StateName(ev.state()) << " " << ProgressLine(ev.progress()) << std::endl;
+      }
+      return;
+    }
+    if (bar_shown_) std::cout << "\r\033[K";
+    std::cout << when << " " << StateName(ev.state()) << " " << ev.message() << std::endl;
+    bar_shown_ = false;
+  }
+  void Done() {
+    if (bar_shown_) std::cout << std::endl;
+    bar_shown_ = false;
+  }
+
+ private:
+  bool json_, tty_;
+  bool bar_shown_ = false;
+};
+
+int Watch(Client& client, const Globals& g, const std::string& job_id, int64_t from_sequence) {
+  EventPrinter printer(g.json(), isatty(STDOUT_FILENO) != 0);
+  int64_t seq = from_sequence;
+  auto start = std::chrono::steady_clock::now();
+  auto last_ok = start;
+  while (true) {
+    double limit = 0;
+    if (g.wait_timeout_s > 0) {
+      limit = g.wait_timeout_s - std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (limit <= 0) {
+        printer.Done();
+        std::cerr << "vicregctl: watch " << job_id << ": --wait-timeout " << g.wait_timeout_s << " s reached\n";
+        return kExitFailed;
+      }
+    }
+    auto ctx = client.Context(limit);
+    v1::WatchJobRequest req;
+    req.set_job_id(job_id);
+    req.set_from_sequence(seq);
+    auto reader = client.stub().WatchJob(ctx.get(), req);
+    v1::JobEvent ev;
+    while (reader->Read(&ev)) {
+      seq = ev.sequence();
+      last_ok = std::chrono::steady_clock::now();
+      printer.Print(ev);
+    }
+    grpc::Status st = reader->Finish();
+    if (st.ok()) break;
+    double since_ok = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_ok).count();
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE && since_ok < g.reconnect_s) {
+      // The coordinator restarted (or the network blinked): resume after the last event seen.
+      printer.Done();
+      if (!g.json()) std::cerr << "vicregctl: lost the coordinator, reconnecting...\n";
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      continue;
+    }
+    printer.Done();
+    return ReportError("watch " + job_id, st);
+  }
+  printer.Done();
+  v1::GetJobRequest greq;
+  greq.set_job_id(job_id);
+  v1::Job job;
+  auto ctx = client.Context();
+  grpc::Status st = client.stub().GetJob(ctx.get(), greq, &job);
+  if (!st.ok()) return ReportError("status " + job_id, st);
+  if (!g.json()) {
+    std::cout << job.id() << " " << StateName(job.state());
+    if (job.restarts() > 0) std::cout << " after " << job.restarts() << (job.restarts() == 1 ? " restart" : " restarts");
+    std::cout << std::endl;
+    if (job.state() != v1::SUCCEEDED && !job.last_error().empty()) std::cerr << "last error: " << job.last_error() << "\n";
+  }
+  return job.state() == v1::SUCCEEDED ? kExitOk : kExitFailed;
+}
+
+// ---- commands ----------------------------------------------------------------------------------
+
+int Submit(Client& client, const Globals& g, const std::string& file, bool wait, const std::vector<std::string>& sets,
+           std::string request_id) {
+  std::ifstream f(file);
+  if (!f) {
+    std::cerr << "vicregctl: submit: cannot read job file '" << file << "'\n";
+    return kExitUsage;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  v1::SubmitJobRequest req;
+  req.set_job_yaml(ss.str());
+  if (request_id.empty()) request_id = RandomRequestId();
+  req.set_client_request_id(request_id);
+  for (const auto& s : sets) req.add_overrides(s);
+  v1::SubmitJobResponse resp;
+  grpc::Status st;
+  // Retries are safe: the request id makes the submit idempotent.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    auto ctx = client.Context();
+    st = client.stub().SubmitJob(ctx.get(), req, &resp);
+    if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt));
+  }
+  if (!st.ok()) return ReportError("submit " + file, st);
+  if (g.json()) {
+    std::cout << ToJson(resp, false) << std::endl;
+  } else {
+    std::cout << resp.job_id() << std::endl;
+    if (resp.duplicate()) std::cerr << "vicregctl: request " << request_id << " was already submitted as " << resp.job_id() << "\n";
+  }
+  if (!wait) return kExitOk;
+  return Watch(client, g, resp.job_id(), 0);
+}
+
+int List(Client& client, const Globals& g, const std::string& state, int limit, bool all) {
+  v1::ListJobsRequest req;
+  if (!state.empty()) {
+    std::string up = state;
+    for (auto& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    v1::JobState s;
+    if (!v1::JobState_Parse(up, &s) || s == v1::JOB_STATE_UNSPECIFIED) {
+      std::cerr << "vicregctl: list: --state must be one of queued, starting, running, restarting, succeeded, "
+                   "failed, cancelled; got '"
+                << state << "'\n";
+      return kExitUsage;
+    }
+    req.set_state(s);
+  }
+  req.set_page_size(limit);
+  std::vector<v1::Job> jobs;
+  int64_t total = 0;
+  while (true) {
+    v1::ListJobsResponse resp;
+    auto ctx = client.Context();
+    grpc::Status st = client.stub().ListJobs(ctx.get(), req, &resp);
+    if (!st.ok()) return ReportError("list", st);
+    total = resp.total_size();
+    for (const auto& j : resp.jobs()) jobs.push_back(j);
+    if (!all || resp.next_page_token().empty()) break;
+    req.set_page_token(resp.next_page_token());
+  }
+  if (g.json()) {
+    v1::ListJobsResponse out;
+    for (const auto& j : jobs) *out.add_jobs() = j;
+    out.set_total_size(total);
+    std::cout << ToJson(out, true) << std::endl;
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& j : jobs) {
+    std::string progress = "-";
+    if (j.progress().total_steps() > 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%lld/%lld", static_cast<long long>(j.progress().step()),
+                    static_cast<long long>(j.progress().total_steps()));
+      progress = buf;
+    } else if (j.progress().step() > 0) {
+      progress = std::to_string(j.progress().step());
+    }
+    rows.push_back({j.id(), j.name(), StateName(j.state()), std::to_string(j.ranks()), std::to_string(j.attempt()),
+                    std::to_string(j.restarts()), progress, Timestamp(j.created_unix())});
+  }
+  std::cout << RenderTable({"ID", "NAME", "STATE", "RANKS", "ATTEMPT", "RESTARTS", "STEP", "CREATED"}, rows);
+  if (static_cast<int64_t>(jobs.size()) < total) {
+    std::cerr << "(" << jobs.size() << " of " << total << " jobs; --all lists every one)\n";
+  }
+  return kExitOk;
+}
+
+int Status(Client& client, const Globals& g, const std::string& id) {
+  v1::GetJobRequest req;
+  req.set_job_id(id);
+  v1::Job j;
+  auto ctx = client.Context();
+  grpc::Status st = client.stub().GetJob(ctx.get(), req, &j);
+  if (!st.ok()) return ReportError("status " + id, st);
+  if (g.json()) {
+    std::cout << ToJson(j, true) << std::endl;
+    return kExitOk;
+  }
+  std::ostringstream o;
+  o << j.id() << "  " << j.name() << "  " << StateName(j.state()) << "\n";
+  o << "  ranks:      " << j.ranks() << " (" << j.device() << ")" << (j.placement().empty() ? "" : " on " + j.placement())
+    << ", priority " << j.priority() << "\n";
+  o << "  attempt:    " << j.attempt() << ", restarts " << j.restarts() << "/" << j.max_restarts() << "\n";
+  std::string progress = ProgressLine(j.progress());
+  if (!progress.empty()) o << "  progress:   " << progress << "\n";
+  o << "  created:    " << Timestamp(j.created_unix());
+  if (j.started_unix() > 0) o << ", started " << Timestamp(j.started_unix());
+  if (j.finished_unix() > 0) {
+    o << ", finished " << Timestamp(j.finished_unix()) << " (ran " << Duration(j.finished_unix() - j.started_unix())
+      << ")";
+  }
+  o << "\n";
+  if (j.state() == v1::QUEUED && !j.pending_reason().empty()) o << "  pending:    " << j.pending_reason() << "\n";
+  if (!j.result_reason().empty()) o << "  result:     " << j.result_reason() << "\n";
+  if (!j.last_error().empty()) {
+    std::string err = j.last_error();
+    std::string indented;
+    for (char c : err) {
+      indented += c;
+      if (c == '\n') indented += "              ";
+    }
+    o << "  last error: " << indented << "\n";
+  }
+  o << "  run dir:    " << j.run_dir() << "\n";
+  if (j.attempts_size() > 0) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& a : j.attempts()) {
+      std::string cause = a.cause().substr(0, a.cause().find('\n'));
+      rows.push_back({"#" + std::to_string(a.number()), a.placement(), a.launcher(), Timestamp(a.started_unix()),
+                      a.ended_unix() > 0 ? Duration(a.ended_unix() - a.started_unix()) : "running",
+                      a.exit_code() >= 0 ? std::to_string(a.exit_code()) : "-",
+                      a.restart_reason().empty() ? "-" : a.restart_reason(), cause.empty() ? "-" : cause});
+    }
+    std::string table = RenderTable({"ATTEMPT", "SLOTS", "LAUNCHER", "STARTED", "RAN", "EXIT", "WHY", "CAUSE"}, rows);
+    o << "  attempts:\n";
+    std::istringstream lines(table);
+    std::string line;
+    while (std::getline(lines, line)) o << "    " << line << "\n";
+  }
+  std::cout << o.str();
+  return kExitOk;
+}
+
+int Logs(Client& client, const Globals& g, const std::string& id, bool follow, int rank, bool launcher, int64_t offset) {
+  v1::StreamLogsRequest req;
+  req.set_job_id(id);
+  if (rank >= 0) req.set_rank(rank);
+  req.set_follow(follow);
+  req.set_include_launcher(launcher);
+  req.set_offset(offset);
+  auto ctx = client.Context(follow ? g.wait_timeout_s : std::max(g.client.timeout_s, 60.0));
+  auto reader = client.stub().StreamLogs(ctx.get(), req);
+  v1::LogChunk chunk;
+  bool prefix = rank < 0 || launcher;
+  std::map<int, std::string> carry;  // partial last line per source
+  auto emit = [&](int r, const std::string& line) {
+    if (prefix) std::cout << (r < 0 ? std::string("[launcher] ") : "[rank " + std::to_string(r) + "] ");
+    std::cout << line << "\n";
+  };
+  while (reader->Read(&chunk)) {
+    if (g.json()) {
+      std::cout << ToJson(chunk, false) << std::endl;
+      continue;
+    }
+    if (!prefix) {
+      std::cout << chunk.data() << std::flush;
+      continue;
+    }
+    std::string& buf = carry[chunk.rank()];
+    buf += chunk.data();
+    size_t start = 0, nl;
+    while ((nl = buf.find('\n', start)) != std::string::npos) {
+      emit(chunk.rank(), buf.substr(start, nl - start));
+      start = nl + 1;
+    }
+    buf.erase(0, start);
+    std::cout.flush();
+  }
+  for (auto& [r, rest] : carry)
+    if (!rest.empty()) emit(r, rest);
+  std::cout.flush();
+  grpc::Status st = reader->Finish();
+  if (!st.ok()) return ReportError("logs " + id, st);
+  return kExitOk;
+}
+
+int Cancel(Client& client, const Globals& g, const std::string& id, const std::string& reason) {
+  v1::CancelJobRequest req;
+  req.set_job_id(id);
+  req.set_reason(reason);
+  v1::Job j;
+  auto ctx = client.Context(std::max(g.client.timeout_s, 35.0));
+  grpc::Status st = client.stub().CancelJob(ctx.get(), req, &j);
+  if (!st.ok()) return ReportError("cancel " + id, st);
+  if (g.json()) std::cout << ToJson(j, true) << std::endl;
+  else std::cout << j.id() << " " << StateName(j.state()) << std::endl;
+  return kExitOk;
+}
+
+int Eval(Client& client, const Globals& g, const std::string& id) {
+  v1::ListEvalsRequest req;
+  req.set_job_id(id);
+  v1::ListEvalsResponse resp;
+  auto ctx = client.Context();
+  grpc::Status st = client.stub().ListEvals(ctx.get(), req, &resp);
+  if (!st.ok()) return ReportError("eval " + id, st);
+  if (g.json()) {
+    std::cout << ToJson(resp, true) << std::endl;
+    return kExitOk;
+  }
+  if (resp.tasks_size() == 0) {
+    std::cout << "no evaluations for " << id << " (the job's eval: section names epochs, or none landed yet)\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  char buf[32];
+  for (const auto& t : resp.tasks()) {
+    if (t.rows_size() == 0) {
+      std::string note = t.error().substr(0, t.error().find('\n'));
+      rows.push_back({std::to_string(t.epoch()), t.dataset(), EvalStateName(t.state()), "-", "-", "-", "-",
+                      note.empty() ? "-" : note});
+      continue;
+    }
+    for (const auto& r : t.rows()) {
+      std::snprintf(buf, sizeof(buf), "%.2f%%", 100 * r.top1());
+      std::string top1 = buf;
+      std::snprintf(buf, sizeof(buf), "%.2f%%", 100 * r.top5());
+      rows.push_back({std::to_string(t.epoch()), t.dataset(), EvalStateName(t.state()), r.model(), r.probe(), top1, buf, "-"});
+    }
+  }
+  std::cout << RenderTable({"EPOCH", "DATASET", "STATE", "MODEL", "PROBE", "TOP1", "TOP5", "NOTE"}, rows);
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace vicreg::cli
+
+int main(int argc, char** argv) {
+  using namespace vicreg::cli;
+  Globals g;
+  if (const char* s = std::getenv("VICREG_SERVER"); s && *s) g.client.server = s;
+  CLI::App app{"vicregctl: submit and follow VICReg training jobs on a vicreg_coordinator.", "vicregctl"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.footer(
+      "Environment: VICREG_SERVER (default for --server), VICREG_TOKEN (the token itself),\n"
+      "VICREG_TOKEN_FILE (default for --token-file).\n"
+      "Exit codes: 0 ok (watch/submit --wait: the job SUCCEEDED); 1 the job FAILED or was CANCELLED, or a\n"
+      "runtime/connection error; 2 bad usage or a request the coordinator rejected as invalid\n"
+      "(INVALID_ARGUMENT, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, ALREADY_EXISTS); 3 job not found;\n"
+      "4 authentication failed (missing or wrong token).");
+  app.add_option("--server", g.client.server, "coordinator HOST:PORT (env VICREG_SERVER)")->capture_default_str();
+  app.add_option("--token-file", g.token_file, "file holding the bearer token (env VICREG_TOKEN / VICREG_TOKEN_FILE)");
+  app.add_flag("--tls", g.client.tls, "connect with TLS (system roots, or --tls-ca)");
+  app.add_option("--tls-ca", g.client.tls_ca, "PEM file of the CA that signed the coordinator's certificate (implies --tls)");
+  app.add_option("--output,-o", g.output, "table | json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  app.add_option("--timeout", g.client.timeout_s, "deadline of each request, seconds")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--wait-timeout", g.wait_timeout_s, "give up watching/following after this many seconds (0 = never)")
+      ->check(CLI::NonNegativeNumber);
+
+  std::string file, id, state, reason, request_id;
+  bool wait = false, follow = false, all = false, launcher = false;
+  int limit = 50, rank = -1;
+  int64_t offset = 0, from_sequence = 0;
+  std::vector<std::string> sets;
+
+  auto* submit = app.add_subcommand("submit", "submit a job file; prints the job id");
+  submit->add_option("file", file, "job YAML file")->required();
+  submit->add_flag("--wait", wait, "watch the job until it ends; exit code 0 only if it SUCCEEDED");
+  submit->add_option("--set", sets, "override key.path=value (repeatable)");
+  submit->add_option("--request-id", request_id, "idempotency key (default: random; retries reuse it)");
+  auto* list = app.add_subcommand("list", "list jobs, newest first");
+  list->add_option("--state", state, "only jobs in this state (queued, running, succeeded, ...)");
+  list->add_option("--limit", limit, "jobs per page")->check(CLI::Range(1, 100000))->capture_default_str();
+  list->add_flag("--all", all, "follow every page");
+  auto* status = app.add_subcommand("status", "state, attempt, progress with rate and ETA, pending reason, last error");
+  status->add_option("id", id, "job id")->required();
+  auto* watch = app.add_subcommand("watch", "follow a job's events and progress until it ends (exit code = outcome)");
+  watch->add_option("id", id, "job id")->required();
+  watch->add_option("--from-sequence", from_sequence, "resume after this event sequence");
+  auto* logs = app.add_subcommand("logs", "print the ranks' output");
+  logs->add_option("id", id, "job id")->required();
+  logs->add_flag("-f,--follow", follow, "keep printing until the job ends");
+  logs->add_option("--rank", rank, "only this rank")->check(CLI::NonNegativeNumber);
+  logs->add_flag("--launcher", launcher, "include the launcher's (mpirun/sbatch) output");
+  logs->add_option("--offset", offset, "start at this byte offset of each file")->check(CLI::NonNegativeNumber);
+  auto* cancel = app.add_subcommand("cancel", "cancel a job (stops all its ranks, frees its slots)");
+  cancel->add_option("id", id, "job id")->required();
+  cancel->add_option("--reason", reason, "recorded in the job's events");
+  auto* eval = app.add_subcommand("eval", "evaluation results of a job (linear probe / kNN per epoch)");
+  eval->add_option("id", id, "job id")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : kExitUsage;
+  }
+  try {
+    if (!g.client.tls_ca.empty()) g.client.tls = true;
+    if (g.token_file.empty()) {
+      if (const char* t = std::getenv("VICREG_TOKEN"); t && *t) g.client.token = t;
+      else if (const char* tf = std::getenv("VICREG_TOKEN_FILE"); tf && *tf) g.token_file = tf;
+    }
+    if (!g.token_file.empty()) g.client.token = ReadTokenFile(g.token_file);
+    Client client(g.client);
+    if (*submit) return Submit(client, g, file, wait, sets, request_id);
+    if (*list) return List(client, g, state, limit, all);
+    if (*status) return Status(client, g, id);
+    if (*watch) return Watch(client, g, id, from_sequence);
+    if (*logs) return Logs(client, g, id, follow, rank, launcher, offset);
+    if (*cancel) return Cancel(client, g, id, reason);
+    if (*eval) return Eval(client, g, id);
+  } catch (const vicreg::UserError& e) {
+    std::cerr << "vicregctl: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "vicregctl: " << e.what() << "\n";
+    return kExitFailed;
+  }
+  return kExitUsage;
+}
