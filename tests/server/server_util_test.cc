@@ -1,0 +1,234 @@
+// Small pieces of the coordinator: tokens, ids, page tokens, shell quoting (checked by a real
+// shell), run-dir readers, eval output parsing, coordinator options, process/session control.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "common/errors.h"
+#include "common/fs.h"
+#include "server/coordinator_options.h"
+#include "server/eval_runner.h"
+#include "server/job_manager.h"
+#include "server/launcher.h"
+#include "server/process.h"
+#include "server/run_dir.h"
+#include "server/service.h"
+#include "server/service_error.h"
+#include "tests/server/test_util.h"
+
+namespace vicreg::server {
+namespace {
+
+TEST(ServerUtilTest, TokenComparison) {
+  EXPECT_TRUE(TokenEquals("s3cret-token", "s3cret-token"));
+  EXPECT_FALSE(TokenEquals("s3cret-tokem", "s3cret-token"));
+  EXPECT_FALSE(TokenEquals("s3cret", "s3cret-token"));
+  EXPECT_FALSE(TokenEquals("s3cret-token-and-more", "s3cret-token"));
+  EXPECT_FALSE(TokenEquals("", "s3cret-token"));
+  EXPECT_FALSE(TokenEquals("", ""));  // an empty configured token never authenticates
+}
+
+TEST(ServerUtilTest, IdsAndRequestIds) {
+  EXPECT_TRUE(ValidJobId("job-000042"));
+  EXPECT_TRUE(ValidJobId("job-1234567"));
+  EXPECT_FALSE(ValidJobId("job-"));
+  EXPECT_FALSE(ValidJobId("../job-000001"));
+  EXPECT_FALSE(ValidJobId("job-00/../../etc"));
+  EXPECT_FALSE(ValidJobId("JOB-000001"));
+  EXPECT_TRUE(ValidClientRequestId("vicregctl-0123abcd:retry.1_x"));
+  EXPECT_FALSE(ValidClientRequestId(""));
+  EXPECT_FALSE(ValidClientRequestId("has space"));
+  EXPECT_FALSE(ValidClientRequestId(std::string(129, 'a')));
+  EXPECT_EQ(SpecHash("a", {"x=1"}), SpecHash("a", {"x=1"}));
+  EXPECT_NE(SpecHash("a", {"x=1"}), SpecHash("a", {"x=2"}));
+  EXPECT_NE(SpecHash("ab", {}), SpecHash("a", {"b"}));
+  EXPECT_EQ(SpecHash("", {}).size(), 16u);
+}
+
+TEST(ServerUtilTest, PageTokensEncodeFilterAndPosition) {
+  std::string t = CoordinatorService::EncodePageToken(JobState::kRunning, 1234);
+  EXPECT_EQ(CoordinatorService::DecodePageToken(t, JobState::kRunning), 1234);
+  auto code_of = [](const std::string& token, JobState filter) {
+    try {
+      CoordinatorService::DecodePageToken(token, filter);
+    } catch (const ServiceError& e) {
+      return e.code();
+    }
+    return ErrorCode::kInternal;
+  };
+  EXPECT_EQ(code_of(t, JobState::kQueued), ErrorCode::kInvalidArgument);   // filter changed
+  EXPECT_EQ(code_of("garbage!", JobState::kRunning), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of("djE6Mzo", JobState::kRunning), ErrorCode::kInvalidArgument);     // "v1:3:" (no position)
+  EXPECT_EQ(code_of("djE6MzotNQ", JobState::kRunning), ErrorCode::kInvalidArgument);  // "v1:3:-5"
+  EXPECT_EQ(CoordinatorService::DecodePageToken("djE6Mzox", JobState::kRunning), 1);  // "v1:3:1"
+  EXPECT_EQ(code_of(std::string(100, 'A'), JobState::kRunning), ErrorCode::kInvalidArgument);
+}
+
+TEST(ServerUtilTest, ShellQuotingSurvivesARealShell) {
+  std::vector<std::string> args = {"plain", "with space", "it's", "$(echo pwned)", "`id`", "a\"b", "new\nline", ""};
+  std::string script = "for a in";
+  for (const auto& a : args) script += " " + ShellQuote(a);
+  script += "; do printf '<%s>' \"$a\"; done";
+  CommandResult r = RunCommand({"/bin/bash", "-c", script}, 10);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string expected;
+  for (const auto& a : args) expected += "<" + a + ">";
+  EXPECT_EQ(r.out, expected);
+}
+
+TEST(ServerUtilTest, RunDirReaders) {
+  testutil::TempDir dir("rundir");
+  RunDir d{dir.path()};
+  EXPECT_FALSE(ReadProgress(d));
+  fs::AtomicWriteFile(d.Progress(), R"({"step": 12, "total_steps": 40, "epoch": 2, "num_epochs": 5, "loss": 3.5,
+                                        "images_per_s": 99.5, "time": 1.0})");
+  auto p = ReadProgress(d);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->step, 12);
+  EXPECT_EQ(p->total_steps, 40);
+  EXPECT_DOUBLE_EQ(p->loss, 3.5);
+  EXPECT_GT(p->mtime, 0);
+  fs::AtomicWriteFile(d.Progress(), "{\"step\": 1");  // truncated: ignored, never throws
+  EXPECT_FALSE(ReadProgress(d));
+  fs::AtomicWriteFile(d.Result(), R"({"status": "failed", "reason": "non-finite loss 5 times in a row"})");
+  EXPECT_EQ(ReadResult(d)->reason, "non-finite loss 5 times in a row");
+
+  fs::MakeDirs(d.AttemptRanks(1));
+  fs::AtomicWriteFile(d.AttemptRanks(1) + "/rank-0.json", R"({"rank":0,"pid":5,"exit_code":-1,"signal":15,"finished":20.0})");
+  fs::AtomicWriteFile(d.AttemptRanks(1) + "/rank-1.json", R"({"rank":1,"pid":6,"exit_code":-1,"signal":9,"finished":10.0})");
+  auto exits = ReadRankExits(d, 1);
+  ASSERT_EQ(exits.size(), 2u);
+  EXPECT_EQ(exits[0].rank, 1);  // ordered by finish time
+  EXPECT_EQ(exits[0].signal, 9);
+
+  fs::MakeDirs(d.Checkpoints());
+  for (const char* f : {"epoch_0002.pt", "epoch_0010.pt", "epoch_0001.pt.tmp.7", "latest", "step_00000100.pt"})
+    fs::AtomicWriteFile(d.Checkpoints() + "/" + f, "x");
+  EXPECT_EQ(CheckpointEpochs(d), (std::vector<int>{2, 10}));
+
+  fs::MakeDirs(d.Endpoints());
+  fs::AtomicWriteFile(d.Endpoints() + "/rank-1.json", R"({"rank":1,"pid":7,"host":"vm","metrics":"127.0.0.1:9465"})");
+  fs::AtomicWriteFile(d.Endpoints() + "/rank-0.json", R"({"rank":0,"pid":6,"host":"vm","metrics":"127.0.0.1:9464"})");
+  auto eps = ReadEndpoints(d);
+  ASSERT_EQ(eps.size(), 2u);
+  EXPECT_EQ(eps[0].metrics, "127.0.0.1:9464");
+
+  std::string log = dir.path() + "/log";
+  std::string text;
+  for (int i = 1; i <= 30; ++i) text += "line " + std::to_string(i) + "\n";
+  fs::AtomicWriteFile(log, text);
+  EXPECT_EQ(TailFile(log, 3), "line 28\nline 29\nline 30");
+  EXPECT_EQ(TailFile(log, 2, 12), "line 30");  // the window starts mid-line: partial line dropped
+  EXPECT_EQ(TailFile(dir.path() + "/missing", 3), "");
+}
+
+TEST(ServerUtilTest, EvalOutputParsingAndDueEpochs) {
+  auto rows = EvalRunner::ParseEvalOutput(
+      R"({"dataset":"cifar10","epoch":2,"rows":[
+          {"model":"vicreg","epoch":2,"probe":"linear","top1":0.61,"top5":0.95},
+          {"model":"raw_pixels","epoch":2,"probe":"knn","top1":0.35,"top5":0.80},
+          {"model":"vicreg","epoch":3,"probe":"linear","top1":0.7,"top5":0.96}]})",
+      2, "cifar10");
+  ASSERT_EQ(rows.size(), 2u);  // the epoch-3 row belongs to another task
+  EXPECT_EQ(rows[0].model, "vicreg");
+  EXPECT_DOUBLE_EQ(rows[1].top1, 0.35);
+  EXPECT_THROW(EvalRunner::ParseEvalOutput("not json", 2, "c"), std::runtime_error);
+  EXPECT_THROW(EvalRunner::ParseEvalOutput(R"({"rows":[]})", 2, "c"), std::runtime_error);
+  EXPECT_THROW(EvalRunner::ParseEvalOutput(R"({"rows":[{"model":"vicreg","probe":"linear","top1":61.0}]})", 2, "c"),
+               std::runtime_error);  // percentages are not ratios
+  config::EvalConfig e;
+  e.epochs = {1, 5};
+  e.every_epochs = 4;
+  EXPECT_EQ(EvalRunner::DueEpochs(e, {1, 2, 3, 4, 5, 6, 8}), (std::vector<int>{1, 4, 5, 8}));
+  EXPECT_TRUE(EvalRunner::DueEpochs(config::EvalConfig{}, {1, 2}).empty());
+}
+
+TEST(ServerUtilTest, CoordinatorOptionsAreStrict) {
+  testutil::TempDir dir("opts");
+  auto write = [&](const std::string& text) {
+    std::string p = dir.path() + "/c.yaml";
+    fs::AtomicWriteFile(p, text);
+    return p;
+  };
+  CoordinatorOptions o;
+  LoadCoordinatorConfig(write("listen: 127.0.0.1:6000\nslots: 3\nslurm: {partition: gpu, srun_args: [--exclusive]}\n"), &o);
+  EXPECT_EQ(o.listen, "127.0.0.1:6000");
+  EXPECT_EQ(o.slots, 3);
+  EXPECT_EQ(o.slurm_partition, "gpu");
+  EXPECT_EQ(o.slurm_srun_args, (std::vector<std::string>{"--exclusive"}));
+  auto message_of = [&](const std::string& text) {
+    CoordinatorOptions x;
+    try {
+      LoadCoordinatorConfig(write(text), &x);
+      FinalizeCoordinatorOptions(&x);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  EXPECT_NE(message_of("slot: 2\n").find("unknown key 'slot' (did you mean 'slots'?)"), std::string::npos);
+  EXPECT_NE(message_of("slurm: {partion: x}\n").find("slurm.partition"), std::string::npos);
+  EXPECT_NE(message_of("slots: many\n").find("slots: must be an integer"), std::string::npos);
+  EXPECT_NE(message_of("listen: 0.0.0.0:50051\nlauncher: none\n").find("bearer token is required"), std::string::npos);
+  EXPECT_NE(message_of("slots: 2\ngpus: '0,1'\nlauncher: none\n").find("exclude each other"), std::string::npos);
+  EXPECT_NE(message_of("gpus: '0,0'\nlauncher: none\n").find("distinct GPU indices"), std::string::npos);
+  EXPECT_NE(message_of("listen: localhost\nlauncher: none\n").find("HOST:PORT"), std::string::npos);
+  EXPECT_NE(message_of("launcher: k8s\n").find("local, slurm or none"), std::string::npos);
+  EXPECT_NE(message_of("launcher: none\ntls_cert: /etc/hostname\n").find("go together"), std::string::npos);
+  EXPECT_NE(message_of("launcher: local\nworker_binary: /nonexistent/vicreg_worker\n").find("not an executable"),
+            std::string::npos);
+  EXPECT_EQ(message_of("launcher: none\nslots: 0\n"), "(accepted)");
+}
+
+TEST(ServerUtilTest, SessionsAreSignalledAsAWhole) {
+  testutil::TempDir dir("proc");
+  SpawnOptions so;
+  // Background jobs with job control on get their own process groups in the same session, as
+  // mpirun's ranks do: a process-group kill would miss them, a session kill must not.
+  so.argv = {"/bin/bash", "-c", "set -m; sleep 300 & sleep 300 & wait"};
+  so.output_path = dir.path() + "/out";
+  ProcessRef p = Spawn(so);
+  ASSERT_TRUE(IsAlive(p));
+  std::vector<int> members;
+  for (int i = 0; i < 100 && members.size() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    members = SessionMembers(p.pid);
+  }
+  ASSERT_EQ(members.size(), 3u);
+  std::set<int> groups;
+  for (int pid : members) groups.insert(ReadProcStat(pid)->pgid);
+  EXPECT_EQ(groups.size(), 3u) << "the test needs members in distinct process groups";
+  EXPECT_EQ(SignalSession(p.pid, SIGKILL), 3);
+  for (int i = 0; i < 100 && !SessionMembers(p.pid).empty(); ++i) {
+    TryReap(p.pid);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  TryReap(p.pid);
+  EXPECT_TRUE(SessionMembers(p.pid).empty());
+  EXPECT_FALSE(IsAlive(p));
+}
+
+TEST(ServerUtilTest, SpawnReportsExecFailureAndProcessIdentityDetectsReuse) {
+  SpawnOptions so;
+  so.argv = {"/nonexistent/binary"};
+  try {
+    Spawn(so);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/binary"), std::string::npos) << e.what();
+  }
+  ProcessRef self{getpid(), 0};
+  self.start_ticks = ReadProcStat(getpid())->start_ticks;
+  EXPECT_TRUE(IsAlive(self));
+  ProcessRef reused = self;
+  reused.start_ticks += 1;  // same pid, another start time: a different process
+  EXPECT_FALSE(IsAlive(reused));
+}
+
+}  // namespace
+}  // namespace vicreg::server
