@@ -12,16 +12,13 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/core/ivalue.h>
+#include <torch/optim/optimizer.h>   // callers step() / zero_grad() what BuildOptimizer returns
 
 #include <memory>
 #include <string>
 
 #include "common/config.h"
 #include "worker/model/param_groups.h"
-
-namespace torch::optim {
-class Optimizer;
-}
 
 namespace vicreg::train {
 
