@@ -1,0 +1,29 @@
+// Reader factories behind OpenDataset (internal to worker/data), one file each, plus the path
+// helpers they share.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "worker/data/dataset.h"
+
+namespace vicreg::data {
+
+std::shared_ptr<const Dataset> OpenCifar10(const DatasetSpec& spec);     // cifar.cc
+std::shared_ptr<const Dataset> OpenCifar100(const DatasetSpec& spec);    // cifar.cc
+std::shared_ptr<const Dataset> OpenStl10(const DatasetSpec& spec);       // stl10.cc
+std::shared_ptr<const Dataset> OpenIdx(const DatasetSpec& spec);         // idx.cc (mnist, fashion_mnist)
+std::shared_ptr<const Dataset> OpenImageFolder(const DatasetSpec& spec); // image_folder.cc
+std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec); // tensor_cache.cc
+
+std::string JoinPath(const std::string& dir, const std::string& name);
+// <data_dir>/<sub> if that folder exists, else data_dir (users point at either level).
+std::string DatasetDir(const std::string& data_dir, const std::string& sub);
+// The first existing file among dirs x names, or throws UserError "<what>: missing <names>; looked for: ...".
+std::string FindFile(const std::string& what, const std::vector<std::string>& dirs,
+                     const std::vector<std::string>& names);
+[[noreturn]] void ThrowBadSplit(const std::string& dataset, const std::string& split,
+                                const std::vector<std::string>& valid);
+
+}  // namespace vicreg::data
