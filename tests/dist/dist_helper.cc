@@ -23,6 +23,8 @@
 #include "worker/dist/communicator.h"
 #include "worker/dist/gather.h"
 #include "worker/dist/grad_sync.h"
+#include "worker/model/sync_batchnorm.h"
+#include <torch/nn/modules/batchnorm.h>
 
 namespace dist = vicreg::dist;
 
@@ -249,6 +251,56 @@ void State(dist::Communicator& c) {
   Expect(threw, "CheckConsistent detects a divergent tensor");
 }
 
+// ---- scenario: SyncBatchNorm1d across ranks vs BatchNorm1d on the concatenated batch -------------
+void SyncBn(dist::Communicator& c) {
+  const int r = c.rank(), w = c.world_size();
+  const int64_t B = ArgInt("batch", 3), C = 5;
+  vicreg::model::SyncBatchNorm1d bn(vicreg::model::SyncBatchNormOptions(C), &c);
+  torch::nn::BatchNorm1d ref{torch::nn::BatchNorm1dOptions(C)};
+  at::manual_seed(7);
+  {
+    at::NoGradGuard ng;   // non-trivial affine parameters, identical on every rank
+    at::Tensor wt = at::rand({C}) + 0.5, bs = at::randn({C});
+    bn->weight.copy_(wt);
+    bn->bias.copy_(bs);
+    ref->weight.copy_(wt);
+    ref->bias.copy_(bs);
+  }
+  for (int step = 0; step < 2; ++step) {
+    at::Tensor x_all = at::randn({w * B, C}) * 3 + 1;   // same draw on every rank (same seed sequence)
+    at::Tensor g_all = at::randn({w * B, C});           // upstream gradient weights
+    at::Tensor x = x_all.narrow(0, r * B, B).clone().requires_grad_(true);
+    at::Tensor y = bn->forward(x);
+    (y * g_all.narrow(0, r * B, B)).sum().backward();   // the sum over ranks is the reference loss
+    at::Tensor xr = x_all.clone().requires_grad_(true);
+    at::Tensor yr = ref->forward(xr);
+    (yr * g_all).sum().backward();
+    const std::string at_step = " (step " + std::to_string(step) + ")";
+    ExpectClose(y.detach(), yr.detach().narrow(0, r * B, B), 1e-5, "SyncBN output" + at_step);
+    ExpectClose(x.grad(), xr.grad().narrow(0, r * B, B), 1e-5, "SyncBN input gradient" + at_step);
+    at::Tensor gw = bn->weight.grad().clone(), gb = bn->bias.grad().clone();
+    c.AllReduceSum(gw);   // weight/bias gradients are local; summing the ranks' gives the global loss's
+    c.AllReduceSum(gb);
+    ExpectClose(gw, ref->weight.grad(), 1e-4, "SyncBN weight gradient (sum over ranks)" + at_step);
+    ExpectClose(gb, ref->bias.grad(), 1e-4, "SyncBN bias gradient (sum over ranks)" + at_step);
+    ExpectClose(bn->running_mean, ref->running_mean, 1e-6, "running_mean" + at_step);
+    ExpectClose(bn->running_var, ref->running_var, 1e-5, "running_var" + at_step);
+    Expect(bn->num_batches_tracked.item<int64_t>() == step + 1, "num_batches_tracked" + at_step);
+    bn->weight.mutable_grad() = at::Tensor();
+    bn->bias.mutable_grad() = at::Tensor();
+    ref->weight.mutable_grad() = at::Tensor();
+    ref->bias.mutable_grad() = at::Tensor();
+  }
+  // running stats identical on all ranks
+  at::Tensor rm = c.AllGather(bn->running_mean.unsqueeze(0).contiguous());
+  Expect(at::equal(rm, bn->running_mean.unsqueeze(0).expand({w, C})), "running_mean identical on all ranks");
+  // eval mode uses the running statistics, like BatchNorm1d
+  bn->eval();
+  ref->eval();
+  at::Tensor xe = at::randn({4, C});
+  ExpectClose(bn->forward(xe), ref->forward(xe), 1e-5, "eval output");
+}
+
 // ---- scenario: a rank dies or hangs in the middle of a run ----------------------------------
 int Failure(dist::Communicator& c) {
   const int victim = static_cast<int>(ArgInt("victim", 1));
@@ -273,7 +325,7 @@ int Failure(dist::Communicator& c) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: dist_helper collectives|gather|grad_sync|state|failure [--key value ...]\n");
+    std::fprintf(stderr, "usage: dist_helper collectives|gather|grad_sync|syncbn|state|failure [--key value ...]\n");
     return 2;
   }
   const std::string scenario = argv[1];
@@ -290,6 +342,8 @@ int main(int argc, char** argv) {
       GatherGrad(*comm);
     } else if (scenario == "grad_sync") {
       GradSync(comm);
+    } else if (scenario == "syncbn") {
+      SyncBn(*comm);
     } else if (scenario == "state") {
       State(*comm);
     } else if (scenario == "failure") {

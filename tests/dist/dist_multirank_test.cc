@@ -90,6 +90,11 @@ TEST_F(MultiRank, GradSyncGlooNp2) {
   ExpectAllPass(Mpirun({"grad_sync", "gloo", 2, {"--bucket-bytes", "40", "--expect-overlap", "1"}}), 2, "gloo");
 }
 
+// ---- SyncBatchNorm1d (worker/model) vs BatchNorm1d on the concatenated batch ------------------
+TEST_F(MultiRank, SyncBatchNormMpiNp2) { ExpectAllPass(Mpirun({"syncbn", "mpi", 2}), 2, "mpi"); }
+TEST_F(MultiRank, SyncBatchNormMpiNp3) { ExpectAllPass(Mpirun({"syncbn", "mpi", 3, {"--batch", "2"}}), 3, "mpi"); }
+TEST_F(MultiRank, SyncBatchNormGlooNp3) { ExpectAllPass(Mpirun({"syncbn", "gloo", 3}), 3, "gloo"); }
+
 // ---- parameters + buffers broadcast, divergence detection ----------------------------------
 TEST_F(MultiRank, StateBroadcastAndCheckMpiNp3) { ExpectAllPass(Mpirun({"state", "mpi", 3}), 3, "mpi"); }
 TEST_F(MultiRank, StateBroadcastAndCheckGlooNp2) { ExpectAllPass(Mpirun({"state", "gloo", 2}), 2, "gloo"); }

@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -68,6 +69,11 @@ class GlooCommunicator : public Communicator {
         if (opts.job_token.empty() && opts.rendezvous_dir.empty() && world_ > 1) {
           throw UserError("the gloo backend needs a job id to name its rendezvous file: launch the ranks with "
                           "mpirun, srun or torchrun, or set a rendezvous folder unique to this run");
+        }
+        std::error_code ec;
+        std::filesystem::create_directories(dir, ec);   // e.g. <run_dir>/.rendezvous before the run dir exists
+        if (ec && !std::filesystem::is_directory(dir)) {
+          throw UserError("cannot create the gloo rendezvous folder " + dir + ": " + ec.message());
         }
         const std::string path = dir + "/gloo-" + (opts.job_token.empty() ? "store" : Sanitize(opts.job_token));
         where = "FileStore " + path;
