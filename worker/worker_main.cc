@@ -64,10 +64,21 @@ const std::vector<std::string> kFlagNames = {
     "--job",      "--data_config", "--train_config", "--model_config", "--device",    "--run-dir", "--resume",
     "--max-steps", "--metrics-port", "--set",       "--job-id",       "--log-level", "--help"};
 
+// "--lr" -> " (did you mean --set train.learning_rate=...?)"; "--run_dirr" -> " (did you mean --run-dir?)".
 std::string Suggest(const std::string& arg) {
   std::string key = arg.substr(0, arg.find('='));
   std::string m = vicreg::config::ClosestMatch(key, kFlagNames);
-  return m.empty() ? "" : " (did you mean " + m + "?)";
+  if (!m.empty()) return " (did you mean " + m + "?)";
+  std::string bare = key;
+  while (!bare.empty() && bare.front() == '-') bare.erase(0, 1);
+  std::vector<std::string> leaves;
+  std::vector<std::string> paths = vicreg::config::AllKeyPaths();
+  for (const auto& p : paths) leaves.push_back(p.substr(p.rfind('.') + 1));
+  m = vicreg::config::ClosestMatch(bare, leaves);
+  if (m.empty()) return "";
+  for (const auto& p : paths)
+    if (p.substr(p.rfind('.') + 1) == m) return " (did you mean --set " + p + "=...?)";
+  return "";
 }
 
 // Returns nullopt after printing help (exit 0) or throws UserError for bad usage.
@@ -144,6 +155,8 @@ vicreg::config::JobConfig LoadConfig(const Flags& f) {
 
 // Checks on the run directory and the resume spec that need no writes (done before anything is created).
 void CheckRunDirUsable(const std::string& run_dir, const std::string& resume) {
+  if (resume != "auto" && resume != "none" && !vicreg::fs::Exists(resume))
+    throw UserError("--resume " + resume + ": no such checkpoint file (use auto, none, or a path to a .pt file)");
   if (run_dir.empty()) return;
   if (vicreg::fs::Exists(run_dir)) {
     struct stat st {};
@@ -158,8 +171,6 @@ void CheckRunDirUsable(const std::string& run_dir, const std::string& resume) {
                         "start over in another --run-dir");
     }
   }
-  if (resume != "auto" && resume != "none" && !vicreg::fs::Exists(resume))
-    throw UserError("--resume " + resume + ": no such checkpoint file (use auto, none, or a path to a .pt file)");
 }
 
 std::string UtcStamp(int64_t unix_s) {

@@ -66,9 +66,10 @@ struct ProcResult {
 
 // Starts argv with stdout+stderr redirected to out_path. Returns the pid.
 inline pid_t Spawn(const std::vector<std::string>& args, const std::string& out_path,
-                   const std::vector<std::string>& extra_env = {}) {
+                   const std::vector<std::string>& extra_env = {}, const std::string& cwd = "") {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
+  if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
   posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   std::vector<std::string> a = args;
@@ -111,8 +112,8 @@ inline ProcResult Wait(pid_t pid, const std::string& out_path, double timeout_s)
 }
 
 inline ProcResult RunProcess(const std::vector<std::string>& args, const std::string& out_path, double timeout_s,
-                             const std::vector<std::string>& extra_env = {}) {
-  return Wait(Spawn(args, out_path, extra_env), out_path, timeout_s);
+                             const std::vector<std::string>& extra_env = {}, const std::string& cwd = "") {
+  return Wait(Spawn(args, out_path, extra_env, cwd), out_path, timeout_s);
 }
 
 }  // namespace vicreg::testing

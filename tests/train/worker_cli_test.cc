@@ -31,7 +31,7 @@ const std::string kWorker = std::string(VICREG_BINARY_DIR) + "/worker/vicreg_wor
 const std::string kData = std::string(VICREG_SOURCE_DIR) + "/tests/train/data";
 const std::string kJob = kData + "/tiny_job.yaml";
 constexpr int kStepsPerEpoch = 8;  // 256 images / batch 32
-constexpr int kEpochs = 4;
+constexpr int kEpochs = 6;
 constexpr int kTotalSteps = kStepsPerEpoch * kEpochs;
 constexpr double kTimeout = 300;
 
@@ -100,7 +100,7 @@ class WorkerCliTest : public ::testing::Test {
   }
   void TearDown() override { RemoveTree(tmp_); }
   static std::string RefRun() { return ref_root_ + "/run"; }
-  static std::string RefFinal() { return RefRun() + "/checkpoints/epoch_0004.pt"; }
+  static std::string RefFinal() { return RefRun() + "/checkpoints/epoch_0006.pt"; }
 
   static std::string ref_root_;
   static ProcResult ref_result_;
@@ -148,12 +148,12 @@ TEST_F(WorkerCliTest, TrainsAndWritesTheRunDirectory) {
   EXPECT_TRUE(ep["metrics"].get<std::string>().rfind("127.0.0.1:", 0) == 0) << ep.dump();
   EXPECT_NE(Slurp(run + "/job.yaml").find("tiny_train_test"), std::string::npos);
   EXPECT_NE(Slurp(run + "/logs/rank-0.log").find("ETA"), std::string::npos);
-  EXPECT_EQ(Slurp(run + "/checkpoints/latest"), "epoch_0004.pt\n");
-  // keep_last 3: epoch 4 (step 32), step 30, epoch 3 (step 24).
+  EXPECT_EQ(Slurp(run + "/checkpoints/latest"), "epoch_0006.pt\n");
+  // keep_last 3: the newest three are epoch 6 (step 48), step 45 and step 42.
   CheckpointManager mgr({run + "/checkpoints", 3, {}});
   std::vector<std::string> files;
   for (const auto& c : mgr.List()) files.push_back(c.file);
-  EXPECT_EQ(files, (std::vector<std::string>{"epoch_0003.pt", "step_00000030.pt", "epoch_0004.pt"}));
+  EXPECT_EQ(files, (std::vector<std::string>{"step_00000042.pt", "step_00000045.pt", "epoch_0006.pt"}));
   // The loss went down over the run.
   double first = 0, last = 0;
   for (int i = 0; i < kStepsPerEpoch; ++i) {
@@ -175,7 +175,7 @@ TEST_F(WorkerCliTest, SigkillAfterCheckpointThenResumeAutoIsBitIdentical) {
   const std::string run = tmp_ + "/run";
   const std::string log = tmp_ + "/a.txt";
   pid_t pid = vicreg::testing::Spawn({kWorker, "--job", kJob, "--run-dir", run, "--resume", "auto"}, log);
-  // Kill as soon as the first checkpoint is complete (step 3 of 32).
+  // Kill as soon as the first checkpoint is complete (step 3 of 48).
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!PathExists(run + "/checkpoints/latest") && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -186,7 +186,7 @@ TEST_F(WorkerCliTest, SigkillAfterCheckpointThenResumeAutoIsBitIdentical) {
   auto resumed = Worker({"--job", kJob, "--run-dir", run, "--resume", "auto"}, tmp_ + "/b.txt");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resumed from"), std::string::npos) << resumed.output;
-  ExpectSameModel(RefFinal(), run + "/checkpoints/epoch_0004.pt");
+  ExpectSameModel(RefFinal(), run + "/checkpoints/epoch_0006.pt");
   // metrics.jsonl holds every step exactly once.
   auto lines = JsonLines(run + "/metrics.jsonl");
   ASSERT_EQ(lines.size(), static_cast<size_t>(kTotalSteps));
@@ -225,7 +225,7 @@ TEST_F(WorkerCliTest, CorruptOrTruncatedCheckpointIsRefusedAndAutoFallsBack) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("falling back"), std::string::npos) << resumed.output;
   EXPECT_NE(resumed.output.find("step_00000006.pt"), std::string::npos) << resumed.output;
-  ExpectSameModel(RefFinal(), run + "/checkpoints/epoch_0004.pt");
+  ExpectSameModel(RefFinal(), run + "/checkpoints/epoch_0006.pt");
 }
 
 TEST_F(WorkerCliTest, SigtermCheckpointsExitsOneAndResumesExactly) {
@@ -251,7 +251,7 @@ TEST_F(WorkerCliTest, SigtermCheckpointsExitsOneAndResumesExactly) {
   auto resumed = Worker({"--job", kJob, "--run-dir", run, "--resume", "auto"}, tmp_ + "/b.txt");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_EQ(nlohmann::json::parse(Slurp(run + "/result.json"))["status"], "succeeded");
-  ExpectSameModel(RefFinal(), run + "/checkpoints/epoch_0004.pt");
+  ExpectSameModel(RefFinal(), run + "/checkpoints/epoch_0006.pt");
 }
 
 TEST_F(WorkerCliTest, CoordinatorStyleRelaunchInARunDirHoldingJobYaml) {
@@ -330,6 +330,15 @@ TEST(WorkerCliUsage, HelpAndBadFlags) {
       {{"--job", kJob, "--data_config", kJob}, "one form"},
       {{"--job", kJob, "--resume", tmp + "/none.pt"}, "none.pt"},
   };
+  // Without --run-dir the default (runs/<name>-<time> in the working directory) must not appear either.
+  auto nodir = RunProcess({kWorker, "--job", kJob, "--resume", tmp + "/none.pt"}, tmp + "/o.txt", 60, {}, tmp);
+  EXPECT_EQ(nodir.exit_code, 2) << nodir.output;
+  EXPECT_NE(nodir.output.find("none.pt"), std::string::npos) << nodir.output;
+  EXPECT_FALSE(PathExists(tmp + "/runs")) << nodir.output;
+  auto lr = Worker({"--job", kJob, "--lr", "0.1"}, tmp + "/o.txt", 60);
+  EXPECT_EQ(lr.exit_code, 2);
+  EXPECT_NE(lr.output.find("--set train.learning_rate"), std::string::npos) << lr.output;
+
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::string run = tmp + "/run" + std::to_string(i);
     auto args = cases[i].args;
@@ -352,24 +361,24 @@ TEST(WorkerCliUsage, InvalidConfigsExitTwoNamingTheFieldWithoutARunDir) {
     std::string file;      // job file content (replaces the tiny job)
   };
   const std::vector<Case> cases = {
-      {"train.batch_size=0", "train.batch_size"},
-      {"train.learning_rate=-1", "train.learning_rate"},
-      {"train.vicreg.gamma=0", "train.vicreg.gamma"},
-      {"train.warmup_epochs=9", "train.warmup_epochs"},
-      {"model.image_size=30", "model.image_size"},
-      {"model.embed_dim=63", "model.embed_dim"},
-      {"train.optimizer=sgd", "train.optimizer"},
-      {"resources.device=tpu", "resources.device"},
-      {"train.learning_rat=0.1", "learning_rate"},
-      {"data.dataset=imagenet", "data.dataset"},
-      {"train.precision=bf16", "train.precision"},
-      {"augment.view1.hflip_prob=1.5", "augment.view1.hflip_prob"},
-      {"checkpoint.keep_last=0", "checkpoint.keep_last"},
-      {"metrics.port=70000", "metrics.port"},
-      {"train.batch_size=abc", "train.batch_size"},
-      {"name=bad name!", "name"},
-      {"train.vicreg.proj_dim=0", "train.vicreg.proj_dim"},
-      {"augment.view2.crop_scale=[0.9,0.2]", "augment.view2.crop_scale"},
+      {"train.batch_size=0", "train.batch_size", ""},
+      {"train.learning_rate=-1", "train.learning_rate", ""},
+      {"train.vicreg.gamma=0", "train.vicreg.gamma", ""},
+      {"train.warmup_epochs=9", "train.warmup_epochs", ""},
+      {"model.image_size=30", "model.image_size", ""},
+      {"model.embed_dim=63", "model.embed_dim", ""},
+      {"train.optimizer=sgd", "train.optimizer", ""},
+      {"resources.device=tpu", "resources.device", ""},
+      {"train.learning_rat=0.1", "learning_rate", ""},
+      {"data.dataset=imagenet", "data.dataset", ""},
+      {"train.precision=bf16", "train.precision", ""},
+      {"augment.view1.hflip_prob=1.5", "augment.view1.hflip_prob", ""},
+      {"checkpoint.keep_last=0", "checkpoint.keep_last", ""},
+      {"metrics.port=70000", "metrics.port", ""},
+      {"train.batch_size=abc", "train.batch_size", ""},
+      {"name=bad name!", "name", ""},
+      {"train.vicreg.proj_dim=0", "train.vicreg.proj_dim", ""},
+      {"augment.view2.crop_scale=[0.9,0.2]", "augment.view2.crop_scale", ""},
       {"", "line", "name: x\ntrain: {batch_size: 3\n"},        // YAML syntax error
       {"", "trian", "name: x\ntrian:\n  batch_size: 3\n"},     // unknown section, did-you-mean
       {"", "train.num_epochs", "name: x\ntrain:\n  num_epochs: 0\n"},
