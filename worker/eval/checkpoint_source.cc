@@ -62,7 +62,7 @@ void CheckSameArchitecture(const config::ModelConfig& a_in, const std::string& a
   if (!diffs.empty()) {
     std::string msg = "the model config does not match the checkpoint's architecture:";
     for (const auto& d : diffs) msg += "\n  " + d;
-    throw UserError(msg);
+    throw ArchitectureMismatch(msg);
   }
 }
 

@@ -9,10 +9,17 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/errors.h"
 #include "worker/eval/tensor_file.h"
 #include "worker/model/vit.h"
 
 namespace vicreg::eval {
+
+// The model config given on the command line contradicts the checkpoint's architecture.
+class ArchitectureMismatch : public UserError {
+ public:
+  using UserError::UserError;
+};
 
 // A model config from the command line and where it came from ("--model_config m.yaml").
 struct GivenModelConfig {
@@ -37,7 +44,7 @@ std::vector<int> ListEpochCheckpoints(const std::string& dir);
 // architecture that disagrees with `given` (naming the field and both values).
 CheckpointEncoder LoadCheckpointEncoder(const std::string& path, const std::optional<GivenModelConfig>& given);
 
-// Throws UserError naming the differing field unless a and b describe the same encoder
+// Throws ArchitectureMismatch naming the differing field unless a and b describe the same encoder
 // (backbone geometry and image size).
 void CheckSameArchitecture(const config::ModelConfig& a, const std::string& a_source, const config::ModelConfig& b,
                            const std::string& b_source);

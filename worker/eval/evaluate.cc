@@ -146,6 +146,8 @@ EvaluateResult RunEvaluation(const EvaluateOptions& o) {
     std::optional<CheckpointEncoder> ck;
     try {
       ck = LoadCheckpointEncoder(item.path, o.given);
+    } catch (const ArchitectureMismatch&) {
+      throw;  // the command line contradicts the run: a usage error, not a bad checkpoint
     } catch (const UserError& e) {
       if (!o.checkpoint_file.empty()) throw;  // the one file asked for: invalid input
       spdlog::error("epoch {}: {} (reported as missing)", item.epoch, e.what());
@@ -173,10 +175,11 @@ EvaluateResult RunEvaluation(const EvaluateOptions& o) {
     }
     {
       // Same architecture, timm init from a fixed seed (the global RNG is restored afterwards).
-      auto saved = at::detail::getDefaultCPUGenerator().get_state();
+      auto gen = at::detail::getDefaultCPUGenerator();
+      const auto saved = gen.get_state();
       at::manual_seed(o.random_init_seed);
       auto vit = BuildEncoder(*arch, o.image_size);
-      at::detail::getDefaultCPUGenerator().set_state(saved);
+      gen.set_state(saved);
       EncoderRows(o, s, vit, "random_init", 0, &ref_rows);
     }
   }

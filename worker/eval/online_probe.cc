@@ -1,6 +1,7 @@
 #include "worker/eval/online_probe.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/adam.h>
@@ -29,9 +30,16 @@ OnlineLinearProbe::OnlineLinearProbe(const OnlineLinearProbeOptions& opts, c10::
   if (!(opts.weight_decay >= 0)) throw UserError("online probe: weight_decay must be >= 0, got " + std::to_string(opts.weight_decay));
   if (opts.optimizer != "adam" && opts.optimizer != "sgd")
     throw UserError("online probe: optimizer must be adam or sgd, got '" + opts.optimizer + "'");
-  impl_->linear = torch::nn::Linear(opts.feature_dim, opts.num_classes);
   {
-    // Zero init: no draw from the global RNG, so the training run's randomness is unchanged.
+    // Linear's constructor draws its default init from the global CPU generator: restore the
+    // generator afterwards and zero-init instead, so the training run's randomness is unchanged.
+    // (Not locked across the constructor: the init takes the generator's mutex itself.)
+    auto gen = at::detail::getDefaultCPUGenerator();
+    const auto saved = gen.get_state();
+    impl_->linear = torch::nn::Linear(opts.feature_dim, opts.num_classes);
+    gen.set_state(saved);
+  }
+  {
     at::NoGradGuard no_grad;
     impl_->linear->weight.zero_();
     impl_->linear->bias.zero_();
