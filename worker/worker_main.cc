@@ -34,6 +34,7 @@
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "worker/data/dataset.h"
 #include "worker/dist/communicator.h"
 #include "worker/train/checkpoint.h"
 #include "worker/train/run_dir.h"
@@ -205,6 +206,12 @@ int Run(int argc, char** argv) {
     if (!parsed) return vicreg::kExitOk;
     cfg = LoadConfig(*parsed);
     CheckRunDirUsable(parsed->run_dir, parsed->resume);
+    // Inputs the config names: open them now, so that a wrong path fails before the run dir exists.
+    // (OpenDataset caches per process: the trainer reuses this instance.)
+    vicreg::data::OpenDataset({cfg.data.dataset, cfg.data.data_dir, cfg.data.split, cfg.data.limit});
+    if (!cfg.model.init_from.empty() && !vicreg::fs::Exists(cfg.model.init_from))
+      throw UserError("model.init_from: " + cfg.model.init_from + " does not exist (a timm-keyed encoder "
+                      ".safetensors, e.g. from vicreg_eval export)");
   } catch (const UserError& e) {
     if (speak)
       std::cerr << "vicreg_worker: invalid input: " << e.what() << "\n";

@@ -277,6 +277,31 @@ TEST_F(WorkerCliTest, CoordinatorStyleRelaunchInARunDirHoldingJobYaml) {
   EXPECT_NE(r.output.find("already holds checkpoints"), std::string::npos) << r.output;
 }
 
+TEST_F(WorkerCliTest, OnlineMonitorsReportWithoutChangingTraining) {
+  const std::string run = tmp_ + "/monitors";
+  auto r = Worker({"--job", kJob, "--run-dir", run, "--set", "eval.online_linear=true", "--set",
+                   "eval.online_knn_every_epochs=3", "--set", "eval.online_knn_subset=64"},
+                  tmp_ + "/a.txt");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto lines = JsonLines(run + "/metrics.jsonl");
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kTotalSteps));
+  int knn = 0;
+  for (const auto& l : lines) {
+    ASSERT_TRUE(l.contains("online_linear_top1")) << l.dump();
+    const double top1 = l["online_linear_top1"].get<double>();
+    EXPECT_GE(top1, 0.0);
+    EXPECT_LE(top1, 1.0);
+    if (l.contains("online_knn_top1")) {
+      ++knn;
+      EXPECT_EQ(l["step"].get<int>() % (3 * kStepsPerEpoch), 0) << "kNN at the end of epochs 3 and 6";
+      EXPECT_GT(l["online_knn_top1"].get<double>(), 0.1) << "10 classes: better than chance";
+    }
+  }
+  EXPECT_EQ(knn, 2);
+  // The monitors see detached features only: the encoder trains exactly as without them.
+  ExpectSameModel(RefFinal(), run + "/checkpoints/epoch_0006.pt");
+}
+
 TEST_F(WorkerCliTest, SeedFormTrains) {
   const std::string run = tmp_ + "/seed";
   auto r = Worker({"--data_config", kData + "/seed_data_config.yaml", "--train_config",
@@ -378,6 +403,8 @@ TEST(WorkerCliUsage, InvalidConfigsExitTwoNamingTheFieldWithoutARunDir) {
       {"train.batch_size=abc", "train.batch_size", ""},
       {"name=bad name!", "name", ""},
       {"train.vicreg.proj_dim=0", "train.vicreg.proj_dim", ""},
+      {"data.data_dir=/nonexistent/fmnist", "/nonexistent/fmnist", ""},   // a dataset that is not there
+      {"model.init_from=/nonexistent/enc.safetensors", "model.init_from", ""},
       {"augment.view2.crop_scale=[0.9,0.2]", "augment.view2.crop_scale", ""},
       {"", "line", "name: x\ntrain: {batch_size: 3\n"},        // YAML syntax error
       {"", "trian", "name: x\ntrian:\n  batch_size: 3\n"},     // unknown section, did-you-mean

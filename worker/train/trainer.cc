@@ -24,6 +24,7 @@
 #include "worker/dist/gather.h"
 #include "worker/dist/grad_sync.h"
 #include "worker/dist/state_sync.h"
+#include "worker/eval/encoder_io.h"
 #include "worker/model/vicreg_model.h"
 #include "worker/train/amp.h"
 #include "worker/train/checkpoint.h"
@@ -32,6 +33,7 @@
 #include "worker/train/grad_clip.h"
 #include "worker/train/loss.h"
 #include "worker/train/lr_schedule.h"
+#include "worker/train/online_monitor.h"
 #include "worker/train/optimizer.h"
 #include "worker/train/stop_signal.h"
 
@@ -82,6 +84,7 @@ struct Trainer::Impl {
   std::unique_ptr<data::Loader> loader;
   std::unique_ptr<data::ViewAugmenter> device_aug1, device_aug2;  // augment_on_device (CUDA)
   std::unique_ptr<CheckpointManager> ckpt;      // rank 0
+  std::unique_ptr<OnlineMonitor> monitor;       // eval.online_* (null when off)
   CollapseWatch watch;
 
   // Position. step = iterations done; epoch 1-based; batch_in_epoch = batches of `epoch` consumed.
@@ -127,6 +130,11 @@ void Trainer::Impl::Build() {
   // Deterministic init: every rank builds the same weights from the seed (and rank 0's are broadcast).
   at::manual_seed(cfg.train.seed);
   model = model::VicregModel(model::VicregModelOptions::FromConfig(cfg.model, cfg.train.vicreg), comm.get());
+  if (!cfg.model.init_from.empty()) {
+    // A timm-keyed encoder (vicreg_eval export, or timm's own weights); pos_embed is resampled to image_size.
+    eval::LoadEncoderSafetensors(model->encoder, cfg.model.init_from, /*resample_pos_embed=*/true);
+    spdlog::info("encoder initialized from {}", cfg.model.init_from);
+  }
   model->to(device);
   model->train();
   std::vector<std::string> names;
@@ -169,6 +177,8 @@ void Trainer::Impl::Build() {
     device_aug1 = std::make_unique<data::ViewAugmenter>(cfg.augment.view1, cfg.model.image_size, mean, stdv);
     device_aug2 = std::make_unique<data::ViewAugmenter>(cfg.augment.view2, cfg.model.image_size, mean, stdv);
   }
+  if (cfg.eval.online_linear || cfg.eval.online_knn_every_epochs > 0)
+    monitor = std::make_unique<OnlineMonitor>(cfg, dataset, model->options().encoder.embed_dim, device);
   total_steps = cfg.train.num_epochs * steps_per_epoch;
   if (cfg.train.max_steps > 0) total_steps = std::min<int64_t>(total_steps, cfg.train.max_steps);
 
@@ -361,6 +371,13 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
 
   for (auto& p : params) p.mutable_grad() = at::Tensor();  // set to none (the synchronizer's contract)
 
+  // BatchNorm running statistics are updated by the forward pass; a skipped (non-finite) step restores them so
+  // that one bad batch cannot poison every later checkpoint.
+  std::vector<at::Tensor> buffers = model->buffers(/*recurse=*/true);
+  std::vector<at::Tensor> saved_buffers;
+  saved_buffers.reserve(buffers.size());
+  for (const auto& t : buffers) saved_buffers.push_back(t.clone());
+
   // 2. Forward both views (autocast on CUDA; BN statistics per view).
   model::VicregPairOutput f;
   {
@@ -421,6 +438,8 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
   r.loss_finite = !nonfinite;
 
   if (nonfinite) {
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved_buffers[i]);
     ++nonfinite_total;
     ++consecutive_nonfinite;
     last_nonfinite_step = this_step;
@@ -442,9 +461,19 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
     FillReport(ComputeDiagnostics(za_all.detach(), feats_all), &r);
   }
 
+  // 11. Optional online monitors (detached features; never touch the encoder's gradients or the RNG).
+  if (monitor && !nonfinite) {
+    monitor->Update(f.features_a, b.labels);
+    if (batch_in_epoch + 1 == steps_per_epoch && monitor->KnnDue(epoch)) {
+      auto t = Clock::now();
+      r.online_knn_top1 = monitor->KnnTop1(model->encoder);
+      spdlog::info("online kNN top-1 after epoch {}: {:.4f} ({:.1f} s)", epoch, *r.online_knn_top1,
+                   Seconds(t, Clock::now()));
+    }
+  }
+
   step = this_step;
   ++batch_in_epoch;
-  out.applied = applied;
   r.step_seconds = Seconds(t0, Clock::now());
   r.data_wait_seconds = b.wait_seconds;
   Report(r, b.wait_seconds, r.step_seconds);
@@ -459,7 +488,8 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
   window_step_time += step_seconds;
   const bool log_step = r.step % cfg.train.log_every == 0 || r.step == total_steps;
   const bool has_diag = r.std_min.has_value();
-  if (!log_step && !has_diag) return;
+  if (!log_step && !has_diag && !r.online_knn_top1) return;
+  if (monitor) r.online_linear_top1 = monitor->LinearTop1(comm.get());  // same steps on every rank
 
   const auto now = Clock::now();
   const double elapsed = Seconds(window_start, now);
@@ -531,6 +561,7 @@ RunResult Trainer::Run() {
   m.window_start = Clock::now();
   for (; m.epoch <= m.cfg.train.num_epochs; ++m.epoch, m.batch_in_epoch = 0) {
     if (m.metrics) m.metrics->SetEpoch(m.epoch);
+    if (m.monitor) m.monitor->ResetEpoch();
     m.loader->StartEpoch(m.epoch, m.batch_in_epoch);
     while (auto batch = m.loader->Next()) {
       StepOutcome o = m.Step(*batch);
