@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <iterator>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -87,6 +88,50 @@ inline ProcessResult RunProcess(const std::vector<std::string>& argv, double tim
     r.exit_code = WEXITSTATUS(status);
   }
   return r;
+}
+
+// Starts a background process (own process group) with stdout+stderr appended to log_path.
+inline pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& log_path,
+                          const std::vector<std::string>& env = {}) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+      close(fd);
+    }
+    for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  if (pid > 0) setpgid(pid, pid);
+  return pid;
+}
+
+// SIGTERM to the process group, SIGKILL after `grace_s`; reaps the process.
+inline void StopProcess(pid_t pid, double grace_s = 5) {
+  if (pid <= 0) return;
+  kill(-pid, SIGTERM);
+  const auto start = std::chrono::steady_clock::now();
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > grace_s) {
+      kill(-pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    usleep(50000);
+  }
+}
+
+inline std::string ReadTextFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 // Live (non-zombie) processes whose command line contains `tag`.

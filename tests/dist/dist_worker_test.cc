@@ -1,0 +1,269 @@
+// Worker-level distributed invariants with real vicreg_worker processes (DESIGN.md section 6):
+//   * W ranks x batch B == 1 rank x batch W*B: loss components every step and parameters after
+//     5 steps (fp32, rel. tol. 1e-5), for mpirun -np 2 and -np 3;
+//   * a 2-rank run interrupted and resumed from its checkpoint reproduces the uninterrupted run
+//     bit for bit (across an epoch boundary);
+//   * the same run under a real single-node Slurm (slurmctld + slurmd started here, auth/none,
+//     srun --mpi=pmix -n 2); skipped with the reason when Slurm cannot start.
+// Data: a synthetic MNIST-format (IDX) dataset written by the test; views are deterministic
+// (crop scale (1,1), view 2 always flipped + solarized, every other probability 0).
+//
+// Optimizer: LARS (lr 0.02). With AdamW, parameters whose exact gradient is zero (the bias of a
+// Linear feeding BatchNorm, the encoder's final-norm bias, attention key biases) receive pure
+// rounding noise that Adam normalizes into +-lr steps, so they differ between ANY two reduction
+// orders -- one process with 1 vs 2 threads included -- while the loss is unaffected.
+#include <gtest/gtest.h>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/dist/subprocess.h"
+
+namespace vicreg::testing {
+namespace {
+
+const char* kPython = "/usr/bin/python3";
+
+void WriteBigEndian32(std::ofstream& f, uint32_t v) {
+  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
+                              static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
+  f.write(reinterpret_cast<const char*>(b), 4);
+}
+
+// n random 28x28 grayscale images + labels in the official IDX layout (uncompressed).
+void WriteIdxDataset(const std::string& dir, int n) {
+  std::mt19937 rng(1234);
+  std::ofstream img(dir + "/train-images-idx3-ubyte", std::ios::binary);
+  WriteBigEndian32(img, 2051);
+  WriteBigEndian32(img, static_cast<uint32_t>(n));
+  WriteBigEndian32(img, 28);
+  WriteBigEndian32(img, 28);
+  for (int i = 0; i < n * 28 * 28; ++i) img.put(static_cast<char>(rng() & 0xff));
+  std::ofstream lab(dir + "/train-labels-idx1-ubyte", std::ios::binary);
+  WriteBigEndian32(lab, 2049);
+  WriteBigEndian32(lab, static_cast<uint32_t>(n));
+  for (int i = 0; i < n; ++i) lab.put(static_cast<char>(i % 10));
+}
+
+std::string JobYaml(const std::string& data_dir, int limit) {
+  return R"(name: dist-equivalence
+resources: {ranks: 1, device: cpu, threads_per_rank: 1, collective_timeout_s: 60}
+data: {dataset: mnist, data_dir: )" + data_dir + ", limit: " + std::to_string(limit) + R"(, num_workers: 1, shuffle: true}
+model: {backbone_name: vit_custom, image_size: 16, patch_size: 8, embed_dim: 32, depth: 1, num_heads: 2}
+train:
+  batch_size: 8
+  num_epochs: 3
+  warmup_epochs: 0
+  log_every: 1
+  seed: 7
+  optimizer: lars
+  learning_rate: 0.02
+  vicreg: {proj_dim: 32, proj_hidden_dim: 32}
+augment:
+  view1: {crop_scale: [1.0, 1.0], crop_ratio: [1.0, 1.0], hflip_prob: 0, jitter_prob: 0, grayscale_prob: 0, blur_prob: 0, solarize_prob: 0}
+  view2: {crop_scale: [1.0, 1.0], crop_ratio: [1.0, 1.0], hflip_prob: 1.0, jitter_prob: 0, grayscale_prob: 0, blur_prob: 0, solarize_prob: 1.0}
+checkpoint: {every_epochs: 1, keep_last: 5}
+metrics: {enabled: false}
+)";
+}
+
+class DistWorker : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/vicreg_dist_worker_XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    dir_ = dir;
+    RunProcess({"mkdir", "-p", dir_ + "/data"}, 10);
+    WriteIdxDataset(dir_ + "/data", 96);
+    std::ofstream(dir_ + "/job.yaml") << JobYaml(dir_ + "/data", 96);
+    tag_ = UniqueTag("vicreg-dist-worker");
+  }
+  void TearDown() override {
+    const auto orphans = ReapOrphans(tag_, 2.0);
+    EXPECT_TRUE(orphans.empty()) << orphans.size() << " worker process(es) outlived the test";
+    if (!HasFailure()) RunProcess({"rm", "-rf", dir_}, 30);
+    else std::fprintf(stderr, "keeping %s for inspection\n", dir_.c_str());
+  }
+
+  // Worker argv; the tag rides along as the job id so leftover processes can be found.
+  std::vector<std::string> WorkerArgs(const std::string& run, int batch, int max_steps, bool resume = false) {
+    std::vector<std::string> a = {VICREG_WORKER, "--job", dir_ + "/job.yaml", "--run-dir", dir_ + "/" + run,
+                                  "--max-steps", std::to_string(max_steps), "--set",
+                                  "train.batch_size=" + std::to_string(batch), "--job-id", tag_};
+    if (resume) a.insert(a.end(), {"--resume", "auto"});
+    return a;
+  }
+
+  ProcessResult Single(const std::string& run, int batch, int max_steps, bool resume = false) {
+    return RunProcess(WorkerArgs(run, batch, max_steps, resume), 120);
+  }
+
+  ProcessResult Mpirun(int np, const std::string& run, int batch, int max_steps, bool resume = false) {
+    std::vector<std::string> a = {"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", std::to_string(np)};
+    auto w = WorkerArgs(run, batch, max_steps, resume);
+    a.insert(a.end(), w.begin(), w.end());
+    return RunProcess(a, 180);
+  }
+
+  ProcessResult Compare(const std::string& ref, const std::string& other, int steps,
+                        const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> a = {kPython, VICREG_SOURCE_DIR "/tests/dist/compare_runs.py", dir_ + "/" + ref,
+                                  dir_ + "/" + other, "--steps", std::to_string(steps)};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return RunProcess(a, 120);
+  }
+
+  std::string dir_;
+  std::string tag_;
+};
+
+#define ASSERT_RAN(r) ASSERT_TRUE((r).ok()) << "exit " << (r).exit_code << " signal " << (r).term_signal \
+                                            << " timed_out " << (r).timed_out << "\n" << (r).output
+
+TEST_F(DistWorker, RanksTimesBatchEqualsOneRankWithGlobalBatch) {
+  auto ref = Single("np1", 24, 5);
+  ASSERT_RAN(ref);
+  auto two = Mpirun(2, "np2", 12, 5);
+  ASSERT_RAN(two);
+  auto c2 = Compare("np1", "np2", 5, {"--rtol", "1e-5"});
+  EXPECT_TRUE(c2.ok()) << c2.output;
+  std::printf("np2 vs np1: %s", c2.output.c_str());
+  auto three = Mpirun(3, "np3", 8, 5);
+  ASSERT_RAN(three);
+  auto c3 = Compare("np1", "np3", 5, {"--rtol", "1e-5"});
+  EXPECT_TRUE(c3.ok()) << c3.output;
+  std::printf("np3 vs np1: %s", c3.output.c_str());
+}
+
+// The comparison must be able to fail: a different global batch is not equivalent.
+TEST_F(DistWorker, ComparisonDetectsADifferentRun) {
+  auto ref = Single("np1", 24, 2);
+  ASSERT_RAN(ref);
+  auto other = Mpirun(2, "np2_b8", 8, 2);   // global batch 16 instead of 24
+  ASSERT_RAN(other);
+  auto c = Compare("np1", "np2_b8", 2, {"--rtol", "1e-5"});
+  EXPECT_EQ(c.exit_code, 1) << c.output;
+  EXPECT_NE(c.output.find("MISMATCH"), std::string::npos) << c.output;
+}
+
+TEST_F(DistWorker, TwoRankResumeReproducesUninterruptedRun) {
+  // 96 images / (2 x 12) = 4 steps per epoch: stop at step 3, resume past the epoch boundary to 6.
+  auto full = Mpirun(2, "full", 12, 6);
+  ASSERT_RAN(full);
+  auto first = Mpirun(2, "resumed", 12, 3);
+  ASSERT_RAN(first);
+  auto second = Mpirun(2, "resumed", 12, 6, /*resume=*/true);
+  ASSERT_RAN(second);
+  auto c = Compare("full", "resumed", 6, {"--bitwise", "--from-step", "4"});
+  EXPECT_TRUE(c.ok()) << c.output;
+  std::printf("resume: %s", c.output.c_str());
+}
+
+// ---- Slurm ----------------------------------------------------------------------------------
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+bool OnPath(const std::string& exe) { return RunProcess({"sh", "-c", "command -v " + exe}, 10).ok(); }
+
+class SlurmCluster {
+ public:
+  // Returns "" when the cluster is up (node idle), else why not.
+  std::string Start(const std::string& dir) {
+    for (const char* exe : {"slurmctld", "slurmd", "srun", "sinfo"}) {
+      if (!OnPath(exe)) return std::string(exe) + " is not installed (apt-get install slurm-wlm)";
+    }
+    dir_ = dir;
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    host_ = host;
+    RunProcess({"mkdir", "-p", dir + "/state", dir + "/spool"}, 10);
+    auto node = RunProcess({"slurmd", "-C"}, 30);
+    std::string node_line;
+    std::istringstream lines(node.output);
+    for (std::string l; std::getline(lines, l);) {
+      if (l.rfind("NodeName=", 0) == 0) node_line = l;
+    }
+    if (node_line.empty()) return "slurmd -C printed no NodeName line:\n" + node.output;
+    // Keep CPUs/RealMemory from slurmd -C, but allow 3 tasks on a 2-core machine.
+    conf_ = dir + "/slurm.conf";
+    std::ofstream c(conf_);
+    c << "ClusterName=vicregdist" << getpid() << "\n"
+      << "SlurmctldHost=" << host_ << "(127.0.0.1)\n"
+      << "SlurmctldPort=" << FreePort() << "\nSlurmdPort=" << FreePort() << "\n"
+      << "SlurmUser=root\nSlurmdUser=root\nAuthType=auth/none\nCredType=cred/none\n"
+      << "StateSaveLocation=" << dir << "/state\nSlurmdSpoolDir=" << dir << "/spool\n"
+      << "SlurmctldPidFile=" << dir << "/slurmctld.pid\nSlurmdPidFile=" << dir << "/slurmd.pid\n"
+      << "SlurmctldLogFile=" << dir << "/slurmctld.log\nSlurmdLogFile=" << dir << "/slurmd.log\n"
+      << "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSelectType=select/cons_tres\n"
+      << "SelectTypeParameters=CR_Core\nSchedulerType=sched/backfill\nMpiDefault=none\nReturnToService=2\n"
+      << "JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n"
+      << "JobCompType=jobcomp/none\nKillOnBadExit=1\n"
+      << node_line << "\n"
+      << "PartitionName=debug Nodes=" << host_ << " Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE\n";
+    c.close();
+    env_ = {"SLURM_CONF=" + conf_};
+    ctld_ = SpawnProcess({"slurmctld", "-D", "-f", conf_}, dir + "/slurmctld.out", env_);
+    slurmd_ = SpawnProcess({"slurmd", "-D", "-f", conf_, "-N", host_}, dir + "/slurmd.out", env_);
+    for (int i = 0; i < 100; ++i) {
+      auto s = RunProcess({"sinfo", "-h", "-o", "%T"}, 10, env_);
+      if (s.ok() && s.output.find("idle") != std::string::npos) return "";
+      usleep(200000);
+    }
+    return "the node did not become idle within 20 s; slurmctld.log:\n" + ReadTextFile(dir + "/slurmctld.log") +
+           "\nslurmd.log:\n" + ReadTextFile(dir + "/slurmd.log") + "\n" + ReadTextFile(dir + "/slurmd.out");
+  }
+  ~SlurmCluster() {
+    StopProcess(slurmd_);
+    StopProcess(ctld_);
+  }
+  const std::vector<std::string>& env() const { return env_; }
+
+ private:
+  std::string dir_, host_, conf_;
+  std::vector<std::string> env_;
+  pid_t ctld_ = -1, slurmd_ = -1;
+};
+
+TEST_F(DistWorker, SrunPmixTwoRanksEqualsOneRank) {
+  SlurmCluster slurm;
+  const std::string why = slurm.Start(dir_ + "/slurm");
+  if (!why.empty()) GTEST_SKIP() << "Slurm could not start: " << why;
+  auto ref = Single("np1", 24, 5);
+  ASSERT_RAN(ref);
+  std::vector<std::string> a = {"srun", "--mpi=pmix", "-n", "2", "-N", "1", "--kill-on-bad-exit=1"};
+  auto w = WorkerArgs("srun2", 12, 5);
+  a.insert(a.end(), w.begin(), w.end());
+  auto r = RunProcess(a, 180, slurm.env());
+  ASSERT_RAN(r);
+  const std::string log0 = ReadTextFile(dir_ + "/srun2/logs/rank-0.log");
+  EXPECT_NE(log0.find("rank 0/2"), std::string::npos) << log0;
+  EXPECT_NE(log0.find("from pmix"), std::string::npos) << "rank discovery should come from PMIx under srun:\n" << log0;
+  auto c = Compare("np1", "srun2", 5, {"--rtol", "1e-5"});
+  EXPECT_TRUE(c.ok()) << c.output;
+  std::printf("srun vs np1: %s", c.output.c_str());
+}
+
+}  // namespace
+}  // namespace vicreg::testing
