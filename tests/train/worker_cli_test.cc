@@ -302,6 +302,28 @@ TEST_F(WorkerCliTest, OnlineMonitorsReportWithoutChangingTraining) {
   ExpectSameModel(RefFinal(), run + "/checkpoints/epoch_0006.pt");
 }
 
+TEST_F(WorkerCliTest, NonFiniteStreakStopsTheRunWithoutACheckpoint) {
+  // lr 1e30: the first update blows the weights up, every later loss is NaN.
+  const std::string run = tmp_ + "/nan";
+  auto r = Worker({"--job", kJob, "--run-dir", run, "--set", "train.learning_rate=1e30", "--set",
+                   "train.warmup_epochs=0", "--set", "train.max_consecutive_nonfinite=4"},
+                  tmp_ + "/a.txt");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  auto result = nlohmann::json::parse(Slurp(run + "/result.json"));
+  EXPECT_EQ(result["status"], "failed");
+  EXPECT_NE(result["reason"].get<std::string>().find("non-finite loss or gradient in 4 consecutive steps"),
+            std::string::npos)
+      << result.dump();
+  EXPECT_EQ(result["step"], 5) << "step 1 applies the update, steps 2-5 are non-finite";
+  EXPECT_FALSE(PathExists(run + "/checkpoints/latest")) << "the step-3 checkpoint falls inside the streak";
+  auto lines = JsonLines(run + "/metrics.jsonl");
+  ASSERT_EQ(lines.size(), 5u);
+  for (int i = 1; i < 5; ++i) {
+    EXPECT_EQ(lines[i]["skipped"], true) << lines[i].dump();
+    EXPECT_TRUE(lines[i]["loss"].is_null()) << lines[i].dump();
+  }
+}
+
 TEST_F(WorkerCliTest, SeedFormTrains) {
   const std::string run = tmp_ + "/seed";
   auto r = Worker({"--data_config", kData + "/seed_data_config.yaml", "--train_config",

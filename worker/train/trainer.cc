@@ -577,10 +577,16 @@ RunResult Trainer::Run() {
       const bool epoch_due =
           epoch_end && (last_epoch || (m.cfg.checkpoint.every_epochs > 0 && m.epoch % m.cfg.checkpoint.every_epochs == 0));
       const bool step_due = m.cfg.checkpoint.every_steps > 0 && m.step % m.cfg.checkpoint.every_steps == 0;
-      if (epoch_due)
+      // Periodic checkpoints wait until a step succeeds again, so that "the last good checkpoint" precedes a
+      // non-finite streak; a stop (signal, max_steps) still writes one (its parameters are finite-checked).
+      const bool in_streak = m.consecutive_nonfinite > 0;
+      if ((epoch_due || step_due) && in_streak && !(o.stop_requested || max_reached)) {
+        spdlog::warn("step {}: checkpoint deferred (the step was non-finite)", m.step);
+      } else if (epoch_due) {
         m.Save("epoch");
-      else if (o.stop_requested || max_reached || step_due)
+      } else if (o.stop_requested || max_reached || step_due) {
         m.Save("step");
+      }
       if (o.stop_requested) {
         const int sig = StopSignal();
         return finish("failed", sig == 15   ? "terminated by SIGTERM"
