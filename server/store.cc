@@ -24,10 +24,30 @@ constexpr int kJobColumnCount = 30;
 
 }  // namespace
 
+// One SQLite connection with its statement cache; used under its mutex.
+struct JobStore::Conn {
+  sqlite3* db = nullptr;
+  std::mutex mu;
+  std::map<const char*, sqlite3_stmt*> stmts;
+  ~Conn() {
+    for (auto& [sql, s] : stmts) sqlite3_finalize(s);
+    if (db) sqlite3_close(db);
+  }
+  sqlite3_stmt* Prepare(const char* sql) {
+    auto it = stmts.find(sql);
+    if (it != stmts.end()) return it->second;
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
+      Fail(db, std::string("prepare '") + sql + "'");
+    stmts[sql] = s;
+    return s;
+  }
+};
+
 // Binds/reads with 1-based bind indexes and 0-based column indexes; resets on destruction.
 class JobStore::Stmt {
  public:
-  Stmt(JobStore* store, const char* sql) : db_(store->db_), s_(store->Prepare(sql)) {}
+  Stmt(Conn& c, const char* sql) : db_(c.db), s_(c.Prepare(sql)) {}
   ~Stmt() {
     sqlite3_reset(s_);
     sqlite3_clear_bindings(s_);
@@ -106,40 +126,94 @@ JobRecord ReadJob(const JobStore::Stmt& s, bool with_spec);
 
 }  // namespace
 
-JobStore::JobStore(Options options) : options_(std::move(options)) {
-  int rc = sqlite3_open_v2(options_.path.c_str(), &db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+// Locks one of the reader connections for the duration of a read.
+class JobStore::ReaderLock {
+ public:
+  explicit ReaderLock(JobStore* store) {
+    const size_t n = store->readers_.size();
+    const unsigned start = store->next_reader_.fetch_add(1, std::memory_order_relaxed);
+    for (size_t i = 0; i < n; ++i) {  // a free one if there is one ...
+      Conn& c = *store->readers_[(start + i) % n];
+      std::unique_lock<std::mutex> l(c.mu, std::try_to_lock);
+      if (l.owns_lock()) {
+        conn_ = &c;
+        lock_ = std::move(l);
+        return;
+      }
+    }
+    conn_ = store->readers_[start % n].get();  // ... else wait for one
+    lock_ = std::unique_lock<std::mutex>(conn_->mu);
+  }
+  Conn& conn() { return *conn_; }
+
+ private:
+  Conn* conn_ = nullptr;
+  std::unique_lock<std::mutex> lock_;
+};
+
+sqlite3* JobStore::Open(bool read_only) {
+  sqlite3* db = nullptr;
+  int flags = (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX;
+  int rc = sqlite3_open_v2(options_.path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
-    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    db_ = nullptr;
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
     throw ServiceError(ErrorCode::kInternal, "job store: cannot open " + options_.path + ": " + msg);
   }
-  sqlite3_busy_timeout(db_, options_.busy_timeout_ms);
-  Exec("PRAGMA journal_mode=WAL");
-  Exec(options_.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-  Exec("PRAGMA foreign_keys=ON");
+  sqlite3_busy_timeout(db, options_.busy_timeout_ms);
+  return db;
+}
+
+JobStore::JobStore(Options options) : options_(std::move(options)) {
+  writer_ = std::make_unique<Conn>();
+  writer_->db = Open(false);
+  Exec(*writer_, "PRAGMA journal_mode=WAL");
+  Exec(*writer_, options_.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  Exec(*writer_, "PRAGMA foreign_keys=ON");
   Migrate();
+  for (int i = 0; i < std::max(1, options_.readers); ++i) {
+    auto c = std::make_unique<Conn>();
+    c->db = Open(true);
+    readers_.push_back(std::move(c));
+  }
+  if (options_.checkpoint_interval_s > 0) {
+    Exec(*writer_, "PRAGMA wal_autocheckpoint=0");
+    ckpt_db_ = Open(false);
+    ckpt_thread_ = std::thread([this] { CheckpointLoop(); });
+  }
 }
 
 JobStore::~JobStore() {
-  for (auto& [sql, s] : stmts_) sqlite3_finalize(s);
-  if (db_) sqlite3_close(db_);
+  if (ckpt_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(ckpt_mu_);
+      ckpt_stop_ = true;
+    }
+    ckpt_cv_.notify_all();
+    ckpt_thread_.join();
+  }
+  readers_.clear();
+  if (ckpt_db_) {
+    sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    sqlite3_close(ckpt_db_);
+  }
 }
 
-sqlite3_stmt* JobStore::Prepare(const char* sql) {
-  auto it = stmts_.find(sql);
-  if (it != stmts_.end()) return it->second;
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
-    Fail(db_, std::string("prepare '") + sql + "'");
-  stmts_[sql] = s;
-  return s;
+void JobStore::CheckpointLoop() {
+  std::unique_lock<std::mutex> lock(ckpt_mu_);
+  while (!ckpt_stop_) {
+    ckpt_cv_.wait_for(lock, std::chrono::duration<double>(options_.checkpoint_interval_s), [&] { return ckpt_stop_; });
+    if (ckpt_stop_) break;
+    lock.unlock();
+    // PASSIVE: copies what it can without waiting for readers or writers (they keep going).
+    sqlite3_wal_checkpoint_v2(ckpt_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    lock.lock();
+  }
 }
 
-void JobStore::Exec(const char* sql) {
+void JobStore::Exec(Conn& c, const char* sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+  if (sqlite3_exec(c.db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "?";
     sqlite3_free(err);
     throw ServiceError(ErrorCode::kInternal, "job store " + options_.path + ": " + msg);
@@ -147,11 +221,12 @@ void JobStore::Exec(const char* sql) {
 }
 
 void JobStore::Migrate() {
-  std::lock_guard<std::mutex> lock(mu_);
-  Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+  Conn& c = *writer_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  Exec(c, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
   int version = 0;
   {
-    Stmt s(this, "SELECT MAX(version) FROM schema_version");
+    Stmt s(c, "SELECT MAX(version) FROM schema_version");
     if (s.Step()) version = static_cast<int>(s.Int(0));
   }
   if (version > kSchemaVersion) {
@@ -161,9 +236,9 @@ void JobStore::Migrate() {
                            ": use a newer vicreg_coordinator or another --state-dir");
   }
   if (version == kSchemaVersion) return;
-  Txn t(db_);
+  Txn t(c.db);
   // Version 1: the initial schema.
-  Exec(R"sql(
+  Exec(c, R"sql(
     CREATE TABLE jobs (
       seq INTEGER PRIMARY KEY,
       id TEXT NOT NULL UNIQUE,
@@ -257,8 +332,9 @@ void JobStore::Migrate() {
 }
 
 int JobStore::SchemaVersion() {
-  std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(this, "SELECT MAX(version) FROM schema_version");
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
+  Stmt s(c, "SELECT MAX(version) FROM schema_version");
   return s.Step() ? static_cast<int>(s.Int(0)) : 0;
 }
 
@@ -336,10 +412,11 @@ EventRecord ReadEvent(const JobStore::Stmt& s) {
 }  // namespace
 
 JobStore::InsertResult JobStore::InsertJob(JobRecord job, EventRecord first_event) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Txn t(db_);
+  Conn& c = *writer_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  Txn t(c.db);
   if (!job.client_request_id.empty()) {
-    Stmt s(this, VICREG_JOB_SELECT("WHERE client_request_id = ?1"));
+    Stmt s(c, VICREG_JOB_SELECT("WHERE client_request_id = ?1"));
     s.Bind(1, job.client_request_id);
     if (s.Step()) {
       JobRecord existing = ReadJob(s, true);
@@ -353,7 +430,7 @@ JobStore::InsertResult JobStore::InsertJob(JobRecord job, EventRecord first_even
   }
   int64_t seq = 1;
   {
-    Stmt s(this, "SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs");
+    Stmt s(c, "SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs");
     if (s.Step()) seq = s.Int(0);
   }
   char id[32];
@@ -362,7 +439,7 @@ JobStore::InsertResult JobStore::InsertJob(JobRecord job, EventRecord first_even
   job.id = id;
   job.run_dir = options_.runs_root + "/" + job.id;
   {
-    Stmt s(this,
+    Stmt s(c,
            "INSERT INTO jobs (seq, id, name, state, priority, ranks, device, max_restarts, created, "
            "pending_reason, run_dir, client_request_id, spec_hash, spec_yaml) "
            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
@@ -378,19 +455,20 @@ JobStore::InsertResult JobStore::InsertJob(JobRecord job, EventRecord first_even
     s.Run();
   }
   first_event.job_id = job.id;
-  job.last_sequence = AppendEventLocked(first_event);
+  job.last_sequence = AppendEventLocked(c, first_event);
   t.Commit();
   return {job, false};
 }
 
 std::optional<JobRecord> JobStore::GetJob(const std::string& id, bool with_spec) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
   if (with_spec) {
-    Stmt s(this, VICREG_JOB_SELECT("WHERE id = ?1"));
+    Stmt s(c, VICREG_JOB_SELECT("WHERE id = ?1"));
     s.Bind(1, id);
     if (s.Step()) return ReadJob(s, true);
   } else {
-    Stmt s(this, VICREG_JOB_SELECT_NOSPEC("WHERE id = ?1"));
+    Stmt s(c, VICREG_JOB_SELECT_NOSPEC("WHERE id = ?1"));
     s.Bind(1, id);
     if (s.Step()) return ReadJob(s, false);
   }
@@ -398,7 +476,8 @@ std::optional<JobRecord> JobStore::GetJob(const std::string& id, bool with_spec)
 }
 
 JobStore::ListPage JobStore::ListJobs(const ListQuery& q) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
   ListPage page;
   const int64_t before = q.before_seq > 0 ? q.before_seq : INT64_MAX;
   const int limit = q.limit > 0 ? q.limit : 100;
@@ -413,43 +492,45 @@ JobStore::ListPage JobStore::ListJobs(const ListQuery& q) {
   };
   if (q.state == JobState::kUnspecified) {
     {
-      Stmt s(this, VICREG_JOB_SELECT_NOSPEC("WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"));
+      Stmt s(c, VICREG_JOB_SELECT_NOSPEC("WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"));
       s.Bind(1, before).Bind(2, limit + 1);
       collect(s);
     }
-    Stmt c(this, "SELECT COUNT(*) FROM jobs");
-    if (c.Step()) page.total = c.Int(0);
+    Stmt n(c, "SELECT COUNT(*) FROM jobs");
+    if (n.Step()) page.total = n.Int(0);
   } else {
     {
-      Stmt s(this, VICREG_JOB_SELECT_NOSPEC("WHERE state = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"));
+      Stmt s(c, VICREG_JOB_SELECT_NOSPEC("WHERE state = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"));
       s.Bind(1, static_cast<int>(q.state)).Bind(2, before).Bind(3, limit + 1);
       collect(s);
     }
-    Stmt c(this, "SELECT COUNT(*) FROM jobs WHERE state = ?1");
-    c.Bind(1, static_cast<int>(q.state));
-    if (c.Step()) page.total = c.Int(0);
+    Stmt n(c, "SELECT COUNT(*) FROM jobs WHERE state = ?1");
+    n.Bind(1, static_cast<int>(q.state));
+    if (n.Step()) page.total = n.Int(0);
   }
   return page;
 }
 
 std::vector<JobRecord> JobStore::LoadOpenJobs() {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
   std::vector<JobRecord> out;
-  Stmt s(this, VICREG_JOB_SELECT("WHERE state IN (1, 2, 3, 4) ORDER BY seq ASC"));
+  Stmt s(c, VICREG_JOB_SELECT("WHERE state IN (1, 2, 3, 4) ORDER BY seq ASC"));
   while (s.Step()) out.push_back(ReadJob(s, true));
   return out;
 }
 
 std::map<JobState, int64_t> JobStore::CountByState() {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
   std::map<JobState, int64_t> out;
-  Stmt s(this, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  Stmt s(c, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
   while (s.Step()) out[static_cast<JobState>(s.Int(0))] = s.Int(1);
   return out;
 }
 
-void JobStore::WriteJobLocked(const JobRecord& j) {
-  Stmt s(this,
+void JobStore::WriteJobLocked(Conn& c, const JobRecord& j) {
+  Stmt s(c,
          "UPDATE jobs SET state = ?2, priority = ?3, attempt = ?4, restarts = ?5, started = ?6, finished = ?7, "
          "pending_reason = ?8, last_error = ?9, result_reason = ?10, p_step = ?11, p_total = ?12, "
          "p_epoch = ?13, p_num_epochs = ?14, p_loss = ?15, p_ips = ?16, p_rate = ?17, p_eta = ?18, "
@@ -461,14 +542,14 @@ void JobStore::WriteJobLocked(const JobRecord& j) {
   s.Bind(16, j.progress.images_per_s).Bind(17, j.progress.steps_per_s).Bind(18, j.progress.eta_seconds);
   s.Bind(19, j.progress.updated_unix).Bind(20, j.run_dir).Bind(21, j.placement);
   s.Run();
-  if (sqlite3_changes(db_) != 1) {
+  if (sqlite3_changes(c.db) != 1) {
     throw ServiceError(ErrorCode::kNotFound, "job " + j.id + " is not in the store");
   }
 }
 
-int64_t JobStore::AppendEventLocked(EventRecord& e) {
+int64_t JobStore::AppendEventLocked(Conn& c, EventRecord& e) {
   {
-    Stmt s(this,
+    Stmt s(c,
            "INSERT INTO events (job_id, time, kind, state, message, attempt, p_step, p_total, p_epoch, "
            "p_num_epochs, p_loss, p_ips, p_rate, p_eta, p_updated) "
            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)");
@@ -479,21 +560,22 @@ int64_t JobStore::AppendEventLocked(EventRecord& e) {
     s.Bind(15, e.progress.updated_unix);
     s.Run();
   }
-  e.sequence = sqlite3_last_insert_rowid(db_);
-  Stmt u(this, "UPDATE jobs SET last_sequence = ?2 WHERE id = ?1");
+  e.sequence = sqlite3_last_insert_rowid(c.db);
+  Stmt u(c, "UPDATE jobs SET last_sequence = ?2 WHERE id = ?1");
   u.Bind(1, e.job_id).Bind(2, e.sequence);
   u.Run();
   return e.sequence;
 }
 
 int64_t JobStore::UpdateJob(JobRecord& job, std::optional<EventRecord> event) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Txn t(db_);
-  WriteJobLocked(job);
+  Conn& c = *writer_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  Txn t(c.db);
+  WriteJobLocked(c, job);
   int64_t seq = 0;
   if (event) {
     event->job_id = job.id;
-    seq = AppendEventLocked(*event);
+    seq = AppendEventLocked(c, *event);
     job.last_sequence = seq;
   }
   t.Commit();
@@ -501,17 +583,19 @@ int64_t JobStore::UpdateJob(JobRecord& job, std::optional<EventRecord> event) {
 }
 
 int64_t JobStore::AppendEvent(EventRecord& event) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Txn t(db_);
-  int64_t seq = AppendEventLocked(event);
+  Conn& c = *writer_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  Txn t(c.db);
+  int64_t seq = AppendEventLocked(c, event);
   t.Commit();
   return seq;
 }
 
 std::vector<EventRecord> JobStore::EventsAfter(const std::string& job_id, int64_t after, int limit) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
   std::vector<EventRecord> out;
-  Stmt s(this,
+  Stmt s(c,
          "SELECT seq, job_id, time, kind, state, message, attempt, p_step, p_total, p_epoch, p_num_epochs, "
          "p_loss, p_ips, p_rate, p_eta, p_updated FROM events WHERE job_id = ?1 AND seq > ?2 "
          "ORDER BY seq ASC LIMIT ?3");
@@ -521,8 +605,9 @@ std::vector<EventRecord> JobStore::EventsAfter(const std::string& job_id, int64_
 }
 
 void JobStore::UpsertAttempt(const AttemptRecord& a) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(this,
+  Conn& c = *writer_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  Stmt s(c,
          "INSERT INTO attempts (job_id, number, placement, launcher, handle, started, ended, exit_code, cause, "
          "restart_reason, start_step) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
          "ON CONFLICT (job_id, number) DO UPDATE SET placement = ?3, launcher = ?4, handle = ?5, started = ?6, "
@@ -552,9 +637,10 @@ AttemptRecord ReadAttempt(const JobStore::Stmt& s) {
 }  // namespace
 
 std::vector<AttemptRecord> JobStore::Attempts(const std::string& job_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
   std::vector<AttemptRecord> out;
-  Stmt s(this,
+  Stmt s(c,
          "SELECT job_id, number, placement, launcher, handle, started, ended, exit_code, cause, restart_reason, "
          "start_step FROM attempts WHERE job_id = ?1 ORDER BY number ASC");
   s.Bind(1, job_id);
@@ -563,8 +649,9 @@ std::vector<AttemptRecord> JobStore::Attempts(const std::string& job_id) {
 }
 
 std::optional<AttemptRecord> JobStore::GetAttempt(const std::string& job_id, int number) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(this,
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
+  Stmt s(c,
          "SELECT job_id, number, placement, launcher, handle, started, ended, exit_code, cause, restart_reason, "
          "start_step FROM attempts WHERE job_id = ?1 AND number = ?2");
   s.Bind(1, job_id).Bind(2, number);
@@ -573,21 +660,23 @@ std::optional<AttemptRecord> JobStore::GetAttempt(const std::string& job_id, int
 }
 
 bool JobStore::InsertEvalTask(const EvalTaskRecord& t) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Stmt s(this,
+  Conn& c = *writer_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  Stmt s(c,
          "INSERT INTO evals (job_id, epoch, dataset, data_dir, state, attempts, error, updated, next_try, "
          "output_path) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING");
   s.Bind(1, t.job_id).Bind(2, t.epoch).Bind(3, t.dataset).Bind(4, t.data_dir).Bind(5, static_cast<int>(t.state));
   s.Bind(6, t.attempts).Bind(7, t.error).Bind(8, t.updated_unix).Bind(9, t.next_try_unix).Bind(10, t.output_path);
   s.Run();
-  return sqlite3_changes(db_) == 1;
+  return sqlite3_changes(c.db) == 1;
 }
 
 void JobStore::UpdateEvalTask(const EvalTaskRecord& t, bool write_rows) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Txn txn(db_);
+  Conn& c = *writer_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  Txn txn(c.db);
   {
-    Stmt s(this,
+    Stmt s(c,
            "UPDATE evals SET state = ?4, attempts = ?5, error = ?6, updated = ?7, next_try = ?8, output_path = ?9 "
            "WHERE job_id = ?1 AND epoch = ?2 AND dataset = ?3");
     s.Bind(1, t.job_id).Bind(2, t.epoch).Bind(3, t.dataset).Bind(4, static_cast<int>(t.state));
@@ -596,12 +685,12 @@ void JobStore::UpdateEvalTask(const EvalTaskRecord& t, bool write_rows) {
   }
   if (write_rows) {
     {
-      Stmt d(this, "DELETE FROM eval_rows WHERE job_id = ?1 AND epoch = ?2 AND dataset = ?3");
+      Stmt d(c, "DELETE FROM eval_rows WHERE job_id = ?1 AND epoch = ?2 AND dataset = ?3");
       d.Bind(1, t.job_id).Bind(2, t.epoch).Bind(3, t.dataset);
       d.Run();
     }
     for (const auto& r : t.rows) {
-      Stmt s(this,
+      Stmt s(c,
              "INSERT OR REPLACE INTO eval_rows (job_id, epoch, dataset, probe, model, top1, top5) "
              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
       s.Bind(1, t.job_id).Bind(2, t.epoch).Bind(3, t.dataset).Bind(4, r.probe).Bind(5, r.model);
@@ -631,10 +720,10 @@ EvalTaskRecord ReadEvalTask(const JobStore::Stmt& s) {
   "SELECT job_id, epoch, dataset, data_dir, state, attempts, error, updated, next_try, output_path FROM evals "
 }  // namespace
 
-std::vector<EvalRowRecord> JobStore::EvalRowsLocked(const std::string& job_id, int epoch,
+std::vector<EvalRowRecord> JobStore::EvalRowsLocked(Conn& c, const std::string& job_id, int epoch,
                                                     const std::string& dataset) {
   std::vector<EvalRowRecord> rows;
-  Stmt s(this,
+  Stmt s(c,
          "SELECT probe, model, top1, top5 FROM eval_rows WHERE job_id = ?1 AND epoch = ?2 AND dataset = ?3 "
          "ORDER BY probe, model");
   s.Bind(1, job_id).Bind(2, epoch).Bind(3, dataset);
@@ -652,34 +741,37 @@ std::vector<EvalRowRecord> JobStore::EvalRowsLocked(const std::string& job_id, i
 }
 
 std::vector<EvalTaskRecord> JobStore::EvalTasks(const std::string& job_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
   std::vector<EvalTaskRecord> out;
   {
-    Stmt s(this, VICREG_EVAL_SELECT "WHERE job_id = ?1 ORDER BY epoch, dataset");
+    Stmt s(c, VICREG_EVAL_SELECT "WHERE job_id = ?1 ORDER BY epoch, dataset");
     s.Bind(1, job_id);
     while (s.Step()) out.push_back(ReadEvalTask(s));
   }
-  for (auto& t : out) t.rows = EvalRowsLocked(t.job_id, t.epoch, t.dataset);
+  for (auto& t : out) t.rows = EvalRowsLocked(c, t.job_id, t.epoch, t.dataset);
   return out;
 }
 
 std::optional<EvalTaskRecord> JobStore::GetEvalTask(const std::string& job_id, int epoch,
                                                     const std::string& dataset) {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
   std::optional<EvalTaskRecord> out;
   {
-    Stmt s(this, VICREG_EVAL_SELECT "WHERE job_id = ?1 AND epoch = ?2 AND dataset = ?3");
+    Stmt s(c, VICREG_EVAL_SELECT "WHERE job_id = ?1 AND epoch = ?2 AND dataset = ?3");
     s.Bind(1, job_id).Bind(2, epoch).Bind(3, dataset);
     if (s.Step()) out = ReadEvalTask(s);
   }
-  if (out) out->rows = EvalRowsLocked(job_id, epoch, dataset);
+  if (out) out->rows = EvalRowsLocked(c, job_id, epoch, dataset);
   return out;
 }
 
 std::vector<EvalTaskRecord> JobStore::OpenEvalTasks() {
-  std::lock_guard<std::mutex> lock(mu_);
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
   std::vector<EvalTaskRecord> out;
-  Stmt s(this, VICREG_EVAL_SELECT "WHERE state IN (1, 2) ORDER BY updated");
+  Stmt s(c, VICREG_EVAL_SELECT "WHERE state IN (1, 2) ORDER BY updated");
   while (s.Step()) out.push_back(ReadEvalTask(s));
   return out;
 }

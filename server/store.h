@@ -5,12 +5,17 @@
 // Durability: WAL with synchronous=NORMAL by default survives a crash of the coordinator
 // process without losing a committed change; synchronous=FULL (Options) also survives a
 // power loss at the cost of an fsync per commit.
+// WAL checkpoints (the only fsyncs with NORMAL) run on a background thread with its own
+// connection every checkpoint_interval_s, never inside a request.
 #pragma once
 
 #include <cstdint>
+#include <atomic>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +34,8 @@ class JobStore {
     bool synchronous_full = false;    // see the header comment
     int busy_timeout_ms = 5000;
     std::string runs_root;            // a new job's run_dir = <runs_root>/<job id>
+    double checkpoint_interval_s = 1.0;  // background WAL checkpoints (0 = SQLite's automatic ones)
+    int readers = 4;                  // reader connections
   };
   static constexpr int kSchemaVersion = 1;
 
@@ -86,21 +93,32 @@ class JobStore {
                                             const std::string& dataset);     // with rows
   std::vector<EvalTaskRecord> OpenEvalTasks();                                // pending/running, no rows
 
- // Implementation detail (prepared statement wrapper), public only for helpers in store.cc.
+  // Implementation details (connection, statement wrapper), public only for helpers in store.cc.
+  struct Conn;
   class Stmt;
 
  private:
-  sqlite3_stmt* Prepare(const char* sql);
-  void Exec(const char* sql);
+  class ReaderLock;
+  sqlite3* Open(bool read_only);
+  void Exec(Conn& c, const char* sql);
   void Migrate();
-  void WriteJobLocked(const JobRecord& job);
-  int64_t AppendEventLocked(EventRecord& event);
-  std::vector<EvalRowRecord> EvalRowsLocked(const std::string& job_id, int epoch, const std::string& dataset);
+  void WriteJobLocked(Conn& c, const JobRecord& job);
+  int64_t AppendEventLocked(Conn& c, EventRecord& event);
+  std::vector<EvalRowRecord> EvalRowsLocked(Conn& c, const std::string& job_id, int epoch,
+                                            const std::string& dataset);
+
+  void CheckpointLoop();
 
   Options options_;
-  std::mutex mu_;
-  sqlite3* db_ = nullptr;
-  std::map<const char*, sqlite3_stmt*> stmts_;
+  std::unique_ptr<Conn> writer_;
+  std::vector<std::unique_ptr<Conn>> readers_;
+  std::atomic<unsigned> next_reader_{0};
+  // Background checkpointer.
+  sqlite3* ckpt_db_ = nullptr;
+  std::thread ckpt_thread_;
+  std::mutex ckpt_mu_;
+  std::condition_variable ckpt_cv_;
+  bool ckpt_stop_ = false;
 };
 
 }  // namespace vicreg::server
