@@ -195,6 +195,7 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
   CLI::App app{"vicreg_coordinator: accepts, queues, launches, restarts and evaluates VICReg training jobs "
                "(gRPC vicreg.v1.Coordinator). See docs/OPERATIONS.md.",
                "vicreg_coordinator"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last wins
   std::string config_ignored;
   app.add_option("--config", config_ignored, "YAML config file (keys as the long flags with underscores)");
   app.add_option("--listen", o->listen, "gRPC address HOST:PORT (port 0 = a free one)")->capture_default_str();
@@ -227,6 +228,8 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
   app.add_option("--max-request-bytes", o->max_request_bytes, "largest gRPC request accepted")->capture_default_str();
   app.add_option("--max-page-size", o->max_page_size, "most jobs returned by one ListJobs")->capture_default_str();
   app.add_option("--eval-slots", o->eval_slots, "concurrent vicreg_eval processes (0 = no scheduled eval)")
+      ->capture_default_str();
+  app.add_option("--eval-retry-backoff", o->eval_retry_backoff_s, "seconds before retrying a failed evaluation")
       ->capture_default_str();
   app.add_option("--store-synchronous", o->store_synchronous, "SQLite synchronous: normal | full")
       ->capture_default_str();

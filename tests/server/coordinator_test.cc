@@ -433,5 +433,72 @@ TEST_F(CoordinatorTest, ListPagesAndJsonOutput) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
+// Scheduled evaluation through the EvalRunner with a stand-in vicreg_eval (fake_eval.py; the
+// end-to-end test with the real vicreg_eval belongs to the evaluation issue): checkpoints of the
+// listed epochs are evaluated as they land, results stored and exported, a failing dataset is
+// retried up to eval.max_attempts and recorded, and the training job still succeeds.
+TEST_F(CoordinatorTest, ScheduledEvaluationStoresResultsAndNeverFailsTheJob) {
+  auto c = StartFake({"--eval-binary", testutil::SourceDir() + "/tests/server/fake_eval.py", "--eval-slots", "2",
+                      "--eval-retry-backoff", "0.2"});
+  std::string job = Write("ev.yaml",
+                          "name: evaljob\nresources: {ranks: 2}\ntrain: {max_steps: 20}\n"
+                          "eval: {epochs: [1, 3], datasets: [{name: fashion_mnist}, {name: mnist}], max_attempts: 2}\n");
+  auto r = c->Ctl({"submit", job, "--wait"}, 120);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto stub = c->Stub();
+  v1::ListEvalsResponse evals;
+  auto done = [&] {
+    v1::ListEvalsRequest req;
+    req.set_job_id("job-000001");
+    evals.Clear();
+    auto ctx = Coordinator::Ctx();
+    if (!stub->ListEvals(ctx.get(), req, &evals).ok() || evals.tasks_size() != 4) return false;
+    for (const auto& t : evals.tasks())
+      if (t.state() == v1::EvalTask::PENDING || t.state() == v1::EvalTask::RUNNING) return false;
+    return true;
+  };
+  ASSERT_TRUE(testutil::WaitFor(done, 60)) << evals.DebugString() << c->log();
+  for (const auto& t : evals.tasks()) {
+    EXPECT_TRUE(t.epoch() == 1 || t.epoch() == 3) << t.epoch();  // epochs 2 and 4 were not asked for
+    if (t.dataset() == "fashion_mnist") {
+      EXPECT_EQ(t.state(), v1::EvalTask::SUCCEEDED) << t.error();
+      EXPECT_EQ(t.attempts(), 1);
+      ASSERT_EQ(t.rows_size(), 6);
+      bool found = false;
+      for (const auto& row : t.rows()) {
+        if (row.model() == "vicreg" && row.probe() == "linear") {
+          EXPECT_NEAR(row.top1(), 0.5 + t.epoch() / 100.0, 1e-9);
+          found = true;
+        }
+      }
+      EXPECT_TRUE(found);
+    } else {
+      EXPECT_EQ(t.dataset(), "mnist");
+      EXPECT_EQ(t.state(), v1::EvalTask::FAILED);
+      EXPECT_EQ(t.attempts(), 2);
+      EXPECT_NE(t.error().find("exited with code 1"), std::string::npos) << t.error();
+      EXPECT_NE(t.error().find("mnist always fails"), std::string::npos) << t.error();  // log tail
+    }
+  }
+  EXPECT_EQ(c->Get("job-000001").state(), v1::SUCCEEDED);
+  v1::GetEvalRequest greq;
+  greq.set_job_id("job-000001");
+  greq.set_epoch(3);
+  greq.set_dataset("fashion_mnist");
+  v1::EvalTask one;
+  auto ctx = Coordinator::Ctx();
+  ASSERT_TRUE(stub->GetEval(ctx.get(), greq, &one).ok());
+  EXPECT_EQ(one.output_path(), c->RunDir("job-000001") + "/eval/epoch_3_fashion_mnist.json");
+  auto table = c->Ctl({"eval", "job-000001"});
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_NE(table.out.find("53.00%"), std::string::npos) << table.out;  // vicreg linear, epoch 3
+  EXPECT_NE(table.out.find("FAILED"), std::string::npos) << table.out;
+  std::string m = testutil::HttpGet(c->metrics(), "/metrics");
+  EXPECT_NE(m.find("vicreg_eval_top1_ratio{dataset=\"fashion_mnist\",job_id=\"job-000001\",probe=\"linear\"} 0.53"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("vicreg_eval_failures_total{job_id=\"job-000001\"} 2"), std::string::npos) << m;
+}
+
 }  // namespace
 }  // namespace vicreg
