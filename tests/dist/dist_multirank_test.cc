@@ -2,7 +2,9 @@
 // running dist_helper scenarios on the MPI and Gloo backends, plus peer failure handling.
 #include <gtest/gtest.h>
 
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <regex>
@@ -98,6 +100,67 @@ TEST_F(MultiRank, SyncBatchNormGlooNp3) { ExpectAllPass(Mpirun({"syncbn", "gloo"
 // ---- parameters + buffers broadcast, divergence detection ----------------------------------
 TEST_F(MultiRank, StateBroadcastAndCheckMpiNp3) { ExpectAllPass(Mpirun({"state", "mpi", 3}), 3, "mpi"); }
 TEST_F(MultiRank, StateBroadcastAndCheckGlooNp2) { ExpectAllPass(Mpirun({"state", "gloo", 2}), 2, "gloo"); }
+
+// ---- torchrun-style launch (no MPI): RANK/WORLD_SIZE/LOCAL_RANK, Gloo over a store --------------
+// Two helper processes started directly; rendezvous through MASTER_ADDR/MASTER_PORT (TCPStore) or,
+// with a rendezvous folder, a FileStore named after TORCHELASTIC_RUN_ID.
+ProcessResult RunTorchrunStyle(const std::string& tag, const std::string& rendezvous, int port) {
+  std::vector<pid_t> pids;
+  std::vector<std::string> logs;
+  for (int r = 0; r < 2; ++r) {
+    logs.push_back("/tmp/vicreg_torchrun_" + tag + "_" + std::to_string(r) + ".log");
+    std::vector<std::string> argv = {DIST_HELPER, "collectives", "--backend", "gloo", "--tag", tag};
+    if (!rendezvous.empty()) argv.insert(argv.end(), {"--rendezvous", rendezvous});
+    pids.push_back(SpawnProcess(argv, logs.back(),
+                                {"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(r),
+                                 "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port),
+                                 "TORCHELASTIC_RUN_ID=" + tag}));
+  }
+  ProcessResult res;
+  res.exit_code = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (pid_t pid : pids) {
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > 60) {
+        for (pid_t p : pids) kill(p, SIGKILL);
+        waitpid(pid, &status, 0);
+        res.timed_out = true;
+        break;
+      }
+      usleep(20000);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) res.exit_code = 1;
+  }
+  for (const auto& l : logs) {
+    res.output += ReadTextFile(l);
+    unlink(l.c_str());
+  }
+  return res;
+}
+
+TEST_F(MultiRank, TorchrunEnvGlooTcpStore) {
+  tag_ = UniqueTag("vicreg-dist-torchrun");
+  // A port from the ephemeral range that is free right now.
+  int port = 0;
+  for (int p = 29500 + getpid() % 2000; p < 65000 && port == 0; p += 7) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(p));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) port = p;
+    close(fd);
+  }
+  auto r = RunTorchrunStyle(tag_, "", port);
+  ExpectAllPass(r, 2, "gloo");
+}
+
+TEST_F(MultiRank, TorchrunEnvGlooFileStore) {
+  tag_ = UniqueTag("vicreg-dist-torchrun");
+  auto r = RunTorchrunStyle(tag_, dir_ + "/rdzv", 1);
+  ExpectAllPass(r, 2, "gloo");
+}
 
 // ---- failure handling -----------------------------------------------------------------------
 // Rank 1 of 3 kills or stops itself after 5 all-reduces; the job must end non-zero in bounded time

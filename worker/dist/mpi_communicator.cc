@@ -46,21 +46,27 @@ MPI_Datatype ToMpi(at::ScalarType t, bool for_reduction) {
                       (for_reduction ? " for a sum reduction (use float32/float64/int)" : ""));
 }
 
-// Sleeps progressively longer while a request is pending: busy at first (latency), then yields,
-// then short sleeps so that oversubscribed ranks (3 ranks on 2 cores) do not starve each other.
+// Polling policy while a request is pending. Open MPI progresses non-blocking collectives only
+// inside MPI calls, so a large all-reduce needs frequent MPI_Test calls between its rounds:
+// poll continuously (yielding the core to other runnable ranks when oversubscribed) for the
+// first 50 ms, then back off to short sleeps (20 us doubling to 200 us) so that a rank waiting
+// for a slow peer does not burn a core.
 class Backoff {
  public:
   void Pause() {
     ++n_;
-    if (n_ < 200) return;
-    if (n_ < 2000) {
+    if (n_ < 64) return;
+    if (Clock::now() - start_ < std::chrono::milliseconds(50)) {
       std::this_thread::yield();
       return;
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(std::min<int64_t>(20 + (n_ - 2000) / 8, 500)));
+    std::this_thread::sleep_for(sleep_);
+    sleep_ = std::min(sleep_ * 2, std::chrono::microseconds(200));
   }
 
  private:
+  Clock::time_point start_ = Clock::now();
+  std::chrono::microseconds sleep_{20};
   int64_t n_ = 0;
 };
 
