@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,9 +23,12 @@ std::vector<DashboardQuery> LoadDashboardQueries();
 std::string SubstituteVariables(const std::string& expr, const std::string& job_id);
 
 // Every dashboard query returns at least one series with a finite value (ADD_FAILURE per query
-// that does not); the dashboard variables resolve to job_id and the expected ranks.
-void ExpectEveryDashboardQueryReturnsData(PrometheusServer& prom, const std::string& job_id,
-                                          const std::vector<std::string>& ranks);
+// that does not); the dashboard variables resolve to job_id and the expected ranks. A query whose
+// metrics are all in `optional_metrics` (e.g. the online-probe gauges of a job without online
+// monitoring) may be empty; the empty ones are returned.
+std::vector<std::string> ExpectEveryDashboardQueryReturnsData(PrometheusServer& prom, const std::string& job_id,
+                                                              const std::vector<std::string>& ranks,
+                                                              const std::set<std::string>& optional_metrics = {});
 // Every worker metric of the contract exists for each rank with a plausible value.
 void ExpectWorkerMetricsSane(PrometheusServer& prom, const std::string& job_id, const std::vector<std::string>& ranks,
                              bool collapsed);

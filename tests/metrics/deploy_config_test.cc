@@ -42,21 +42,21 @@ ToolResult RunTool(const std::vector<std::string>& argv) {
                     "(deploy/install-deps.sh) to run this check";                                  \
   }
 
-TEST(Promtool, CheckConfig) {
+TEST(MetricsPromtool, CheckConfig) {
   REQUIRE_PROMTOOL();
   auto r = RunTool({"promtool", "check", "config", kPromDir + "/prometheus.yml"});
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("SUCCESS"), std::string::npos) << r.output;
 }
 
-TEST(Promtool, CheckRules) {
+TEST(MetricsPromtool, CheckRules) {
   REQUIRE_PROMTOOL();
   auto r = RunTool({"promtool", "check", "rules", kPromDir + "/alerts.yml"});
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("SUCCESS"), std::string::npos) << r.output;
 }
 
-TEST(Promtool, TestRules) {
+TEST(MetricsPromtool, TestRules) {
   REQUIRE_PROMTOOL();
   auto r = RunTool({"promtool", "test", "rules", kPromDir + "/alerts_test.yml"});
   EXPECT_EQ(r.status, 0) << r.output;
@@ -65,7 +65,7 @@ TEST(Promtool, TestRules) {
 
 // The required alerts exist, each with a severity and job-naming annotations, and each is
 // unit-tested both firing and not firing.
-TEST(AlertRules, RequiredAlertsAreAnnotatedAndTestedBothWays) {
+TEST(MetricsAlertRules, RequiredAlertsAreAnnotatedAndTestedBothWays) {
   const YAML::Node rules = YAML::LoadFile(kPromDir + "/alerts.yml");
   const ExportedNames exported = CollectExportedNames();
   std::set<std::string> alerts;
@@ -110,7 +110,7 @@ TEST(AlertRules, RequiredAlertsAreAnnotatedAndTestedBothWays) {
   }
 }
 
-TEST(PrometheusConfig, ScrapesTheCoordinatorAndDiscoversRanksThroughIt) {
+TEST(MetricsPrometheusConfig, ScrapesTheCoordinatorAndDiscoversRanksThroughIt) {
   const YAML::Node cfg = YAML::LoadFile(kPromDir + "/prometheus.yml");
   ASSERT_EQ(cfg["rule_files"].size(), 1u);
   EXPECT_EQ(cfg["rule_files"][0].as<std::string>(), "alerts.yml");
@@ -177,7 +177,7 @@ void CheckDashboardStructure(const nlohmann::json& d, const std::string& uid) {
   EXPECT_GT(with_queries, 0u);
 }
 
-TEST(GrafanaDashboards, TrainingDashboardHasStableUidVariablesAndKnownMetrics) {
+TEST(MetricsGrafana, TrainingDashboardHasStableUidVariablesAndKnownMetrics) {
   const auto d = LoadJson(kGrafanaDir + "/dashboards/vicreg-training.json");
   CheckDashboardStructure(d, "vicreg-training");
   std::map<std::string, nlohmann::json> vars;
@@ -225,7 +225,7 @@ TEST(GrafanaDashboards, TrainingDashboardHasStableUidVariablesAndKnownMetrics) {
   EXPECT_TRUE(step_quantile);
 }
 
-TEST(GrafanaDashboards, CoordinatorDashboardUsesKnownMetrics) {
+TEST(MetricsGrafana, CoordinatorDashboardUsesKnownMetrics) {
   const auto d = LoadJson(kGrafanaDir + "/dashboards/vicreg-coordinator.json");
   CheckDashboardStructure(d, "vicreg-coordinator");
   const ExportedNames exported = CollectExportedNames();
@@ -243,7 +243,7 @@ TEST(GrafanaDashboards, CoordinatorDashboardUsesKnownMetrics) {
   }
 }
 
-TEST(GrafanaDashboards, ProvisioningPointsAtPrometheusAndTheDashboardsFolder) {
+TEST(MetricsGrafana, ProvisioningPointsAtPrometheusAndTheDashboardsFolder) {
   const YAML::Node ds = YAML::LoadFile(kGrafanaDir + "/provisioning/datasources/prometheus.yml");
   EXPECT_EQ(ds["apiVersion"].as<int>(), 1);
   ASSERT_EQ(ds["datasources"].size(), 1u);
@@ -256,7 +256,7 @@ TEST(GrafanaDashboards, ProvisioningPointsAtPrometheusAndTheDashboardsFolder) {
   EXPECT_FALSE(prov["providers"][0]["options"]["path"].as<std::string>("").empty());
 }
 
-TEST(SeriesNamesIn, FindsSelectorsAndSkipsLabelsVariablesAndFunctions) {
+TEST(MetricsPromQLNames, FindsSelectorsAndSkipsLabelsVariablesAndFunctions) {
   const auto names = SeriesNamesIn(
       "histogram_quantile(0.5, sum by (le, rank) (rate(vicreg_a_bucket{job_id=\"$job_id\", x=~\"up{\"}"
       "[$__rate_interval]))) / on (job_id) group_left (rank) up{job=\"x\"} + time() - foo[5m] + vicreg_b");

@@ -171,7 +171,7 @@ TEST(MetricsServer, ExtraHandlersShareThePort) {
   EXPECT_THROW(server.AddHandler("sd", "text/plain", [] { return std::string(); }), InternalError);
 }
 
-TEST(WorkerMetrics, ExportsTheContractBeforeAndAfterAReport) {
+TEST(MetricsWorker, ExportsTheContractBeforeAndAfterAReport) {
   MetricsServer server("127.0.0.1", 0);
   WorkerMetrics m(server.registry(), "job-7", 1);
   const double t0 = static_cast<double>(std::time(nullptr));
@@ -248,7 +248,7 @@ TEST(WorkerMetrics, ExportsTheContractBeforeAndAfterAReport) {
   }
 }
 
-TEST(WorkerMetrics, CountersOnlyIncreaseAndNonFiniteValuesKeepTheLastGoodOnes) {
+TEST(MetricsWorker, CountersOnlyIncreaseAndNonFiniteValuesKeepTheLastGoodOnes) {
   MetricsServer server("127.0.0.1", 0);
   WorkerMetrics m(server.registry(), "j", 0);
   const std::map<std::string, std::string> me = {{"job_id", "j"}, {"rank", "0"}};
@@ -285,7 +285,7 @@ TEST(WorkerMetrics, CountersOnlyIncreaseAndNonFiniteValuesKeepTheLastGoodOnes) {
   EXPECT_EQ(e.Value("vicreg_data_wait_seconds_count", me), 2);
 }
 
-TEST(WorkerMetrics, RanksAndACoordinatorCanShareOneRegistry) {
+TEST(MetricsWorker, RanksAndACoordinatorCanShareOneRegistry) {
   MetricsServer server("127.0.0.1", 0);
   WorkerMetrics r0(server.registry(), "j", 0);
   WorkerMetrics r1(server.registry(), "j", 1);
@@ -299,7 +299,7 @@ TEST(WorkerMetrics, RanksAndACoordinatorCanShareOneRegistry) {
   EXPECT_EQ(e.Find("vicreg_build_info").size(), 1u);
 }
 
-TEST(CoordinatorMetrics, ExportsTheContract) {
+TEST(MetricsCoordinator, ExportsTheContract) {
   MetricsServer server("127.0.0.1", 0);
   CoordinatorMetrics m(server.registry());
   {
@@ -369,7 +369,7 @@ TEST(CoordinatorMetrics, ExportsTheContract) {
   EXPECT_EQ(e.Value("vicreg_eval_failures_total", {{"job_id", "job-2"}}), 1);
 }
 
-TEST(CoordinatorMetrics, ConcurrentCallersLoseNoIncrement) {
+TEST(MetricsCoordinator, ConcurrentCallersLoseNoIncrement) {
   MetricsServer server("127.0.0.1", 0);
   CoordinatorMetrics m(server.registry());
   constexpr int kThreads = 4, kCalls = 2000;
@@ -393,7 +393,7 @@ TEST(CoordinatorMetrics, ConcurrentCallersLoseNoIncrement) {
 
 // The per-step cost of the layer, against the 2% budget of a step: a small CPU step takes
 // tens of milliseconds; the bound below is ~100x what the layer needs, so it does not flake.
-TEST(WorkerMetrics, PerStepCostIsMicroseconds) {
+TEST(MetricsWorker, PerStepCostIsMicroseconds) {
   MetricsServer server("127.0.0.1", 0);
   WorkerMetrics m(server.registry(), "j", 0);
   const StepReport r = FullReport();

@@ -6,7 +6,9 @@
 // /sd, so the shipped HTTP service discovery is exercised end to end.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "tests/metrics/dashboard_queries.h"
@@ -26,9 +28,10 @@ constexpr double kFirstScrapeTimeout = 30;  // SD batches target updates every 5
 
 class SyntheticExporter {
  public:
-  SyntheticExporter(const std::string& job_id, std::vector<std::string> extra_args) {
+  // Two synthetic ranks + coordinator metrics + /sd, unless extra_args say otherwise.
+  SyntheticExporter(const std::string& job_id, std::vector<std::string> extra_args, const char* ranks = "2") {
     dir_ = MakeTempDir("vicreg-exporter-");
-    std::vector<std::string> argv = {VICREG_METRICS_EXPORTER, "--job-id", job_id, "--ranks", "2", "--coordinator",
+    std::vector<std::string> argv = {VICREG_METRICS_EXPORTER, "--job-id", job_id, "--ranks", ranks, "--coordinator",
                                      "--ports-file", dir_ + "/ports.json", "--step-ms", "50", "--log-every", "5"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     process_ = std::make_unique<Process>(argv, dir_ + "/exporter.log");
@@ -70,7 +73,7 @@ void WaitForScrapes(PrometheusServer& prom, const std::string& job_id, size_t ra
       << prom.Query("count_over_time(vicreg_train_steps_total[1m])").dump();
 }
 
-TEST(PrometheusIntegration, SyntheticRanksAreDiscoveredScrapedAndEveryDashboardQueryHasData) {
+TEST(MetricsPrometheusIntegration, SyntheticRanksAreDiscoveredScrapedAndEveryDashboardQueryHasData) {
   REQUIRE_PROMETHEUS();
   const std::string job_id = "itest-healthy";
   // A skipped step ~15 s after start, once Prometheus has scraped the counter at 0 (increase()
@@ -101,7 +104,7 @@ TEST(PrometheusIntegration, SyntheticRanksAreDiscoveredScrapedAndEveryDashboardQ
   EXPECT_TRUE(exporter.Running()) << exporter.Log();
 }
 
-TEST(PrometheusIntegration, ForcedCollapseFiresTheCollapseAlertsWithinTheirWindow) {
+TEST(MetricsPrometheusIntegration, ForcedCollapseFiresTheCollapseAlertsWithinTheirWindow) {
   REQUIRE_PROMETHEUS();
   const std::string job_id = "itest-collapse";
   SyntheticExporter exporter(job_id, {"--collapse"});
@@ -127,6 +130,109 @@ TEST(PrometheusIntegration, ForcedCollapseFiresTheCollapseAlertsWithinTheirWindo
   }
   EXPECT_EQ(collapse_alerts, 1u);
   EXPECT_EQ(prom.AlertState("LowVariance", job_id), "") << "collapse is not 'low variance'";
+}
+
+// ---- A real 2-rank vicreg_worker -----------------------------------------------------------
+//
+// The coordinator's part (its /metrics and the /sd listing the ranks from the run dir's
+// endpoints/rank-<r>.json) is played by the exporter with --ranks 0 --sd-run-dir, so that the
+// dashboards' coordinator panels (restarts, evaluation) have data too.
+
+const std::string kTinyConfig = std::string(VICREG_SOURCE_DIR) + "/configs/tiny_cpu.yaml";
+
+#define REQUIRE_WORKER()                                                                                 \
+  REQUIRE_PROMETHEUS();                                                                                  \
+  if (std::string(VICREG_WORKER_BIN).empty()) GTEST_SKIP() << "vicreg_worker is not part of this build"; \
+  if (FindOnPath("mpirun").empty()) GTEST_SKIP() << "mpirun not found (openmpi-bin)";                    \
+  if (ReadText("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").empty() &&                \
+      ReadText("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte").empty()) {                    \
+    GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";               \
+  }
+
+class WorkerRun {
+ public:
+  // mpirun -np 2 vicreg_worker on configs/tiny_cpu.yaml for (far) more epochs than the test
+  // watches; the destructor stops it (SIGTERM: finish the step, checkpoint, exit).
+  WorkerRun(const std::string& run_dir, const std::string& job_id, const std::vector<std::string>& sets) {
+    std::vector<std::string> argv = {"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
+                                     VICREG_WORKER_BIN, "--job", kTinyConfig, "--run-dir", run_dir,
+                                     "--job-id", job_id, "--set", "resources.ranks=2",
+                                     "--set", "train.num_epochs=500", "--set", "checkpoint.every_epochs=1"};
+    for (const auto& s : sets) {
+      argv.push_back("--set");
+      argv.push_back(s);
+    }
+    log_ = run_dir + ".mpirun.log";
+    process_ = std::make_unique<Process>(argv, log_);
+  }
+  ~WorkerRun() { process_->Stop(SIGTERM, 20); }
+  bool Running() { return process_->Running(); }
+  std::string Log() const { return process_->Log(); }
+
+ private:
+  std::string log_;
+  std::unique_ptr<Process> process_;
+};
+
+TEST(MetricsPrometheusIntegration, RealTwoRankWorkerIsScrapedOnEveryRankAndEveryDashboardQueryHasData) {
+  REQUIRE_WORKER();
+  const std::string job_id = "itest-worker";
+  const std::string root = MakeTempDir("vicreg-metrics-worker-");
+  const std::string run_dir = root + "/run";
+  {
+    SyntheticExporter coordinator(job_id, {"--sd-run-dir", run_dir}, "0");
+    PrometheusServer prom(coordinator.coordinator(), "2s");
+    WorkerRun worker(run_dir, job_id, {});
+    WaitForScrapes(prom, job_id, 2);
+    if (HasFatalFailure()) {
+      ADD_FAILURE() << "worker log:\n" << worker.Log();
+      return;
+    }
+    ASSERT_TRUE(worker.Running()) << worker.Log();
+    ExpectWorkerMetricsSane(prom, job_id, {"0", "1"}, /*collapsed=*/false);
+    // The trainer does not export the online-probe gauges unless eval.online_* is on.
+    const auto empty = ExpectEveryDashboardQueryReturnsData(prom, job_id, {"0", "1"}, {"vicreg_online_top1_ratio"});
+    for (const auto& q : empty) std::printf("optional metric without data (online monitoring off): %s\n", q.c_str());
+    // Both ranks step at the same rate (synchronous data parallelism).
+    const double r0 = prom.Scalar("rate(vicreg_train_steps_total{job_id=\"" + job_id + "\",rank=\"0\"}[10s])");
+    const double r1 = prom.Scalar("rate(vicreg_train_steps_total{job_id=\"" + job_id + "\",rank=\"1\"}[10s])");
+    EXPECT_GT(r0, 0);
+    EXPECT_NEAR(r0, r1, 0.25 * r0 + 0.5);
+    EXPECT_TRUE(worker.Running()) << "the worker finished before the checks: " << worker.Log();
+  }
+  RemoveTree(root);
+}
+
+TEST(MetricsPrometheusIntegration, RealWorkerForcedCollapseFiresTheCollapseAlerts) {
+  REQUIRE_WORKER();
+  const std::string job_id = "itest-worker-collapse";
+  const std::string root = MakeTempDir("vicreg-metrics-collapse-");
+  const std::string run_dir = root + "/run";
+  {
+    SyntheticExporter coordinator(job_id, {"--sd-run-dir", run_dir}, "0");
+    PrometheusServer prom(coordinator.coordinator(), "3s");
+    // Invariance only: nothing keeps the embeddings apart, they collapse within a few hundred steps.
+    WorkerRun worker(run_dir, job_id, {"train.vicreg.mu_variance=0", "train.vicreg.nu_covariance=0"});
+    WaitForScrapes(prom, job_id, 2);
+    if (HasFatalFailure()) {
+      ADD_FAILURE() << "worker log:\n" << worker.Log();
+      return;
+    }
+    // Invariance-only training collapses dimension by dimension (std_min -> 0); whether the
+    // pairwise similarity also passes 0.9 (FeatureCollapse) varies with the run, so it is logged.
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool fired = WaitFor([&] { return prom.AlertState("RepresentationCollapse", job_id) == "firing"; }, 60, 1);
+    std::printf("RepresentationCollapse firing after %.1f s of test; FeatureCollapse state '%s'\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                prom.AlertState("FeatureCollapse", job_id).c_str());
+    EXPECT_TRUE(fired) << "std_min " << prom.Query("vicreg_embedding_std_min").dump() << "\npairwise "
+                       << prom.Query("vicreg_embedding_pairwise_similarity").dump() << "\ncollapsed "
+                       << prom.Query("vicreg_embedding_collapsed_dims_ratio").dump() << "\nalerts "
+                       << prom.Alerts().dump(1) << "\nworker running: " << worker.Running();
+    EXPECT_LT(prom.Scalar("min(vicreg_embedding_std_min{job_id=\"" + job_id + "\"})"), 0.01);
+    EXPECT_TRUE(worker.Running()) << worker.Log();
+  }
+  RemoveTree(root);
 }
 
 }  // namespace
