@@ -1,7 +1,6 @@
 #include "worker/data/loader.h"
 
 #include <ATen/ATen.h>
-#include <malloc.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -15,14 +14,6 @@
 #include "worker/data/random.h"
 
 namespace vicreg::data {
-
-void TuneMallocForBatches() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);          // glibc's maximum (HEAP_MAX_SIZE / 2 on 64-bit)
-    mallopt(M_TRIM_THRESHOLD, 1024 << 20);
-  });
-}
 
 // ---- sharding and seeds -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "worker/data/augment.h"
 #include "worker/data/dataset.h"
+#include "worker/data/runtime_tuning.h"  // TuneMallocForBatches (the Loader calls it)
 
 namespace vicreg::data {
 
@@ -73,12 +74,6 @@ class Loader {
 // The rank's part of an epoch: the indices of its batches, batch after batch (B each, drop_last).
 std::vector<int64_t> EpochShard(int64_t dataset_size, int batch_size, int rank, int world_size,
                                 bool shuffle, uint64_t seed, int64_t epoch);
-// Process-wide glibc malloc tuning for per-batch tensors (called by the Loader's constructor and
-// vicreg_bench; idempotent): blocks up to 32 MB come from the heap (M_MMAP_THRESHOLD) and freed
-// memory is kept for reuse (M_TRIM_THRESHOLD) instead of mmap/munmap per batch, whose page faults
-// on every fresh 28 MB view tensor doubled the augmentation time (measured: 57 -> 27 ms per view).
-void TuneMallocForBatches();
-
 // The epoch's permutation of [0, dataset_size) (identity when !shuffle).
 std::vector<int64_t> EpochPermutation(int64_t dataset_size, bool shuffle, uint64_t seed, int64_t epoch);
 // The seed of view (1 or 2) of global batch `batch_index` of `epoch`.
