@@ -52,15 +52,21 @@ Diagnostics ComputeDiagnostics(const at::Tensor& z_in, const at::Tensor& feature
 
   // RankMe on the encoder features.
   auto f = Prepare(features_in);                                   // [N', D]
-  auto sv = at::linalg_svdvals(f);                                 // [min(N', D)]
-  const double total = sv.sum().item<double>();
-  if (!std::isfinite(total)) {
-    d.rankme = std::nan("");                                       // non-finite features
-  } else if (total == 0) {
-    d.rankme = 0.0;                                                // zero matrix: rank 0
-  } else {
-    auto p = sv / total + opts.rankme_eps;
-    d.rankme = std::exp(-(p * p.log()).sum().item<double>());
+  d.rankme = std::nan("");                                         // non-finite features / no convergence
+  if (f.isfinite().all().item<bool>()) {
+    at::Tensor sv;
+    try {
+      sv = at::linalg_svdvals(f);                                  // [min(N', D)]
+    } catch (const c10::Error&) {
+      return d;                                                    // diagnostics never stop training
+    }
+    const double total = sv.sum().item<double>();
+    if (total == 0) {
+      d.rankme = 0.0;                                              // zero matrix: rank 0
+    } else {
+      auto p = sv / total + opts.rankme_eps;
+      d.rankme = std::exp(-(p * p.log()).sum().item<double>());
+    }
   }
   return d;
 }

@@ -1,0 +1,197 @@
+// VICReg loss: hand-computed values, numpy reference, finite-difference gradients, the seed
+// reduction, fp32 under bf16/fp16 inputs, and the gathered (global) vs local semantics.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+
+#include "common/errors.h"
+#include "tests/model/model_test_util.h"
+#include "worker/train/loss.h"
+
+namespace vicreg::train {
+namespace {
+
+using vicreg::testing::LoadTensors;
+using vicreg::testing::RunPython;
+using vicreg::testing::SaveTensors;
+using vicreg::testing::TempDir;
+
+VicregLossOutput Local(const at::Tensor& za, const at::Tensor& zb, const VicregLossOptions& o = {}) {
+  return VicregLoss(za, zb, za, zb, o);
+}
+
+double D(const at::Tensor& t) { return t.item<double>(); }
+
+TEST(VicregLoss, HandComputedExample) {
+  // za = [[1, 1], [-1, -1]], zb = [[1, -1], [-1, 1]] (both centered already).
+  //   inv = mean of (0, 2, 0, -2)^2 = 8 / 4 = 2
+  //   Var_j = (1 + 1) / (2 - 1) = 2 for every column of both views -> std = sqrt(2.0001) > 1 -> V = 0
+  //   Cov(za) = [[2, 2], [2, 2]], Cov(zb) = [[2, -2], [-2, 2]] -> sum offdiag^2 = 8 each
+  //   paper: C = 8/2 + 8/2 = 8;  seed: mean offdiag^2 = 8/2 = 4 per view, averaged = 4
+  //   total = 25 * 2 + 25 * 0 + 1 * 8 = 58
+  auto za = at::tensor({1.0, 1.0, -1.0, -1.0}, at::kDouble).view({2, 2});
+  auto zb = at::tensor({1.0, -1.0, -1.0, 1.0}, at::kDouble).view({2, 2});
+  auto out = Local(za, zb);
+  EXPECT_DOUBLE_EQ(D(out.invariance), 2.0);
+  EXPECT_DOUBLE_EQ(D(out.variance), 0.0);
+  EXPECT_DOUBLE_EQ(D(out.covariance), 8.0);
+  EXPECT_DOUBLE_EQ(D(out.total), 58.0);
+  VicregLossOptions seed;
+  seed.covariance_reduction = "seed";
+  EXPECT_DOUBLE_EQ(D(Local(za, zb, seed).covariance), 4.0);
+  EXPECT_DOUBLE_EQ(D(Local(za, zb, seed).total), 54.0);
+}
+
+TEST(VicregLoss, HandComputedVarianceHinge) {
+  // za = [[0.5, 0], [-0.5, 0]]: Var = (0.5, 0) -> std = (sqrt(0.5001), sqrt(0.0001) = 0.01)
+  //   hinge_a = ((1 - sqrt(0.5001)) + (1 - 0.01)) / 2; zb = 3 * za: Var = (4.5, 0) -> hinge_b = (0 + 0.99) / 2
+  //   V = (hinge_a + hinge_b) / 2; Cov offdiag = 0 -> C = 0; inv = mean((za - zb)^2) = (1 + 1) / 4 = 0.5
+  auto za = at::tensor({0.5, 0.0, -0.5, 0.0}, at::kDouble).view({2, 2});
+  auto zb = za * 3;
+  auto out = Local(za, zb);
+  const double ha = ((1 - std::sqrt(0.5001)) + 0.99) / 2, hb = 0.99 / 2;
+  EXPECT_NEAR(D(out.variance), (ha + hb) / 2, 1e-15);
+  EXPECT_DOUBLE_EQ(D(out.covariance), 0.0);
+  EXPECT_DOUBLE_EQ(D(out.invariance), 0.5);
+  EXPECT_NEAR(D(out.total), 25 * 0.5 + 25 * (ha + hb) / 2, 1e-12);
+  VicregLossOptions o;
+  o.gamma = 0.5, o.epsilon = 0.0, o.lambda_invariance = 2, o.mu_variance = 3, o.nu_covariance = 4;
+  // gamma 0.5, eps 0: std_a = (sqrt(.5), 0), std_b = (sqrt(4.5), 0) -> hinge_a = (0 + 0.5)/2, hinge_b = 0.25
+  auto out2 = Local(za, zb, o);
+  EXPECT_NEAR(D(out2.variance), 0.25, 1e-15);
+  EXPECT_NEAR(D(out2.total), 2 * 0.5 + 3 * 0.25, 1e-15);
+}
+
+TEST(VicregLoss, MatchesNumpyReferenceInFloat64) {
+  at::manual_seed(9);
+  auto za = at::randn({7, 5}, at::kDouble) * 0.7, zb = za + 0.3 * at::randn({7, 5}, at::kDouble);
+  TempDir dir;
+  SaveTensors(dir.file("in.pt"), {{"za", za}, {"zb", zb}});
+  auto r = RunPython("reference_numerics.py", {"loss", dir.file("in.pt"), dir.file("out.pt")});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto ref = LoadTensors(dir.file("out.pt"));
+  auto out = Local(za, zb);
+  EXPECT_NEAR(D(out.invariance), D(ref.at("invariance")), 1e-12);
+  EXPECT_NEAR(D(out.variance), D(ref.at("variance")), 1e-12);
+  EXPECT_NEAR(D(out.covariance), D(ref.at("covariance_paper")), 1e-12);
+  VicregLossOptions seed;
+  seed.covariance_reduction = "seed";
+  EXPECT_NEAR(D(Local(za, zb, seed).covariance), D(ref.at("covariance_seed")), 1e-12);
+}
+
+TEST(VicregLoss, PaperCovarianceIsTwoTimesDMinusOneTimesSeed) {
+  at::manual_seed(10);
+  for (int64_t d : {2, 3, 16, 64}) {
+    auto za = at::randn({9, d}, at::kDouble), zb = at::randn({9, d}, at::kDouble);
+    VicregLossOptions seed;
+    seed.covariance_reduction = "seed";
+    const double paper = D(Local(za, zb).covariance), s = D(Local(za, zb, seed).covariance);
+    EXPECT_NEAR(paper, 2.0 * (d - 1) * s, 1e-10 * paper) << "D=" << d;
+  }
+}
+
+// Central finite differences in float64 over every input element, for both the local tensors and
+// the gathered ones (world-1: the same tensor feeds both) and with a distinct gathered batch.
+void GradCheck(const std::function<at::Tensor(const at::Tensor&)>& f, const at::Tensor& x0) {
+  auto x = x0.clone().requires_grad_(true);
+  auto g = torch::autograd::grad({f(x)}, {x})[0];
+  const double h = 1e-6;
+  for (int64_t i = 0; i < x0.numel(); ++i) {
+    auto xp = x0.clone(), xm = x0.clone();
+    xp.view(-1)[i] += h;
+    xm.view(-1)[i] -= h;
+    const double fd = (D(f(xp)) - D(f(xm))) / (2 * h);
+    EXPECT_NEAR(D(g.view(-1)[i]), fd, 1e-6 * std::max(1.0, std::abs(fd))) << "element " << i;
+  }
+}
+
+TEST(VicregLoss, GradientsMatchFiniteDifferences) {
+  at::manual_seed(11);
+  // std around 0.5..1.5 so that some hinge terms are active and some not (away from the kink).
+  auto za = at::randn({6, 4}, at::kDouble) * at::tensor({0.5, 0.8, 1.3, 1.6}, at::kDouble);
+  auto zb = za + 0.5 * at::randn({6, 4}, at::kDouble);
+  for (const char* red : {"paper", "seed"}) {
+    VicregLossOptions o;
+    o.covariance_reduction = red;
+    GradCheck([&](const at::Tensor& a) { return VicregLoss(a, zb, a, zb, o).total; }, za);
+    GradCheck([&](const at::Tensor& b) { return VicregLoss(za, b, za, b, o).total; }, zb);
+    // gathered batch as its own input (what the differentiable all-gather feeds)
+    auto za_all = at::cat({za, at::randn({3, 4}, at::kDouble)});
+    GradCheck([&](const at::Tensor& a) { return VicregLoss(za, zb, a, at::cat({zb, zb.narrow(0, 0, 3)}), o).total; },
+              za_all);
+  }
+}
+
+TEST(VicregLoss, ComputesInFloat32UnderReducedPrecisionInputs) {
+  at::manual_seed(12);
+  auto za = at::randn({16, 8}), zb = at::randn({16, 8});
+  for (auto dt : {at::kBFloat16, at::kHalf}) {
+    auto a = za.to(dt), b = zb.to(dt);
+    auto out = Local(a, b);
+    EXPECT_EQ(out.total.scalar_type(), at::kFloat);
+    EXPECT_EQ(out.covariance.scalar_type(), at::kFloat);
+    // Same as computing on the fp32 upcast of the rounded inputs (no reduced-precision arithmetic).
+    auto ref = Local(a.to(at::kFloat), b.to(at::kFloat));
+    EXPECT_EQ(D(out.total), D(ref.total));
+    // The gradient flows back to the bf16/fp16 inputs.
+    auto ar = a.clone().requires_grad_(true);
+    Local(ar, b).total.backward();
+    EXPECT_EQ(ar.grad().scalar_type(), dt);
+  }
+  EXPECT_EQ(Local(za, zb).total.scalar_type(), at::kFloat);
+}
+
+// World 2 simulated: rank r holds half the batch; invariance is local, variance and covariance are
+// over the gathered batch. The mean of the ranks' losses equals the single-process loss on the whole
+// batch, and so do the gradients (sum over ranks of d(L_r / 2)).
+TEST(VicregLoss, GatheredHalvesEqualTheSingleBatchLoss) {
+  at::manual_seed(13);
+  auto za = at::randn({8, 6}, at::kDouble), zb = at::randn({8, 6}, at::kDouble);
+  auto full = Local(za, zb);
+  auto a = za.clone().requires_grad_(true);
+  auto b = zb.clone().requires_grad_(true);
+  double mean_loss = 0;
+  at::Tensor total;
+  for (int r = 0; r < 2; ++r) {
+    auto out = VicregLoss(a.narrow(0, 4 * r, 4), b.narrow(0, 4 * r, 4), a, b, {});
+    mean_loss += D(out.total) / 2;
+    total = total.defined() ? total + out.total / 2 : out.total / 2;
+  }
+  EXPECT_NEAR(mean_loss, D(full.total), 1e-12);
+  total.backward();
+  auto a2 = za.clone().requires_grad_(true), b2 = zb.clone().requires_grad_(true);
+  Local(a2, b2).total.backward();
+  EXPECT_LT((a.grad() - a2.grad()).abs().max().item<double>(), 1e-12);
+  EXPECT_LT((b.grad() - b2.grad()).abs().max().item<double>(), 1e-12);
+}
+
+TEST(VicregLoss, OptionsFromConfigValidateTheReduction) {
+  config::VicregConfig v;
+  v.lambda_invariance = 5;
+  v.covariance_reduction = "seed";
+  auto o = VicregLossOptions::FromConfig(v);
+  EXPECT_EQ(o.lambda_invariance, 5);
+  EXPECT_EQ(o.covariance_reduction, "seed");
+  v.covariance_reduction = "mean";
+  try {
+    VicregLossOptions::FromConfig(v);
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.vicreg.covariance_reduction"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("mean"), std::string::npos);
+  }
+}
+
+TEST(VicregLoss, RejectsMismatchedShapes) {
+  auto za = at::randn({4, 3});
+  EXPECT_THROW(VicregLoss(za, at::randn({4, 2}), za, za, {}), InternalError);
+  EXPECT_THROW(VicregLoss(za, za, at::randn({1, 3}), at::randn({1, 3}), {}), InternalError);
+}
+
+}  // namespace
+}  // namespace vicreg::train
