@@ -161,7 +161,11 @@ TEST(Loader, ResumeSkipsExactlyAndRawModeCarriesTheSeeds) {
     EXPECT_EQ(resumed[k].batch_index, full[k + 7].batch_index);
     EXPECT_TRUE(at::equal(resumed[k].view1, full[k + 7].view1));
   }
-  EXPECT_THROW(l.StartEpoch(4, 11), UserError);
+  l.StartEpoch(4, 8);
+  EXPECT_THROW(l.StartEpoch(4, 11), UserError);  // 10 batches per epoch
+  auto still = l.Next();                          // the running epoch is untouched by the failed call
+  ASSERT_TRUE(still.has_value());
+  EXPECT_EQ(still->batch_index, 8);
   // augment_in_loader = false: raw uint8 + seeds; augmenting them reproduces the loader's views.
   LoaderOptions o = Opts(3, 2);
   o.augment_in_loader = false;

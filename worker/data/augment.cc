@@ -87,7 +87,7 @@ void SampleCrop(SampleRng& rng, int64_t height, int64_t width, const std::array<
   p->width = w;
 }
 
-// CPU int64 index tensor of the samples selected by `pick`, moved to `device`.
+// Indices of the samples selected by `pick` (computed on the CPU: no device sync).
 template <typename Pick>
 std::vector<int64_t> Select(const std::vector<ViewParams>& params, Pick pick) {
   std::vector<int64_t> idx;

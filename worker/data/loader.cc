@@ -183,10 +183,10 @@ std::array<double, 3> Loader::std() const { return impl_->std; }
 
 void Loader::StartEpoch(int64_t epoch, int64_t skip_batches) {
   Impl& s = *impl_;
-  s.StopThreads();
-  if (skip_batches < 0 || skip_batches > s.batches)
+  if (skip_batches < 0 || skip_batches > s.batches)  // checked first: a failed call leaves the current epoch running
     throw UserError("data loader: cannot skip " + std::to_string(skip_batches) + " batches of epoch " + std::to_string(epoch) +
                     ": an epoch has " + std::to_string(s.batches) + " (did the dataset or batch size change since the checkpoint?)");
+  s.StopThreads();
   s.shard = EpochShard(s.dataset->size(), s.opts.batch_size, s.opts.rank, s.opts.world_size, s.opts.shuffle, s.opts.seed, epoch);
   s.epoch = epoch;
   s.ready.clear();
