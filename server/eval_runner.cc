@@ -115,7 +115,17 @@ void EvalRunner::StartTask(EvalTaskRecord task) {
       so.argv.push_back("--data-dir");
       so.argv.push_back(task.data_dir);
     }
-    so.argv.insert(so.argv.end(), {"--probe", "all", "--out", task.output_path});
+    // The job's eval.probes (and, through --job, its knn_k/knn_temperature/limit_* settings).
+    std::string probe = "all";
+    if (auto job = store_.GetJob(task.job_id, true)) {
+      if (const config::JobConfig* cfg = JobConfigFor(*job)) {
+        const auto& p = cfg->eval.probes;
+        bool lin = std::find(p.begin(), p.end(), "linear") != p.end();
+        bool knn = std::find(p.begin(), p.end(), "knn") != p.end();
+        if (lin != knn) probe = lin ? "linear" : "knn";
+      }
+    }
+    so.argv.insert(so.argv.end(), {"--probe", probe, "--out", task.output_path});
     so.cwd = options_.workdir;
     so.output_path = log_path;
     so.new_session = true;

@@ -2,7 +2,8 @@
 // epoch is listed in the job's eval.epochs or is a multiple of eval.every_epochs, once it lands in
 // <run_dir>/checkpoints, run
 //   vicreg_eval --job <run_dir>/job.yaml --checkpoint_dir <run_dir>/checkpoints --epochs E
-//               --dataset NAME --data-dir DIR --probe all --out <run_dir>/eval/epoch_<E>_<NAME>.json
+//               --dataset NAME --data-dir DIR --probe all|linear|knn --out <run_dir>/eval/epoch_<E>_<NAME>.json
+// (--probe from eval.probes; vicreg_eval takes eval.knn_k, knn_temperature, limit_train/test from --job)
 // (argv, own session, output to <run_dir>/eval/epoch_<E>_<NAME>.log) on the coordinator's own eval
 // slot budget, never blocking training nor failing the training job. Results
 // {"dataset","epoch","rows":[{"model","probe","top1","top5"}]} are stored (evals, eval_rows) and
