@@ -18,10 +18,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -166,6 +170,52 @@ TEST_F(DistWorker, TwoRankResumeReproducesUninterruptedRun) {
   auto c = Compare("full", "resumed", 6, {"--bitwise", "--from-step", "4"});
   EXPECT_TRUE(c.ok()) << c.output;
   std::printf("resume: %s", c.output.c_str());
+}
+
+// A rank stopped (SIGSTOP) mid-run: rank 0's collective times out, names the unresponsive rank in
+// result.json and aborts the job through MPI; mpirun exits non-zero and no worker is left behind.
+TEST_F(DistWorker, StoppedRankFailsTheJobWithAReason) {
+  const std::string run = dir_ + "/stopped";
+  std::vector<std::string> a = {"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2"};
+  auto w = WorkerArgs("stopped", 12, 400);
+  a.insert(a.end(), w.begin(), w.end());
+  a.insert(a.end(), {"--set", "resources.collective_timeout_s=4", "--set", "train.num_epochs=100"});
+  const pid_t mpirun = SpawnProcess(a, dir_ + "/stopped.out");
+  ASSERT_GT(mpirun, 0);
+  // Wait until rank 1 announced itself and a few steps were logged.
+  int victim = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  while (elapsed() < 90) {
+    std::smatch m;
+    const std::string ep = ReadTextFile(run + "/endpoints/rank-1.json");
+    const std::string metrics = ReadTextFile(run + "/metrics.jsonl");
+    if (std::regex_search(ep, m, std::regex("\"pid\"\\s*:\\s*([0-9]+)")) &&
+        std::count(metrics.begin(), metrics.end(), '\n') >= 3) {
+      victim = std::stoi(m[1]);
+      break;
+    }
+    usleep(100000);
+  }
+  ASSERT_GT(victim, 0) << "the run did not start:\n" << ReadTextFile(dir_ + "/stopped.out");
+  ASSERT_EQ(kill(victim, SIGSTOP), 0);
+  const double stopped_at = elapsed();
+  int status = 0;
+  while (waitpid(mpirun, &status, WNOHANG) == 0 && elapsed() - stopped_at < 60) usleep(100000);
+  const double took = elapsed() - stopped_at;
+  if (took >= 60) {
+    kill(-mpirun, SIGKILL);
+    kill(victim, SIGKILL);
+    waitpid(mpirun, &status, 0);
+    FAIL() << "the job hung after rank 1 was stopped:\n" << ReadTextFile(dir_ + "/stopped.out");
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "status " << status;
+  EXPECT_LT(took, 4 + 1 + 15) << "timeout 4 s + probe 1 s + teardown";
+  const std::string result = ReadTextFile(run + "/result.json");
+  EXPECT_NE(result.find("\"failed\""), std::string::npos) << result;
+  EXPECT_NE(result.find("did not complete within 4.0 s"), std::string::npos) << result;
+  EXPECT_NE(result.find("unresponsive rank(s): 1"), std::string::npos) << result;
+  std::printf("stopped rank: job ended %.1f s after SIGSTOP; result.json: %s\n", took, result.c_str());
 }
 
 // ---- Slurm ----------------------------------------------------------------------------------

@@ -191,5 +191,57 @@ TEST(TerminationReporter, NamesTheCollectiveOnSigterm) {
   EXPECT_NE(out.find("in collective mpi allgather #42 (4096 bytes)"), std::string::npos) << out;
 }
 
+// With a graceful-stop handler installed first, the reporter chains to it (the process lives on)
+// and speaks only when the rank has been stuck in a collective for a while.
+void GracefulHandler(int) {
+  const char msg[] = "graceful stop requested\n";
+  ssize_t ignored = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  (void)ignored;
+}
+
+std::string RunChainedChild(int wait_ms, int* exit_status) {
+  int fds[2];
+  if (pipe(fds) != 0) return "";
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], STDERR_FILENO);
+    close(fds[0]);
+    signal(SIGTERM, GracefulHandler);
+    InstallTerminationReporter(0, 2);
+    CollectiveDesc d;
+    d.backend = "gloo";
+    d.op = "allreduce";
+    d.seq = 9;
+    d.bytes = 64;
+    {
+      CollectiveScope scope(d);
+      usleep(static_cast<useconds_t>(wait_ms) * 1000);
+      raise(SIGTERM);
+    }
+    _exit(7);   // still alive: the graceful handler only took note
+  }
+  close(fds[1]);
+  std::string out;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  waitpid(pid, exit_status, 0);
+  return out;
+}
+
+TEST(TerminationReporter, ChainsToAnEarlierHandler) {
+  int status = 0;
+  std::string quick = RunChainedChild(0, &status);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 7) << status;
+  EXPECT_NE(quick.find("graceful stop requested"), std::string::npos) << quick;
+  EXPECT_EQ(quick.find("received signal"), std::string::npos) << quick;
+  std::string stuck = RunChainedChild(700, &status);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 7) << status;
+  EXPECT_NE(stuck.find("[rank 0/2] received signal 15 while waiting"), std::string::npos) << stuck;
+  EXPECT_NE(stuck.find("gloo allreduce #9 (64 bytes)"), std::string::npos) << stuck;
+  EXPECT_NE(stuck.find("graceful stop requested"), std::string::npos) << stuck;
+}
+
 }  // namespace
 }  // namespace vicreg::dist

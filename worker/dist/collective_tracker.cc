@@ -24,6 +24,7 @@ State g_last_done;   // op == nullptr: none completed yet
 std::atomic<int> g_rank{-1};
 std::atomic<int> g_world{1};
 std::atomic<bool> g_installed{false};
+struct sigaction g_previous[65];   // handlers we chain to (index = signal number)
 
 int64_t NowNs() {
   timespec ts{};
@@ -78,14 +79,31 @@ struct Buf {
   }
 };
 
-void OnTerminate(int sig) {
+bool Chains(int sig) {
+  const struct sigaction& p = g_previous[sig];
+  if (p.sa_flags & SA_SIGINFO) return p.sa_sigaction != nullptr;
+  return p.sa_handler != SIG_DFL && p.sa_handler != SIG_IGN;
+}
+
+void OnTerminate(int sig, siginfo_t* info, void* ctx) {
   const int saved_errno = errno;
+  const bool chain = sig > 0 && sig < 65 && Chains(sig);
+  // With a chained (graceful-stop) handler, only a long wait is worth reporting: it means a peer
+  // is gone and the graceful stop cannot complete.
+  const char* waiting = g_waiting.op.load(std::memory_order_acquire);
+  const int64_t waited = waiting ? NowNs() - g_waiting.since_ns.load(std::memory_order_relaxed) : 0;
+  if (chain && waited < 500000000LL) {
+    errno = saved_errno;
+    const struct sigaction& p = g_previous[sig];
+    if (p.sa_flags & SA_SIGINFO) p.sa_sigaction(sig, info, ctx); else p.sa_handler(sig);
+    return;
+  }
   Buf b;
   b.Put("[rank ");
   b.PutInt(g_rank.load());
   b.Put("/");
   b.PutInt(g_world.load());
-  b.Put("] terminated by signal ");
+  b.Put(chain ? "] received signal " : "] terminated by signal ");
   b.PutInt(sig);
   if (const char* op = g_waiting.op.load(std::memory_order_acquire)) {
     b.Put(" while waiting ");
@@ -104,6 +122,11 @@ void OnTerminate(int sig) {
   ssize_t ignored = write(STDERR_FILENO, b.data, b.n);
   (void)ignored;
   errno = saved_errno;
+  if (chain) {
+    const struct sigaction& p = g_previous[sig];
+    if (p.sa_flags & SA_SIGINFO) p.sa_sigaction(sig, info, ctx); else p.sa_handler(sig);
+    return;
+  }
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -127,11 +150,13 @@ void InstallTerminationReporter(int rank, int world_size) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
     struct sigaction old {};
     if (sigaction(sig, nullptr, &old) != 0) continue;
-    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) continue;   // someone else's handler wins
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN) continue;   // ignored on purpose
+    g_previous[sig] = old;
     struct sigaction sa {};
-    sa.sa_handler = OnTerminate;
+    sa.sa_sigaction = OnTerminate;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
+    // Keep the handler installed when chaining (the previous handler may expect repeated signals).
+    sa.sa_flags = SA_SIGINFO | (Chains(sig) ? (old.sa_flags & SA_RESTART) : SA_RESETHAND);
     sigaction(sig, &sa, nullptr);
   }
 }

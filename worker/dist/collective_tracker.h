@@ -34,8 +34,11 @@ void NoteCollectiveDone(const CollectiveDesc& d);
 
 // Installs handlers for SIGTERM, SIGINT and SIGHUP that write one line
 //   "[rank R/W] terminated by signal 15 while waiting 2.31 s in collective mpi allreduce #57 (16384 bytes)"
-// to stderr, then re-raise the signal with its default action. Only replaces handlers that are
-// SIG_DFL (a trainer's own handler wins). Idempotent.
+// to stderr, then re-raise the signal with its default action. A handler installed earlier (e.g.
+// the trainer's graceful stop) is chained to: the line ("received signal ...") is then written
+// only when the rank has been waiting in a collective for >= 0.5 s, i.e. a peer is probably gone
+// and the graceful stop cannot complete. Ignored signals stay ignored. A handler installed later
+// replaces this one. Idempotent.
 void InstallTerminationReporter(int rank, int world_size);
 
 }  // namespace vicreg::dist
