@@ -392,7 +392,7 @@ class MpiCommunicator : public Communicator, public std::enable_shared_from_this
   int world_ = 1;
   MPI_Comm data_comm_ = MPI_COMM_NULL;
   MPI_Comm ctrl_comm_ = MPI_COMM_NULL;
-  int64_t seq_ = 0;
+  std::atomic<int64_t> seq_{0};
   std::atomic<int64_t> waiting_op_{kOpNone};
   std::atomic<int64_t> waiting_seq_{0};
   std::atomic<int64_t> last_done_seq_{0};
