@@ -369,6 +369,29 @@ TEST(ViewAugmenter, PhotometricFirstOrderStaysCloseToTorchvisionOrder) {
   }
 }
 
+TEST(ViewAugmenter, OrdersAgreeWhereTheyAreMathematicallyEqual) {
+  // Crop, flip, clamp and solarize (no color jitter, grayscale or blur): the default order works
+  // in normalized units after the resize (normalized source, per-channel clamp bounds and
+  // solarization threshold); it must equal torchvision's order with a final normalization.
+  const at::Tensor src = Uint8Images(24, 32, 8);
+  auto cfg = AllOff();
+  cfg.crop_scale = {0.2, 1.0};
+  cfg.crop_ratio = {0.75, 1.33};
+  cfg.hflip_prob = 0.5;
+  cfg.solarize_prob = 0.5;
+  const std::array<double, 3> mean = {0.49, 0.48, 0.45}, sd = {0.25, 0.24, 0.26};
+  ViewAugmenterOptions tv;
+  tv.order = AugmentOrder::kTorchvision;
+  for (int size : {48, 20}) {
+    const ViewAugmenter fast(cfg, size, mean, sd), exact(cfg, size, mean, sd, tv);
+    const auto params = fast.SampleParams(24, 32, 32, 3);
+    int solarized = 0;
+    for (const auto& p : params) solarized += p.solarize;
+    EXPECT_GT(solarized, 3);
+    EXPECT_LT(MaxAbsDiff(fast.Apply(src, params), exact.Apply(src, params)), 2e-5) << "size " << size;
+  }
+}
+
 TEST(ViewAugmenter, RejectsInvalidParametersNamingTheField) {
   auto cfg = AllOff();
   cfg.crop_scale = {0.8, 0.2};

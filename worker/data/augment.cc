@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <unordered_map>
 
 #include "common/errors.h"
 #include "worker/data/augment_ops.h"
@@ -210,13 +211,21 @@ at::Tensor ViewAugmenter::ApplyPhotometricFirst(at::Tensor x, const std::vector<
   const at::Device dev = x.device();
   const int64_t b = x.size(0), h = x.size(2), w = x.size(3), s = image_size_;
   const auto interp = static_cast<ops::Interp>(interp_);
+  // Resize maps depend on the crop length only (the offset shifts their columns): at most one
+  // per distinct length and axis per batch.
+  std::unordered_map<int64_t, SparseRows> base_y, base_x;
+  auto resize = [&](std::unordered_map<int64_t, SparseRows>& cache, int64_t full, int64_t offset, int64_t length) {
+    auto it = cache.find(length);
+    if (it == cache.end()) it = cache.emplace(length, ops::ResizeRows(length, 0, length, s, interp, opts_.antialias)).first;
+    return ops::ShiftColumns(it->second, offset, full);
+  };
   // Per sample: crop + resize (+ flip) (+ blur) as one map per axis, and the crop's column sums.
   at::Tensor my = at::empty({b, s, h}, at::kFloat), mx = at::empty({b, s, w}, at::kFloat);
   at::Tensor wy = at::zeros({b, h}, at::kFloat), wx = at::zeros({b, w}, at::kFloat);
   for (int64_t i = 0; i < b; ++i) {
     const ViewParams& p = params[static_cast<size_t>(i)];
-    SparseRows ry = ops::ResizeRows(h, p.top, p.height, s, interp, opts_.antialias);
-    SparseRows rx = ops::ResizeRows(w, p.left, p.width, s, interp, opts_.antialias);
+    SparseRows ry = resize(base_y, h, p.top, p.height);
+    SparseRows rx = resize(base_x, w, p.left, p.width);
     // Contrast blends toward the mean of the resized crop = a weighted mean of the source pixels
     // with the column sums of the resize maps (flip and blur do not change the mean).
     ry.AddColumnSums(wy.data_ptr<float>() + i * h, 1.0f / static_cast<float>(s));
@@ -235,10 +244,31 @@ at::Tensor ViewAugmenter::ApplyPhotometricFirst(at::Tensor x, const std::vector<
   }
   const bool need_mean = cfg_.jitter_prob > 0 && cfg_.contrast > 0;
   JitterAndGray(x, params, need_mean ? wy.to(dev) : at::Tensor(), need_mean ? wx.to(dev) : at::Tensor());
+  // Every row of the maps sums to 1, so My ((x - m) / s) Mx^T = (My x Mx^T - m) / s: normalizing
+  // the source costs 1/9 of a pass at 32 -> 96 px; the clamp to [0, 1] and the solarization then
+  // use per-channel bounds in normalized units.
+  ops::NormalizeInPlace(x, mean_, std_);
   const at::Tensor view = ops::Resample(x, my.to(dev), mx.to(dev));       // [B, 3, S, S] view
   at::Tensor out = at::empty({b, 3, s, s}, view.options());
-  at::clamp_out(out, view, 0.0, 1.0);                                      // + makes it contiguous
-  return Finish(std::move(out), params);
+  for (int c = 0; c < 3; ++c) {                                            // clamp + make contiguous
+    at::Tensor oc = out.select(1, c);
+    at::clamp_out(oc, view.select(1, c), -mean_[c] / std_[c], (1.0 - mean_[c]) / std_[c]);
+  }
+  const auto sidx = Select(params, [](const ViewParams& p) { return p.solarize; });
+  if (!sidx.empty()) {
+    ForSubset(out, sidx, ToDevice(sidx, dev), [&](const at::Tensor& sub, const at::Tensor&) {
+      at::Tensor res = sub;  // a gathered copy, or `out` itself when every sample is solarized
+      for (int c = 0; c < 3; ++c) {
+        // raw: x >= t -> 1 - x;  normalized (z = (x - m)/s): z >= (t - m)/s -> (1 - 2m)/s - z
+        at::Tensor z = res.select(1, c);
+        at::Tensor mask = at::empty_like(z);
+        at::ge_out(mask, z, (cfg_.solarize_threshold / 255.0 - mean_[c]) / std_[c]);
+        z.addcmul_(mask, z.mul(-2.0).add_((1.0 - 2.0 * mean_[c]) / std_[c]));
+      }
+      return res;
+    });
+  }
+  return out;
 }
 
 at::Tensor ViewAugmenter::ApplyTorchvision(at::Tensor x, const std::vector<ViewParams>& params) const {

@@ -121,6 +121,14 @@ SparseRows ResizeRows(int64_t full, int64_t offset, int64_t length, int64_t out,
   return m;
 }
 
+SparseRows ShiftColumns(const SparseRows& m, int64_t offset, int64_t cols) {
+  VICREG_CHECK(offset >= 0 && offset + m.cols <= cols, "shifted map outside the input");
+  SparseRows out = m;
+  out.cols = cols;
+  for (auto& c : out.col) c += static_cast<int32_t>(offset);
+  return out;
+}
+
 SparseRows FlipRows(const SparseRows& m) {
   SparseRows f(m.rows, m.cols, m.cap);
   for (int64_t r = 0; r < m.rows; ++r) {

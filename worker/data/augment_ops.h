@@ -43,6 +43,9 @@ struct SparseRows {
 //   nearest        : torch's "nearest" (floor(dst * in/out)), antialias ignored
 // Taps never leave the segment (clamped to it), like cropping first and resizing the crop.
 SparseRows ResizeRows(int64_t full, int64_t offset, int64_t length, int64_t out, Interp interp, bool antialias);
+// m with every column index moved by +offset, as a map from `cols` inputs (a crop of the same
+// length at another position).
+SparseRows ShiftColumns(const SparseRows& m, int64_t offset, int64_t cols);
 // out[s] = m[rows-1-s]: a horizontal flip applied after m.
 SparseRows FlipRows(const SparseRows& m);
 // torchvision's gaussian_blur along one axis of n pixels (odd ksize, sigma, reflect padding), as
