@@ -9,7 +9,6 @@
 // Exit codes: 0 success; 2 invalid input (flags, config, dataset files, checkpoint) with the reason on
 // stderr; 1 runtime failure (peer died, non-finite loss, disk full) and a run stopped by SIGTERM/SIGINT
 // (it checkpoints first; result.json says "terminated by SIGTERM"; `--resume auto` continues it).
-#include <ATen/Parallel.h>
 #include <ATen/ATen.h>
 #include <dlfcn.h>
 #include <pthread.h>
@@ -254,7 +253,6 @@ int Run(int argc, char** argv) {
   try {
     // 2. Devices, threads, communicator.
     const std::string device = vicreg::dist::DeviceForRank(rank, cfg.resources.device);
-    if (cfg.resources.threads_per_rank > 0) at::set_num_threads(cfg.resources.threads_per_rank);
     if (cfg.resources.ranks != rank.world_size)
       spdlog::warn("resources.ranks is {} but the launcher started {} rank(s); the global batch is {} x {}",
                    cfg.resources.ranks, rank.world_size, rank.world_size, cfg.train.batch_size);

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -57,6 +58,22 @@ ProcResult Worker(const std::vector<std::string>& args, const std::string& log, 
   return RunProcess(argv, log, timeout);
 }
 
+// Runs vicreg_worker once per argument list, up to `parallel` at a time (the cases are independent).
+std::vector<ProcResult> Workers(const std::vector<std::vector<std::string>>& cases, const std::string& dir,
+                                int parallel = 4) {
+  std::vector<ProcResult> out(cases.size());
+  for (size_t start = 0; start < cases.size(); start += parallel) {
+    std::vector<std::pair<size_t, pid_t>> running;
+    for (size_t i = start; i < std::min(cases.size(), start + parallel); ++i) {
+      std::vector<std::string> argv = {kWorker};
+      argv.insert(argv.end(), cases[i].begin(), cases[i].end());
+      running.emplace_back(i, vicreg::testing::Spawn(argv, dir + "/out" + std::to_string(i) + ".txt"));
+    }
+    for (auto [i, pid] : running) out[i] = vicreg::testing::Wait(pid, dir + "/out" + std::to_string(i) + ".txt", 120);
+  }
+  return out;
+}
+
 // Bitwise comparison of the model state of two checkpoints.
 void ExpectSameModel(const std::string& a, const std::string& b) {
   auto pa = CheckpointManager::Load(a);
@@ -84,22 +101,24 @@ void ExpectSameModel(const std::string& a, const std::string& b) {
 
 class WorkerCliTest : public ::testing::Test {
  protected:
-  // One uninterrupted reference run shared by the tests of this suite.
-  static void SetUpTestSuite() {
-    if (!HaveFashionMnist() || !PathExists(kWorker)) return;
-    ref_root_ = MakeTempDir("worker-ref");
-    ref_result_ = Worker({"--job", kJob, "--run-dir", ref_root_ + "/run"}, ref_root_ + "/out.txt");
-  }
   static void TearDownTestSuite() { RemoveTree(ref_root_); }
   void SetUp() override {
     if (!PathExists(kWorker)) GTEST_SKIP() << kWorker << " is not built";
     if (!HaveFashionMnist())
       GTEST_SKIP() << "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)";
-    ASSERT_EQ(ref_result_.exit_code, 0) << ref_result_.output;
     tmp_ = MakeTempDir("worker");
   }
   void TearDown() override { RemoveTree(tmp_); }
-  static std::string RefRun() { return ref_root_ + "/run"; }
+  // One uninterrupted reference run, made on first use and shared by the tests of this process
+  // (ctest runs each test in its own process, so only the tests that compare against it pay for it).
+  static std::string RefRun() {
+    if (ref_root_.empty()) {
+      ref_root_ = MakeTempDir("worker-ref");
+      ref_result_ = Worker({"--job", kJob, "--run-dir", ref_root_ + "/run"}, ref_root_ + "/out.txt");
+    }
+    EXPECT_EQ(ref_result_.exit_code, 0) << ref_result_.output;
+    return ref_root_ + "/run";
+  }
   static std::string RefFinal() { return RefRun() + "/checkpoints/epoch_0006.pt"; }
 
   static std::string ref_root_;
@@ -386,12 +405,16 @@ TEST(WorkerCliUsage, HelpAndBadFlags) {
   EXPECT_EQ(lr.exit_code, 2);
   EXPECT_NE(lr.output.find("--set train.learning_rate"), std::string::npos) << lr.output;
 
+  std::vector<std::vector<std::string>> argvs;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    argvs.push_back(cases[i].args);
+    argvs.back().push_back("--run-dir");
+    argvs.back().push_back(tmp + "/run" + std::to_string(i));
+  }
+  auto results = Workers(argvs, tmp);
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::string run = tmp + "/run" + std::to_string(i);
-    auto args = cases[i].args;
-    args.push_back("--run-dir");
-    args.push_back(run);
-    auto res = Worker(args, tmp + "/o.txt", 60);
+    const auto& res = results[i];
     EXPECT_EQ(res.exit_code, 2) << "case " << i << ":\n" << res.output;
     EXPECT_NE(res.output.find(cases[i].expect), std::string::npos) << "case " << i << ":\n" << res.output;
     EXPECT_FALSE(PathExists(run)) << "case " << i << " created the run dir";
@@ -432,20 +455,23 @@ TEST(WorkerCliUsage, InvalidConfigsExitTwoNamingTheFieldWithoutARunDir) {
       {"", "trian", "name: x\ntrian:\n  batch_size: 3\n"},     // unknown section, did-you-mean
       {"", "train.num_epochs", "name: x\ntrain:\n  num_epochs: 0\n"},
   };
+  std::vector<std::vector<std::string>> argvs;
   for (size_t i = 0; i < cases.size(); ++i) {
-    const std::string run = tmp + "/run" + std::to_string(i);
     std::string job = kJob;
-    std::vector<std::string> args;
     if (!cases[i].file.empty()) {
       job = tmp + "/job" + std::to_string(i) + ".yaml";
       WriteText(job, cases[i].file);
     }
-    args = {"--job", job, "--run-dir", run};
+    argvs.push_back({"--job", job, "--run-dir", tmp + "/run" + std::to_string(i)});
     if (!cases[i].set.empty()) {
-      args.push_back("--set");
-      args.push_back(cases[i].set);
+      argvs.back().push_back("--set");
+      argvs.back().push_back(cases[i].set);
     }
-    auto res = Worker(args, tmp + "/o.txt", 60);
+  }
+  auto results = Workers(argvs, tmp);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string run = tmp + "/run" + std::to_string(i);
+    const auto& res = results[i];
     EXPECT_EQ(res.exit_code, 2) << "case " << i << " (" << cases[i].set << "):\n" << res.output;
     EXPECT_NE(res.output.find(cases[i].field), std::string::npos)
         << "case " << i << " (" << cases[i].set << ") does not name " << cases[i].field << ":\n" << res.output;
