@@ -406,7 +406,20 @@ std::optional<std::pair<std::string, CheckpointPayload>> CheckpointManager::Resu
       problems.push_back(e.what());
     }
   }
-  if (problems.empty()) return std::nullopt;  // nothing was ever checkpointed: fresh start
+  if (problems.empty()) {  // nothing complete was ever checkpointed: fresh start
+    std::vector<std::string> orphans;
+    if (DIR* d = ::opendir(opts_.dir.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        std::string n = e->d_name;
+        if (n.size() > 3 && n.compare(n.size() - 3, 3, ".pt") == 0) orphans.push_back(n);
+      }
+      ::closedir(d);
+    }
+    if (!orphans.empty())
+      spdlog::warn("--resume auto: ignoring {} incomplete checkpoint(s) without a manifest in {} (e.g. {}); "
+                   "starting from scratch", orphans.size(), opts_.dir, orphans.front());
+    return std::nullopt;
+  }
   std::string msg = "--resume auto: no usable checkpoint in " + opts_.dir + ":";
   for (const auto& p : problems) msg += "\n  " + p;
   msg += "\n(remove the damaged files or pass --resume none with a new --run-dir to start over)";

@@ -323,12 +323,19 @@ void Trainer::Impl::Resume() {
                                 "x train.batch_size {}); resume with the same ranks x batch_size",
                                 path, p.global_batch, global_batch(), world, cfg.train.batch_size));
   try {
-    auto diff = config::DiffConfigs(config::ParseJobYaml(p.config_yaml, path + ":config"), cfg);
-    if (!diff.empty()) {
-      std::string keys;
-      for (const auto& k : diff) keys += (keys.empty() ? "" : ", ") + k;
-      spdlog::warn("resuming {} with a config that differs in: {}", path, keys);
-    }
+    // Keys that change what is learned (not how the run is executed, logged or stored) deserve a warning.
+    auto operational = [](const std::string& k) {
+      for (const char* prefix : {"name", "priority", "max_restarts", "resources.", "metrics.", "checkpoint.", "eval.",
+                                 "data.num_workers", "data.prefetch_batches", "data.augment_on_device",
+                                 "train.max_steps", "train.log_every", "train.diagnostics_every",
+                                 "train.batch_size" /* the global batch is checked above */})
+        if (k.rfind(prefix, 0) == 0) return true;
+      return false;
+    };
+    std::string keys;
+    for (const auto& k : config::DiffConfigs(config::ParseJobYaml(p.config_yaml, path + ":config"), cfg))
+      if (!operational(k)) keys += (keys.empty() ? "" : ", ") + k;
+    if (!keys.empty()) spdlog::warn("resuming {} with a config that differs in: {}", path, keys);
   } catch (const UserError& e) {
     spdlog::warn("checkpoint {}: its stored config does not parse with this version ({})", path, e.what());
   }
