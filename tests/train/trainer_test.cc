@@ -9,6 +9,7 @@
 
 #include "common/config_loader.h"
 #include "tests/train/test_util.h"
+#include "worker/data/dataset.h"
 #include "worker/data/loader.h"
 #include "worker/dist/communicator.h"
 
@@ -94,6 +95,41 @@ TEST_F(TrainerStepTest, NonFiniteBatchIsSkippedAndParametersStayUntouched) {
     EXPECT_TRUE(at::equal(after[i].second, before[i])) << after[i].first;
   }
   EXPECT_TRUE(trainer->Step(good).applied) << "training continues after a skipped step";
+}
+
+TEST_F(TrainerStepTest, RawBatchesAugmentedInTheTrainerMatchLoaderViews) {
+  // The CUDA path (data.augment_on_device) hands raw images to Step(), which augments them with the loader's
+  // augmenters, seeds and global-batch offset; on CPU both paths must give the same training, bit for bit.
+  auto cfg = TinyConfig();
+  auto dataset = data::OpenDataset({cfg.data.dataset, cfg.data.data_dir, cfg.data.split, cfg.data.limit});
+  auto make_loader = [&](bool in_loader) {
+    data::LoaderOptions lo;
+    lo.batch_size = cfg.train.batch_size;
+    lo.seed = cfg.train.seed;
+    lo.num_workers = 1;
+    lo.image_size = cfg.model.image_size;
+    lo.augment_in_loader = in_loader;
+    return std::make_unique<data::Loader>(dataset, cfg.augment, lo);
+  };
+  auto views = make_loader(true);
+  auto raws = make_loader(false);
+  views->StartEpoch(1);
+  raws->StartEpoch(1);
+  auto t_views = MakeTrainer(cfg);
+  auto t_raws = MakeTrainer(cfg);
+  for (int i = 0; i < 3; ++i) {
+    auto bv = views->Next();
+    auto br = raws->Next();
+    ASSERT_TRUE(bv && br);
+    ASSERT_TRUE(br->raw.defined());
+    ASSERT_FALSE(br->view1.defined());
+    auto ov = t_views->Step(*bv);
+    auto orw = t_raws->Step(*br);
+    EXPECT_EQ(ov.report.loss, orw.report.loss) << "step " << i;
+  }
+  auto a = t_views->ModelState();
+  auto b = t_raws->ModelState();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].second, b[i].second)) << a[i].first;
 }
 
 }  // namespace

@@ -82,7 +82,6 @@ struct Trainer::Impl {
   LossScaler scaler{false};
   std::shared_ptr<const data::Dataset> dataset;
   std::unique_ptr<data::Loader> loader;
-  std::unique_ptr<data::ViewAugmenter> device_aug1, device_aug2;  // augment_on_device (CUDA)
   std::unique_ptr<CheckpointManager> ckpt;      // rank 0
   std::unique_ptr<OnlineMonitor> monitor;       // eval.online_* (null when off)
   CollapseWatch watch;
@@ -168,15 +167,6 @@ void Trainer::Impl::Build() {
     throw UserError(fmt::format("data: {} has {} images, fewer than one global batch ({} rank(s) x "
                                 "train.batch_size {} = {}); lower train.batch_size or raise data.limit",
                                 dataset->name(), dataset->size(), world, cfg.train.batch_size, global_batch()));
-  if (!lo.augment_in_loader) {
-    auto ms = [&](const std::vector<double>& v, std::array<double, 3> d) {
-      return v.empty() ? d : std::array<double, 3>{v[0], v[1], v[2]};
-    };
-    auto mean = ms(cfg.augment.mean, dataset->mean());
-    auto stdv = ms(cfg.augment.std, dataset->std());
-    device_aug1 = std::make_unique<data::ViewAugmenter>(cfg.augment.view1, cfg.model.image_size, mean, stdv);
-    device_aug2 = std::make_unique<data::ViewAugmenter>(cfg.augment.view2, cfg.model.image_size, mean, stdv);
-  }
   if (cfg.eval.online_linear || cfg.eval.online_knn_every_epochs > 0)
     monitor = std::make_unique<OnlineMonitor>(cfg, dataset, model->options().encoder.embed_dim, device);
   total_steps = cfg.train.num_epochs * steps_per_epoch;
@@ -369,8 +359,8 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
   at::Tensor xa, xb;
   if (b.raw.defined()) {
     at::Tensor raw = b.raw.to(device, /*non_blocking=*/true);
-    xa = (*device_aug1)(raw, b.view_seed1);
-    xb = (*device_aug2)(raw, b.view_seed2);
+    xa = loader->augmenter(1)(raw, b.view_seed1, b.sample_offset);
+    xb = loader->augmenter(2)(raw, b.view_seed2, b.sample_offset);
   } else {
     xa = b.view1.to(device, /*non_blocking=*/true);
     xb = b.view2.to(device, /*non_blocking=*/true);
