@@ -172,6 +172,25 @@ TEST_F(DistWorker, TwoRankResumeReproducesUninterruptedRun) {
   std::printf("resume: %s", c.output.c_str());
 }
 
+// Any world size that keeps the global batch resumes: 2 ranks x 12 stopped at step 3, resumed on
+// 3 ranks x 8 (and on 1 rank x 24), matches the uninterrupted 2-rank run to the fp32 tolerance.
+TEST_F(DistWorker, ResumeOnADifferentWorldSize) {
+  auto full = Mpirun(2, "full", 12, 6);
+  ASSERT_RAN(full);
+  auto first = Mpirun(2, "to3", 12, 3);
+  ASSERT_RAN(first);
+  RunProcess({"cp", "-r", dir_ + "/to3", dir_ + "/to1"}, 30);
+  auto three = Mpirun(3, "to3", 8, 6, /*resume=*/true);
+  ASSERT_RAN(three);
+  auto c3 = Compare("full", "to3", 6, {"--rtol", "1e-5"});
+  EXPECT_TRUE(c3.ok()) << c3.output;
+  auto one = Single("to1", 24, 6, /*resume=*/true);
+  ASSERT_RAN(one);
+  auto c1 = Compare("full", "to1", 6, {"--rtol", "1e-5"});
+  EXPECT_TRUE(c1.ok()) << c1.output;
+  std::printf("resume 2->3 ranks: %s2->1 rank: %s", c3.output.c_str(), c1.output.c_str());
+}
+
 // A rank stopped (SIGSTOP) mid-run: rank 0's collective times out, names the unresponsive rank in
 // result.json and aborts the job through MPI; mpirun exits non-zero and no worker is left behind.
 TEST_F(DistWorker, StoppedRankFailsTheJobWithAReason) {
