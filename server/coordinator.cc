@@ -235,6 +235,8 @@ void Coordinator::Shutdown() {
     m.server->GetHealthCheckService()->SetServingStatus(false);
     m.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
+  // The /sd handler reads the manager: stop HTTP first (the registry lives on in CoordinatorMetrics).
+  m.metrics_server.reset();
   if (m.manager) m.manager->Stop();
   spdlog::info("vicreg_coordinator: stopped (running jobs keep running and are re-adopted at the next start)");
 }

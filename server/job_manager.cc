@@ -301,6 +301,7 @@ JobRecord JobManager::Cancel(const std::string& job_id, const std::string& reaso
   auto q = std::find_if(queue_.begin(), queue_.end(), [&](const Queued& e) { return e.job.id == job_id; });
   if (q != queue_.end()) {
     queue_.erase(q);
+    live_reasons_.erase(job_id);
     auto rec = store_.GetJob(job_id, false);
     if (!rec) throw ServiceError(ErrorCode::kNotFound, "job " + job_id + " not found");
     rec->state = JobState::kCancelled;
@@ -409,6 +410,7 @@ void JobManager::ScheduleQueued() {
         continue;
       }
       queue_.erase(q);
+      live_reasons_.erase(id);
       // From here a Cancel finds the job in active_ and is handled by the next tick.
       active_[id] = std::move(job);
     }
@@ -422,23 +424,32 @@ void JobManager::ScheduleQueued() {
     raw->rec.placement = scheduler_.PlacementString(slots);
     LaunchAttempt(*raw, "");
   }
-  for (const auto& [id, reason] : d.pending) {
-    bool changed = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto& q : queue_) {
-        if (q.job.id == id && q.pending_reason != reason) {
-          q.pending_reason = reason;
-          changed = true;
-        }
-      }
+  // Every queued job's reason is kept live in memory (served by PendingReason). Only the job at
+  // the head of the line ("waiting for N slots ...") has its reason stored with an event: the
+  // reasons of the jobs behind it change with every start and would rewrite the whole queue.
+  std::vector<std::pair<std::string, std::string>> to_record;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& q : queue_) {
+      auto it = d.pending.find(q.job.id);
+      if (it == d.pending.end() || q.pending_reason == it->second) continue;
+      q.pending_reason = it->second;
+      live_reasons_[q.job.id] = it->second;
+      if (it->second.rfind("waiting for", 0) == 0) to_record.emplace_back(q.job.id, it->second);
     }
-    if (!changed) continue;
+  }
+  for (const auto& [id, reason] : to_record) {
     auto rec = store_.GetJob(id, false);
     if (!rec || rec->state != JobState::kQueued) continue;
     rec->pending_reason = reason;
     WriteJob(*rec, EventKind::kMessage, "pending: " + reason);
   }
+}
+
+std::string JobManager::PendingReason(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_reasons_.find(job_id);
+  return it == live_reasons_.end() ? "" : it->second;
 }
 
 void JobManager::LaunchAttempt(ActiveJob& job, const std::string& restart_reason) {

@@ -78,6 +78,10 @@ class JobManager {
   // Appends a MESSAGE event (eval runner, operators).
   void PostMessage(const std::string& job_id, const std::string& message);
 
+  // Why a queued job waits, computed by the last scheduling pass ("" if not queued or not yet
+  // scheduled). Authoritative over the stored pending_reason for jobs behind the head of the line.
+  std::string PendingReason(const std::string& job_id);
+
   // Running jobs' run dirs (for Prometheus service discovery).
   std::vector<std::pair<std::string, std::string>> ActiveRunDirs();
 
@@ -114,7 +118,7 @@ class JobManager {
   EvalRunner* evals_;
   int capacity_ = 0;
 
-  // mu_ guards queue_, the structure of active_, cancel_requests_ and cancelled_.
+  // mu_ guards queue_, live_reasons_, the structure of active_, cancel_requests_ and cancelled_.
   std::mutex mu_;
   std::condition_variable wake_cv_;          // wakes the manager thread
   std::condition_variable cancel_done_cv_;   // a cancel request was processed
@@ -125,6 +129,7 @@ class JobManager {
     std::string pending_reason;              // last recorded reason
   };
   std::vector<Queued> queue_;
+  std::map<std::string, std::string> live_reasons_;          // queued job id -> current reason
   std::map<std::string, std::unique_ptr<ActiveJob>> active_;  // contents: manager thread only
   std::map<std::string, std::string> cancel_requests_;        // job id -> reason
   std::vector<std::string> cancelled_;                        // processed cancel requests

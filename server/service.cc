@@ -281,6 +281,9 @@ grpc::Status CoordinatorService::SubmitJob(grpc::ServerContext* ctx, const v1::S
 grpc::Status CoordinatorService::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req, v1::Job* resp) {
   return Guard("GetJob", ctx, [&] {
     JobRecord rec = RequireJob(req->job_id(), true);
+    if (rec.state == JobState::kQueued) {
+      if (std::string live = manager_.PendingReason(rec.id); !live.empty()) rec.pending_reason = live;
+    }
     ToProto(rec, resp);
     for (const auto& a : store_.Attempts(rec.id)) ToProto(a, resp->add_attempts());
     return grpc::Status::OK;
@@ -305,7 +308,12 @@ grpc::Status CoordinatorService::ListJobs(grpc::ServerContext* ctx, const v1::Li
     q.limit = req->page_size() == 0 ? options_.default_page_size : std::min(req->page_size(), options_.max_page_size);
     if (!req->page_token().empty()) q.before_seq = DecodePageToken(req->page_token(), q.state);
     JobStore::ListPage page = store_.ListJobs(q);
-    for (const auto& j : page.jobs) ToProto(j, resp->add_jobs());
+    for (auto& j : page.jobs) {
+      if (j.state == JobState::kQueued) {
+        if (std::string live = manager_.PendingReason(j.id); !live.empty()) j.pending_reason = live;
+      }
+      ToProto(j, resp->add_jobs());
+    }
     if (page.more && !page.jobs.empty()) resp->set_next_page_token(EncodePageToken(q.state, page.jobs.back().seq));
     resp->set_total_size(page.total);
     return grpc::Status::OK;
