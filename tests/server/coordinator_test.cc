@@ -411,6 +411,26 @@ TEST_F(CoordinatorTest, CancelStopsAllRanksAndFreesTheSlotsAtOnce) {
   EXPECT_EQ(c->Get("job-000002").state(), v1::SUCCEEDED);
 }
 
+TEST_F(CoordinatorTest, GpuSlotsArePlacedAndExportedToTheRanks) {
+  auto c = std::make_unique<Coordinator>(
+      dir_.path() + "/state", std::vector<std::string>{"--gpus", "2,5,7", "--worker-binary", testutil::FakeWorker(),
+                                                       "--eval-binary", "off", "--poll-interval", "0.1"});
+  c->Start();
+  std::string job = Write("g.yaml", "name: gpujob\nresources: {ranks: 2, device: cuda}\ntrain: {max_steps: 5}\n");
+  auto r = c->Ctl({"submit", job, "--wait"}, 60);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  v1::Job j = c->Get("job-000001");
+  EXPECT_EQ(j.attempts(0).placement(), "gpu:2,5");
+  auto logs = c->Ctl({"logs", "job-000001"});
+  EXPECT_NE(logs.out.find("[rank 0] fake worker rank 0 job job-000001 name gpujob pid"), std::string::npos) << logs.out;
+  EXPECT_NE(logs.out.find("CUDA_VISIBLE_DEVICES=2,5"), std::string::npos) << logs.out;
+  // A 4-rank job can never fit on 3 GPUs.
+  std::string big = Write("g4.yaml", "name: big\nresources: {ranks: 4, device: cuda}\n");
+  r = c->Ctl({"submit", big});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("only 3 GPU slots (--gpus 2,5,7)"), std::string::npos) << r.err;
+}
+
 TEST_F(CoordinatorTest, ListPagesAndJsonOutput) {
   auto c = std::make_unique<Coordinator>(dir_.path() + "/state",
                                          std::vector<std::string>{"--launcher", "none", "--slots", "1"});

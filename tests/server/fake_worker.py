@@ -40,7 +40,8 @@ def main():
     m = re.search(r"^\s+max_steps:\s*(\d+)", text, re.M)
     total = int(m.group(1)) if m and int(m.group(1)) > 0 else 20
     run = a.run_dir
-    print(f"fake worker rank {rank} job {a.job_id} name {name} pid {os.getpid()}", flush=True)
+    print(f"fake worker rank {rank} job {a.job_id} name {name} pid {os.getpid()} "
+          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
     if "exit2" in name:
         print("error: invalid input (fake)", file=sys.stderr, flush=True)
         sys.exit(2)
