@@ -418,6 +418,12 @@ TEST(EvalTransform, ResizesAndNormalizes) {
   EXPECT_LE(out.max().item<double>(), 1.0 + 1e-6);
   const at::Tensor same = EvalTransform(src, 28, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5});
   EXPECT_LT(MaxAbsDiff(same, (src.to(at::kDouble) / 255.0 - 0.5) / 0.5), 1e-6);
+  // Float input in [0, 1] is accepted and never modified in place.
+  const at::Tensor f = src.to(at::kFloat) / 255.0, f_copy = f.clone();
+  EXPECT_LT(MaxAbsDiff(EvalTransform(f, 28, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5}), same), 1e-6);
+  config::AugmentConfig cfg;
+  ViewAugmenter(cfg.view2, 28, {0.5, 0.5, 0.5}, {0.5, 0.5, 0.5})(f, 3);
+  EXPECT_TRUE(at::equal(f, f_copy));
 }
 
 }  // namespace

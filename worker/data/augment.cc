@@ -160,8 +160,9 @@ at::Tensor ViewAugmenter::operator()(const at::Tensor& images, uint64_t seed, in
 at::Tensor ViewAugmenter::Apply(const at::Tensor& images, const std::vector<ViewParams>& params) const {
   VICREG_CHECK(images.dim() == 4 && images.size(1) == 3, "ViewAugmenter expects images [B, 3, H, W]");
   VICREG_CHECK(static_cast<int64_t>(params.size()) == images.size(0), "one ViewParams per image");
-  // uint8 [0, 255] -> float [0, 1]
-  at::Tensor x = images.scalar_type() == at::kByte ? images.to(at::kFloat).div_(255.0) : images.to(at::kFloat);
+  // uint8 [0, 255] -> float [0, 1]; always a fresh tensor (later steps work in place).
+  at::Tensor x = images.scalar_type() == at::kByte ? images.to(at::kFloat).div_(255.0)
+                                                   : images.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
   if (images.size(0) == 0) return at::empty({0, 3, image_size_, image_size_}, x.options());
   return opts_.order == AugmentOrder::kPhotometricFirst ? ApplyPhotometricFirst(std::move(x), params)
                                                         : ApplyTorchvision(std::move(x), params);
@@ -313,7 +314,8 @@ at::Tensor EvalTransform(const at::Tensor& images, int image_size, std::array<do
   for (double s : std)
     if (!(s > 0)) throw UserError("eval transform: std values must be > 0, got " + Num(s));
   const int64_t b = images.size(0), h = images.size(2), w = images.size(3);
-  at::Tensor x = images.scalar_type() == at::kByte ? images.to(at::kFloat).div_(255.0) : images.to(at::kFloat);
+  at::Tensor x = images.scalar_type() == at::kByte ? images.to(at::kFloat).div_(255.0)
+                                                   : images.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);
   if (b > 0 && (h != image_size || w != image_size)) {
     const at::Device dev = x.device();
     const at::Tensor my = ops::StackDense({ops::ResizeRows(h, 0, h, image_size, ops::Interp::kBicubic, true)}).to(dev);
