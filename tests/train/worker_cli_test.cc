@@ -5,7 +5,11 @@
 //   - SIGTERM checkpoints, exits 1 with reason "terminated", and the run resumes exactly
 //   - invalid configs and flags exit 2 naming the field and leave no run directory
 #include <ATen/ATen.h>
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -419,6 +423,30 @@ TEST(WorkerCliUsage, HelpAndBadFlags) {
     EXPECT_NE(res.output.find(cases[i].expect), std::string::npos) << "case " << i << ":\n" << res.output;
     EXPECT_FALSE(PathExists(run)) << "case " << i << " created the run dir";
   }
+  RemoveTree(tmp);
+}
+
+TEST(WorkerCliUsage, MetricsPortInUseIsARuntimeFailure) {
+  if (!PathExists(kWorker)) GTEST_SKIP() << kWorker << " is not built";
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(0, ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
+  ASSERT_EQ(0, ::listen(fd, 1));
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(0, ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len));
+  const int port = ntohs(addr.sin_port);
+  std::string tmp = MakeTempDir("worker-port");
+  auto r = Worker({"--job", kJob, "--run-dir", tmp + "/run", "--metrics-port", std::to_string(port)}, tmp + "/o.txt",
+                  120);
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(std::to_string(port)), std::string::npos) << r.output;
+  auto result = nlohmann::json::parse(Slurp(tmp + "/run/result.json"));
+  EXPECT_EQ(result["status"], "failed");
+  EXPECT_NE(result["reason"].get<std::string>().find("metrics"), std::string::npos) << result.dump();
   RemoveTree(tmp);
 }
 
