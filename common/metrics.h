@@ -25,13 +25,14 @@ class Registry;
 namespace vicreg::metrics {
 
 struct MetricsServerOptions {
-  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal ("::1", "0.0.0.0"), or "localhost"
+  std::string address = "127.0.0.1";  // IPv4 or IPv6 literal ("0.0.0.0", "::1", "::"), or "localhost"
   int port = 0;                       // 0 = pick a free port (see MetricsServer::port()); else 1..65535
-  int threads = 2;                    // HTTP worker threads (1..64)
+  int threads = 2;                    // HTTP serving threads (1..64)
 };
 
-// An HTTP endpoint serving GET /metrics (prometheus::Exposer) and, optionally, extra GET
-// handlers on the same port (the coordinator's Prometheus HTTP service discovery, /sd).
+// An HTTP endpoint serving GET /metrics (the registry in Prometheus text format) and, optionally,
+// extra GET handlers on the same port (the coordinator's Prometheus HTTP service discovery, /sd).
+// Its own small server, not prometheus::Exposer: see metrics_server.cc for why.
 // Throws UserError for an invalid address/port/threads (naming the value and what is valid),
 // RuntimeFailure when the socket cannot be bound (port in use, address not local).
 class MetricsServer {

@@ -182,7 +182,8 @@ TEST(MetricsPrometheusIntegration, RealTwoRankWorkerIsScrapedOnEveryRankAndEvery
   {
     SyntheticExporter coordinator(job_id, {"--sd-run-dir", run_dir}, "0");
     PrometheusServer prom(coordinator.coordinator(), "2s");
-    WorkerRun worker(run_dir, job_id, {});
+    // eval.online_linear: the online-probe gauges (vicreg_online_top1_ratio) are exported too.
+    WorkerRun worker(run_dir, job_id, {"eval.online_linear=true"});
     WaitForScrapes(prom, job_id, 2);
     if (HasFatalFailure()) {
       ADD_FAILURE() << "worker log:\n" << worker.Log();
@@ -190,9 +191,8 @@ TEST(MetricsPrometheusIntegration, RealTwoRankWorkerIsScrapedOnEveryRankAndEvery
     }
     ASSERT_TRUE(worker.Running()) << worker.Log();
     ExpectWorkerMetricsSane(prom, job_id, {"0", "1"}, /*collapsed=*/false);
-    // The trainer does not export the online-probe gauges unless eval.online_* is on.
-    const auto empty = ExpectEveryDashboardQueryReturnsData(prom, job_id, {"0", "1"}, {"vicreg_online_top1_ratio"});
-    for (const auto& q : empty) std::printf("optional metric without data (online monitoring off): %s\n", q.c_str());
+    ExpectEveryDashboardQueryReturnsData(prom, job_id, {"0", "1"});
+    EXPECT_EQ(prom.Query("vicreg_online_top1_ratio{job_id=\"" + job_id + "\",probe=\"linear\"} >= 0 <= 1").size(), 2u);
     // Both ranks step at the same rate (synchronous data parallelism).
     const double r0 = prom.Scalar("rate(vicreg_train_steps_total{job_id=\"" + job_id + "\",rank=\"0\"}[10s])");
     const double r1 = prom.Scalar("rate(vicreg_train_steps_total{job_id=\"" + job_id + "\",rank=\"1\"}[10s])");

@@ -30,6 +30,29 @@ namespace vicreg::metrics::testing {
 void SleepSeconds(double s) { std::this_thread::sleep_for(std::chrono::duration<double>(s)); }
 
 HttpResponse HttpGet(const std::string& host, int port, const std::string& path, double timeout_s) {
+  return HttpRequest(host, port, "GET " + path + " HTTP/1.0\r\nHost: " + host + "\r\nConnection: close\r\n\r\n",
+                     timeout_s);
+}
+
+int ConnectOnly(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || res == nullptr) return -1;
+  int fd = socket(res->ai_family, SOCK_STREAM, 0);
+  if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  return fd;
+}
+
+void CloseFd(int fd) {
+  if (fd >= 0) close(fd);
+}
+
+HttpResponse HttpRequest(const std::string& host, int port, const std::string& req, double timeout_s) {
   HttpResponse resp;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
@@ -56,7 +79,6 @@ HttpResponse HttpGet(const std::string& host, int port, const std::string& path,
     close(fd);
     return resp;
   }
-  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
   if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     resp.error = std::string("send: ") + strerror(errno);
     close(fd);

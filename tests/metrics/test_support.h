@@ -19,6 +19,11 @@ struct HttpResponse {
 };
 // GET http://host:port<path> (HTTP/1.0, Connection: close).
 HttpResponse HttpGet(const std::string& host, int port, const std::string& path, double timeout_s = 5.0);
+// Sends `raw` (a whole request) and reads the answer until the server closes.
+HttpResponse HttpRequest(const std::string& host, int port, const std::string& raw, double timeout_s = 5.0);
+// A connected socket that sends nothing (a slow client); CloseFd closes it.
+int ConnectOnly(const std::string& host, int port);
+void CloseFd(int fd);
 std::string UrlEncode(const std::string& s);
 
 // One sample line of the exposition text format.

@@ -1,6 +1,7 @@
 // vicreg_bench train: full VICReg training steps on synthetic tensors (no data loading):
 // two views -> encoder + projector -> loss -> backward -> global-norm clip -> AdamW step
-// (-> collapse diagnostics unless --no-diagnostics). Prints one JSON line.
+// (-> collapse diagnostics unless --no-diagnostics) (-> Prometheus metrics with --metrics, as
+// vicreg_worker exports them). Prints one JSON line.
 // worker/bench/reference_train.py is the PyTorch (Python) implementation with the same flags.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <memory>
 #include <cstdio>
 #include <numeric>
@@ -19,6 +21,8 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "common/metrics.h"
+#include "common/step_report.h"
 #include "worker/bench/bench.h"
 #include "worker/model/host_memory.h"
 #include "worker/model/vicreg_model.h"
@@ -36,6 +40,7 @@ struct TrainBenchArgs {
   int image_size = 96, batch_size = 32, steps = 5, warmup_steps = 1, threads = 1;
   int proj_dim = 2048, proj_hidden_dim = 2048;
   bool no_diagnostics = false;
+  bool metrics = false;  // WorkerMetrics on a loopback /metrics endpoint, updated every step
   uint64_t seed = 0;
   std::string profile;   // chrome trace of the measured steps (LibTorch legacy profiler)
 };
@@ -62,6 +67,8 @@ int RunTrain(int argc, char** argv) {
   app.add_option("--proj-dim", a.proj_dim, "projector output dim")->capture_default_str();
   app.add_option("--proj-hidden-dim", a.proj_hidden_dim, "projector hidden dim")->capture_default_str();
   app.add_flag("--no-diagnostics", a.no_diagnostics, "skip the per-step collapse diagnostics");
+  app.add_flag("--metrics", a.metrics,
+               "export every step through WorkerMetrics on 127.0.0.1:<free port>/metrics (OnStep + OnReport)");
   app.add_option("--seed", a.seed, "RNG seed for weights and inputs")->capture_default_str();
   app.add_option("--profile", a.profile, "write a chrome://tracing trace of the measured steps to this file");
   try {
@@ -102,29 +109,63 @@ int RunTrain(int argc, char** argv) {
   auto xa = at::randn({B, 3, S, S});
   auto xb = at::randn({B, 3, S, S});
 
-  std::vector<double> times;
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  std::unique_ptr<metrics::WorkerMetrics> worker_metrics;
+  if (a.metrics) {
+    metrics_server = std::make_unique<metrics::MetricsServer>("127.0.0.1", 0);
+    worker_metrics = std::make_unique<metrics::WorkerMetrics>(metrics_server->registry(), "bench", 0);
+  }
+
+  auto cpu_now = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);   // all threads of the process (incl. BLAS threads)
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+  };
+  std::vector<double> times, cpu_times;
   double loss_first = 0, loss_last = 0;
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profiler;
   for (int s = 0; s < a.warmup_steps + a.steps; ++s) {
     if (s == a.warmup_steps && !a.profile.empty())
       profiler = std::make_unique<torch::autograd::profiler::RecordProfile>(a.profile);
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_now();
     for (auto& p : params) p.mutable_grad() = at::Tensor();      // zero_grad(set_to_none=True)
     auto out = net->forward_pair(xa, xb);
     auto loss = train::VicregLoss(out.za, out.zb, out.za, out.zb, lo);
     loss.total.backward();
     train::ClipGradNorm(params, 1.0);
     opt->step();
-    if (!a.no_diagnostics) train::ComputeDiagnostics(out.za, out.features_a);
+    train::Diagnostics diag;
+    if (!a.no_diagnostics) diag = train::ComputeDiagnostics(out.za, out.features_a);
     const double lv = loss.total.item<double>();
+    if (worker_metrics) {  // what the trainer reports at a logged step
+      StepReport r;
+      r.step = s + 1;
+      r.epoch = 1;
+      r.loss = lv;
+      r.invariance = loss.invariance.item<double>();
+      r.variance = loss.variance.item<double>();
+      r.covariance = loss.covariance.item<double>();
+      if (!a.no_diagnostics) train::FillReport(diag, &r);
+      r.lr = oo.lr;
+      r.samples = B;
+      r.images_per_s = s > a.warmup_steps ? B / times.back() : 0;
+      worker_metrics->OnStep(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), B, 0.0);
+      worker_metrics->OnReport(r);
+    }
     const auto t1 = std::chrono::steady_clock::now();
+    const double c1 = cpu_now();
     if (s == 0) loss_first = lv;
     loss_last = lv;
-    if (s >= a.warmup_steps) times.push_back(std::chrono::duration<double>(t1 - t0).count());
+    if (s >= a.warmup_steps) {
+      times.push_back(std::chrono::duration<double>(t1 - t0).count());
+      cpu_times.push_back(c1 - c0);
+    }
   }
   profiler.reset();   // flushes the trace
   const double mean_s = std::accumulate(times.begin(), times.end(), 0.0) / times.size();
   const double min_s = *std::min_element(times.begin(), times.end());
+  const double cpu_s = std::accumulate(cpu_times.begin(), cpu_times.end(), 0.0) / cpu_times.size();
   int64_t nparams = 0;
   for (const auto& p : params) nparams += p.numel();
   nlohmann::json j = {{"bench", "train"},
@@ -139,6 +180,7 @@ int RunTrain(int argc, char** argv) {
                       {"proj_dim", a.proj_dim},
                       {"proj_hidden_dim", a.proj_hidden_dim},
                       {"diagnostics", !a.no_diagnostics},
+                      {"metrics", a.metrics},
                       {"host_memory_retained", retained},
                       {"steps", a.steps},
                       {"threads", at::get_num_threads()},
@@ -146,6 +188,7 @@ int RunTrain(int argc, char** argv) {
                       {"images_per_s", a.batch_size / mean_s},
                       {"step_ms", mean_s * 1e3},
                       {"step_ms_min", min_s * 1e3},
+                      {"cpu_ms", cpu_s * 1e3},   // process CPU time per step (robust to a busy machine)
                       {"loss_first", loss_first},
                       {"loss_last", loss_last}};
   std::printf("%s\n", j.dump().c_str());
