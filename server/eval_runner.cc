@@ -164,8 +164,11 @@ std::vector<EvalRowRecord> EvalRunner::ParseEvalOutput(const std::string& text, 
   std::vector<EvalRowRecord> rows;
   for (const auto& row : *rows_it) {
     if (!row.is_object()) throw std::runtime_error("a row is not an object");
-    // Rows for other epochs/datasets (a vicreg_eval that evaluated more) are ignored.
-    if (row.contains("epoch") && row["epoch"].is_number_integer() && row["epoch"].get<int>() != epoch) continue;
+    // Rows for other epochs/datasets (a vicreg_eval that evaluated more) are ignored; vicreg_eval
+    // writes its reference rows (raw_pixels, random_init) with epoch 0: they belong to every task.
+    if (row.contains("epoch") && row["epoch"].is_number_integer() && row["epoch"].get<int>() != epoch &&
+        row["epoch"].get<int>() != 0)
+      continue;
     EvalRowRecord r;
     r.epoch = epoch;
     r.dataset = dataset;
