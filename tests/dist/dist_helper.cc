@@ -150,6 +150,19 @@ void GatherGrad(dist::Communicator& c) {
   ExpectClose(gW, Wr.grad(), 1e-6, "weight gradient");
   // forward: gathered batch equals the concatenated batch
   ExpectClose(z_all.detach(), zr.detach(), 1e-12, "gathered forward");
+  // Fused pair gather: same forward and gradients as two separate gathers.
+  at::Tensor xa = x_all.narrow(0, r * B, B).clone().requires_grad_(true);
+  at::Tensor xb = (x_all.narrow(0, r * B, B) * 0.5).clone().requires_grad_(true);
+  auto [pa, pb] = dist::GatherPairWithGrad(xa, xb, c);
+  (pa.pow(3).sum() + (pb * pa).sum()).backward();
+  at::Tensor ya = x_all.narrow(0, r * B, B).clone().requires_grad_(true);
+  at::Tensor yb = (x_all.narrow(0, r * B, B) * 0.5).clone().requires_grad_(true);
+  at::Tensor qa = dist::GatherWithGrad(ya, c), qb = dist::GatherWithGrad(yb, c);
+  (qa.pow(3).sum() + (qb * qa).sum()).backward();
+  ExpectClose(pa.detach(), qa.detach(), 0, "fused gather forward a");
+  ExpectClose(pb.detach(), qb.detach(), 0, "fused gather forward b");
+  ExpectClose(xa.grad(), ya.grad(), 1e-12, "fused gather gradient a");
+  ExpectClose(xb.grad(), yb.grad(), 1e-12, "fused gather gradient b");
   std::printf("[rank %d] gather: loss=%.9f max|dW|=%.3g max|dx|=%.3g\n", r, loss.item<double>(),
               MaxAbsDiff(gW, Wr.grad()), MaxAbsDiff(x.grad(), xr.grad().narrow(0, r * B, B) * w));
 }

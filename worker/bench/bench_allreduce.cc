@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/errors.h"
@@ -145,18 +146,25 @@ int RunGatherLoss(dist::Communicator& c, const Args& a) {
   at::manual_seed(1 + c.rank());
   at::Tensor xa = at::randn({B, 3, S, S}), xb = at::randn({B, 3, S, S});
 
-  // Isolated cost of the gathered loss on this step's shapes: gather [B,P] x2 + loss fwd + bwd.
+  // Isolated cost of the gathered loss on this step's shapes: gather [B,P] x2 + loss fwd + bwd,
+  // with two gathers (as the trainer does today) and with one fused gather of both views.
   at::Tensor za0 = at::randn({B, a.proj_dim}), zb0 = at::randn({B, a.proj_dim});
-  auto gathered_loss_once = [&] {
+  auto gathered_loss_once = [&](bool fused) {
     at::Tensor za = za0.clone().requires_grad_(true), zb = zb0.clone().requires_grad_(true);
     const auto t0 = Clock::now();
-    at::Tensor za_all = dist::GatherWithGrad(za, c), zb_all = dist::GatherWithGrad(zb, c);
+    at::Tensor za_all, zb_all;
+    if (fused) {
+      std::tie(za_all, zb_all) = dist::GatherPairWithGrad(za, zb, c);
+    } else {
+      za_all = dist::GatherWithGrad(za, c);
+      zb_all = dist::GatherWithGrad(zb, c);
+    }
     auto l = train::VicregLoss(za, zb, za_all, zb_all, lo);
     l.total.backward();
     return Since(t0);
   };
 
-  std::vector<double> step_s, sync_s, loss_s;
+  std::vector<double> step_s, sync_s, loss_s, fused_s;
   double loss_last = 0;
   for (int s = 0; s < a.warmup + a.steps; ++s) {
     c.Barrier();
@@ -175,11 +183,14 @@ int RunGatherLoss(dist::Communicator& c, const Args& a) {
     const double step = MaxOverRanks(c, Since(t0));
     const double sync_max = MaxOverRanks(c, sync_part);
     c.Barrier();
-    const double gl = MaxOverRanks(c, gathered_loss_once());
+    const double gl = MaxOverRanks(c, gathered_loss_once(false));
+    c.Barrier();
+    const double gf = MaxOverRanks(c, gathered_loss_once(true));
     if (s >= a.warmup) {
       step_s.push_back(step);
       sync_s.push_back(sync_max);
       loss_s.push_back(gl);
+      fused_s.push_back(gf);
     }
   }
   const double step = Mean(step_s), gl = Mean(loss_s);
@@ -207,6 +218,8 @@ int RunGatherLoss(dist::Communicator& c, const Args& a) {
                         {"buckets_launched_in_backward", sync.stats().buckets_launched_in_backward},
                         {"gathered_loss_ms", gl * 1e3},
                         {"gathered_loss_fraction", gl / step},
+                        {"gathered_loss_fused_ms", Mean(fused_s) * 1e3},
+                        {"gathered_loss_fused_fraction", Mean(fused_s) / step},
                         {"loss_last", loss_last}};
     std::printf("%s\n", j.dump().c_str());
   }

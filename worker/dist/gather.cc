@@ -39,6 +39,15 @@ at::Tensor GatherWithGrad(const at::Tensor& z, Communicator& comm) {
   return GatherFunction::apply(z, &comm);
 }
 
+std::pair<at::Tensor, at::Tensor> GatherPairWithGrad(const at::Tensor& za, const at::Tensor& zb, Communicator& comm) {
+  VICREG_CHECK(za.dim() == 2 && zb.sizes() == za.sizes() && za.scalar_type() == zb.scalar_type(),
+               "GatherPairWithGrad needs za, zb: [B, P] of the same shape and dtype");
+  if (comm.world_size() == 1) return {za, zb};
+  const int64_t P = za.size(1);
+  at::Tensor all = GatherWithGrad(at::cat({za, zb}, 1), comm);   // [W*B, 2P]
+  return {all.narrow(1, 0, P), all.narrow(1, P, P)};
+}
+
 at::Tensor GatherNoGrad(const at::Tensor& z, Communicator& comm) {
   VICREG_CHECK(z.defined() && z.dim() >= 1, "GatherNoGrad needs z: [B, ...]");
   if (comm.world_size() == 1) return z.detach();

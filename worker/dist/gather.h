@@ -4,6 +4,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <utility>
+
 #include "worker/dist/communicator.h"
 
 namespace vicreg::dist {
@@ -13,6 +15,10 @@ namespace vicreg::dist {
 // rank computes the same loss on the gathered batch, so the sum counts each rank's loss once.
 // Requires the same B on every rank. World size 1: returns z itself (no copy, plain autograd).
 at::Tensor GatherWithGrad(const at::Tensor& z, Communicator& comm);
+
+// Both views in one collective each way (half the latency of two GatherWithGrad calls):
+// za, zb: [B, P] -> {za_all, zb_all}: [W*B, P] each (views of one gathered [W*B, 2P] tensor).
+std::pair<at::Tensor, at::Tensor> GatherPairWithGrad(const at::Tensor& za, const at::Tensor& zb, Communicator& comm);
 
 // Not differentiable (diagnostics): z: [B, ...] -> [W*B, ...], detached. Moves z to comm.device()
 // for the collective and returns the result on z's device.
