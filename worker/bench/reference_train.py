@@ -195,14 +195,14 @@ def main():
     B, S = a.batch_size, a.image_size
     xa = torch.randn(B, 3, S, S)
     xb = torch.randn(B, 3, S, S)
-    times = []
+    times, cpu_times = [], []
     loss_first = loss_last = 0.0
     prof = None
     for s in range(a.warmup_steps + a.steps):
         if s == a.warmup_steps and a.profile:
             prof = torch.autograd.profiler.profile()
             prof.__enter__()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         fa = net.encoder(xa)
         fb = net.encoder(xb)
@@ -215,12 +215,13 @@ def main():
         if not a.no_diagnostics:
             diagnostics(za, fa)
         lv = loss.item()
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         if s == 0:
             loss_first = lv
         loss_last = lv
         if s >= a.warmup_steps:
             times.append(t1 - t0)
+            cpu_times.append(c1 - c0)
     if prof is not None:
         prof.__exit__(None, None, None)
         prof.export_chrome_trace(a.profile)
@@ -231,6 +232,7 @@ def main():
         "proj_hidden_dim": a.proj_hidden_dim, "diagnostics": not a.no_diagnostics, "steps": a.steps,
         "threads": torch.get_num_threads(), "params": sum(p.numel() for p in net.parameters()),
         "images_per_s": B / mean_s, "step_ms": mean_s * 1e3, "step_ms_min": min(times) * 1e3,
+        "cpu_ms": sum(cpu_times) / len(cpu_times) * 1e3,
         "loss_first": loss_first, "loss_last": loss_last}))
     return 0
 

@@ -1,5 +1,7 @@
 #include "worker/model/host_memory.h"
 
+#include <cstdlib>   // defines __GLIBC__ (via <features.h>) where glibc is the C library
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif

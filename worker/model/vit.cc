@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "worker/model/attention.h"
 #include "worker/model/init.h"
 
 namespace vicreg::model {
@@ -156,41 +157,22 @@ class BlockImpl : public torch::nn::Module {
   // x: [B, N, D] -> [B, N, D]; with cls_only -> [B, 1, D], the class token's output only (the
   // other tokens still act as keys/values). Used for the last block when only the CLS feature is needed.
   at::Tensor forward(const at::Tensor& x, bool cls_only) {
-    const int64_t B = x.size(0), N = x.size(1), D = dim_, H = heads_, hd = D / H;
+    const int64_t D = dim_, H = heads_;
     auto h = at::layer_norm(x, {D}, norm1->weight, norm1->bias, kLnEps);  // [B, N, D]
     const auto& wqkv = attn->qkv->weight;                                  // [3D, D]
     const auto& bqkv = attn->qkv->bias;                                    // [3D]
-    at::Tensor q, k, v;
-    int64_t nq = N;
+    AttentionInputs ai;
+    ai.dim = D, ai.heads = H, ai.scale = scale_;
     if (!cls_only) {
-      auto qkv = at::linear(h, wqkv, bqkv)                                 // [B, N, 3D]
-                     .view({B, N, 3, H, hd})
-                     .permute({2, 0, 3, 1, 4})
-                     .contiguous();                                        // [3, B, H, N, hd]
-      q = qkv[0].view({B * H, N, hd});
-      k = qkv[1].view({B * H, N, hd});
-      v = qkv[2].view({B * H, N, hd});
+      ai.q_src = ai.kv_src = at::linear(h, wqkv, bqkv);                     // [B, N, 3D] = [q | k | v]
+      ai.q_off = 0, ai.k_off = D, ai.v_off = 2 * D;
     } else {
-      nq = 1;
-      auto h0 = h.narrow(1, 0, 1);                                         // [B, 1, D]
-      q = at::linear(h0, wqkv.narrow(0, 0, D), bqkv.narrow(0, 0, D))       // [B, 1, D]
-              .view({B, H, hd})
-              .unsqueeze(2)
-              .reshape({B * H, 1, hd});
-      auto kv = at::linear(h, wqkv.narrow(0, D, 2 * D), bqkv.narrow(0, D, 2 * D))  // [B, N, 2D]
-                    .view({B, N, 2, H, hd})
-                    .permute({2, 0, 3, 1, 4})
-                    .contiguous();                                         // [2, B, H, N, hd]
-      k = kv[0].view({B * H, N, hd});
-      v = kv[1].view({B * H, N, hd});
+      // Only the class token's query; every token still provides keys and values.
+      ai.q_src = at::linear(h.narrow(1, 0, 1), wqkv.narrow(0, 0, D), bqkv.narrow(0, 0, D));  // [B, 1, D]
+      ai.kv_src = at::linear(h, wqkv.narrow(0, D, 2 * D), bqkv.narrow(0, D, 2 * D));        // [B, N, 2D]
+      ai.q_off = 0, ai.k_off = 0, ai.v_off = D;
     }
-    auto scores = at::bmm(q, k.transpose(1, 2));                           // [B*H, nq, N]
-    scores.mul_(scale_);
-    auto probs = at::softmax(scores, -1);                                  // [B*H, nq, N]
-    auto o = at::bmm(probs, v)                                             // [B*H, nq, hd]
-                 .view({B, H, nq, hd})
-                 .transpose(1, 2)
-                 .reshape({B, nq, D});                                     // [B, nq, D]
+    auto o = MultiHeadAttention(ai);                                               // [B, nq, D]
     auto resid = cls_only ? x.narrow(1, 0, 1) : x;                         // [B, nq, D]
     auto y = resid + DropPath(at::linear(o, attn->proj->weight, attn->proj->bias));
     auto h2 = at::layer_norm(y, {D}, norm2->weight, norm2->bias, kLnEps);
