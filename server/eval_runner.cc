@@ -249,7 +249,7 @@ void EvalRunner::Tick() {
     std::optional<int> st = TryReap(it->proc.pid);
     if (!st) {
       if (NowUnix() - it->started > options_.timeout_s) {
-        SignalSession(it->proc.pid, SIGKILL);
+        SignalSessionOf(it->proc, SIGKILL);
       }
       ++it;
       continue;

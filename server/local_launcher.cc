@@ -115,14 +115,15 @@ class LocalLauncher : public Launcher {
       auto info = ReadLauncherInfo(d.AttemptInfo(attempt));
       if (!info) return;
       p.pid = info->pid;
+      p.start_ticks = info->start_ticks;
     }
     // The shim is the session leader: its pid is the session id of mpirun and every rank
     // (mpirun gives each rank its own process group, so a process-group kill would miss them).
     if (force) {
-      SignalSession(p.pid, SIGKILL);
+      SignalSessionOf(p, SIGKILL);
     } else {
-      SignalSession(p.pid, SIGTERM);
-      SignalSession(p.pid, SIGCONT);
+      SignalSessionOf(p, SIGTERM);
+      SignalSessionOf(p, SIGCONT);
     }
   }
 

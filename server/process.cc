@@ -77,6 +77,12 @@ int SignalSession(int sid, int sig) {
   return n;
 }
 
+int SignalSessionOf(const ProcessRef& leader, int sig) {
+  auto st = ReadProcStat(leader.pid);
+  if (st && leader.start_ticks != 0 && st->start_ticks != leader.start_ticks) return 0;  // pid reused
+  return SignalSession(leader.pid, sig);
+}
+
 namespace {
 
 std::vector<char*> CStrings(std::vector<std::string>& v) {

@@ -33,6 +33,10 @@ std::vector<int> SessionMembers(int sid);
 // Sends sig to every process of the session (the launchers' jobs run in their own session).
 // Returns the number of processes signalled.
 int SignalSession(int sid, int sig);
+// The same for the session led by `leader`, unless the leader's pid now belongs to another process
+// (same pid, other start time): then nothing is signalled. While any member of a session lives,
+// the kernel does not reuse its id, so a session found under a dead leader's pid is still ours.
+int SignalSessionOf(const ProcessRef& leader, int sig);
 
 struct SpawnOptions {
   std::vector<std::string> argv;             // argv[0] is resolved through PATH if it has no '/'

@@ -131,10 +131,12 @@ TEST(ServerUtilTest, EvalOutputParsingAndDueEpochs) {
   auto rows = EvalRunner::ParseEvalOutput(
       R"({"dataset":"cifar10","epoch":2,"rows":[
           {"model":"vicreg","epoch":2,"probe":"linear","top1":0.61,"top5":0.95},
-          {"model":"raw_pixels","epoch":2,"probe":"knn","top1":0.35,"top5":0.80},
+          {"model":"raw_pixels","epoch":0,"probe":"knn","top1":0.35,"top5":0.80},
           {"model":"vicreg","epoch":3,"probe":"linear","top1":0.7,"top5":0.96}]})",
       2, "cifar10");
-  ASSERT_EQ(rows.size(), 2u);  // the epoch-3 row belongs to another task
+  ASSERT_EQ(rows.size(), 2u);  // the epoch-3 row belongs to another task; epoch 0 = reference row
+  EXPECT_EQ(rows[1].model, "raw_pixels");
+  EXPECT_EQ(rows[1].epoch, 2);
   EXPECT_EQ(rows[0].model, "vicreg");
   EXPECT_DOUBLE_EQ(rows[1].top1, 0.35);
   EXPECT_THROW(EvalRunner::ParseEvalOutput("not json", 2, "c"), std::runtime_error);
@@ -203,7 +205,7 @@ TEST(ServerUtilTest, SessionsAreSignalledAsAWhole) {
   std::set<int> groups;
   for (int pid : members) groups.insert(ReadProcStat(pid)->pgid);
   EXPECT_EQ(groups.size(), 3u) << "the test needs members in distinct process groups";
-  EXPECT_EQ(SignalSession(p.pid, SIGKILL), 3);
+  EXPECT_EQ(SignalSessionOf(p, SIGKILL), 3);
   for (int i = 0; i < 100 && !SessionMembers(p.pid).empty(); ++i) {
     TryReap(p.pid);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -228,6 +230,7 @@ TEST(ServerUtilTest, SpawnReportsExecFailureAndProcessIdentityDetectsReuse) {
   ProcessRef reused = self;
   reused.start_ticks += 1;  // same pid, another start time: a different process
   EXPECT_FALSE(IsAlive(reused));
+  EXPECT_EQ(SignalSessionOf(reused, 0), 0);  // never signals a session under a reused pid
 }
 
 }  // namespace

@@ -35,11 +35,13 @@ class SlurmCluster {
  public:
   explicit SlurmCluster(const std::string& dir) : dir_(dir) {}
   ~SlurmCluster() {
+    // Jobs first (SLURM_CONF points at this cluster), then the daemons.
+    if (slurmctld_.pid > 0) server::RunCommand({"scancel", "--full", "--signal=KILL", "-u", "root"}, 10);
     for (auto* p : {&slurmd_, &slurmctld_}) {
       if (p->pid > 0) {
-        server::SignalSession(p->pid, SIGTERM);
+        server::SignalSessionOf(*p, SIGTERM);
         for (int i = 0; i < 100 && !server::TryReap(p->pid); ++i) usleep(50000);
-        server::SignalSession(p->pid, SIGKILL);
+        server::SignalSessionOf(*p, SIGKILL);
         server::TryReap(p->pid);
       }
     }

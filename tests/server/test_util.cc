@@ -80,6 +80,19 @@ Coordinator::Coordinator(std::string state_dir, std::vector<std::string> args)
 
 Coordinator::~Coordinator() {
   if (running()) Kill(SIGKILL);
+  // Jobs run in their own sessions and outlive the coordinator by design: a test that stopped
+  // early must not leave ranks behind. Kill every attempt session this state dir launched.
+  server::CommandResult ls = server::RunCommand(
+      {"/usr/bin/find", state_dir_ + "/runs", "-path", "*/attempts/*/launcher.json"}, 30);
+  std::istringstream files(ls.out);
+  std::string path;
+  while (std::getline(files, path)) {
+    nlohmann::json j = nlohmann::json::parse(ReadText(path), nullptr, false);
+    server::ProcessRef leader;
+    leader.pid = j.is_object() ? j.value("pid", 0) : 0;
+    leader.start_ticks = j.is_object() ? j.value("start_ticks", uint64_t{0}) : 0;
+    if (leader.pid > 1 && leader.start_ticks > 0) server::SignalSessionOf(leader, SIGKILL);
+  }
 }
 
 std::string Coordinator::log() const { return ReadText(state_dir_ + ".coordinator.log"); }
