@@ -6,6 +6,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -92,6 +93,11 @@ void Coordinator::Start() {
     auto e = t.find_last_not_of(" \t\r\n");
     m.token = b == std::string::npos ? "" : t.substr(b, e - b + 1);
     if (m.token.empty()) throw UserError("--token-file " + o.token_file + " is empty");
+    struct stat st;
+    if (::stat(o.token_file.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
+      spdlog::warn("vicreg_coordinator: --token-file {} is readable by other users (mode {:o}); chmod 600 it",
+                   o.token_file, st.st_mode & 0777);
+    }
     if (m.token.find_first_of(" \t\r\n") != std::string::npos) {
       throw UserError("--token-file " + o.token_file + ": the token must be one word (no whitespace)");
     }
