@@ -28,7 +28,26 @@ void CheckInputs(const at::Tensor& x, const at::Tensor& y, int num_classes) {
   if (!at::isfinite(x).all().item<bool>()) throw UserError("linear probe: features contain NaN or Inf");
 }
 
+// Curvature of the mean cross-entropy per unit feature variance, roughly p(1 - p) at the start
+// (uniform p = 1/C); only used to scale the preconditioner.
+constexpr double kCurvature = 0.1;
+
 }  // namespace
+
+// One l2 in the rotated basis xr = xs U (eigenvalues s, or undefined = identity). Solved in
+// coordinates scaled by a_k = 1 / sqrt(s_k + l2 / c), where the Hessian of data term + penalty is
+// about c * I in every direction; *w [C, k] is kept (and warm-started) in the unscaled basis.
+LinearFitInfo FitRotated(const at::Tensor& xr, const at::Tensor& s, const at::Tensor& y, int num_classes, double l2,
+                         const LinearProbeOptions& opts, at::Tensor* w, at::Tensor* b) {
+  // xr: [N, k], s: [k], y: [N] -> *w [C, k], *b [C]
+  if (!s.defined()) return FitSoftmaxRegression(xr, y, num_classes, l2, opts, w, b);
+  const auto a = (s + l2 / kCurvature).rsqrt();                          // [k]
+  const auto z = (xr * a).contiguous();                                  // [N, k]
+  at::Tensor v = w->defined() ? *w / a : at::Tensor();                   // [C, k]
+  auto info = FitSoftmaxRegression(z, y, num_classes, l2, opts, &v, b, a * a);
+  *w = v * a;
+  return info;
+}
 
 at::Tensor LinearClassifier::Scores(const at::Tensor& x) const {
   // x: [M, D] -> [M, C]
@@ -39,8 +58,8 @@ at::Tensor LinearClassifier::Scores(const at::Tensor& x) const {
 
 LinearFitInfo FitSoftmaxRegression(const at::Tensor& xs, const at::Tensor& y, int num_classes,
                                    double l2, const LinearProbeOptions& opts, at::Tensor* w,
-                                   at::Tensor* b) {
-  // xs: [N, D] standardized fp32, y: int64 [N]; w: [C, D], b: [C]
+                                   at::Tensor* b, const at::Tensor& penalty_in) {
+  // xs: [N, D] fp32, y: int64 [N]; w: [C, D], b: [C]; penalty_in: [D]
   const int64_t n = xs.size(0), d = xs.size(1);
   auto fopts = xs.options();
   at::Tensor W = (w->defined() ? w->detach().clone() : at::zeros({num_classes, d}, fopts)).requires_grad_(true);
@@ -48,6 +67,7 @@ LinearFitInfo FitSoftmaxRegression(const at::Tensor& xs, const at::Tensor& y, in
   const auto yy = y.unsqueeze(1);                                        // [N, 1]
   const auto minus_one = at::full({n, 1}, -1.0 / static_cast<double>(n), fopts);
   const double inv_n = 1.0 / static_cast<double>(n);
+  const at::Tensor penalty = (penalty_in.defined() ? penalty_in.to(at::kFloat) : at::ones({d}, fopts)).mul(l2);  // [D]
 
   // Analytic loss and gradient (no autograd graph): the closure sets W.grad and B.grad.
   auto closure = [&]() -> at::Tensor {
@@ -55,9 +75,10 @@ LinearFitInfo FitSoftmaxRegression(const at::Tensor& xs, const at::Tensor& y, in
     auto logits = at::addmm(B, xs, W.t());                               // [N, C]
     auto logp = at::log_softmax(logits, 1);                              // [N, C]
     auto nll = -logp.gather(1, yy).sum() * inv_n;
-    auto loss = nll + 0.5 * l2 * W.pow(2).sum();
+    auto pw = W * penalty;                                               // [C, D]
+    auto loss = nll + 0.5 * (pw * W).sum();
     auto g = logp.exp_().mul_(inv_n).scatter_add_(1, yy, minus_one);     // (P - Y) / N  [N, C]
-    W.mutable_grad() = at::addmm(W, g.t(), xs, /*beta=*/l2, /*alpha=*/1.0);  // [C, D]
+    W.mutable_grad() = at::addmm(pw, g.t(), xs);                         // [C, D]
     B.mutable_grad() = g.sum(0);                                         // [C]
     return loss;
   };
@@ -99,27 +120,44 @@ LinearClassifier FitLinearProbe(const at::Tensor& x_in, const at::Tensor& y_in, 
   clf.mean_ = x.mean(0);                                                 // [D]
   clf.std_ = x.std(0, /*unbiased=*/false);                               // [D]
   clf.std_ = at::where(clf.std_ < 1e-6, at::ones_like(clf.std_), clf.std_);
-  const auto xs = ((x - clf.mean_) / clf.std_).contiguous();             // [N, D]
+  at::Tensor xs = ((x - clf.mean_) / clf.std_).contiguous();             // [N, D]
+
+  // Rotate into the eigenbasis of the training covariance (see the header): xr = xs U.
+  at::Tensor u;          // [D, k]
+  at::Tensor s;          // [k] eigenvalues; undefined = no preconditioning
+  at::Tensor xr = xs;    // [N, k]
+  if (x.size(1) <= opts.precondition_max_dim) {
+    const auto cov = at::mm(xs.t(), xs).to(at::kDouble).div_(static_cast<double>(n));  // [D, D]
+    auto [evals, evecs] = at::linalg_eigh(cov);                          // ascending
+    const double top = evals.max().item<double>();
+    const auto keep = evals.gt(std::max(top, 1e-30) * 1e-7).nonzero().squeeze(1);
+    s = evals.index_select(0, keep).to(at::kFloat);
+    u = evecs.index_select(1, keep).to(at::kFloat).contiguous();
+    xr = at::mm(xs, u).contiguous();
+  }
+  xs = at::Tensor();
 
   // Strongest regularization first: each fit warm-starts from the previous one (a path).
   std::vector<double> grid = opts.l2_grid;
   std::sort(grid.begin(), grid.end(), std::greater<double>());
   grid.erase(std::unique(grid.begin(), grid.end()), grid.end());
 
-  at::Tensor w, b;
+  at::Tensor w, b;  // w: [C, k] in the rotated basis
   double chosen = grid[grid.size() / 2];
   const int64_t n_hold = static_cast<int64_t>(std::llround(opts.holdout_fraction * static_cast<double>(n)));
   if (grid.size() > 1 && n_hold >= 1 && n - n_hold >= 1) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(opts.seed);
     const auto perm = at::randperm(n, gen, at::TensorOptions().dtype(at::kLong));
     const auto hold_idx = perm.narrow(0, 0, n_hold), fit_idx = perm.narrow(0, n_hold, n - n_hold);
-    const auto xf = xs.index_select(0, fit_idx).contiguous(), yf = y.index_select(0, fit_idx);
-    const auto xh = xs.index_select(0, hold_idx).contiguous(), yh = y.index_select(0, hold_idx);
+    const auto xf = xr.index_select(0, fit_idx).contiguous(), yf = y.index_select(0, fit_idx);
+    const auto xh = xr.index_select(0, hold_idx).contiguous(), yh = y.index_select(0, hold_idx);
     double best = -1;
     at::Tensor best_w, best_b;
+    LinearProbeOptions sel = opts;
+    sel.tolerance_grad = std::max(opts.tolerance_grad, opts.selection_tolerance_grad);
     for (double l2 : grid) {
       const auto t0 = std::chrono::steady_clock::now();
-      auto info = FitSoftmaxRegression(xf, yf, num_classes, l2, opts, &w, &b);
+      auto info = FitRotated(xf, s, yf, num_classes, l2, sel, &w, &b);
       info.holdout_top1 = TopKAccuracy(at::addmm(b, xh, w.t()), yh, 1);
       if (opts.verbose)
         std::fprintf(stderr, "linear probe: l2=%g holdout top1=%.4f loss=%.5f max|grad|=%.2e evals=%lld (%.1fs)\n",
@@ -138,7 +176,7 @@ LinearClassifier FitLinearProbe(const at::Tensor& x_in, const at::Tensor& y_in, 
     b = best_b;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  auto info = FitSoftmaxRegression(xs, y, num_classes, chosen, opts, &w, &b);
+  auto info = FitRotated(xr, s, y, num_classes, chosen, opts, &w, &b);
   if (opts.verbose)
     std::fprintf(stderr, "linear probe: refit on all %lld samples with l2=%g loss=%.5f max|grad|=%.2e evals=%lld (%.1fs)\n",
                  static_cast<long long>(n), chosen, info.loss, info.max_abs_grad,
@@ -146,7 +184,7 @@ LinearClassifier FitLinearProbe(const at::Tensor& x_in, const at::Tensor& y_in, 
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   clf.fits.push_back(info);
   clf.l2 = chosen;
-  clf.weight_ = w;
+  clf.weight_ = u.defined() ? at::mm(w, u.t()) : w;                    // [C, D] on standardized features
   clf.bias_ = b;
   return clf;
 }
