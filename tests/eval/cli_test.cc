@@ -97,7 +97,7 @@ TEST_F(EvalCli, TheCoordinatorsCommandLineAndTheDefaultOutputPath) {
   EXPECT_EQ(j["rows"].size(), 6u);
   EXPECT_TRUE(j["missing_epochs"].empty());
   EXPECT_TRUE(std::filesystem::exists(Run() + "/eval/epoch_3_cifar10.csv"));
-  EXPECT_CONTAINS(r.err, "ETA");  // progress lines on stderr
+  EXPECT_CONTAINS(r.err, "img/s");  // progress lines on stderr
 
   // Underscore spellings, dataset + data dir from the job, knn only, no references, default --out.
   r = Eval({"--job", Run() + "/job.yaml", "--checkpoint-dir", Ckpts() + "/", "--epochs", "1", "--probe", "knn",
@@ -106,7 +106,7 @@ TEST_F(EvalCli, TheCoordinatorsCommandLineAndTheDefaultOutputPath) {
   j = nlohmann::json::parse(fs::ReadFile(Run() + "/eval/eval_cifar10.json"));
   ASSERT_EQ(j["rows"].size(), 1u);
   EXPECT_EQ(j["rows"][0]["probe"], "knn");
-  EXPECT_EQ(r.err.find("ETA"), std::string::npos);
+  EXPECT_EQ(r.err.find("img/s"), std::string::npos);
 }
 
 TEST_F(EvalCli, NoEvaluatedCheckpointExitsOneButStillWritesTheMissingEpochs) {

@@ -2,6 +2,10 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
 #include "common/errors.h"
 #include "worker/eval/linear_probe.h"
 #include "worker/eval/topk.h"
@@ -56,6 +60,58 @@ TEST(LinearProbe, ConvergesToTheOptimumOfTheRegularizedObjective) {
   EXPECT_LT(i1.max_abs_grad, 1e-4);
   EXPECT_LT((w1 - w2).abs().max().item<double>(), 1e-3);
   EXPECT_NEAR(i1.loss, i2.loss, 1e-6);
+}
+
+// The preconditioned solve (covariance eigenbasis for N >= D, Gram matrix for N < D) reaches the
+// same optimum of the same objective as plain L-BFGS on the standardized features.
+void ExpectSameOptimum(int64_t n, int64_t d, double l2) {
+  at::Tensor x, y;
+  Blobs(n, d, 4, 1.0, 21 + n, &x, &y);
+  x = x + 0.5 * x.narrow(1, 0, 1);  // correlated dims: the case preconditioning is for
+  LinearProbeOptions o;
+  o.l2_grid = {l2};
+  o.tolerance_grad = 1e-7;
+  o.max_iter = 5000;
+  auto pre = FitLinearProbe(x, y, 4, o);
+  o.precondition_max_dim = 0;
+  auto plain = FitLinearProbe(x, y, 4, o);
+  EXPECT_NEAR(pre.fits.back().loss, plain.fits.back().loss, 1e-5) << n << "x" << d;
+  EXPECT_LT((pre.Scores(x) - plain.Scores(x)).abs().max().item<double>(), 2e-2) << n << "x" << d;
+}
+
+TEST(LinearProbe, PreconditioningKeepsTheObjective) {
+  ExpectSameOptimum(400, 24, 1e-3);   // covariance route
+  ExpectSameOptimum(30, 60, 1e-2);    // Gram route (fewer samples than dims)
+}
+
+TEST(LinearProbe, MatchesScikitLearnLogisticRegression) {
+  // sklearn's multinomial LogisticRegression(C) minimizes sum CE + ||W||^2 / (2 C), i.e. ours
+  // with l2 = 1 / (C N). Same data, same objective value at the optimum.
+  if (std::system("/usr/bin/python3 -c 'import sklearn' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no sklearn";
+  at::Tensor x, y;
+  Blobs(600, 12, 5, 1.5, 31, &x, &y);
+  const double l2 = 1e-3;
+  LinearProbeOptions o;
+  o.l2_grid = {l2};
+  o.tolerance_grad = 1e-7;
+  auto clf = FitLinearProbe(x, y, 5, o);
+  const std::string dir = ::testing::TempDir();
+  const std::string xf = dir + "/probe_x.bin", yf = dir + "/probe_y.bin";
+  auto xs = ((x - clf.mean_) / clf.std_).contiguous();
+  FILE* f = std::fopen(xf.c_str(), "wb");
+  std::fwrite(xs.data_ptr<float>(), sizeof(float), xs.numel(), f);
+  std::fclose(f);
+  f = std::fopen(yf.c_str(), "wb");
+  std::fwrite(y.data_ptr<int64_t>(), sizeof(int64_t), y.numel(), f);
+  std::fclose(f);
+  const std::string cmd = "/usr/bin/python3 " + std::string(VICREG_SOURCE_DIR) + "/tests/eval/sklearn_logreg.py " + xf +
+                          " " + yf + " 12 " + std::to_string(l2);
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  double sk_loss = -1;
+  ASSERT_EQ(std::fscanf(p, "%lf", &sk_loss), 1);
+  ASSERT_EQ(pclose(p), 0);
+  EXPECT_NEAR(clf.fits.back().loss, sk_loss, 1e-5);
 }
 
 TEST(LinearProbe, StrongerRegularizationWinsOnlyWhenItHelps) {

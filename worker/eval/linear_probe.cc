@@ -126,14 +126,30 @@ LinearClassifier FitLinearProbe(const at::Tensor& x_in, const at::Tensor& y_in, 
   at::Tensor u;          // [D, k]
   at::Tensor s;          // [k] eigenvalues; undefined = no preconditioning
   at::Tensor xr = xs;    // [N, k]
-  if (x.size(1) <= opts.precondition_max_dim) {
-    const auto cov = at::mm(xs.t(), xs).to(at::kDouble).div_(static_cast<double>(n));  // [D, D]
-    auto [evals, evecs] = at::linalg_eigh(cov);                          // ascending
-    const double top = evals.max().item<double>();
-    const auto keep = evals.gt(std::max(top, 1e-30) * 1e-7).nonzero().squeeze(1);
-    s = evals.index_select(0, keep).to(at::kFloat);
-    u = evecs.index_select(1, keep).to(at::kFloat).contiguous();
-    xr = at::mm(xs, u).contiguous();
+  const int64_t d = x.size(1);
+  if (std::min(n, d) <= opts.precondition_max_dim) {
+    // Eigenvalues below 1e-7 * max: no training variance there; the optimum has W = 0 along them.
+    auto keep_of = [](const at::Tensor& ev) {
+      return ev.gt(std::max(ev.max().item<double>(), 1e-30) * 1e-7).nonzero().squeeze(1);
+    };
+    if (d <= n) {  // covariance [D, D] = U S U^T
+      const auto cov = at::mm(xs.t(), xs).to(at::kDouble).div_(static_cast<double>(n));
+      auto [evals, evecs] = at::linalg_eigh(cov);
+      const auto keep = keep_of(evals);
+      s = evals.index_select(0, keep).to(at::kFloat);                   // [k]
+      u = evecs.index_select(1, keep).to(at::kFloat).contiguous();       // [D, k]
+      xr = at::mm(xs, u).contiguous();                                   // [N, k]
+    } else {       // fewer samples than dims: Gram [N, N] = V L V^T, U = xs^T V (n L)^-1/2
+      const auto gram = at::mm(xs, xs.t()).to(at::kDouble).div_(static_cast<double>(n));
+      auto [evals, evecs] = at::linalg_eigh(gram);
+      const auto keep = keep_of(evals);
+      const auto l = evals.index_select(0, keep);                        // [k]
+      const auto v = evecs.index_select(1, keep);                        // [N, k]
+      const auto root = (l * static_cast<double>(n)).sqrt();             // [k]
+      s = l.to(at::kFloat);
+      u = (at::mm(xs.t().to(at::kDouble), v) / root).to(at::kFloat).contiguous();  // [D, k]
+      xr = (v * root).to(at::kFloat).contiguous();                       // [N, k] = xs U
+    }
   }
   xs = at::Tensor();
 

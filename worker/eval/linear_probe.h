@@ -7,8 +7,8 @@
 // Features are standardized with the training mean/std (dims with std < 1e-6 are left unscaled).
 //
 // Conditioning: pixels and SSL features are strongly correlated, which makes plain L-BFGS need
-// thousands of iterations. When D <= precondition_max_dim the problem is solved in the eigenbasis
-// of the standardized training covariance (eigenvalues s_k; directions with s_k <= 1e-7 * max carry
+// thousands of iterations. When min(N, D) <= precondition_max_dim the problem is solved in the
+// eigenbasis of the standardized training covariance (via the N x N Gram matrix when N < D) (eigenvalues s_k; directions with s_k <= 1e-7 * max carry
 // no training variance, where the optimum is 0, and are dropped), each direction scaled by
 // 1 / sqrt(s_k + l2 / c) so that the Hessian is about c * I; the penalty is rewritten so that the
 // objective above is unchanged (W = V diag(a) U^T).
@@ -29,7 +29,7 @@ struct LinearProbeOptions {
   double selection_tolerance_grad = 1e-4;  // the held-out selection fits (they only rank l2 values)
   double tolerance_change = 1e-9;    // ... or when loss / step changes fall below this
   int history_size = 20;
-  int64_t precondition_max_dim = 4096;  // precondition when D <= this (costs O(N D^2 + D^3) once)
+  int64_t precondition_max_dim = 4096;  // precondition when min(N, D) <= this (O(N D min(N,D)) once)
   uint64_t seed = 0;                 // holdout split
   bool verbose = false;              // one stderr line per fit
 };
