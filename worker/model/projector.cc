@@ -65,4 +65,23 @@ at::Tensor ProjectorImpl::forward(const at::Tensor& h) {
   return z;
 }
 
+at::Tensor ProjectorImpl::forward_stacked(const at::Tensor& h, int64_t groups) {
+  VICREG_CHECK(groups >= 1 && h.dim() == 2 && h.size(0) % groups == 0,
+               "forward_stacked: " + std::to_string(groups) + " groups do not divide " + c10::str(h.sizes()));
+  if (groups == 1) return forward(h);
+  const int64_t B = h.size(0) / groups;
+  auto z = h;
+  const auto& lin = parts_->linears;
+  for (size_t l = 0; l < lin.size(); ++l) {
+    z = at::linear(z, lin[l]->weight, lin[l]->bias);             // [G*B, H] or [G*B, P]
+    if (l + 1 < lin.size()) {
+      std::vector<at::Tensor> normed;
+      for (int64_t g = 0; g < groups; ++g) normed.push_back(parts_->norms[l]->forward(z.narrow(0, g * B, B)));
+      z = at::cat(normed, 0);                                    // [G*B, H]
+      z.relu_();
+    }
+  }
+  return z;
+}
+
 }  // namespace vicreg::model

@@ -33,11 +33,12 @@ VicregPairOutput VicregModelImpl::forward_pair(const at::Tensor& xa, const at::T
                                               c10::str(xb.sizes()));
   const int64_t B = xa.size(0);
   auto feats = encoder->forward(at::cat({xa, xb}, 0));   // [2B, D]
+  auto z = projector->forward_stacked(feats, 2);         // [2B, P], BN statistics per view
   VicregPairOutput out;
   out.features_a = feats.narrow(0, 0, B);                // [B, D]
   out.features_b = feats.narrow(0, B, B);
-  out.za = projector->forward(out.features_a);           // [B, P]
-  out.zb = projector->forward(out.features_b);
+  out.za = z.narrow(0, 0, B);                            // [B, P]
+  out.zb = z.narrow(0, B, B);
   return out;
 }
 

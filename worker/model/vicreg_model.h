@@ -42,7 +42,8 @@ class VicregModelImpl : public torch::nn::Module {
   // x: [B, C, S, S] -> {features [B, D], z [B, P]}
   VicregOutput forward(const at::Tensor& x);
   // xa, xb: [B, C, S, S] the two views. Same result as forward(xa), forward(xb) (BN statistics and
-  // running-stat updates per view, a then b) but the encoder runs once on [2B] (bigger GEMMs).
+  // running-stat updates per view, a then b) but the encoder and the projector's Linears run once
+  // on [2B] rows (bigger GEMMs, one read of each weight). za/zb/features_* are views of [2B] tensors.
   VicregPairOutput forward_pair(const at::Tensor& xa, const at::Tensor& xb);
   // The communicator used by the projector's SyncBatchNorm1d (null = local statistics).
   void set_communicator(dist::Communicator* comm);

@@ -6,8 +6,9 @@
 //
 // Two parameter groups, always in this order: 0 = decay (weight decay, LARS trust ratio),
 // 1 = no_decay (biases, norms, pos_embed, cls_token: weight_decay 0 and no LARS adaptation).
-// adamw: torch::optim::AdamW (decoupled decay, betas from the config, eps 1e-8; same update as
-//        torch.optim.AdamW). lars: vicreg::train::Lars (lars.h), facebookresearch semantics.
+// adamw: a torch::optim::AdamW (decoupled decay, betas from the config, eps 1e-8; same update as
+//        torch.optim.AdamW) whose step fuses the update into one pass for CPU fp32 parameters;
+//        state and serialization are AdamW's. lars: vicreg::train::Lars (lars.h), facebookresearch semantics.
 #pragma once
 
 #include <ATen/core/Tensor.h>
