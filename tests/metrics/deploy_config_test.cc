@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "common/metrics.h"
 #include "tests/metrics/exported_names.h"
 #include "tests/metrics/metric_names.h"
 #include "tests/metrics/test_support.h"
@@ -23,11 +24,12 @@ struct ToolResult {
   std::string output;
 };
 
-ToolResult RunTool(const std::vector<std::string>& argv) {
+ToolResult RunTool(const std::vector<std::string>& argv, const std::string& stdin_text = "") {
   const std::string dir = MakeTempDir("vicreg-promtool-");
   ToolResult r;
   {
-    Process p(argv, dir + "/out.log");
+    if (!stdin_text.empty()) WriteText(dir + "/stdin", stdin_text);
+    Process p(argv, dir + "/out.log", {}, stdin_text.empty() ? "" : dir + "/stdin");
     auto st = p.Wait(120);
     r.status = st ? *st : -1;
     r.output = p.Log();
@@ -61,6 +63,30 @@ TEST(MetricsPromtool, TestRules) {
   auto r = RunTool({"promtool", "test", "rules", kPromDir + "/alerts_test.yml"});
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("SUCCESS"), std::string::npos) << r.output;
+}
+
+// `promtool check metrics` lints what the code exports (names, units, _total, HELP).
+TEST(MetricsPromtool, CheckMetricsLintsTheExposition) {
+  REQUIRE_PROMTOOL();
+  MetricsServer server("127.0.0.1", 0);
+  WorkerMetrics worker(server.registry(), "lint-job", 0);
+  CoordinatorMetrics coord(server.registry());
+  StepReport r;
+  r.loss = 20;
+  r.std_min = r.std_mean = r.std_max = r.pairwise_sim = r.cov_offdiag_sq = r.collapsed_dims = r.rankme = 0.5;
+  r.online_linear_top1 = r.online_knn_top1 = 0.5;
+  r.lr = 1e-3;
+  r.images_per_s = 100;
+  worker.OnStep(0.1, 64, 0.01);
+  worker.OnReport(r);
+  coord.SetEvalTop1("lint-job", "cifar10", "linear", 0.5, 1.7e9);
+  coord.OnEvalFailure("lint-job");
+  coord.OnRpc("GetJob", "OK", 0.001);
+  const auto scrape = HttpGet("127.0.0.1", server.port(), "/metrics");
+  ASSERT_EQ(scrape.status, 200) << scrape.error;
+  auto res = RunTool({"promtool", "check", "metrics"}, scrape.body);
+  EXPECT_EQ(res.status, 0) << res.output;
+  EXPECT_EQ(res.output, "") << "lint findings:\n" << res.output;
 }
 
 // The required alerts exist, each with a severity and job-naming annotations, and each is

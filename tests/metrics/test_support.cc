@@ -233,7 +233,7 @@ Exposition ParseExposition(const std::string& text) {
 }
 
 Process::Process(const std::vector<std::string>& argv, const std::string& log_path,
-                 const std::map<std::string, std::string>& extra_env)
+                 const std::map<std::string, std::string>& extra_env, const std::string& stdin_path)
     : log_path_(log_path) {
   if (argv.empty()) throw std::invalid_argument("Process: empty argv");
   std::vector<char*> args;
@@ -257,8 +257,8 @@ Process::Process(const std::vector<std::string>& argv, const std::string& log_pa
     setpgid(0, 0);
     dup2(log_fd, 1);
     dup2(log_fd, 2);
-    const int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
+    const int in = open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY);
+    if (in >= 0) dup2(in, 0);
     execvpe(args[0], args.data(), envp.data());
     dprintf(2, "exec %s: %s\n", args[0], strerror(errno));
     _exit(127);

@@ -47,8 +47,9 @@ Exposition ParseExposition(const std::string& text);
 // A child process started with execvp(argv) (never a shell), stdout+stderr to log_path.
 class Process {
  public:
+  // stdin_path: file fed to the child's stdin ("" = /dev/null).
   Process(const std::vector<std::string>& argv, const std::string& log_path,
-          const std::map<std::string, std::string>& extra_env = {});
+          const std::map<std::string, std::string>& extra_env = {}, const std::string& stdin_path = "");
   ~Process();  // SIGKILL + reap the whole process group if still running
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
