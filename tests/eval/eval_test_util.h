@@ -124,11 +124,16 @@ inline config::ModelConfig TinyModel(int embed_dim = 32) {
 
 // Writes <dir>/epoch_XXXX.pt (+ manifest) in the trainer's checkpoint format: "model" holds
 // "encoder.<timm key>" (a ViT of `m` initialized from `seed`) and a projector tensor; "config" the
-// resolved job YAML. Returns the encoder so tests can compare features.
+// resolved job YAML. perturb > 0 adds perturb * N(0, 1) to every parameter (so that LayerNorm
+// weights/biases are not just ones/zeros). Returns the encoder so tests can compare features.
 inline model::VisionTransformer WriteCheckpoint(const std::string& dir, int epoch, const config::ModelConfig& m,
-                                                uint64_t seed) {
+                                                uint64_t seed, double perturb = 0.0) {
   at::manual_seed(seed);
   model::VisionTransformer vit(model::VitOptions::FromConfig(m));
+  if (perturb > 0) {
+    at::NoGradGuard ng;
+    for (auto& prm : vit->parameters()) prm.add_(at::randn_like(prm) * perturb);
+  }
   train::CheckpointPayload p;
   for (const auto& kv : vit->named_parameters()) p.model.emplace_back("encoder." + kv.key(), kv.value().detach().clone());
   p.model.emplace_back("projector.0.weight", at::randn({16, m.embed_dim}));
