@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <sstream>
@@ -120,6 +121,15 @@ std::shared_ptr<Communicator> CreateCommunicator(const RankInfo& info, const Com
   if (backend == "mpi") {
     MpiCommunicatorOptions o;
     o.timeout = opts.timeout;
+    if (const char* v = std::getenv("VICREG_MPI_BUSY_POLL_US")) {
+      char* end = nullptr;
+      const long long us = std::strtoll(v, &end, 10);
+      if (!*v || *end || us < 0 || us > 10000000) {
+        throw UserError(std::string("environment variable VICREG_MPI_BUSY_POLL_US='") + v +
+                        "' is invalid: microseconds in 0..10000000");
+      }
+      o.busy_poll = std::chrono::microseconds(us);
+    }
     return CreateMpiCommunicator(info, o);
   }
 #endif

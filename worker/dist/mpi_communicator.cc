@@ -48,15 +48,16 @@ MPI_Datatype ToMpi(at::ScalarType t, bool for_reduction) {
 
 // Polling policy while a request is pending. Open MPI progresses non-blocking collectives only
 // inside MPI calls, so a large all-reduce needs frequent MPI_Test calls between its rounds:
-// poll continuously (yielding the core to other runnable ranks when oversubscribed) for the
-// first 50 ms, then back off to short sleeps (20 us doubling to 200 us) so that a rank waiting
-// for a slow peer does not burn a core.
+// poll continuously (yielding the core to other runnable processes) for the first `busy`
+// interval, then back off to short sleeps (20 us doubling to 200 us) so that a rank waiting for
+// a slow peer leaves the core to it (ranks often share cores on CPU machines).
 class Backoff {
  public:
+  explicit Backoff(std::chrono::microseconds busy) : busy_(busy) {}
   void Pause() {
     ++n_;
     if (n_ < 64) return;
-    if (Clock::now() - start_ < std::chrono::milliseconds(50)) {
+    if (Clock::now() - start_ < busy_) {
       std::this_thread::yield();
       return;
     }
@@ -65,6 +66,7 @@ class Backoff {
   }
 
  private:
+  std::chrono::microseconds busy_;
   Clock::time_point start_ = Clock::now();
   std::chrono::microseconds sleep_{20};
   int64_t n_ = 0;
@@ -226,7 +228,7 @@ class MpiCommunicator : public Communicator, public std::enable_shared_from_this
     waiting_op_.store(op_code);
     waiting_seq_.store(desc.seq);
     const auto start = Clock::now();
-    Backoff backoff;
+    Backoff backoff(opts_.busy_poll);
     while (!TestRequest(req, desc, op_code)) {
       if (Clock::now() - start > opts_.timeout) {
         Fail(desc, op_code, "did not complete within " + Seconds(opts_.timeout) + " (collective timeout)");
@@ -329,7 +331,7 @@ class MpiCommunicator : public Communicator, public std::enable_shared_from_this
       }
     }
     const auto start = Clock::now();
-    Backoff backoff;
+    Backoff backoff(std::chrono::microseconds(0));
     int pending = world_ - 1;
     while (pending > 0 && Clock::now() - start < grace) {
       {

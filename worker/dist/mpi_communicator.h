@@ -22,6 +22,9 @@ struct MpiCommunicatorOptions {
   // How long a timed-out rank waits for peers to answer the liveness probe (clamped to
   // [100 ms, 5 s] and to the timeout).
   std::chrono::milliseconds probe_grace{1000};
+  // How long a wait polls without sleeping (then 20..200 us sleeps). Env VICREG_MPI_BUSY_POLL_US
+  // overrides (the factory reads it).
+  std::chrono::microseconds busy_poll{50000};
 };
 
 // Initializes MPI (once per process) and checks that MPI's view of the world matches `info`
