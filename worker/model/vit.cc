@@ -11,6 +11,7 @@
 #include <sstream>
 #include <vector>
 
+#include "common/config_loader.h"
 #include "common/errors.h"
 #include "worker/model/attention.h"
 #include "worker/model/init.h"
@@ -48,15 +49,21 @@ VitOptions VitOptions::FromName(const std::string& name, int image_size) {
 }
 
 VitOptions VitOptions::FromConfig(const config::ModelConfig& m) {
-  VitOptions custom;
-  custom.patch_size = m.patch_size;
-  custom.in_chans = m.in_chans;
-  custom.embed_dim = m.embed_dim;
-  custom.depth = m.depth;
-  custom.num_heads = m.num_heads;
-  custom.mlp_ratio = m.mlp_ratio;
-  custom.drop_path_rate = m.drop_path_rate;
-  return FromName(m.backbone_name, m.image_size, custom);
+  // Presets are expanded by config::ResolveModel (the one table the config loader, the worker and
+  // vicreg_eval share); FromName then rejects unknown names and checks the geometry.
+  const config::ModelConfig r = config::ResolveModel(m);
+  VitOptions o;
+  o.patch_size = r.patch_size;
+  o.in_chans = r.in_chans;
+  o.embed_dim = r.embed_dim;
+  o.depth = r.depth;
+  o.num_heads = r.num_heads;
+  o.mlp_ratio = r.mlp_ratio;
+  o.drop_path_rate = r.drop_path_rate;
+  auto checked = FromName(m.backbone_name, r.image_size, o);   // same sizes for the known presets
+  checked.mlp_ratio = r.mlp_ratio;
+  checked.Validate();
+  return checked;
 }
 
 void VitOptions::Validate() const {
