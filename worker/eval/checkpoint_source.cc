@@ -86,6 +86,9 @@ CheckpointEncoder LoadCheckpointEncoder(const std::string& path, const std::opti
 
 model::VisionTransformer BuildEncoder(const config::ModelConfig& m, int image_size) {
   auto opts = model::VitOptions::FromConfig(m);
+  if (image_size > 0 && image_size % opts.patch_size != 0)
+    throw UserError("--image-size " + std::to_string(image_size) + ": must be a multiple of the encoder's patch size " +
+                    std::to_string(opts.patch_size) + " (the model was trained at " + std::to_string(opts.image_size) + ")");
   if (image_size > 0) opts.image_size = image_size;
   opts.drop_path_rate = 0.0;
   opts.Validate();
