@@ -306,22 +306,34 @@ RUN_DIR=$STATE_DIR/runs/$JOB_ID
 echo "job $JOB_ID, run dir $RUN_DIR"
 
 # The ranks' /metrics endpoints, from the coordinator's service discovery, once they are up.
+# /sd: [{"labels":{"job_id":"job-000001","rank":"0"},"targets":["127.0.0.1:PORT"]}, ...]
+sd_targets() {  # sd_targets JSON JOB_ID -> one host:port per rank of that job
+  { grep -o "\"job_id\":\"$2\"[^]]*\"targets\":\[\"[^\"]*\"" <<<"$1" || true
+    grep -o "\"targets\":\[\"[^\"]*\"\],\"labels\":{\"job_id\":\"$2\"" <<<"$1" || true
+  } | sed 's/.*"targets":\["\([^"]*\)".*/\1/'
+}
+job_state() { "$CTL" --server "$GRPC" status "$JOB_ID" 2>/dev/null | awk 'NR == 1 {print $3}'; }
 RANK_ENDPOINTS=()
-for _ in $(seq 1 300); do
-  mapfile -t RANK_ENDPOINTS < <(curl -fsS --max-time 5 "http://$METRICS/sd" 2>/dev/null \
-    | grep -o "\"targets\":\[\"[^\"]*\"\],\"labels\":{\"job_id\":\"$JOB_ID\"" | sed 's/.*"targets":\["\([^"]*\)".*/\1/')
-  ((${#RANK_ENDPOINTS[@]} >= 2)) && break
-  state=$("$CTL" --server "$GRPC" status "$JOB_ID" 2>/dev/null | head -1 | awk '{print $3}')
-  case "$state" in SUCCEEDED|FAILED|CANCELLED) break ;; esac
+echo "waiting for the ranks' metrics endpoints (coordinator /sd) ..."
+for _ in $(seq 1 600); do
+  sd=$(curl -fsS --max-time 5 "http://$METRICS/sd" 2>/dev/null || true)
+  mapfile -t RANK_ENDPOINTS < <(sd_targets "$sd" "$JOB_ID")
+  if ((${#RANK_ENDPOINTS[@]} >= 2)); then break; fi
+  case "$(job_state)" in SUCCEEDED|FAILED|CANCELLED) break ;; esac
   sleep 0.5
 done
 RANK_METRICS_OK=0
 for ep in "${RANK_ENDPOINTS[@]}"; do
-  if curl -fsS --max-time 5 "http://$ep/metrics" | grep -q '^vicreg_train_steps_total'; then
+  ok=0
+  for _ in $(seq 1 20); do  # a rank registers its endpoint just before it serves
+    if curl -fsS --max-time 5 "http://$ep/metrics" 2>/dev/null | grep -q '^vicreg_train_steps_total'; then ok=1; break; fi
+    sleep 0.5
+  done
+  if ((ok)); then
     RANK_METRICS_OK=$((RANK_METRICS_OK + 1))
     echo "  rank metrics:      http://$ep/metrics (answers)"
   else
-    echo "  rank metrics:      http://$ep/metrics (did not answer yet)"
+    echo "  rank metrics:      http://$ep/metrics (did not answer)"
   fi
 done
 ((${#RANK_ENDPOINTS[@]} > 0)) || echo "quickstart: warning: no rank endpoint appeared in /sd" >&2
@@ -331,7 +343,7 @@ set +e
 WATCH_RC=$?
 set -e
 JOB_DONE=1
-JOB_STATE=$("$CTL" --server "$GRPC" status "$JOB_ID" | head -1 | awk '{print $3}')
+JOB_STATE=$(job_state)
 if [[ "$WATCH_RC" != 0 || "$JOB_STATE" != SUCCEEDED ]]; then
   "$CTL" --server "$GRPC" status "$JOB_ID" >&2 || true
   "$CTL" --server "$GRPC" logs "$JOB_ID" 2>/dev/null | tail -20 >&2 || true
@@ -347,11 +359,11 @@ last_line=""
 while :; do
   table=$("$CTL" --server "$GRPC" eval "$JOB_ID" 2>&1) || die "vicregctl eval $JOB_ID failed: $table"
   pending=$(awk 'NR > 1 && $3 != "SUCCEEDED" && $3 != "FAILED"' <<<"$table" | wc -l)
-  tasks=$(awk 'NR > 1' <<<"$table" | grep -c . || true)
+  tasks=$(awk 'NR > 1 && NF' <<<"$table" | wc -l)
   if ((tasks > 0 && pending == 0)) && ! grep -q '^no evaluations' <<<"$table"; then break; fi
   if (($(date +%s) > EVAL_DEADLINE)); then die "evaluation did not finish in time (log: $EVAL_LOG)"; fi
   if [[ -r "$EVAL_LOG" ]]; then
-    line=$(tr '\r' '\n' <"$EVAL_LOG" | grep -v '^$' | tail -1 | cut -c1-150)
+    line=$(tr '\r' '\n' <"$EVAL_LOG" | awk 'NF {l = $0} END {print substr(l, 1, 150)}')
     if [[ "$line" != "$last_line" ]]; then echo "  $line"; last_line=$line; fi
   fi
   sleep 2

@@ -1,0 +1,108 @@
+// Runs the README's main-job command in its reduced mode against the binaries of this build tree:
+//   deploy/quickstart.sh --smoke --skip-install --no-build --build-dir <build> --summary F
+// and checks its outcome: the job SUCCEEDED, the coordinator's and both ranks' /metrics answered
+// while it ran, the evaluation table has the learned, random-init and raw-pixel rows for both
+// probes, the run dir holds checkpoints and metrics.jsonl, and the coordinator was stopped.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+namespace {
+
+const std::string kSrc = VICREG_SOURCE_DIR;
+const std::string kBin = VICREG_BINARY_DIR;
+
+std::string Quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+int Sh(const std::string& cmd, std::string* out) {
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+  int st = ::pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+std::map<std::string, std::string> ReadSummary(const std::string& path) {
+  std::map<std::string, std::string> kv;
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return kv;
+}
+
+double Percent(const std::string& s) { return s.empty() ? -1 : std::atof(s.c_str()); }
+
+TEST(Quickstart, SmokeRunGoesThroughEveryComponent) {
+  for (const char* b : {"/server/vicreg_coordinator", "/server/cli/vicregctl", "/worker/vicreg_worker",
+                        "/worker/eval/vicreg_eval", "/server/vicreg_job_shim"}) {
+    if (::access((kBin + b).c_str(), X_OK) != 0) GTEST_SKIP() << kBin + b << " is not built";
+  }
+  if (::access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+    GTEST_SKIP() << "dataset-fashion-mnist is not installed (deploy/install-deps.sh installs it)";
+  char tmpl[] = "/tmp/vicreg-qs-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string tmp = tmpl;
+  const std::string summary = tmp + "/summary.txt";
+  std::string out;
+  const int code = Sh("cd " + Quote(tmp) + " && " + Quote(kSrc + "/deploy/quickstart.sh") +
+                          " --smoke --skip-install --no-build --build-dir " + Quote(kBin) + " --state-dir " +
+                          Quote(tmp + "/state") + " --summary " + Quote(summary) + " </dev/null",
+                      &out);
+  ASSERT_EQ(code, 0) << out;
+  auto kv = ReadSummary(summary);
+  EXPECT_EQ(kv["job_state"], "SUCCEEDED") << out;
+  EXPECT_EQ(kv["coordinator_metrics_ok"], "1") << "the coordinator's /metrics did not answer\n" << out;
+  EXPECT_EQ(kv["rank_metrics_ok"], "2") << "both ranks' /metrics should have answered during training\n" << out;
+  for (const char* k : {"vicreg_linear", "random_init_linear", "raw_pixels_linear", "vicreg_knn", "random_init_knn",
+                        "raw_pixels_knn"}) {
+    const double p = Percent(kv[k]);
+    EXPECT_GT(p, 10.0) << k << " = '" << kv[k] << "' (better than chance on 10 classes)\n" << out;
+    EXPECT_LE(p, 100.0) << k;
+  }
+  // The printed table is vicregctl's, with its three models.
+  for (const char* s : {"vicregctl eval", "MODEL", "vicreg", "random_init", "raw_pixels", "learned encoder (VICReg)",
+                        "run dir:", "/metrics", "/sd", "coordinator stopped"})
+    EXPECT_NE(out.find(s), std::string::npos) << "missing '" << s << "' in the output:\n" << out;
+  // The run dir is kept: checkpoints, metrics.jsonl with the diagnostics, the eval JSON.
+  const std::string run = kv["run_dir"];
+  ASSERT_FALSE(run.empty());
+  EXPECT_EQ(::access((run + "/checkpoints/epoch_0002.pt").c_str(), R_OK), 0) << run;
+  EXPECT_EQ(::access((run + "/eval/epoch_2_fashion_mnist.json").c_str(), R_OK), 0) << run;
+  std::ifstream m(run + "/metrics.jsonl");
+  std::string first;
+  ASSERT_TRUE(std::getline(m, first)) << "empty metrics.jsonl";
+  EXPECT_NE(first.find("\"std_min\""), std::string::npos) << first;
+  // The coordinator is gone (the state dir's coordinator.json names its pid).
+  std::ifstream cj(tmp + "/state/coordinator.json");
+  std::stringstream ss;
+  ss << cj.rdbuf();
+  const std::string j = ss.str();
+  const auto pos = j.find("\"pid\":");
+  ASSERT_NE(pos, std::string::npos) << j;
+  const int pid = std::atoi(j.c_str() + pos + 6);
+  ASSERT_GT(pid, 0);
+  EXPECT_NE(::kill(pid, 0), 0) << "vicreg_coordinator (pid " << pid << ") still runs after the quickstart";
+  if (!::testing::Test::HasFailure()) {
+    std::string ignored;
+    Sh("rm -rf " + Quote(tmp), &ignored);
+  }
+}
+
+}  // namespace
