@@ -25,7 +25,7 @@ double Progress::rate() const {
 
 void Progress::Advance(int64_t n) {
   done_ += n;
-  if (!opts_.enabled) return;
+  if (!opts_.enabled || done_ >= total_) return;  // the final line follows from Finish()
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_print_).count();
   if (since >= (tty_ ? 0.1 : opts_.log_interval_s)) {
