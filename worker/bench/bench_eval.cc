@@ -93,7 +93,7 @@ void BenchProbe(const EvalBenchArgs& a, int threads) {
   // Overlapping, correlated clusters (like SSL features): class means + noise mixed by a random matrix.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(a.seed);
   auto y = at::randint(a.classes, {a.n}, gen, at::TensorOptions().dtype(at::kLong));
-  auto centers = at::randn({a.classes, a.dim}, gen, at::TensorOptions()) * 0.35;
+  auto centers = at::randn({a.classes, a.dim}, gen, at::TensorOptions()) * 0.12;
   auto mix = at::randn({a.dim, a.dim}, gen, at::TensorOptions()) / std::sqrt(static_cast<double>(a.dim));
   auto x = at::mm(centers.index_select(0, y) + at::randn({a.n, a.dim}, gen, at::TensorOptions()), mix);
   const int64_t n_test = std::max<int64_t>(1, a.n / 5);
