@@ -1,81 +1,21 @@
 #include "worker/model/attention.h"
 
 #include <ATen/ATen.h>
-#include <dlfcn.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cstddef>
 #include <string>
 
 #include "common/errors.h"
+#include "worker/model/gemm.h"
 
 namespace vicreg::model {
 namespace {
 
-// ---- the BLAS LibTorch already loaded (libblas.so.3: OpenBLAS here), found at run time ----------
-
-// Fortran BLAS gemm (column-major). The two trailing lengths are the hidden string-length arguments
-// of gfortran-built BLAS; C implementations (OpenBLAS) ignore them.
 template <typename T>
-using GemmFn = void (*)(const char*, const char*, const int*, const int*, const int*, const T*, const T*, const int*,
-                        const T*, const int*, const T*, T*, const int*, size_t, size_t);
-
-struct Blas {
-  GemmFn<float> sgemm = nullptr;
-  GemmFn<double> dgemm = nullptr;
-  void (*set_threads)(int) = nullptr;   // OpenBLAS only
-  int (*get_threads)() = nullptr;
-  static const Blas& Get() {
-    static const Blas b = [] {
-      Blas r;
-      r.sgemm = reinterpret_cast<GemmFn<float>>(::dlsym(RTLD_DEFAULT, "sgemm_"));
-      r.dgemm = reinterpret_cast<GemmFn<double>>(::dlsym(RTLD_DEFAULT, "dgemm_"));
-      r.set_threads = reinterpret_cast<void (*)(int)>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-      r.get_threads = reinterpret_cast<int (*)()>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-      if (!r.set_threads || !r.get_threads) r.set_threads = nullptr, r.get_threads = nullptr;
-      return r;
-    }();
-    return b;
-  }
-};
-
-// The per-head GEMMs are tiny (e.g. 65x64x65): OpenBLAS would split each one over its threads and
-// spend more on the hand-off than on the math (and stall when the cores are busy). One thread for
-// the duration of the loop; the previous setting is restored.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() {
-    const auto& b = Blas::Get();
-    if (b.get_threads) {
-      saved_ = b.get_threads();
-      if (saved_ != 1) b.set_threads(1);
-    }
-  }
-  ~SingleThreadedBlas() {
-    if (saved_ > 1) Blas::Get().set_threads(saved_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int saved_ = 0;
-};
-
-template <typename T>
-GemmFn<T> GemmOf();
-template <>
-GemmFn<float> GemmOf<float>() { return Blas::Get().sgemm; }
-template <>
-GemmFn<double> GemmOf<double>() { return Blas::Get().dgemm; }
-
-// Row-major C[M, N] = alpha * op(A) op(B) + beta * C, op(A): [M, K], op(B): [K, N]; A is stored [M, K]
-// (ta = false) or [K, M] (ta = true) with leading dimension lda, likewise B. A row-major matrix is the
-// column-major transpose, so this is the column-major C^T = op(B)^T op(A)^T.
-template <typename T>
-void Gemm(bool ta, bool tb, int M, int N, int K, T alpha, const T* A, int lda, const T* B, int ldb, T beta, T* C,
-          int ldc) {
-  const char first = tb ? 'T' : 'N', second = ta ? 'T' : 'N';
-  GemmOf<T>()(&first, &second, &N, &M, &K, &alpha, B, &ldb, A, &lda, &beta, C, &ldc, 1, 1);
+void Gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B, int64_t ldb,
+          T beta, T* C, int64_t ldc) {
+  GemmRowMajor(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 struct Geometry {
@@ -206,8 +146,8 @@ void CheckInputs(const AttentionInputs& in) {
 
 bool AttentionFastPathAvailable(const at::Tensor& like) {
   if (!like.device().is_cpu()) return false;
-  if (like.scalar_type() == at::kFloat) return Blas::Get().sgemm != nullptr;
-  if (like.scalar_type() == at::kDouble) return Blas::Get().dgemm != nullptr;
+  if (like.scalar_type() == at::kFloat) return HaveFloatGemm();
+  if (like.scalar_type() == at::kDouble) return HaveDoubleGemm();
   return false;
 }
 

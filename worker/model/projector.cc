@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common/errors.h"
+#include "worker/model/linear.h"
 #include "worker/model/sync_batchnorm.h"
 
 namespace vicreg::model {
@@ -59,7 +60,7 @@ at::Tensor ProjectorImpl::forward(const at::Tensor& h) {
   auto z = h;
   const auto& lin = parts_->linears;
   for (size_t l = 0; l < lin.size(); ++l) {
-    z = at::linear(z, lin[l]->weight, lin[l]->bias);             // [B, H] or [B, P]
+    z = model::Linear(z, lin[l]->weight, lin[l]->bias);             // [B, H] or [B, P]
     if (l + 1 < lin.size()) z = at::relu(parts_->norms[l]->forward(z));
   }
   return z;
@@ -73,7 +74,7 @@ at::Tensor ProjectorImpl::forward_stacked(const at::Tensor& h, int64_t groups) {
   auto z = h;
   const auto& lin = parts_->linears;
   for (size_t l = 0; l < lin.size(); ++l) {
-    z = at::linear(z, lin[l]->weight, lin[l]->bias);             // [G*B, H] or [G*B, P]
+    z = model::Linear(z, lin[l]->weight, lin[l]->bias);             // [G*B, H] or [G*B, P]
     if (l + 1 < lin.size()) {
       std::vector<at::Tensor> normed;
       for (int64_t g = 0; g < groups; ++g) normed.push_back(parts_->norms[l]->forward(z.narrow(0, g * B, B)));

@@ -15,6 +15,7 @@
 #include "common/errors.h"
 #include "worker/model/attention.h"
 #include "worker/model/init.h"
+#include "worker/model/linear.h"
 
 namespace vicreg::model {
 
@@ -117,7 +118,7 @@ class PatchEmbedImpl : public torch::nn::Module {
     const int64_t B = x.size(0), C = x.size(1), S = x.size(2);
     const int64_t D = w.size(0), P = w.size(2), g = S / P;
     auto patches = x.reshape({B, C, g, P, g, P}).permute({0, 2, 4, 1, 3, 5}).reshape({B, g * g, C * P * P});
-    return at::linear(patches, w.view({D, C * P * P}), proj->bias);
+    return Linear(patches, w.view({D, C * P * P}), proj->bias);
   }
   torch::nn::Conv2d proj{nullptr};
 };
@@ -141,7 +142,7 @@ class MlpImpl : public torch::nn::Module {
   }
   // h: [..., D] -> [..., D]; exact (erf) GELU.
   at::Tensor forward(const at::Tensor& h) {
-    return at::linear(at::gelu(at::linear(h, fc1->weight, fc1->bias)), fc2->weight, fc2->bias);
+    return Linear(at::gelu(Linear(h, fc1->weight, fc1->bias)), fc2->weight, fc2->bias);
   }
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 };
@@ -171,17 +172,17 @@ class BlockImpl : public torch::nn::Module {
     AttentionInputs ai;
     ai.dim = D, ai.heads = H, ai.scale = scale_;
     if (!cls_only) {
-      ai.q_src = ai.kv_src = at::linear(h, wqkv, bqkv);                     // [B, N, 3D] = [q | k | v]
+      ai.q_src = ai.kv_src = Linear(h, wqkv, bqkv);                     // [B, N, 3D] = [q | k | v]
       ai.q_off = 0, ai.k_off = D, ai.v_off = 2 * D;
     } else {
       // Only the class token's query; every token still provides keys and values.
-      ai.q_src = at::linear(h.narrow(1, 0, 1), wqkv.narrow(0, 0, D), bqkv.narrow(0, 0, D));  // [B, 1, D]
-      ai.kv_src = at::linear(h, wqkv.narrow(0, D, 2 * D), bqkv.narrow(0, D, 2 * D));        // [B, N, 2D]
+      ai.q_src = Linear(h.narrow(1, 0, 1), wqkv.narrow(0, 0, D), bqkv.narrow(0, 0, D));  // [B, 1, D]
+      ai.kv_src = Linear(h, wqkv.narrow(0, D, 2 * D), bqkv.narrow(0, D, 2 * D));        // [B, N, 2D]
       ai.q_off = 0, ai.k_off = 0, ai.v_off = D;
     }
     auto o = MultiHeadAttention(ai);                                               // [B, nq, D]
     auto resid = cls_only ? x.narrow(1, 0, 1) : x;                         // [B, nq, D]
-    auto y = resid + DropPath(at::linear(o, attn->proj->weight, attn->proj->bias));
+    auto y = resid + DropPath(Linear(o, attn->proj->weight, attn->proj->bias));
     auto h2 = at::layer_norm(y, {D}, norm2->weight, norm2->bias, kLnEps);
     return y + DropPath(mlp->forward(h2));
   }
