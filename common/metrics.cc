@@ -4,14 +4,9 @@
 
 #include <vector>
 
+#include "common/build_info.h"
 #include "common/metrics.h"
 
-#ifndef VICREG_VERSION
-#define VICREG_VERSION "unknown"
-#endif
-#ifndef VICREG_GIT_REVISION
-#define VICREG_GIT_REVISION "unknown"
-#endif
 
 namespace vicreg::metrics {
 
@@ -22,7 +17,7 @@ void RegisterBuildInfo(prometheus::Registry& registry) {
       .Name("vicreg_build_info")
       .Help("Always 1; the labels carry the vicreg version and git revision of this binary")
       .Register(registry)
-      .Add({{"version", VICREG_VERSION}, {"revision", VICREG_GIT_REVISION}})
+      .Add({{"version", BuildVersion()}, {"revision", BuildRevision()}})
       .Set(1);
 }
 

@@ -10,8 +10,6 @@
 // stderr; 1 runtime failure (peer died, non-finite loss, disk full) and a run stopped by SIGTERM/SIGINT
 // (it checkpoints first; result.json says "terminated by SIGTERM"; `--resume auto` continues it).
 #include <ATen/ATen.h>
-#include <dlfcn.h>
-#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +26,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/build_info.h"
 #include "common/config_loader.h"
 #include "common/errors.h"
 #include "common/fs.h"
@@ -275,7 +274,7 @@ int Run(int argc, char** argv) {
     log.file = run_dir->log_file(rank.rank);
     vicreg::InitLogging(log);
     spdlog::info("vicreg_worker {} (rev {}) job '{}' rank {}/{} (local {}) from {} on {}, backend {}, device {}, "
-                 "run dir {}", VICREG_VERSION, VICREG_GIT_REVISION, job_id, rank.rank, rank.world_size,
+                 "run dir {}", vicreg::BuildVersion(), vicreg::BuildRevision(), job_id, rank.rank, rank.world_size,
                  rank.local_rank, rank.source, HostName(), comm->backend(), device, root);
     if (rank.rank == 0) run_dir->WriteJobYaml(vicreg::config::ToYaml(cfg));
 
@@ -321,17 +320,5 @@ int Run(int argc, char** argv) {
 }
 
 }  // namespace
-
-// civetweb (the HTTP server under prometheus-cpp's Exposer) starts its threads with a 100 KiB stack. glibc
-// carves static TLS out of the thread stack, and LibTorch's libraries bring enough static TLS that such a
-// stack is too small: pthread_create fails with EINVAL and /metrics cannot start ("Cannot create threads")
-// in any process that links torch. This executable therefore raises every requested stack size to at least
-// 1 MiB (the dynamic linker binds civetweb's call to this definition; everything else asks for more anyway).
-extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t size) {
-  using Fn = int (*)(pthread_attr_t*, size_t);
-  static Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
-  constexpr size_t kMinStack = size_t{1} << 20;
-  return real(attr, size < kMinStack ? kMinStack : size);
-}
 
 int main(int argc, char** argv) { return Run(argc, argv); }
