@@ -15,6 +15,14 @@ namespace vicreg::train {
 
 namespace {
 
+// One clone per ISA level, picked at load time (GCC ifunc). The file is compiled with -fno-math-errno
+// (worker/train/CMakeLists.txt) so that the sqrt vectorizes.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define VICREG_ADAMW_KERNEL_ATTRS __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VICREG_ADAMW_KERNEL_ATTRS
+#endif
+
 // torch::optim::AdamW with the per-parameter update fused into one pass over memory for contiguous
 // CPU fp32 parameters (LibTorch's step makes ~9 full passes per tensor: mul_, mul_, add_, mul_,
 // addcmul_, sqrt, div, add_, addcdiv_; this update is memory-bound). Same formula, same state
@@ -78,12 +86,14 @@ class FusedAdamW : public torch::optim::AdamW {
   }
   // p <- p * decay;  m <- m * b1 + (1 - b1) g;  v <- v * b2 + (1 - b2) g^2
   // p <- p + neg_step * m / (sqrt(v) / sqrt_bc2 + eps)          (torch.optim.AdamW, decoupled decay)
+  VICREG_ADAMW_KERNEL_ATTRS
   static void Update(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
                      int64_t n, float decay, float b1, float omb1, float b2, float omb2, float sqrt_bc2, float eps,
                      float neg_step, bool apply_decay) {
+    if (!apply_decay) decay = 1.0f;   // x * 1.0f == x exactly: one branch-free loop
     for (int64_t i = 0; i < n; ++i) {
       const float gi = g[i];
-      const float pi = apply_decay ? p[i] * decay : p[i];
+      const float pi = p[i] * decay;
       const float mi = m[i] * b1 + omb1 * gi;
       const float vi = v[i] * b2 + omb2 * (gi * gi);
       m[i] = mi;
