@@ -106,3 +106,48 @@ inline void RecordStream(const at::Tensor& t, const CudaStream& stream) {
 
 }  // namespace vicreg::compat
 #endif  // VICREG_COMPAT_CUDA
+
+// ---- autocast (CUDA) -------------------------------------------------------------------------
+// 2.4 made the autocast state per device type (set_autocast_enabled(kCUDA, on), ...); 1.13 has
+// CUDA-specific free functions (set_enabled, get_autocast_gpu_dtype, ...).
+#if defined(VICREG_COMPAT_AUTOCAST) && !defined(VICREG_TORCH_COMPAT_AUTOCAST)
+#define VICREG_TORCH_COMPAT_AUTOCAST
+
+#include <ATen/autocast_mode.h>
+
+namespace vicreg::compat {
+#if VICREG_TORCH_AT_LEAST(2, 4)
+inline bool CudaAutocastEnabled() { return at::autocast::is_autocast_enabled(at::kCUDA); }
+inline void SetCudaAutocast(bool on) { at::autocast::set_autocast_enabled(at::kCUDA, on); }
+inline at::ScalarType CudaAutocastDtype() { return at::autocast::get_autocast_dtype(at::kCUDA); }
+inline void SetCudaAutocastDtype(at::ScalarType t) { at::autocast::set_autocast_dtype(at::kCUDA, t); }
+#else
+inline bool CudaAutocastEnabled() { return at::autocast::is_enabled(); }
+inline void SetCudaAutocast(bool on) { at::autocast::set_enabled(on); }
+inline at::ScalarType CudaAutocastDtype() { return at::autocast::get_autocast_gpu_dtype(); }
+inline void SetCudaAutocastDtype(at::ScalarType t) { at::autocast::set_autocast_gpu_dtype(t); }
+#endif
+}  // namespace vicreg::compat
+#endif  // VICREG_COMPAT_AUTOCAST
+
+// ---- fused attention ---------------------------------------------------------------------------
+// at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA) exists from 2.0;
+// with 1.13 callers use their composite path. Default scale = head_dim^-0.5 (timm's).
+#if defined(VICREG_COMPAT_SDPA) && !defined(VICREG_TORCH_COMPAT_SDPA)
+#define VICREG_TORCH_COMPAT_SDPA
+
+#include <ATen/ATen.h>
+
+namespace vicreg::compat {
+#if VICREG_TORCH_AT_LEAST(2, 0)
+constexpr bool kHaveSdpa = true;
+// q: [B, H, Nq, hd], k/v: [B, H, N, hd] -> [B, H, Nq, hd]
+inline at::Tensor Sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  return at::scaled_dot_product_attention(q, k, v);
+}
+#else
+constexpr bool kHaveSdpa = false;
+inline at::Tensor Sdpa(const at::Tensor&, const at::Tensor&, const at::Tensor&) { return at::Tensor(); }
+#endif
+}  // namespace vicreg::compat
+#endif  // VICREG_COMPAT_SDPA

@@ -111,6 +111,36 @@ TEST(Optimizer, AdamWEqualsTorchOptimAdamWWithTwoGroups) {
   CompareWithPython("adamw", o, {0.05, 0.8, 0.99, 1e-8}, 1e-6);
 }
 
+// The multi-tensor (_foreach) AdamW used for CUDA parameters, forced on CPU here: equals
+// torch.optim.AdamW (via the Python reference) and the fused/reference kernels.
+TEST(Optimizer, ForeachAdamWEqualsTorchOptimAdamW) {
+  OptimizerOptions o;
+  o.name = "adamw", o.weight_decay = 0.05, o.beta1 = 0.8, o.beta2 = 0.99, o.adamw_impl = "foreach";
+  CompareWithPython("adamw", o, {0.05, 0.8, 0.99, 1e-8}, 1e-6);
+}
+
+TEST(Optimizer, AdamWKernelsAgreeAndUnknownKernelIsRefused) {
+  std::vector<std::vector<at::Tensor>> results;
+  for (const char* impl : {"auto", "foreach", "reference"}) {
+    OptimizerOptions o;
+    o.weight_decay = 0.1, o.adamw_impl = impl;
+    auto g = MakeGroups(21);
+    auto opt = BuildOptimizer(g, o);
+    for (int s = 0; s < 4; ++s) {
+      SetGrads(g, s, nullptr);
+      opt->step();
+    }
+    results.push_back(All(g));
+  }
+  for (size_t k = 1; k < results.size(); ++k)
+    for (size_t i = 0; i < results[0].size(); ++i)
+      EXPECT_LT(MaxAbsDiff(results[0][i], results[k][i]), 1e-6) << "kernel " << k << " param " << i;
+  OptimizerOptions bad;
+  bad.adamw_impl = "turbo";
+  auto g = MakeGroups(1);
+  EXPECT_THROW(BuildOptimizer(g, bad), UserError);
+}
+
 TEST(Optimizer, LarsEqualsTheFacebookresearchRule) {
   OptimizerOptions o;
   o.name = "lars", o.weight_decay = 0.01, o.momentum = 0.9, o.eta = 0.02;

@@ -26,6 +26,7 @@
 #include "worker/bench/bench.h"
 #include "worker/model/host_memory.h"
 #include "worker/model/vicreg_model.h"
+#include "worker/train/amp.h"
 #include "worker/train/diagnostics.h"
 #include "worker/train/grad_clip.h"
 #include "worker/train/loss.h"
@@ -43,6 +44,8 @@ struct TrainBenchArgs {
   bool metrics = false;  // WorkerMetrics on a loopback /metrics endpoint, updated every step
   uint64_t seed = 0;
   std::string profile;   // chrome trace of the measured steps (LibTorch legacy profiler)
+  std::string device = "cpu";      // cpu | cuda
+  std::string precision = "fp32";  // fp32 | bf16 | fp16 (autocast forward on CUDA; loss in fp32)
 };
 
 void Check(bool ok, const std::string& flag, const std::string& msg) {
@@ -69,6 +72,10 @@ int RunTrain(int argc, char** argv) {
   app.add_flag("--no-diagnostics", a.no_diagnostics, "skip the per-step collapse diagnostics");
   app.add_flag("--metrics", a.metrics,
                "export every step through WorkerMetrics on 127.0.0.1:<free port>/metrics (OnStep + OnReport)");
+  app.add_option("--device", a.device, "cpu | cuda (cuda:N accepted)")->capture_default_str();
+  app.add_option("--precision", a.precision, "fp32 | bf16 | fp16 (bf16/fp16: CUDA autocast forward, fp32 loss)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}))
+      ->capture_default_str();
   app.add_option("--seed", a.seed, "RNG seed for weights and inputs")->capture_default_str();
   app.add_option("--profile", a.profile, "write a chrome://tracing trace of the measured steps to this file");
   try {
@@ -84,6 +91,11 @@ int RunTrain(int argc, char** argv) {
   Check(a.threads >= 0, "--threads", "must be >= 0, got " + std::to_string(a.threads));
   Check(a.proj_dim >= 1, "--proj-dim", "must be >= 1, got " + std::to_string(a.proj_dim));
   Check(a.proj_hidden_dim >= 1, "--proj-hidden-dim", "must be >= 1, got " + std::to_string(a.proj_hidden_dim));
+  Check(a.device == "cpu" || a.device.rfind("cuda", 0) == 0, "--device", "must be cpu or cuda[:N], got " + a.device);
+  const c10::Device device(a.device);
+  const bool cuda = device.is_cuda();
+  Check(!cuda || at::hasCUDA(), "--device", "cuda requested but this build/machine has no CUDA");
+  Check(cuda || a.precision == "fp32", "--precision", a.precision + " needs --device cuda (CPU runs fp32)");
   if (a.threads > 0) at::set_num_threads(a.threads);
   const bool retained = model::RetainFreedHostMemory();   // as vicreg_worker does
 
@@ -100,14 +112,16 @@ int RunTrain(int argc, char** argv) {
 
   at::manual_seed(a.seed);
   model::VicregModel net(mo);
+  net->to(device);
   net->train();
   auto params = net->parameters();
   train::OptimizerOptions oo;   // the seed's defaults: AdamW lr 1e-3, wd 1e-4
   auto opt = train::BuildOptimizer(net->param_groups(), oo);
   const train::VicregLossOptions lo;
   const int64_t B = a.batch_size, S = a.image_size;
-  auto xa = at::randn({B, 3, S, S});
-  auto xb = at::randn({B, 3, S, S});
+  auto xa = at::randn({B, 3, S, S}).to(device);
+  auto xb = at::randn({B, 3, S, S}).to(device);
+  train::LossScaler scaler(cuda && a.precision == "fp16");
 
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   std::unique_ptr<metrics::WorkerMetrics> worker_metrics;
@@ -130,9 +144,14 @@ int RunTrain(int argc, char** argv) {
     const auto t0 = std::chrono::steady_clock::now();
     const double c0 = cpu_now();
     for (auto& p : params) p.mutable_grad() = at::Tensor();      // zero_grad(set_to_none=True)
-    auto out = net->forward_pair(xa, xb);
-    auto loss = train::VicregLoss(out.za, out.zb, out.za, out.zb, lo);
-    loss.total.backward();
+    model::VicregPairOutput out;
+    {
+      train::AutocastScope autocast(a.precision, cuda);   // as the trainer: forward only
+      out = net->forward_pair(xa, xb);
+    }
+    auto loss = train::VicregLoss(out.za, out.zb, out.za, out.zb, lo);   // fp32
+    scaler.Scale(loss.total).backward();
+    scaler.Unscale(params);
     train::ClipGradNorm(params, 1.0);
     opt->step();
     train::Diagnostics diag;
@@ -184,6 +203,8 @@ int RunTrain(int argc, char** argv) {
                       {"host_memory_retained", retained},
                       {"steps", a.steps},
                       {"threads", at::get_num_threads()},
+                      {"device", a.device},
+                      {"precision", a.precision},
                       {"params", nparams},
                       {"images_per_s", a.batch_size / mean_s},
                       {"step_ms", mean_s * 1e3},

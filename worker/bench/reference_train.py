@@ -35,9 +35,13 @@ class Attention(nn.Module):
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        attn = (q @ k.transpose(-2, -1)) * self.scale
-        attn = attn.softmax(dim=-1)
-        x = (attn @ v).transpose(1, 2).reshape(B, N, C)
+        if hasattr(F, "scaled_dot_product_attention"):   # timm's fused_attn path (torch >= 2.0)
+            x = F.scaled_dot_product_attention(q, k, v)
+        else:
+            attn = (q @ k.transpose(-2, -1)) * self.scale
+            attn = attn.softmax(dim=-1)
+            x = attn @ v
+        x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj(x)
 
 
@@ -164,7 +168,13 @@ def main():
     ap.add_argument("--no-diagnostics", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", default="", help="write a chrome://tracing trace of the measured steps")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="bf16/fp16: torch.autocast forward on CUDA (GradScaler for fp16), loss in fp32")
     a = ap.parse_args()
+    if a.precision != "fp32" and not a.device.startswith("cuda"):
+        print("--precision bf16/fp16 needs --device cuda", file=sys.stderr)
+        return 2
     name = a.model.replace("_patch16_224", "")
     if name in PRESETS:
         patch, dim, depth, heads = PRESETS[name]
@@ -186,15 +196,18 @@ def main():
             self.encoder = VisionTransformer(a.image_size, patch, dim, depth, heads)
             self.projector = projector(dim, a.proj_hidden_dim, a.proj_dim)
 
-    net = Net().train()
+    dev = torch.device(a.device)
+    net = Net().to(dev).train()
     decay, no_decay = [], []
     for n_, p in net.named_parameters():
         (no_decay if p.ndim <= 1 or n_.endswith("pos_embed") or n_.endswith("cls_token") else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
     B, S = a.batch_size, a.image_size
-    xa = torch.randn(B, 3, S, S)
-    xb = torch.randn(B, 3, S, S)
+    xa = torch.randn(B, 3, S, S).to(dev)
+    xb = torch.randn(B, 3, S, S).to(dev)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
+    scaler = torch.cuda.amp.GradScaler() if a.precision == "fp16" else None
     times, cpu_times = [], []
     loss_first = loss_last = 0.0
     prof = None
@@ -204,14 +217,23 @@ def main():
             prof.__enter__()
         t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
-        fa = net.encoder(xa)
-        fb = net.encoder(xb)
-        za = net.projector(fa)
-        zb = net.projector(fb)
-        loss = vicreg_loss(za, zb)
-        loss.backward()
+        with torch.autocast("cuda", dtype=amp_dtype, enabled=amp_dtype is not None):
+            fa = net.encoder(xa)
+            fb = net.encoder(xb)
+            za = net.projector(fa)
+            zb = net.projector(fb)
+        loss = vicreg_loss(za.float(), zb.float())
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
         if not a.no_diagnostics:
             diagnostics(za, fa)
         lv = loss.item()
@@ -230,7 +252,7 @@ def main():
         "bench": "train", "impl": "python", "model": a.model, "patch_size": patch, "embed_dim": dim,
         "depth": depth, "heads": heads, "image_size": S, "batch_size": B, "proj_dim": a.proj_dim,
         "proj_hidden_dim": a.proj_hidden_dim, "diagnostics": not a.no_diagnostics, "steps": a.steps,
-        "threads": torch.get_num_threads(), "params": sum(p.numel() for p in net.parameters()),
+        "threads": torch.get_num_threads(), "device": a.device, "precision": a.precision, "params": sum(p.numel() for p in net.parameters()),
         "images_per_s": B / mean_s, "step_ms": mean_s * 1e3, "step_ms_min": min(times) * 1e3,
         "cpu_ms": sum(cpu_times) / len(cpu_times) * 1e3,
         "loss_first": loss_first, "loss_last": loss_last}))

@@ -3,11 +3,14 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <cmath>
 #include <cstddef>
 #include <string>
 
 #include "common/errors.h"
 #include "worker/model/gemm.h"
+#define VICREG_COMPAT_SDPA
+#include "worker/torch_compat.h"
 
 namespace vicreg::model {
 namespace {
@@ -165,6 +168,17 @@ at::Tensor MultiHeadAttentionComposite(const AttentionInputs& in) {
 
 at::Tensor MultiHeadAttention(const AttentionInputs& in) {
   CheckInputs(in);
+  const int64_t hd = in.dim / in.heads;
+  if (compat::kHaveSdpa && !in.q_src.device().is_cpu() &&
+      std::abs(in.scale - 1.0 / std::sqrt(static_cast<double>(hd))) < 1e-12) {
+    // CUDA (LibTorch >= 2.0): the fused flash / memory-efficient kernels, same math and scale.
+    const int64_t B = in.q_src.size(0), Nq = in.q_src.size(1), N = in.kv_src.size(1), D = in.dim, H = in.heads;
+    auto heads = [&](const at::Tensor& src, int64_t off, int64_t n) {   // -> [B, H, n, hd]
+      return src.narrow(2, off, D).view({B, n, H, hd}).transpose(1, 2);
+    };
+    auto o = compat::Sdpa(heads(in.q_src, in.q_off, Nq), heads(in.kv_src, in.k_off, N), heads(in.kv_src, in.v_off, N));
+    return o.transpose(1, 2).reshape({B, Nq, D});                       // [B, Nq, D]
+  }
   if (!AttentionFastPathAvailable(in.q_src) || in.kv_src.scalar_type() != in.q_src.scalar_type() ||
       !in.kv_src.device().is_cpu())
     return MultiHeadAttentionComposite(in);

@@ -1,26 +1,17 @@
 #include "worker/train/amp.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 
 #include "common/errors.h"
+#define VICREG_COMPAT_AUTOCAST
 #include "worker/torch_compat.h"
 
 namespace vicreg::train {
 
-namespace {
-#if VICREG_TORCH_AT_LEAST(2, 4)
-bool CudaAutocastEnabled() { return at::autocast::is_autocast_enabled(at::kCUDA); }
-void SetCudaAutocast(bool on) { at::autocast::set_autocast_enabled(at::kCUDA, on); }
-at::ScalarType CudaAutocastDtype() { return at::autocast::get_autocast_dtype(at::kCUDA); }
-void SetCudaAutocastDtype(at::ScalarType t) { at::autocast::set_autocast_dtype(at::kCUDA, t); }
-#else
-bool CudaAutocastEnabled() { return at::autocast::is_enabled(); }
-void SetCudaAutocast(bool on) { at::autocast::set_enabled(on); }
-at::ScalarType CudaAutocastDtype() { return at::autocast::get_autocast_gpu_dtype(); }
-void SetCudaAutocastDtype(at::ScalarType t) { at::autocast::set_autocast_gpu_dtype(t); }
-#endif
-}  // namespace
+using compat::CudaAutocastDtype;
+using compat::CudaAutocastEnabled;
+using compat::SetCudaAutocast;
+using compat::SetCudaAutocastDtype;
 
 AutocastScope::AutocastScope(const std::string& precision, bool cuda) {
   if (!cuda || precision == "fp32") return;

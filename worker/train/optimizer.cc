@@ -5,6 +5,7 @@
 #include <torch/optim/adamw.h>
 
 #include <cmath>
+#include <map>
 #include <sstream>
 #include <tuple>
 
@@ -31,17 +32,23 @@ namespace {
 // (CUDA, fp64, non-contiguous, amsgrad) take LibTorch's implementation.
 class FusedAdamW : public torch::optim::AdamW {
  public:
-  using torch::optim::AdamW::AdamW;
+  FusedAdamW(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::AdamWOptions defaults,
+             std::string impl)
+      : torch::optim::AdamW(std::move(groups), std::move(defaults)), impl_(std::move(impl)) {}
 
   at::Tensor step(LossClosure closure = nullptr) override {
-    bool all_fusable = true;
+    bool all_fusable = impl_ == "auto", all_device = impl_ != "reference", amsgrad = false;
     for (const auto& group : param_groups_) {
       const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
-      if (o.amsgrad()) all_fusable = false;
-      for (const auto& p : group.params())
-        if (p.grad().defined() && !Fusable(p)) all_fusable = false;
+      if (o.amsgrad()) amsgrad = true;
+      for (const auto& p : group.params()) {
+        if (!p.grad().defined()) continue;
+        if (!Fusable(p)) all_fusable = false;
+        if (p.device().is_cpu() && impl_ != "foreach") all_device = false;
+      }
     }
-    if (!all_fusable) return torch::optim::AdamW::step(std::move(closure));
+    if (amsgrad || (!all_fusable && !all_device)) return torch::optim::AdamW::step(std::move(closure));
+    if (!all_fusable) return MultiTensorStep(std::move(closure));
     c10::NoGradGuard no_grad;
     at::Tensor loss;
     if (closure) {
@@ -80,6 +87,65 @@ class FusedAdamW : public torch::optim::AdamW {
   }
 
  private:
+  // The torch.optim.AdamW(foreach=True) update: params of one group (and one step count) are
+  // updated together with _foreach ops. Same state objects as LibTorch's AdamW.
+  at::Tensor MultiTensorStep(LossClosure closure) {
+    c10::NoGradGuard no_grad;
+    at::Tensor loss;
+    if (closure) {
+      at::AutoGradMode enable_grad(true);
+      loss = closure();
+    }
+    for (auto& group : param_groups_) {
+      const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
+      const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+      std::map<int64_t, std::vector<size_t>> by_step;   // step count -> indices into group.params()
+      auto& params = group.params();
+      for (size_t i = 0; i < params.size(); ++i) {
+        const auto& p = params[i];
+        if (!p.grad().defined()) continue;
+        const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+        auto it = state_.find(key);
+        if (it == state_.end()) {
+          auto st = std::make_unique<torch::optim::AdamWParamState>();
+          st->step(0);
+          st->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
+          st->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
+          it = state_.emplace(key, std::move(st)).first;
+        }
+        auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+        st.step(st.step() + 1);
+        by_step[st.step()].push_back(i);
+      }
+      for (const auto& [step, idx] : by_step) {
+        std::vector<at::Tensor> ps, gs, ms, vs;
+        for (size_t i : idx) {
+          const auto& p = params[i];
+          auto& st = static_cast<torch::optim::AdamWParamState&>(
+              *state_.at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+          ps.push_back(p);
+          gs.push_back(p.grad());
+          ms.push_back(st.exp_avg());
+          vs.push_back(st.exp_avg_sq());
+        }
+        const double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
+        const double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
+        if (o.weight_decay() != 0) at::_foreach_mul_(ps, 1 - o.lr() * o.weight_decay());
+        at::_foreach_mul_(ms, beta1);
+        at::_foreach_add_(ms, gs, 1 - beta1);
+        at::_foreach_mul_(vs, beta2);
+        at::_foreach_addcmul_(vs, gs, gs, 1 - beta2);
+        auto denom = at::_foreach_sqrt(vs);
+        at::_foreach_div_(denom, std::sqrt(bc2));
+        at::_foreach_add_(denom, o.eps());
+        at::_foreach_addcdiv_(ps, ms, denom, -(o.lr() / bc1));
+      }
+    }
+    return loss;
+  }
+
+  std::string impl_;
+
   static bool Fusable(const at::Tensor& p) {
     return p.device().is_cpu() && p.scalar_type() == at::kFloat && p.is_contiguous() &&
            p.grad().scalar_type() == at::kFloat && p.grad().device().is_cpu();
@@ -140,7 +206,10 @@ std::unique_ptr<torch::optim::Optimizer> BuildOptimizer(const model::ParamGroups
                                       torch::optim::AdamWOptions(base).weight_decay(o.weight_decay)));
     pg.emplace_back(groups.no_decay,
                     std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(base).weight_decay(0.0)));
-    return std::make_unique<FusedAdamW>(std::move(pg), torch::optim::AdamWOptions(base).weight_decay(o.weight_decay));
+    if (o.adamw_impl != "auto" && o.adamw_impl != "foreach" && o.adamw_impl != "reference")
+      throw UserError("adamw_impl: must be auto, foreach or reference, got '" + o.adamw_impl + "'");
+    return std::make_unique<FusedAdamW>(std::move(pg), torch::optim::AdamWOptions(base).weight_decay(o.weight_decay),
+                                        o.adamw_impl);
   }
   if (o.name == "lars") {
     auto base = LarsOptions(o.lr).momentum(o.momentum).eta(o.eta);

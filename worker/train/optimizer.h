@@ -29,6 +29,10 @@ struct OptimizerOptions {
   double weight_decay = 1e-4;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;   // adamw
   double momentum = 0.9, eta = 0.001;              // lars
+  // AdamW update kernel: "auto" = one fused pass for CPU fp32 params, multi-tensor (_foreach) ops for
+  // CUDA params (a few kernel launches per group instead of ~9 per parameter), LibTorch's otherwise;
+  // "foreach" / "reference" force one of those (tests compare them). State and results are the same.
+  std::string adamw_impl = "auto";
   // Throws UserError naming train.<field> for an unknown optimizer or out-of-range values.
   static OptimizerOptions FromConfig(const config::TrainConfig& t);
 };
