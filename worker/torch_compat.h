@@ -151,3 +151,37 @@ inline at::Tensor Sdpa(const at::Tensor&, const at::Tensor&, const at::Tensor&) 
 #endif
 }  // namespace vicreg::compat
 #endif  // VICREG_COMPAT_SDPA
+
+// ---- torch::optim state keys -------------------------------------------------------------------
+// Optimizer::state_ is keyed by the parameter's TensorImpl: as its decimal string
+// (c10::guts::to_string) up to 2.1, as the void* itself from 2.2 (pytorch#108480).
+#if defined(VICREG_COMPAT_OPTIM) && !defined(VICREG_TORCH_COMPAT_OPTIM)
+#define VICREG_TORCH_COMPAT_OPTIM
+
+#include <ATen/core/Tensor.h>
+#include <string>
+#if !VICREG_TORCH_AT_LEAST(2, 2)
+#include <c10/util/string_utils.h>
+#endif
+
+namespace vicreg::compat {
+#if VICREG_TORCH_AT_LEAST(2, 2)
+using OptimStateKey = void*;
+inline OptimStateKey OptimKey(const at::Tensor& p) { return p.unsafeGetTensorImpl(); }
+#else
+using OptimStateKey = std::string;
+inline OptimStateKey OptimKey(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+#endif
+}  // namespace vicreg::compat
+#endif  // VICREG_COMPAT_OPTIM
+
+// ---- device count ------------------------------------------------------------------------------
+// torch::cuda::device_count() exists in every version (CUDAHooks::getNumGPUs is deprecated in 2.x);
+// 0 in a CPU-only LibTorch.
+#if defined(VICREG_COMPAT_DEVICES) && !defined(VICREG_TORCH_COMPAT_DEVICES)
+#define VICREG_TORCH_COMPAT_DEVICES
+#include <torch/cuda.h>
+namespace vicreg::compat {
+inline int64_t CudaDeviceCount() { return static_cast<int64_t>(torch::cuda::device_count()); }
+}  // namespace vicreg::compat
+#endif  // VICREG_COMPAT_DEVICES

@@ -30,6 +30,7 @@
 #include "common/config_loader.h"
 #include "common/errors.h"
 #include "common/fs.h"
+#include "common/host_memory.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "worker/data/dataset.h"
@@ -188,6 +189,7 @@ std::string HostName() {
 }
 
 int Run(int argc, char** argv) {
+  vicreg::TuneHostAllocator();   // before any thread starts (common/host_memory.h)
   // 1. Flags and config: all validation before anything touches the disk.
   std::optional<Flags> parsed;
   vicreg::config::JobConfig cfg;

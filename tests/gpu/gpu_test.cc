@@ -8,7 +8,6 @@
 //     checkpoint resumes.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
@@ -27,11 +26,13 @@
 #include "worker/model/vicreg_model.h"
 #include "worker/train/amp.h"
 #include "worker/train/loss.h"
+#define VICREG_COMPAT_DEVICES
+#include "worker/torch_compat.h"
 
 namespace vicreg {
 namespace {
 
-bool HaveCuda() { return at::hasCUDA() && at::detail::getCUDAHooks().getNumGPUs() > 0; }
+bool HaveCuda() { return at::hasCUDA() && vicreg::compat::CudaDeviceCount() > 0; }
 
 #define REQUIRE_CUDA() \
   if (!HaveCuda()) GTEST_SKIP() << "no CUDA device in this build/machine (CPU-only CI): GPU check skipped"

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <thread>
 
+#include "common/build_info.h"
 #include "common/errors.h"
 #include "common/metrics.h"
 #include "tests/metrics/metric_names.h"
@@ -91,7 +92,7 @@ TEST(MetricsServer, ServesMetricsOnAFreePort) {
   EXPECT_EQ(server.url(), "http://127.0.0.1:" + std::to_string(server.port()) + "/metrics");
   RegisterBuildInfo(*server.registry());
   auto e = Scrape(server);
-  EXPECT_EQ(e.Value("vicreg_build_info", {{"version", VICREG_VERSION}, {"revision", VICREG_GIT_REVISION}}), 1.0);
+  EXPECT_EQ(e.Value("vicreg_build_info", {{"version", BuildVersion()}, {"revision", BuildRevision()}}), 1.0);
   EXPECT_EQ(HttpGet("127.0.0.1", server.port(), "/nope").status, 404);
 }
 

@@ -220,19 +220,3 @@ TEST(VicregModel, ParamGroupsExcludeExactlyBiasesNormsAndEmbeddings) {
 
 }  // namespace
 }  // namespace vicreg::model
-
-#include "worker/model/host_memory.h"
-
-namespace vicreg::model {
-namespace {
-
-TEST(HostMemory, RetainFreedHostMemoryTakesEffectOnGlibc) {
-#if defined(__GLIBC__)
-  EXPECT_TRUE(RetainFreedHostMemory());
-#else
-  EXPECT_FALSE(RetainFreedHostMemory());
-#endif
-}
-
-}  // namespace
-}  // namespace vicreg::model

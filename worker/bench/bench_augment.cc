@@ -25,6 +25,7 @@
 #include "common/errors.h"
 #include "worker/bench/bench.h"
 #include "worker/data/augment.h"
+#include "common/host_memory.h"
 #include "worker/data/runtime_tuning.h"
 
 namespace vicreg::bench {
@@ -62,7 +63,7 @@ int BenchAugment(int argc, char** argv) {
   if (device == "cuda" && !at::hasCUDA())
     throw UserError("--device cuda: this LibTorch build has no CUDA (or no GPU is visible); use --device cpu");
   at::set_num_threads(intra);
-  data::TuneMallocForBatches();  // what the Loader does: no page faults on every fresh view tensor
+  TuneHostAllocator();  // what the worker and the Loader do: no page faults on every fresh view tensor
   const bool blas_set = blas > 0 && data::SetBlasThreads(blas);
   const at::Device dev = device == "cuda" ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
 

@@ -21,10 +21,10 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "common/host_memory.h"
 #include "common/metrics.h"
 #include "common/step_report.h"
 #include "worker/bench/bench.h"
-#include "worker/model/host_memory.h"
 #include "worker/model/vicreg_model.h"
 #include "worker/train/amp.h"
 #include "worker/train/diagnostics.h"
@@ -97,7 +97,7 @@ int RunTrain(int argc, char** argv) {
   Check(!cuda || at::hasCUDA(), "--device", "cuda requested but this build/machine has no CUDA");
   Check(cuda || a.precision == "fp32", "--precision", a.precision + " needs --device cuda (CPU runs fp32)");
   if (a.threads > 0) at::set_num_threads(a.threads);
-  const bool retained = model::RetainFreedHostMemory();   // as vicreg_worker does
+  const bool retained = TuneHostAllocator();   // as vicreg_worker does
 
   model::VitOptions custom;
   custom.patch_size = a.patch_size, custom.embed_dim = a.embed_dim, custom.depth = a.depth, custom.num_heads = a.heads;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/errors.h"
+#include "common/host_memory.h"
 #include "worker/data/random.h"
 
 namespace vicreg::data {
@@ -152,7 +153,7 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, const config::AugmentConf
   if (opts.num_workers < 0) bad("data.num_workers must be >= 0 (0 = load in the caller), got " + std::to_string(opts.num_workers));
   if (opts.prefetch_batches < 1) bad("data.prefetch_batches must be >= 1, got " + std::to_string(opts.prefetch_batches));
   if (opts.image_size < 1) bad("image_size must be >= 1, got " + std::to_string(opts.image_size));
-  TuneMallocForBatches();
+  TuneHostAllocator();   // no page faults on every fresh batch tensor (common/host_memory.h)
   Impl& s = *impl_;
   s.dataset = std::move(dataset);
   s.opts = opts;

@@ -17,7 +17,7 @@
 #include "common/config.h"
 #include "worker/data/augment.h"
 #include "worker/data/dataset.h"
-#include "worker/data/runtime_tuning.h"  // TuneMallocForBatches (the Loader calls it)
+#include "worker/data/runtime_tuning.h"
 
 namespace vicreg::data {
 

@@ -1,4 +1,6 @@
 #include "worker/train/lars.h"
+#define VICREG_COMPAT_OPTIM
+#include "worker/torch_compat.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -62,7 +64,7 @@ at::Tensor Lars::step(LossClosure closure) {
                            at::where(update_norm > 0, o.eta() * param_norm / update_norm, one), one);
         dp = dp.mul(q);
       }
-      const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+      const auto key = compat::OptimKey(p);
       auto it = state_.find(key);
       if (it == state_.end()) {
         auto st = std::make_unique<LarsParamState>();

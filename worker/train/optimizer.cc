@@ -8,9 +8,12 @@
 #include <map>
 #include <sstream>
 #include <tuple>
+#include <type_traits>
 
 #include "common/errors.h"
 #include "worker/train/lars.h"
+#define VICREG_COMPAT_OPTIM
+#include "worker/torch_compat.h"
 
 namespace vicreg::train {
 
@@ -60,7 +63,7 @@ class FusedAdamW : public torch::optim::AdamW {
       const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
       for (auto& p : group.params()) {
         if (!p.grad().defined()) continue;
-        const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+        const auto key = compat::OptimKey(p);
         auto it = state_.find(key);
         if (it == state_.end()) {
           auto st = std::make_unique<torch::optim::AdamWParamState>();
@@ -104,7 +107,7 @@ class FusedAdamW : public torch::optim::AdamW {
       for (size_t i = 0; i < params.size(); ++i) {
         const auto& p = params[i];
         if (!p.grad().defined()) continue;
-        const std::string key = c10::guts::to_string(p.unsafeGetTensorImpl());
+        const auto key = compat::OptimKey(p);
         auto it = state_.find(key);
         if (it == state_.end()) {
           auto st = std::make_unique<torch::optim::AdamWParamState>();
@@ -122,7 +125,7 @@ class FusedAdamW : public torch::optim::AdamW {
         for (size_t i : idx) {
           const auto& p = params[i];
           auto& st = static_cast<torch::optim::AdamWParamState&>(
-              *state_.at(c10::guts::to_string(p.unsafeGetTensorImpl())));
+              *state_.at(compat::OptimKey(p)));
           ps.push_back(p);
           gs.push_back(p.grad());
           ms.push_back(st.exp_avg());
@@ -240,7 +243,7 @@ double GetLearningRate(const torch::optim::Optimizer& opt) {
 
 namespace {
 
-std::string Key(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+compat::OptimStateKey Key(const at::Tensor& p) { return compat::OptimKey(p); }
 
 std::string Prefix(size_t g, size_t i) { return "group" + std::to_string(g) + ".param" + std::to_string(i) + "."; }
 
@@ -337,7 +340,7 @@ void LoadState(torch::optim::Optimizer& opt, const c10::IValue& value, const std
   if (r.Int("num_groups") != static_cast<int64_t>(groups.size()))
     r.Fail("num_groups", "is " + std::to_string(r.Int("num_groups")) + ", expected " + std::to_string(groups.size()));
   // Validate everything before touching the optimizer, so a bad state leaves it unchanged.
-  ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>> fresh;
+  std::decay_t<decltype(opt.state())> fresh;   // key type differs across LibTorch versions
   std::vector<double> lrs;
   for (size_t g = 0; g < groups.size(); ++g) {
     const std::string gp = "group" + std::to_string(g) + ".";

@@ -36,6 +36,8 @@
 #include "worker/train/online_monitor.h"
 #include "worker/train/optimizer.h"
 #include "worker/train/stop_signal.h"
+#define VICREG_COMPAT_DEVICES
+#include "worker/torch_compat.h"
 
 namespace vicreg::train {
 
@@ -124,7 +126,12 @@ void Trainer::Impl::Build() {
   world = comm ? comm->world_size() : 1;
   device = c10::Device(opts.device);
   cuda = device.is_cuda();
-  if (cfg.resources.threads_per_rank > 0) at::set_num_threads(cfg.resources.threads_per_rank);
+  if (cfg.resources.threads_per_rank > 0) {
+    // threads_per_rank bounds every compute pool of the rank: ATen's and OpenBLAS's (which ignores
+    // at::set_num_threads), so that R ranks x T threads do not oversubscribe the machine's cores.
+    at::set_num_threads(cfg.resources.threads_per_rank);
+    data::SetBlasThreads(cfg.resources.threads_per_rank);
+  }
 
   // Deterministic init: every rank builds the same weights from the seed (and rank 0's are broadcast).
   at::manual_seed(cfg.train.seed);
@@ -237,7 +244,7 @@ void Trainer::Impl::LoadCheckpoint(const CheckpointPayload& p, const std::string
     gen.set_state(p.rng_cpu);
   }
   if (cuda) {
-    for (size_t i = 0; i < p.rng_cuda.size() && static_cast<int64_t>(i) < at::detail::getCUDAHooks().getNumGPUs(); ++i) {
+    for (size_t i = 0; i < p.rng_cuda.size() && static_cast<int64_t>(i) < compat::CudaDeviceCount(); ++i) {
       auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
       std::lock_guard<std::mutex> lock(gen.mutex());
       gen.set_state(p.rng_cuda[i]);
@@ -261,7 +268,7 @@ CheckpointPayload Trainer::Impl::MakePayload() const {
     p.rng_cpu = gen.get_state();
   }
   if (cuda) {
-    for (int64_t i = 0; i < at::detail::getCUDAHooks().getNumGPUs(); ++i) {
+    for (int64_t i = 0; i < compat::CudaDeviceCount(); ++i) {
       auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
       std::lock_guard<std::mutex> lock(gen.mutex());
       p.rng_cuda.push_back(gen.get_state());
