@@ -47,9 +47,9 @@ if [[ "${1:-}" != "--skip-build" ]]; then
     -DVICREG_BUILD_SERVER=OFF -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$DEB/usr" "${NCCL_ARGS[@]}" \
     -DLIBDL_INCLUDE_DIRS=/usr/include -DLIBRT_INCLUDE_DIRS=/usr/include 2>&1 | tail -40
   stage "build"
-  ninja -C build-gpu -k 0 -j"$JOBS" vicreg_worker vicreg_bench vicreg_eval gpu_test 2>&1 \
+  timeout 330 ninja -C build-gpu -k 0 -j"$JOBS" vicreg_worker vicreg_bench vicreg_eval gpu_test 2>&1 \
     | grep -E "error|FAILED|warning: .*deprecated|^\[[0-9]+/[0-9]+\] Linking" | head -150
-  ninja -C build-gpu -k 0 -j"$JOBS" vicreg_worker vicreg_bench vicreg_eval gpu_test 2>&1 | tail -3
+  timeout 30 ninja -C build-gpu -k 0 -j"$JOBS" vicreg_worker vicreg_bench vicreg_eval gpu_test 2>&1 | tail -3
 fi
 B=build-gpu
 
