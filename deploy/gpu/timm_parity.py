@@ -81,10 +81,11 @@ def main():
     run([os.path.join(build, "worker/eval/vicreg_eval"), "extract", "--checkpoint", ckpt, "--dataset",
          "tensor_cache", "--data-dir", cache, "--split", "train", "--out", feats, "--quiet"])
 
+    # timm's own loader (custom_load=False: the augreg config would otherwise expect a JAX .npz) ...
     model = timm.create_model("vit_small_patch16_224", img_size=96, num_classes=0, pretrained=True,
-                              pretrained_cfg_overlay=dict(file=enc))
+                              pretrained_cfg_overlay=dict(file=enc, custom_load=False))
     sd = load_file(enc)
-    model.load_state_dict(sd, strict=True)  # raises on any missing, unexpected or mis-shaped key
+    model.load_state_dict(sd, strict=True)  # ... and an explicit strict load: any missing/unexpected/mis-shaped key raises
     model.eval()
     x = images.float() / 255.0
     x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
