@@ -2,6 +2,8 @@
 // step (all ranks agree on it through the per-step flag all-reduce), so the run finishes the current
 // step, writes a checkpoint and exits with status "failed", reason "terminated by SIGTERM" (resumable
 // with --resume auto). A second signal of either kind exits immediately (status 128 + signo).
+// Call it early in main(), before other threads start: it blocks SIGTERM/SIGINT in the calling thread
+// (inherited by the threads it creates) and takes them on a dedicated signal thread.
 #pragma once
 
 namespace vicreg::train {
