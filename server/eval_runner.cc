@@ -136,6 +136,10 @@ void EvalRunner::StartTask(EvalTaskRecord task) {
     task.state = EvalState::kRunning;
     task.error.clear();
     store_.UpdateEvalTask(task, false);
+    // The job's event log is the only record of when an evaluation began (the task row keeps
+    // just its latest update): it shows whether it ran while training continued.
+    if (sink_) sink_(task.job_id, "eval started: epoch " + std::to_string(task.epoch) + " on " + task.dataset +
+                                      " (attempt " + std::to_string(task.attempts) + ")");
     r.task = task;
     running_.push_back(std::move(r));
   } catch (const std::exception& e) {
