@@ -168,6 +168,11 @@ TEST_F(EvalCli, BadUsageExitsTwoWithAReason) {
         "val", "--out", *dir_ / "f.safetensors"},
        "--split"},
       {{"frobnicate"}, "unknown subcommand 'frobnicate'"},
+      {with({"--device", "gpu7"}), "--device gpu7: expected cpu, cuda or cuda:N"},
+      {with({"--device", "cuda:99"}), "--device cuda:99"},   // no CUDA here, or fewer devices
+      {{"extract", "--checkpoint", Ckpts() + "/epoch_0001.pt", "--dataset", "cifar10", "--data-dir", Data(), "--device",
+        "tpu", "--out", *dir_ / "f.safetensors"},
+       "--device tpu"},
   };
   for (const auto& c : cases) {
     auto r = Eval(c.args);

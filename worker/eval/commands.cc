@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include "common/config_loader.h"
@@ -57,6 +58,26 @@ int Run(CLI::App& app, int argc, char** argv, const std::function<int()>& body) 
     std::fprintf(stderr, "%s: %s\n", prog.c_str(), e.what());
     return kExitFailure;
   }
+}
+
+// --device: cpu | cuda | cuda:N, checked against this build and machine.
+std::string CheckedDevice(const std::string& flag) {
+  std::optional<c10::Device> d;
+  try {
+    d = c10::Device(flag);
+  } catch (const c10::Error&) {
+  }
+  if (!d || !(d->is_cpu() || d->is_cuda()))
+    throw UserError("--device " + flag + ": expected cpu, cuda or cuda:N");
+  if (d->is_cuda()) {
+    if (!at::hasCUDA())
+      throw UserError("--device " + flag + ": this build or machine has no CUDA device (use --device cpu)");
+    const int count = static_cast<int>(at::getNumGPUs());
+    if (d->has_index() && d->index() >= count)
+      throw UserError("--device " + flag + ": only " + std::to_string(count) + " CUDA device(s) visible (cuda:0.." +
+                      std::to_string(count - 1) + ")");
+  }
+  return d->str();
 }
 
 void ConfigureThreads(int threads) {
@@ -128,6 +149,7 @@ int EvaluateCommand(int argc, char** argv) {
   auto* kt = app.add_option(Names("--knn-temperature"), knn_t, "kNN vote temperature")->check(CLI::PositiveNumber);
   app.add_option("--out", o.out_json, "result JSON (CSV beside it); default <checkpoint_dir>/../eval/eval_<dataset>.json");
   app.add_option(Names("--batch-size"), o.batch_size, "feature-extraction batch size")->check(CLI::PositiveNumber);
+  app.add_option("--device", o.device, "where the encoder extracts features: cpu | cuda | cuda:N (probes run on CPU)");
   app.add_option("--threads", threads, "intra-op threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   auto* lt = app.add_option(Names("--limit-train"), o.limit_train, "use the first N train images (0 = all)")->check(CLI::NonNegativeNumber);
   auto* ls = app.add_option(Names("--limit-test"), o.limit_test, "use the first N test images (0 = all)")->check(CLI::NonNegativeNumber);
@@ -178,9 +200,10 @@ int EvaluateCommand(int argc, char** argv) {
                        .lexically_normal()
                        .string();
     }
+    o.device = CheckedDevice(o.device);
     ConfigureThreads(threads);
-    spdlog::info("vicreg_eval: dataset {} ({}), probes {}, {} threads, results -> {}", o.dataset, o.data_dir, probe,
-                 at::get_num_threads(), o.out_json);
+    spdlog::info("vicreg_eval: dataset {} ({}), probes {}, features on {}, {} threads, results -> {}", o.dataset,
+                 o.data_dir, probe, o.device, at::get_num_threads(), o.out_json);
     auto res = RunEvaluation(o);
     std::printf("%s", ReportToTable(res.report).c_str());
     std::fflush(stdout);
@@ -228,7 +251,9 @@ int ExtractCommand(int argc, char** argv) {
   int64_t limit = 0;
   int batch_size = 256, image_size = 0, threads = 0, resize = 0;
   bool quiet = false;
+  std::string device = "cpu";
   app.add_option("--checkpoint", ckpt, "training checkpoint (epoch_XXXX.pt)")->required();
+  app.add_option("--device", device, "where the encoder runs: cpu | cuda | cuda:N");
   app.add_option("--dataset", dataset, dataset_help)->required();
   app.add_option(Names("--data-dir"), data_dir, "dataset folder")->required();
   app.add_option("--split", split, "train | test | unlabeled | train+unlabeled")
@@ -243,15 +268,18 @@ int ExtractCommand(int argc, char** argv) {
   mf.Add(app);
   return Run(app, argc, argv, [&]() -> int {
     InitLogging(LogOptions{});
+    device = CheckedDevice(device);
     ConfigureThreads(threads);
     auto ck = LoadCheckpointEncoder(ckpt, mf.Load());
     auto vit = BuildEncoder(ck.model, image_size);
     LoadEncoderState(vit, ck.state, ckpt, /*resample_pos_embed=*/image_size > 0);
+    vit->to(c10::Device(device));
     auto ds = data::OpenDataset({dataset, data_dir, split, limit, resize});
     // Normalization: the job's augment.mean/std if set, else the train split's statistics.
     auto train_ds = split == "train" ? ds : data::OpenDataset({dataset, data_dir, "train", 0, resize});
     ExtractOptions eo;
     eo.batch_size = batch_size;
+    eo.device = c10::Device(device);
     eo.image_size = vit->options().image_size;
     eo.mean = train_ds->mean();
     eo.std = train_ds->std();

@@ -78,6 +78,8 @@ void EncoderRows(const EvaluateOptions& o, const Splits& s, model::VisionTransfo
                  int epoch, std::vector<EvalRow>* rows) {
   ExtractOptions eo;
   eo.batch_size = o.batch_size;
+  eo.device = c10::Device(o.device);
+  vit->to(eo.device);
   eo.image_size = vit->options().image_size;
   eo.mean = s.mean;
   eo.std = s.std;

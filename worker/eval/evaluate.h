@@ -30,6 +30,7 @@ struct EvaluateOptions {
   LinearProbeOptions linear_opts;
   KnnOptions knn_opts;
   int batch_size = 256;
+  std::string device = "cpu";              // feature extraction: cpu | cuda | cuda:N (probes run on CPU)
   int image_size = 0;                      // 0 = the model's; otherwise pos_embed is resampled
   bool references = true;                  // raw_pixels + random_init rows
   uint64_t random_init_seed = 0;
