@@ -5,7 +5,9 @@
 //   - under bf16 autocast the loss is still computed and returned in fp32;
 //   - the NCCL communicator (world 1) runs its collectives on CUDA tensors;
 //   - vicreg_worker trains a tiny job on CUDA in fp32, bf16 and fp16 (loss scaler), and its
-//     checkpoint resumes.
+//     checkpoint resumes; 200 bf16 steps keep a finite, falling loss and healthy diagnostics;
+//   - a checkpoint written on CUDA resumes on CPU and one written on CPU resumes on CUDA;
+//   - vicreg_eval extracts the same features with --device cuda as with --device cpu.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <gtest/gtest.h>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/safetensors.h"
 #include "tests/train/test_util.h"
 #include "worker/data/augment.h"
 #include "worker/dist/communicator.h"
@@ -177,27 +180,40 @@ void WriteCifar(const std::string& dir) {
   }
 }
 
-std::string JobYaml(const std::string& data_dir, const std::string& precision) {
+std::string JobYaml(const std::string& data_dir, const std::string& precision, int num_epochs = 3) {
   std::ostringstream y;
   y << "name: gpu_tiny\nresources: {ranks: 1, device: cuda}\n"
     << "data: {dataset: cifar10, data_dir: " << data_dir << ", limit: 256, num_workers: 2}\n"
     << "model: {backbone_name: vit_custom, image_size: 32, patch_size: 8, embed_dim: 64, depth: 2, num_heads: 2}\n"
-    << "train: {batch_size: 32, num_epochs: 3, warmup_epochs: 0, learning_rate: 0.001, log_every: 1, seed: 3,\n"
+    << "train: {batch_size: 32, num_epochs: " << num_epochs << ", warmup_epochs: 0, learning_rate: 0.001, log_every: 1, seed: 3,\n"
     << "        precision: " << precision << ", vicreg: {proj_dim: 128, proj_hidden_dim: 128}}\n"
     << "checkpoint: {every_epochs: 1, keep_last: 3}\n"
     << "metrics: {enabled: false}\n";
   return y.str();
 }
 
-std::vector<double> Losses(const std::string& metrics_jsonl) {
+// The values of `key` in every metrics.jsonl line that has a number there.
+std::vector<double> Series(const std::string& metrics_jsonl, const std::string& key) {
   std::vector<double> out;
   std::istringstream in(testing::Slurp(metrics_jsonl));
   std::string line;
+  const std::string needle = "\"" + key + "\":";
   while (std::getline(in, line)) {
-    auto k = line.find("\"loss\":");
-    if (k != std::string::npos) out.push_back(std::stod(line.substr(k + 7)));
+    auto k = line.find(needle);
+    if (k == std::string::npos) continue;
+    const std::string rest = line.substr(k + needle.size());
+    if (rest.rfind("null", 0) == 0) continue;
+    out.push_back(std::stod(rest));
   }
   return out;
+}
+
+std::vector<double> Losses(const std::string& metrics_jsonl) { return Series(metrics_jsonl, "loss"); }
+
+double Mean(const std::vector<double>& v, size_t from, size_t to) {
+  double s = 0;
+  for (size_t i = from; i < to; ++i) s += v[i];
+  return s / static_cast<double>(to - from);
 }
 
 class GpuWorker : public ::testing::TestWithParam<std::string> {};
@@ -228,6 +244,85 @@ TEST_P(GpuWorker, TrainsTinyJobAndResumes) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Precisions, GpuWorker, ::testing::Values("fp32", "bf16", "fp16"));
+
+TEST(GpuWorkerLong, Bf16TwoHundredStepsFallAndStayHealthy) {
+  REQUIRE_CUDA();
+  auto dir = testing::MakeTempDir("gpu-long");
+  WriteCifar(dir);
+  testing::WriteText(dir + "/job.yaml", JobYaml(dir, "bf16", /*num_epochs=*/25));   // 25 x 8 = 200 steps
+  auto r = testing::RunProcess({WorkerBinary(), "--job", dir + "/job.yaml", "--run-dir", dir + "/run"},
+                               dir + "/out.txt", 600);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string m = dir + "/run/metrics.jsonl";
+  auto losses = Losses(m);
+  ASSERT_EQ(losses.size(), 200u) << r.output;
+  for (double l : losses) ASSERT_TRUE(std::isfinite(l)) << r.output;
+  const double first = Mean(losses, 0, 20), last = Mean(losses, 180, 200);
+  EXPECT_LT(last, first - 0.3) << "the bf16 loss must fall over 200 steps";
+  auto std_min = Series(m, "std_min"), sim = Series(m, "pairwise_sim");
+  ASSERT_FALSE(std_min.empty());
+  ASSERT_FALSE(sim.empty());
+  EXPECT_GT(std_min.back(), 0.01) << "collapsed dimensions after 200 bf16 steps";
+  EXPECT_LT(sim.back(), 0.9) << "feature collapse after 200 bf16 steps";
+  std::printf("[gpu bf16 200 steps] loss %.4f -> %.4f, std_min %.3f, pairwise_sim %.3f\n", first, last,
+              std_min.back(), sim.back());
+  testing::RemoveTree(dir);
+}
+
+// A checkpoint written on CUDA resumes on CPU, and the CPU one resumes on CUDA (optimizer state,
+// RNG and model move between devices).
+TEST(GpuWorkerLong, CheckpointsMoveBetweenCudaAndCpu) {
+  REQUIRE_CUDA();
+  auto dir = testing::MakeTempDir("gpu-xdev");
+  WriteCifar(dir);
+  testing::WriteText(dir + "/job.yaml", JobYaml(dir, "fp32"));
+  const std::string job = dir + "/job.yaml", run = dir + "/run";
+  auto r = testing::RunProcess({WorkerBinary(), "--job", job, "--run-dir", run, "--max-steps", "8"}, dir + "/o1.txt", 300);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = testing::RunProcess({WorkerBinary(), "--job", job, "--run-dir", run, "--resume", "auto", "--device", "cpu",
+                           "--max-steps", "16"},
+                          dir + "/o2.txt", 300);
+  ASSERT_EQ(r.exit_code, 0) << "CUDA checkpoint -> CPU:\n" << r.output;
+  EXPECT_EQ(Losses(run + "/metrics.jsonl").size(), 16u);
+  r = testing::RunProcess({WorkerBinary(), "--job", job, "--run-dir", run, "--resume", "auto", "--device", "cuda"},
+                          dir + "/o3.txt", 300);
+  ASSERT_EQ(r.exit_code, 0) << "CPU checkpoint -> CUDA:\n" << r.output;
+  auto losses = Losses(run + "/metrics.jsonl");
+  ASSERT_EQ(losses.size(), 24u);
+  for (double l : losses) EXPECT_TRUE(std::isfinite(l));
+  EXPECT_TRUE(testing::PathExists(run + "/checkpoints/epoch_0003.pt"));
+  testing::RemoveTree(dir);
+}
+
+// vicreg_eval extract: --device cuda gives the CPU features (fp32, within GEMM rounding).
+TEST(GpuEval, ExtractOnCudaEqualsCpu) {
+  REQUIRE_CUDA();
+  auto dir = testing::MakeTempDir("gpu-eval");
+  WriteCifar(dir);
+  testing::WriteText(dir + "/job.yaml", JobYaml(dir, "fp32", 1));
+  auto r = testing::RunProcess({WorkerBinary(), "--job", dir + "/job.yaml", "--run-dir", dir + "/run"}, dir + "/o.txt", 300);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string eval_bin = std::string(VICREG_BINARY_DIR) + "/worker/eval/vicreg_eval";
+  std::vector<at::Tensor> feats;
+  for (const std::string device : {"cpu", "cuda"}) {
+    const std::string out = dir + "/f_" + device + ".safetensors";
+    r = testing::RunProcess({eval_bin, "extract", "--checkpoint", dir + "/run/checkpoints/epoch_0001.pt", "--dataset",
+                             "cifar10", "--data-dir", dir, "--split", "train", "--limit", "128", "--device", device,
+                             "--out", out, "--quiet"},
+                            dir + "/e_" + device + ".txt", 300);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const std::string bytes = testing::Slurp(out);
+    const auto header = safetensors::ParseHeader(bytes, out);
+    const auto* t = header.Find("features");
+    ASSERT_NE(t, nullptr);
+    ASSERT_EQ(t->dtype, safetensors::DType::kF32);
+    const auto view = safetensors::TensorBytes(bytes, header, *t);
+    feats.push_back(at::from_blob(const_cast<char*>(view.data()), t->shape, at::kFloat).clone());
+  }
+  ASSERT_TRUE(feats[0].sizes().equals(feats[1].sizes()));
+  EXPECT_LT(MaxAbsDiff(feats[0], feats[1]), 1e-3);
+  testing::RemoveTree(dir);
+}
 
 }  // namespace
 }  // namespace vicreg

@@ -300,6 +300,10 @@ class StateReader {
 
 }  // namespace
 
+// Checkpoints hold host tensors: a checkpoint written on a GPU loads in a CPU-only process (and in
+// torch.load without map_location).
+static at::Tensor HostCopy(const at::Tensor& t) { return t.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true); }
+
 c10::IValue SaveState(const torch::optim::Optimizer& opt) {
   const std::string kind = OptimizerKind(opt);
   c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
@@ -318,12 +322,12 @@ c10::IValue SaveState(const torch::optim::Optimizer& opt) {
       if (kind == "adamw") {
         const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
         d.insert(pp + "step", s.step());
-        d.insert(pp + "exp_avg", s.exp_avg().clone());
-        d.insert(pp + "exp_avg_sq", s.exp_avg_sq().clone());
-        if (s.max_exp_avg_sq().defined()) d.insert(pp + "max_exp_avg_sq", s.max_exp_avg_sq().clone());
+        d.insert(pp + "exp_avg", HostCopy(s.exp_avg()));
+        d.insert(pp + "exp_avg_sq", HostCopy(s.exp_avg_sq()));
+        if (s.max_exp_avg_sq().defined()) d.insert(pp + "max_exp_avg_sq", HostCopy(s.max_exp_avg_sq()));
       } else {
         const auto& s = static_cast<const LarsParamState&>(*it->second);
-        d.insert(pp + "mu", s.mu().clone());
+        d.insert(pp + "mu", HostCopy(s.mu()));
       }
     }
   }
