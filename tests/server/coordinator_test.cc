@@ -454,7 +454,7 @@ TEST_F(CoordinatorTest, ListPagesAndJsonOutput) {
 }
 
 // Scheduled evaluation through the EvalRunner with a stand-in vicreg_eval (fake_eval.py; the
-// end-to-end test with the real vicreg_eval belongs to the evaluation issue): checkpoints of the
+// end-to-end test with the real vicreg_eval is scheduled_eval_test.cc): checkpoints of the
 // listed epochs are evaluated as they land, results stored and exported, a failing dataset is
 // retried up to eval.max_attempts and recorded, and the training job still succeeds.
 TEST_F(CoordinatorTest, ScheduledEvaluationStoresResultsAndNeverFailsTheJob) {
