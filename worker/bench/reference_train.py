@@ -3,7 +3,16 @@
 diagnostics, written the way the seed pipeline / timm / facebookresearch write them, with the same
 flags and the same JSON line ("impl": "python"). Run with /usr/bin/python3 (Debian python3-torch).
 
+The encoder is timm's VisionTransformer when timm is importable (`--encoder auto`, the default:
+timm.create_model('vit_small_patch16_224', img_size=S, num_classes=0) for the presets), else the
+VisionTransformer copy in this file (same modules, parameter names and math); the JSON line says
+which ("encoder", and "encoder_note" when timm did not import).
+`--compile` runs the forward + loss through torch.compile (torch >= 2.0; the backward follows through
+AOTAutograd; clip, AdamW and diagnostics stay eager, as in the C++ bench); the first warm-up step
+includes the compilation ("first_step_s").
+
   /usr/bin/python3 worker/bench/reference_train.py --model vit_small --image-size 96 --batch-size 32 --steps 5 --threads 1
+  python3 worker/bench/reference_train.py --device cuda --precision bf16 --batch-size 256 --steps 30 --warmup-steps 5 --compile
 """
 import argparse
 import json
@@ -101,6 +110,30 @@ class VisionTransformer(nn.Module):
         return x[:, 0]
 
 
+def build_encoder(kind, model, image_size, patch, dim, depth, heads):
+    """(module, description, note): timm's ViT (kind 'timm', or 'auto' when timm imports) or our copy ('own').
+    Both return the class-token feature after the final norm (timm: num_classes=0, global_pool='token')."""
+    note = ""
+    if kind in ("auto", "timm"):
+        try:
+            import timm
+            from timm.models.vision_transformer import VisionTransformer as TimmVit
+        except Exception as e:  # noqa: BLE001 (any import failure: fall back and say why)
+            if kind == "timm":
+                raise SystemExit(f"--encoder timm: timm is not importable ({type(e).__name__}: {e})")
+            note = f"timm not importable ({type(e).__name__}: {e}); own ViT copy"
+        else:
+            name = model.replace("_patch16_224", "")
+            if name in PRESETS:
+                timm_name = f"{name}_patch16_224"
+                enc = timm.create_model(timm_name, pretrained=False, img_size=image_size, num_classes=0)
+                return enc, f"timm {timm.__version__} {timm_name}(img_size={image_size})", note
+            enc = TimmVit(img_size=image_size, patch_size=patch, embed_dim=dim, depth=depth, num_heads=heads,
+                          num_classes=0)
+            return enc, f"timm {timm.__version__} VisionTransformer(P{patch} D{dim} L{depth} H{heads})", note
+    return VisionTransformer(image_size, patch, dim, depth, heads), "own", note
+
+
 def projector(embedding, hidden, out):
     # facebookresearch/vicreg Projector with mlp = f"{hidden}-{hidden}-{out}"
     f = [embedding, hidden, hidden, out]
@@ -171,9 +204,21 @@ def main():
     ap.add_argument("--device", default="cpu", help="cpu | cuda")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                     help="bf16/fp16: torch.autocast forward on CUDA (GradScaler for fp16), loss in fp32")
+    ap.add_argument("--encoder", default="auto", choices=["auto", "timm", "own"],
+                    help="auto: timm's VisionTransformer when timm is importable, else the copy in this file")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the forward + loss (torch >= 2.0); needs --warmup-steps >= 1")
+    ap.add_argument("--compile-mode", default="default",
+                    help="torch.compile mode (default | reduce-overhead | max-autotune | max-autotune-no-cudagraphs)")
     a = ap.parse_args()
     if a.precision != "fp32" and not a.device.startswith("cuda"):
         print("--precision bf16/fp16 needs --device cuda", file=sys.stderr)
+        return 2
+    if a.compile and not hasattr(torch, "compile"):
+        print(f"--compile needs torch.compile (PyTorch >= 2.0); this is torch {torch.__version__}", file=sys.stderr)
+        return 2
+    if a.compile and a.warmup_steps < 1:
+        print("--compile needs --warmup-steps >= 1 (the first step compiles)", file=sys.stderr)
         return 2
     name = a.model.replace("_patch16_224", "")
     if name in PRESETS:
@@ -190,10 +235,14 @@ def main():
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
 
+    encoder, encoder_desc, encoder_note = build_encoder(a.encoder, a.model, a.image_size, patch, dim, depth, heads)
+    if encoder_note:
+        print(f"reference_train.py: {encoder_note}", file=sys.stderr)
+
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.encoder = VisionTransformer(a.image_size, patch, dim, depth, heads)
+            self.encoder = encoder
             self.projector = projector(dim, a.proj_hidden_dim, a.proj_dim)
 
     dev = torch.device(a.device)
@@ -208,8 +257,19 @@ def main():
     xb = torch.randn(B, 3, S, S).to(dev)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
     scaler = torch.cuda.amp.GradScaler() if a.precision == "fp16" else None
+
+    def forward_loss(xa, xb):
+        with torch.autocast("cuda", dtype=amp_dtype, enabled=amp_dtype is not None):
+            fa = net.encoder(xa)
+            fb = net.encoder(xb)
+            za = net.projector(fa)
+            zb = net.projector(fb)
+        return vicreg_loss(za.float(), zb.float()), za, fa
+
+    step_fn = torch.compile(forward_loss, mode=a.compile_mode) if a.compile else forward_loss
     times, cpu_times = [], []
     loss_first = loss_last = 0.0
+    first_step_s = 0.0
     prof = None
     for s in range(a.warmup_steps + a.steps):
         if s == a.warmup_steps and a.profile:
@@ -217,12 +277,7 @@ def main():
             prof.__enter__()
         t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=amp_dtype, enabled=amp_dtype is not None):
-            fa = net.encoder(xa)
-            fb = net.encoder(xb)
-            za = net.projector(fa)
-            zb = net.projector(fb)
-        loss = vicreg_loss(za.float(), zb.float())
+        loss, za, fa = step_fn(xa, xb)
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
@@ -240,6 +295,7 @@ def main():
         t1, c1 = time.perf_counter(), time.process_time()
         if s == 0:
             loss_first = lv
+            first_step_s = t1 - t0
         loss_last = lv
         if s >= a.warmup_steps:
             times.append(t1 - t0)
@@ -253,6 +309,9 @@ def main():
         "depth": depth, "heads": heads, "image_size": S, "batch_size": B, "proj_dim": a.proj_dim,
         "proj_hidden_dim": a.proj_hidden_dim, "diagnostics": not a.no_diagnostics, "steps": a.steps,
         "threads": torch.get_num_threads(), "device": a.device, "precision": a.precision, "params": sum(p.numel() for p in net.parameters()),
+        "encoder": encoder_desc, "encoder_note": encoder_note or None, "compile": a.compile, "compile_mode": a.compile_mode if a.compile else None,
+        "torch": torch.__version__, "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "first_step_s": first_step_s,
         "images_per_s": B / mean_s, "step_ms": mean_s * 1e3, "step_ms_min": min(times) * 1e3,
         "cpu_ms": sum(cpu_times) / len(cpu_times) * 1e3,
         "loss_first": loss_first, "loss_last": loss_last}))
