@@ -49,7 +49,7 @@ DATA_DIR=${VICREG_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 # Calibration (docs/QUICKSTART-TUNING.md): global training images/s of configs/quickstart.yaml with
 # 2 ranks on a quiet 2-core machine, seconds of one scheduled evaluation (learned + random-init
 # encoder + raw pixels, linear + kNN, at the config's eval limits), and the fixed costs around them.
-RATE=${VICREG_QUICKSTART_RATE:-650}
+RATE=${VICREG_QUICKSTART_RATE:-1400}
 EVAL_S=${VICREG_QUICKSTART_EVAL_SECONDS:-60}
 OVERHEAD_S=${VICREG_QUICKSTART_OVERHEAD_SECONDS:-45}
 
