@@ -5,6 +5,10 @@
 // pays only for what it uses; define the macro, then include this header:
 //   #define VICREG_COMPAT_C10D   c10d stores / ProcessGroupGloo / Work   (needs USE_C10D_GLOO)
 //   #define VICREG_COMPAT_CUDA   CUDA streams and the caching allocator  (needs the CUDA headers)
+//   #define VICREG_COMPAT_AUTOCAST   autocast enable/dtype per device type
+//   #define VICREG_COMPAT_SDPA       fused scaled_dot_product_attention (>= 2.0) or none
+//   #define VICREG_COMPAT_OPTIM      optimizer state keys (TensorImpl* in 1.13, void* from 2.2)
+//   #define VICREG_COMPAT_DEVICES    CUDA device count
 // Each section has its own guard, so including the header again with another macro works.
 //
 // Differences handled (1.13 -> 2.x):

@@ -105,6 +105,9 @@ struct Loader::Impl {
     } else {
       out.view1 = EvalTransform(raw, opts.image_size, mean, std);
     }
+    if (opts.pin_memory)  // done here, in the loader thread, not on the step's critical path
+      for (at::Tensor* t : {&out.raw, &out.view1, &out.view2})
+        if (t->defined()) *t = t->pin_memory();
     return out;
   }
 

@@ -35,6 +35,8 @@ struct LoaderOptions {
                                      // on its device with the same ViewAugmenter (CUDA path):
                                      //   view1 = aug1(raw.to(dev), batch.view_seed1, batch.sample_offset)
   ViewAugmenterOptions augment_options;  // order (photometric-first | torchvision), antialias
+  bool pin_memory = false;           // CUDA consumer: batches in page-locked memory, so that the
+                                     // trainer's non_blocking host-to-device copies are asynchronous
 };
 
 struct Batch {

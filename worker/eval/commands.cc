@@ -22,6 +22,8 @@
 #include "worker/eval/evaluate.h"
 #include "worker/eval/features.h"
 #include "worker/eval/tensor_file.h"
+#define VICREG_COMPAT_DEVICES
+#include "worker/torch_compat.h"
 
 namespace vicreg::eval {
 namespace {
@@ -72,7 +74,7 @@ std::string CheckedDevice(const std::string& flag) {
   if (d->is_cuda()) {
     if (!at::hasCUDA())
       throw UserError("--device " + flag + ": this build or machine has no CUDA device (use --device cpu)");
-    const int count = static_cast<int>(at::getNumGPUs());
+    const int count = static_cast<int>(compat::CudaDeviceCount());
     if (d->has_index() && d->index() >= count)
       throw UserError("--device " + flag + ": only " + std::to_string(count) + " CUDA device(s) visible (cuda:0.." +
                       std::to_string(count - 1) + ")");

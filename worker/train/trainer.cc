@@ -168,6 +168,7 @@ void Trainer::Impl::Build() {
   lo.image_size = cfg.model.image_size;
   lo.two_views = true;
   lo.augment_in_loader = !(cuda && cfg.data.augment_on_device);
+  lo.pin_memory = cuda;
   loader = std::make_unique<data::Loader>(dataset, cfg.augment, lo);
   steps_per_epoch = loader->batches_per_epoch();
   if (steps_per_epoch < 1)
