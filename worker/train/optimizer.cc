@@ -63,16 +63,7 @@ class FusedAdamW : public torch::optim::AdamW {
       const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
       for (auto& p : group.params()) {
         if (!p.grad().defined()) continue;
-        const auto key = compat::OptimKey(p);
-        auto it = state_.find(key);
-        if (it == state_.end()) {
-          auto st = std::make_unique<torch::optim::AdamWParamState>();
-          st->step(0);
-          st->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
-          st->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
-          it = state_.emplace(key, std::move(st)).first;
-        }
-        auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+        auto& st = StateFor(p);
         st.step(st.step() + 1);
         const double bc1 = 1 - std::pow(beta1, static_cast<double>(st.step()));
         const double bc2 = 1 - std::pow(beta2, static_cast<double>(st.step()));
@@ -90,6 +81,20 @@ class FusedAdamW : public torch::optim::AdamW {
   }
 
  private:
+  // p's state, created (step 0, zero moments) on its first update.
+  torch::optim::AdamWParamState& StateFor(const at::Tensor& p) {
+    const auto key = compat::OptimKey(p);
+    auto it = state_.find(key);
+    if (it == state_.end()) {
+      auto st = std::make_unique<torch::optim::AdamWParamState>();
+      st->step(0);
+      st->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
+      st->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
+      it = state_.emplace(key, std::move(st)).first;
+    }
+    return static_cast<torch::optim::AdamWParamState&>(*it->second);
+  }
+
   // The torch.optim.AdamW(foreach=True) update: params of one group (and one step count) are
   // updated together with _foreach ops. Same state objects as LibTorch's AdamW.
   at::Tensor MultiTensorStep(LossClosure closure) {
@@ -107,16 +112,7 @@ class FusedAdamW : public torch::optim::AdamW {
       for (size_t i = 0; i < params.size(); ++i) {
         const auto& p = params[i];
         if (!p.grad().defined()) continue;
-        const auto key = compat::OptimKey(p);
-        auto it = state_.find(key);
-        if (it == state_.end()) {
-          auto st = std::make_unique<torch::optim::AdamWParamState>();
-          st->step(0);
-          st->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
-          st->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
-          it = state_.emplace(key, std::move(st)).first;
-        }
-        auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+        auto& st = StateFor(p);
         st.step(st.step() + 1);
         by_step[st.step()].push_back(i);
       }
