@@ -1,4 +1,5 @@
 #include "worker/train/lars.h"
+#include "worker/train/optimizer.h"
 #define VICREG_COMPAT_OPTIM
 #include "worker/torch_compat.h"
 
@@ -45,11 +46,7 @@ Lars::Lars(std::vector<torch::optim::OptimizerParamGroup> param_groups, LarsOpti
 
 at::Tensor Lars::step(LossClosure closure) {
   c10::NoGradGuard no_grad;
-  at::Tensor loss;
-  if (closure) {
-    at::AutoGradMode enable_grad(true);
-    loss = closure();
-  }
+  const at::Tensor loss = EvaluateClosure(closure);
   for (auto& group : param_groups_) {
     const auto& o = static_cast<const LarsOptions&>(group.options());
     for (auto& p : group.params()) {

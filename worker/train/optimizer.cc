@@ -53,11 +53,7 @@ class FusedAdamW : public torch::optim::AdamW {
     if (amsgrad || (!all_fusable && !all_device)) return torch::optim::AdamW::step(std::move(closure));
     if (!all_fusable) return MultiTensorStep(std::move(closure));
     c10::NoGradGuard no_grad;
-    at::Tensor loss;
-    if (closure) {
-      at::AutoGradMode enable_grad(true);
-      loss = closure();
-    }
+    const at::Tensor loss = EvaluateClosure(closure);
     for (auto& group : param_groups_) {
       const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
       const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
@@ -99,11 +95,7 @@ class FusedAdamW : public torch::optim::AdamW {
   // updated together with _foreach ops. Same state objects as LibTorch's AdamW.
   at::Tensor MultiTensorStep(LossClosure closure) {
     c10::NoGradGuard no_grad;
-    at::Tensor loss;
-    if (closure) {
-      at::AutoGradMode enable_grad(true);
-      loss = closure();
-    }
+    const at::Tensor loss = EvaluateClosure(closure);
     for (auto& group : param_groups_) {
       const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
       const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
@@ -219,6 +211,12 @@ std::unique_ptr<torch::optim::Optimizer> BuildOptimizer(const model::ParamGroups
     return std::make_unique<Lars>(std::move(pg), LarsOptions(base).weight_decay(o.weight_decay));
   }
   throw UserError("train.optimizer: must be 'adamw' or 'lars', got '" + o.name + "'");
+}
+
+at::Tensor EvaluateClosure(const torch::optim::Optimizer::LossClosure& closure) {
+  if (!closure) return {};
+  at::AutoGradMode enable_grad(true);
+  return closure();
 }
 
 std::string OptimizerKind(const torch::optim::Optimizer& opt) {

@@ -41,6 +41,10 @@ std::unique_ptr<torch::optim::Optimizer> BuildOptimizer(const model::ParamGroups
                                                         const OptimizerOptions& opts);
 
 // "adamw" | "lars" (from the optimizer's dynamic type).
+// torch.optim's closure protocol, shared by this folder's step() implementations: evaluates the loss
+// closure (if any) with autograd enabled; the caller holds its NoGradGuard. Undefined without a closure.
+at::Tensor EvaluateClosure(const torch::optim::Optimizer::LossClosure& closure);
+
 std::string OptimizerKind(const torch::optim::Optimizer& opt);
 void SetLearningRate(torch::optim::Optimizer& opt, double lr);
 double GetLearningRate(const torch::optim::Optimizer& opt);   // group 0's lr
