@@ -34,7 +34,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "worker/data/dataset.h"
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 #include "worker/train/checkpoint.h"
 #include "worker/train/run_dir.h"
 #include "worker/train/stop_signal.h"
@@ -193,9 +193,9 @@ int Run(int argc, char** argv) {
   // 1. Flags and config: all validation before anything touches the disk.
   std::optional<Flags> parsed;
   vicreg::config::JobConfig cfg;
-  vicreg::dist::RankInfo rank;
+  vicreg::comm::RankInfo rank;
   try {
-    rank = vicreg::dist::DiscoverRank();
+    rank = vicreg::comm::DiscoverRank();
   } catch (const UserError& e) {
     std::cerr << "vicreg_worker: " << e.what() << "\n";
     return vicreg::kExitUsage;
@@ -229,7 +229,7 @@ int Run(int argc, char** argv) {
   vicreg::InitLogging(log);
   vicreg::train::InstallStopHandlers();
 
-  std::shared_ptr<vicreg::dist::Communicator> comm;
+  std::shared_ptr<vicreg::comm::Communicator> comm;
   std::unique_ptr<vicreg::train::RunDir> run_dir;
   auto start = std::chrono::steady_clock::now();
   auto fail = [&](int code, const std::string& reason) {
@@ -253,16 +253,16 @@ int Run(int argc, char** argv) {
 
   try {
     // 2. Devices, threads, communicator.
-    const std::string device = vicreg::dist::DeviceForRank(rank, cfg.resources.device);
+    const std::string device = vicreg::comm::DeviceForRank(rank, cfg.resources.device);
     if (cfg.resources.ranks != rank.world_size)
       spdlog::warn("resources.ranks is {} but the launcher started {} rank(s); the global batch is {} x {}",
                    cfg.resources.ranks, rank.world_size, rank.world_size, cfg.train.batch_size);
-    vicreg::dist::CommunicatorOptions copts;
+    vicreg::comm::CommunicatorOptions copts;
     copts.backend = cfg.resources.backend;
     copts.device = cfg.resources.device;
     copts.timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.resources.collective_timeout_s * 1000));
     copts.rendezvous_dir = f.run_dir.empty() ? "" : f.run_dir + "/.rendezvous";
-    comm = vicreg::dist::CreateCommunicator(rank, copts);
+    comm = vicreg::comm::CreateCommunicator(rank, copts);
 
     // 3. Run directory (the default name uses rank 0's clock so all ranks agree).
     std::string root = f.run_dir;

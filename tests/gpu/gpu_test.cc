@@ -25,7 +25,7 @@
 #include "common/safetensors.h"
 #include "tests/train/test_util.h"
 #include "worker/data/augment.h"
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 #include "worker/model/vicreg_model.h"
 #include "worker/train/amp.h"
 #include "worker/train/loss.h"
@@ -135,14 +135,14 @@ TEST(GpuLoss, Bf16AutocastForwardKeepsTheLossInFp32) {
 
 TEST(GpuNccl, SingleRankCollectivesOnCudaTensors) {
   REQUIRE_CUDA();
-  auto have = dist::AvailableBackends();
+  auto have = comm::AvailableBackends();
   if (std::find(have.begin(), have.end(), "nccl") == have.end())
     GTEST_SKIP() << "built without VICREG_WITH_NCCL";
-  dist::RankInfo info;  // world 1
-  dist::CommunicatorOptions o;
+  comm::RankInfo info;  // world 1
+  comm::CommunicatorOptions o;
   o.backend = "nccl";
   o.device = "cuda";
-  auto comm = dist::CreateCommunicator(info, o);
+  auto comm = comm::CreateCommunicator(info, o);
   ASSERT_EQ(comm->backend(), "nccl");
   auto t = at::arange(8, at::TensorOptions().dtype(at::kFloat).device(at::kCUDA));
   comm->AllReduceSum(t);

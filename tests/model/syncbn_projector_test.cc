@@ -11,8 +11,8 @@
 
 #include "common/errors.h"
 #include "tests/model/model_test_util.h"
-#include "worker/dist/communicator.h"
-#include "worker/dist/single_communicator.h"
+#include "worker/comm/communicator.h"
+#include "worker/comm/single_communicator.h"
 #include "worker/model/projector.h"
 #include "worker/model/sync_batchnorm.h"
 #include "worker/model/vicreg_model.h"
@@ -22,7 +22,7 @@ namespace {
 
 using vicreg::testing::MaxAbsDiff;
 
-void CompareWithBatchNorm(dist::Communicator* comm) {
+void CompareWithBatchNorm(comm::Communicator* comm) {
   at::manual_seed(5);
   const int64_t B = 16, C = 7;
   SyncBatchNorm1d sbn(SyncBatchNormOptions(C), comm);
@@ -59,7 +59,7 @@ void CompareWithBatchNorm(dist::Communicator* comm) {
 TEST(SyncBatchNorm, EqualsBatchNorm1dWithoutCommunicator) { CompareWithBatchNorm(nullptr); }
 
 TEST(SyncBatchNorm, EqualsBatchNorm1dWithTheSingleCommunicator) {
-  auto comm = dist::CreateSingleCommunicator(c10::Device(c10::kCPU));
+  auto comm = comm::CreateSingleCommunicator(c10::Device(c10::kCPU));
   CompareWithBatchNorm(comm.get());
 }
 

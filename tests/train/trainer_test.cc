@@ -11,7 +11,7 @@
 #include "tests/train/test_util.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 
 namespace vicreg::train {
 namespace {
@@ -26,10 +26,10 @@ config::JobConfig TinyConfig() {
 }
 
 std::unique_ptr<Trainer> MakeTrainer(const config::JobConfig& cfg) {
-  dist::RankInfo rank;
-  dist::CommunicatorOptions co;
+  comm::RankInfo rank;
+  comm::CommunicatorOptions co;
   co.backend = "single";
-  auto comm = dist::CreateCommunicator(rank, co);
+  auto comm = comm::CreateCommunicator(rank, co);
   TrainerOptions opts;
   return std::make_unique<Trainer>(cfg, rank, comm, /*run_dir=*/nullptr, /*metrics=*/nullptr, opts);
 }

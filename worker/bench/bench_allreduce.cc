@@ -23,9 +23,9 @@
 
 #include "common/errors.h"
 #include "worker/bench/bench.h"
-#include "worker/dist/communicator.h"
-#include "worker/dist/gather.h"
-#include "worker/dist/grad_sync.h"
+#include "worker/comm/communicator.h"
+#include "worker/comm/gather.h"
+#include "worker/comm/grad_sync.h"
 #include "worker/model/vicreg_model.h"
 #include "worker/train/grad_clip.h"
 #include "worker/train/loss.h"
@@ -60,7 +60,7 @@ int64_t ParseBytes(const std::string& s) {
 }
 
 // Max over ranks (the slowest rank defines the step), as a double.
-double MaxOverRanks(dist::Communicator& c, double v) {
+double MaxOverRanks(comm::Communicator& c, double v) {
   at::Tensor t = at::full({1}, v, at::kDouble);
   at::Tensor all = c.AllGather(t);
   return all.max().item<double>();
@@ -81,7 +81,7 @@ struct Args {
   int steps = 5;
 };
 
-int RunAllReduce(dist::Communicator& c, const Args& a) {
+int RunAllReduce(comm::Communicator& c, const Args& a) {
   const int64_t bytes = ParseBytes(a.bytes);
   const int64_t n = bytes / 4;
   at::Tensor t = at::ones({n}, at::kFloat);
@@ -119,7 +119,7 @@ int RunAllReduce(dist::Communicator& c, const Args& a) {
   return kExitOk;
 }
 
-int RunGatherLoss(dist::Communicator& c, const Args& a) {
+int RunGatherLoss(comm::Communicator& c, const Args& a) {
   const int w = c.world_size();
   if (a.global_batch % w != 0 || a.global_batch / w < 2) {
     throw UserError("--global-batch " + std::to_string(a.global_batch) + " must be a multiple of the " +
@@ -134,12 +134,12 @@ int RunGatherLoss(dist::Communicator& c, const Args& a) {
   at::manual_seed(0);
   model::VicregModel net(mo, &c);
   net->train();
-  dist::BroadcastModuleState(*net, c, 0);
+  comm::BroadcastModuleState(*net, c, 0);
   auto params = net->parameters();
   std::vector<std::string> names;
   for (const auto& p : net->named_parameters()) names.push_back(p.key());
-  auto comm = std::shared_ptr<dist::Communicator>(&c, [](dist::Communicator*) {});
-  dist::GradientSynchronizer sync(params, comm, dist::GradSyncOptions(), names);
+  auto comm = std::shared_ptr<comm::Communicator>(&c, [](comm::Communicator*) {});
+  comm::GradientSynchronizer sync(params, comm, comm::GradSyncOptions(), names);
   train::OptimizerOptions oo;
   auto opt = train::BuildOptimizer(net->param_groups(), oo);
   const train::VicregLossOptions lo;
@@ -154,10 +154,10 @@ int RunGatherLoss(dist::Communicator& c, const Args& a) {
     const auto t0 = Clock::now();
     at::Tensor za_all, zb_all;
     if (fused) {
-      std::tie(za_all, zb_all) = dist::GatherPairWithGrad(za, zb, c);
+      std::tie(za_all, zb_all) = comm::GatherPairWithGrad(za, zb, c);
     } else {
-      za_all = dist::GatherWithGrad(za, c);
-      zb_all = dist::GatherWithGrad(zb, c);
+      za_all = comm::GatherWithGrad(za, c);
+      zb_all = comm::GatherWithGrad(zb, c);
     }
     auto l = train::VicregLoss(za, zb, za_all, zb_all, lo);
     l.total.backward();
@@ -171,7 +171,7 @@ int RunGatherLoss(dist::Communicator& c, const Args& a) {
     const auto t0 = Clock::now();
     for (auto& p : params) p.mutable_grad() = at::Tensor();
     auto out = net->forward_pair(xa, xb);
-    at::Tensor za_all = dist::GatherWithGrad(out.za, c), zb_all = dist::GatherWithGrad(out.zb, c);
+    at::Tensor za_all = comm::GatherWithGrad(out.za, c), zb_all = comm::GatherWithGrad(out.zb, c);
     auto loss = train::VicregLoss(out.za, out.zb, za_all, zb_all, lo);
     loss.total.backward();
     const auto t_sync = Clock::now();
@@ -262,11 +262,11 @@ int RunBench(int argc, char** argv) {
   if (!a.gather_loss) ParseBytes(a.bytes);   // validate before starting the communicator
   if (a.threads > 0) at::set_num_threads(a.threads);
 
-  const auto info = dist::DiscoverRank();
-  dist::CommunicatorOptions co;
+  const auto info = comm::DiscoverRank();
+  comm::CommunicatorOptions co;
   co.backend = a.backend;
   co.timeout = std::chrono::milliseconds(static_cast<int64_t>(a.timeout_s * 1000));
-  auto comm = dist::CreateCommunicator(info, co);
+  auto comm = comm::CreateCommunicator(info, co);
   const int rc = a.gather_loss ? RunGatherLoss(*comm, a) : RunAllReduce(*comm, a);
   comm->Barrier();
   return rc;

@@ -26,7 +26,7 @@ struct ProjectorImpl::Parts {
   std::vector<SyncBatchNorm1d> norms;         // layers - 1 entries
 };
 
-ProjectorImpl::ProjectorImpl(const ProjectorOptions& opts, dist::Communicator* comm)
+ProjectorImpl::ProjectorImpl(const ProjectorOptions& opts, comm::Communicator* comm)
     : opts_(opts), parts_(std::make_shared<Parts>()) {
   VICREG_CHECK(opts_.layers() >= 1 && opts_.in_dim() >= 1 && opts_.out_dim() >= 1 &&
                    (opts_.layers() == 1 || opts_.hidden_dim() >= 1),
@@ -47,7 +47,7 @@ ProjectorImpl::ProjectorImpl(const ProjectorOptions& opts, dist::Communicator* c
   }
 }
 
-void ProjectorImpl::set_communicator(dist::Communicator* comm) {
+void ProjectorImpl::set_communicator(comm::Communicator* comm) {
   for (auto& n : parts_->norms) n->set_communicator(comm);
 }
 

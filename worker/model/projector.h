@@ -18,7 +18,7 @@
 
 #include "common/config.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 class Communicator;
 }
 
@@ -39,14 +39,14 @@ struct ProjectorOptions {
 
 class ProjectorImpl : public torch::nn::Module {
  public:
-  explicit ProjectorImpl(const ProjectorOptions& opts, dist::Communicator* comm = nullptr);
+  explicit ProjectorImpl(const ProjectorOptions& opts, comm::Communicator* comm = nullptr);
   // h: [B, D] -> z: [B, P]
   at::Tensor forward(const at::Tensor& h);
   // h: [G*B, D], G independent batches stacked (the two views) -> z: [G*B, P]. Same as G forward()
   // calls (BN statistics and running-stat updates per batch, in order) but each Linear runs once
   // on all G*B rows.
   at::Tensor forward_stacked(const at::Tensor& h, int64_t groups);
-  void set_communicator(dist::Communicator* comm);
+  void set_communicator(comm::Communicator* comm);
   void reset_parameters();          // PyTorch defaults: Linear kaiming_uniform(a=sqrt(5)), BN 1/0
   const ProjectorOptions& options() const { return opts_; }
 

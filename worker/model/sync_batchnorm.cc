@@ -8,7 +8,7 @@
 #include <string>
 
 #include "common/errors.h"
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 
 namespace vicreg::model {
 namespace {
@@ -16,7 +16,7 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-bool Distributed(const dist::Communicator* comm) { return comm != nullptr && comm->world_size() > 1; }
+bool Distributed(const comm::Communicator* comm) { return comm != nullptr && comm->world_size() > 1; }
 
 class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunction> {
  public:
@@ -24,7 +24,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
   // updated in place. Returns y: [B, C].
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const at::Tensor& bias, at::Tensor running_mean, at::Tensor running_var,
-                            at::Tensor num_batches_tracked, dist::Communicator* comm, double eps, double momentum) {
+                            at::Tensor num_batches_tracked, comm::Communicator* comm, double eps, double momentum) {
     const int64_t B = x.size(0), C = x.size(1);
     auto [var_local, mean_local] = at::var_mean(x, {0}, /*unbiased=*/false);  // [C], [C]
     at::Tensor mean, var;
@@ -72,7 +72,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const auto& weight = saved[1];
     const auto& mean = saved[2];
     const auto& invstd = saved[3];
-    auto* comm = reinterpret_cast<dist::Communicator*>(static_cast<intptr_t>(ctx->saved_data["comm"].toInt()));
+    auto* comm = reinterpret_cast<comm::Communicator*>(static_cast<intptr_t>(ctx->saved_data["comm"].toInt()));
     const double count = ctx->saved_data["count"].toDouble();
     auto dy = grad_out[0].contiguous();                                  // [B, C]
     const int64_t C = x.size(1);
@@ -100,7 +100,7 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
 
 }  // namespace
 
-SyncBatchNorm1dImpl::SyncBatchNorm1dImpl(const SyncBatchNormOptions& opts, dist::Communicator* comm)
+SyncBatchNorm1dImpl::SyncBatchNorm1dImpl(const SyncBatchNormOptions& opts, comm::Communicator* comm)
     : opts_(opts), comm_(comm) {
   const int64_t C = opts_.num_features();
   VICREG_CHECK(C > 0, "SyncBatchNorm1d num_features must be > 0, got " + std::to_string(C));

@@ -14,7 +14,7 @@
 
 #include <cstdint>
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 class Communicator;
 }
 
@@ -30,12 +30,12 @@ struct SyncBatchNormOptions {
 class SyncBatchNorm1dImpl : public torch::nn::Module {
  public:
   // comm may be null (single process); it is not owned and must outlive the module's use.
-  explicit SyncBatchNorm1dImpl(const SyncBatchNormOptions& opts, dist::Communicator* comm = nullptr);
+  explicit SyncBatchNorm1dImpl(const SyncBatchNormOptions& opts, comm::Communicator* comm = nullptr);
   // x: [B, C] -> [B, C]. Training: global-batch statistics (needs >= 2 samples in the global batch);
   // eval: running statistics. Half/bf16 inputs are normalized in fp32 and returned in their dtype.
   at::Tensor forward(const at::Tensor& x);
-  void set_communicator(dist::Communicator* comm) { comm_ = comm; }
-  dist::Communicator* communicator() const { return comm_; }
+  void set_communicator(comm::Communicator* comm) { comm_ = comm; }
+  comm::Communicator* communicator() const { return comm_; }
   void reset_parameters();       // weight 1, bias 0, running stats reset
   void reset_running_stats();
   const SyncBatchNormOptions& options() const { return opts_; }
@@ -45,7 +45,7 @@ class SyncBatchNorm1dImpl : public torch::nn::Module {
 
  private:
   SyncBatchNormOptions opts_;
-  dist::Communicator* comm_ = nullptr;
+  comm::Communicator* comm_ = nullptr;
 };
 TORCH_MODULE(SyncBatchNorm1d);
 

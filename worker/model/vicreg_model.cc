@@ -13,7 +13,7 @@ VicregModelOptions VicregModelOptions::FromConfig(const config::ModelConfig& m, 
   return o;
 }
 
-VicregModelImpl::VicregModelImpl(const VicregModelOptions& opts, dist::Communicator* comm) : opts_(opts) {
+VicregModelImpl::VicregModelImpl(const VicregModelOptions& opts, comm::Communicator* comm) : opts_(opts) {
   VICREG_CHECK(opts_.projector.in_dim() == opts_.encoder.embed_dim,
                "projector in_dim " + std::to_string(opts_.projector.in_dim()) + " != encoder embed_dim " +
                    std::to_string(opts_.encoder.embed_dim));
@@ -42,7 +42,7 @@ VicregPairOutput VicregModelImpl::forward_pair(const at::Tensor& xa, const at::T
   return out;
 }
 
-void VicregModelImpl::set_communicator(dist::Communicator* comm) { projector->set_communicator(comm); }
+void VicregModelImpl::set_communicator(comm::Communicator* comm) { projector->set_communicator(comm); }
 
 std::vector<at::Tensor> VicregModelImpl::encoder_parameters() const { return encoder->parameters(); }
 

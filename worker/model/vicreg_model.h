@@ -13,7 +13,7 @@
 #include "worker/model/projector.h"
 #include "worker/model/vit.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 class Communicator;
 }
 
@@ -38,7 +38,7 @@ struct VicregPairOutput {
 
 class VicregModelImpl : public torch::nn::Module {
  public:
-  explicit VicregModelImpl(const VicregModelOptions& opts, dist::Communicator* comm = nullptr);
+  explicit VicregModelImpl(const VicregModelOptions& opts, comm::Communicator* comm = nullptr);
   // x: [B, C, S, S] -> {features [B, D], z [B, P]}
   VicregOutput forward(const at::Tensor& x);
   // xa, xb: [B, C, S, S] the two views. Same result as forward(xa), forward(xb) (BN statistics and
@@ -46,7 +46,7 @@ class VicregModelImpl : public torch::nn::Module {
   // on [2B] rows (bigger GEMMs, one read of each weight). za/zb/features_* are views of [2B] tensors.
   VicregPairOutput forward_pair(const at::Tensor& xa, const at::Tensor& xb);
   // The communicator used by the projector's SyncBatchNorm1d (null = local statistics).
-  void set_communicator(dist::Communicator* comm);
+  void set_communicator(comm::Communicator* comm);
   std::vector<at::Tensor> encoder_parameters() const;
   // Weight-decay groups over all trainable parameters (names "encoder.*", "projector.*").
   ParamGroups param_groups() const;

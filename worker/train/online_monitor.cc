@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/errors.h"
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 #include "worker/eval/online_probe.h"
 
 namespace vicreg::train {
@@ -69,7 +69,7 @@ void OnlineMonitor::Update(const at::Tensor& features, const at::Tensor& labels)
   impl_->linear->Update(features.detach(), labels.to(impl_->device));
 }
 
-std::optional<double> OnlineMonitor::LinearTop1(dist::Communicator* comm) {
+std::optional<double> OnlineMonitor::LinearTop1(comm::Communicator* comm) {
   if (!impl_->linear) return std::nullopt;
   double correct = static_cast<double>(impl_->linear->correct());
   double seen = static_cast<double>(impl_->linear->seen());

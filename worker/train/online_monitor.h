@@ -19,7 +19,7 @@
 #include "worker/data/dataset.h"
 #include "worker/model/vit.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 class Communicator;
 }
 
@@ -38,7 +38,7 @@ class OnlineMonitor {
   void Update(const at::Tensor& features, const at::Tensor& labels);
   // Global running top-1 of the linear probe since the last ResetEpoch; collective when comm has several
   // ranks (every rank must call it at the same step). nullopt when the probe is off or saw no labels.
-  std::optional<double> LinearTop1(dist::Communicator* comm);
+  std::optional<double> LinearTop1(comm::Communicator* comm);
   void ResetEpoch();
   // True if the kNN monitor runs at the end of `epoch`.
   bool KnnDue(int64_t epoch) const;

@@ -19,7 +19,7 @@ void OnSignal(int signo) {
 }
 
 // Runs the handler currently installed for `sig` (ours, or a reporter that chains to ours, e.g.
-// dist's collective tracker) in this ordinary thread.
+// comm's collective tracker) in this ordinary thread.
 void Dispatch(int sig, siginfo_t* info) {
   struct sigaction cur {};
   if (sigaction(sig, nullptr, &cur) != 0) return OnSignal(sig);

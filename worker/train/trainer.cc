@@ -21,9 +21,9 @@
 #include "worker/data/augment.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
-#include "worker/dist/gather.h"
-#include "worker/dist/grad_sync.h"
-#include "worker/dist/state_sync.h"
+#include "worker/comm/gather.h"
+#include "worker/comm/grad_sync.h"
+#include "worker/comm/state_sync.h"
 #include "worker/eval/encoder_io.h"
 #include "worker/model/vicreg_model.h"
 #include "worker/train/amp.h"
@@ -66,8 +66,8 @@ std::string ShapeStr(const at::Tensor& t) {
 
 struct Trainer::Impl {
   config::JobConfig cfg;
-  dist::RankInfo rank;
-  std::shared_ptr<dist::Communicator> comm;
+  comm::RankInfo rank;
+  std::shared_ptr<comm::Communicator> comm;
   RunDir* run_dir = nullptr;
   metrics::WorkerMetrics* metrics = nullptr;
   TrainerOptions opts;
@@ -80,7 +80,7 @@ struct Trainer::Impl {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<LrSchedule> schedule;
   VicregLossOptions loss_opts;
-  std::unique_ptr<dist::GradientSynchronizer> grad_sync;
+  std::unique_ptr<comm::GradientSynchronizer> grad_sync;
   LossScaler scaler{false};
   std::shared_ptr<const data::Dataset> dataset;
   std::unique_ptr<data::Loader> loader;
@@ -149,7 +149,7 @@ void Trainer::Impl::Build() {
     params.push_back(kv.value());
     names.push_back(kv.key());
   }
-  if (world > 1) dist::BroadcastModuleState(*model, *comm, /*root=*/0);
+  if (world > 1) comm::BroadcastModuleState(*model, *comm, /*root=*/0);
 
   loss_opts = VicregLossOptions::FromConfig(cfg.train.vicreg);
   scaler = LossScaler(cuda && cfg.train.precision == "fp16");
@@ -183,7 +183,7 @@ void Trainer::Impl::Build() {
   // Optimization.
   optimizer = BuildOptimizer(model->param_groups(), OptimizerOptions::FromConfig(cfg.train));
   schedule = std::make_unique<LrSchedule>(LrScheduleOptions::FromConfig(cfg.train, steps_per_epoch));
-  grad_sync = std::make_unique<dist::GradientSynchronizer>(params, comm, dist::GradSyncOptions(), names);
+  grad_sync = std::make_unique<comm::GradientSynchronizer>(params, comm, comm::GradSyncOptions(), names);
 
   if (rank.rank == 0 && run_dir) {
     CheckpointManagerOptions co;
@@ -391,8 +391,8 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
   }
 
   // 3. Gather z over the ranks (differentiable): variance and covariance see the global batch.
-  at::Tensor za_all = world > 1 ? dist::GatherWithGrad(f.za, *comm) : f.za;
-  at::Tensor zb_all = world > 1 ? dist::GatherWithGrad(f.zb, *comm) : f.zb;
+  at::Tensor za_all = world > 1 ? comm::GatherWithGrad(f.za, *comm) : f.za;
+  at::Tensor zb_all = world > 1 ? comm::GatherWithGrad(f.zb, *comm) : f.zb;
 
   // 4. Loss in fp32.
   VicregLossOutput loss = VicregLoss(f.za, f.zb, za_all, zb_all, loss_opts);
@@ -462,7 +462,7 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
   if (!nonfinite && this_step % diagnostics_every() == 0) {
     at::NoGradGuard no_grad;
     at::Tensor feats = f.features_a.detach();
-    at::Tensor feats_all = world > 1 ? dist::GatherNoGrad(feats, *comm) : feats;
+    at::Tensor feats_all = world > 1 ? comm::GatherNoGrad(feats, *comm) : feats;
     FillReport(ComputeDiagnostics(za_all.detach(), feats_all), &r);
   }
 
@@ -531,7 +531,7 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
   window_step_time = 0;
 }
 
-Trainer::Trainer(const config::JobConfig& cfg, const dist::RankInfo& rank, std::shared_ptr<dist::Communicator> comm,
+Trainer::Trainer(const config::JobConfig& cfg, const comm::RankInfo& rank, std::shared_ptr<comm::Communicator> comm,
                  RunDir* run_dir, metrics::WorkerMetrics* metrics, TrainerOptions opts)
     : impl_(std::make_unique<Impl>()) {
   impl_->cfg = cfg;
@@ -540,7 +540,7 @@ Trainer::Trainer(const config::JobConfig& cfg, const dist::RankInfo& rank, std::
   impl_->run_dir = run_dir;
   impl_->metrics = metrics;
   impl_->opts = std::move(opts);
-  VICREG_CHECK(impl_->comm != nullptr, "Trainer needs a communicator (dist::CreateCommunicator)");
+  VICREG_CHECK(impl_->comm != nullptr, "Trainer needs a communicator (comm::CreateCommunicator)");
   impl_->Build();
 }
 

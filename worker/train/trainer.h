@@ -23,7 +23,7 @@
 
 #include "common/config.h"
 #include "common/step_report.h"
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 #include "worker/train/run_dir.h"
 
 namespace vicreg::metrics {
@@ -51,7 +51,7 @@ struct StepOutcome {
 class Trainer {
  public:
   // run_dir and metrics may be null (in-process tests): nothing is written / exported then.
-  Trainer(const config::JobConfig& cfg, const dist::RankInfo& rank, std::shared_ptr<dist::Communicator> comm,
+  Trainer(const config::JobConfig& cfg, const comm::RankInfo& rank, std::shared_ptr<comm::Communicator> comm,
           RunDir* run_dir, metrics::WorkerMetrics* metrics, TrainerOptions opts);
   ~Trainer();
   Trainer(const Trainer&) = delete;

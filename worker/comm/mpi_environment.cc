@@ -1,4 +1,4 @@
-#include "worker/dist/mpi_environment.h"
+#include "worker/comm/mpi_environment.h"
 
 #include <atomic>
 #include <cstdio>
@@ -7,7 +7,7 @@
 
 #include "common/errors.h"
 
-namespace vicreg::dist::mpi {
+namespace vicreg::comm::mpi {
 namespace {
 std::atomic<int> g_broken_code{0};   // 0 = healthy
 std::atomic<bool> g_we_initialized{false};
@@ -80,4 +80,4 @@ std::string Environment::ErrorString(int err) {
   return std::string(buf, static_cast<size_t>(len)) + " (MPI error " + std::to_string(err) + ")";
 }
 
-}  // namespace vicreg::dist::mpi
+}  // namespace vicreg::comm::mpi

@@ -13,9 +13,9 @@
 #include <memory>
 #include <string>
 
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 
 struct MpiCommunicatorOptions {
   std::chrono::milliseconds timeout{120000};
@@ -39,4 +39,4 @@ void MpiBroadcastBytes(std::string& bytes, int root);
 // std::_Exit(code). For other backends' Abort() when the job was launched through MPI.
 [[noreturn]] void MpiAbort(int exit_code);
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -4,7 +4,7 @@
 #define VICREG_COMPAT_C10D
 #include "worker/torch_compat.h"
 
-#include "worker/dist/gloo_communicator.h"
+#include "worker/comm/gloo_communicator.h"
 
 #include <ATen/ATen.h>
 
@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "common/errors.h"
-#include "worker/dist/collective_tracker.h"
+#include "worker/comm/collective_tracker.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -294,4 +294,4 @@ std::shared_ptr<Communicator> CreateGlooCommunicator(const RankInfo& info, const
   return std::make_shared<GlooCommunicator>(info, opts);
 }
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -1,4 +1,4 @@
-// Single-process pieces of worker/dist: the factory's validation, world-size-1 backends,
+// Single-process pieces of worker/comm: the factory's validation, world-size-1 backends,
 // GatherWithGrad / GradientSynchronizer degenerate cases, the termination reporter.
 #include <gtest/gtest.h>
 
@@ -17,12 +17,12 @@
 #include <string>
 
 #include "common/errors.h"
-#include "worker/dist/collective_tracker.h"
-#include "worker/dist/communicator.h"
-#include "worker/dist/gather.h"
-#include "worker/dist/grad_sync.h"
+#include "worker/comm/collective_tracker.h"
+#include "worker/comm/communicator.h"
+#include "worker/comm/gather.h"
+#include "worker/comm/grad_sync.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 std::string UserErrorOf(const RankInfo& info, const CommunicatorOptions& o) {
@@ -244,4 +244,4 @@ TEST(TerminationReporter, ChainsToAnEarlierHandler) {
 }
 
 }  // namespace
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "common/errors.h"
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 using Env = std::vector<std::string>;
@@ -153,4 +153,4 @@ TEST(DeviceForRank, CpuAndCuda) {
 }
 
 }  // namespace
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/dist/subprocess.h"
+#include "tests/comm/subprocess.h"
 
 namespace vicreg::testing {
 namespace {
@@ -59,7 +59,7 @@ void WriteIdxDataset(const std::string& dir, int n) {
 }
 
 std::string JobYaml(const std::string& data_dir, int limit) {
-  return R"(name: dist-equivalence
+  return R"(name: comm-equivalence
 resources: {ranks: 1, device: cpu, threads_per_rank: 1, collective_timeout_s: 60}
 data: {dataset: mnist, data_dir: )" + data_dir + ", limit: " + std::to_string(limit) + R"(, num_workers: 1, shuffle: true}
 model: {backbone_name: vit_custom, image_size: 16, patch_size: 8, embed_dim: 32, depth: 1, num_heads: 2}
@@ -83,13 +83,13 @@ metrics: {enabled: false}
 class DistWorker : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/vicreg_dist_worker_XXXXXX";
+    char dir[] = "/tmp/vicreg_comm_worker_XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
     RunProcess({"mkdir", "-p", dir_ + "/data"}, 10);
     WriteIdxDataset(dir_ + "/data", 96);
     std::ofstream(dir_ + "/job.yaml") << JobYaml(dir_ + "/data", 96);
-    tag_ = UniqueTag("vicreg-dist-worker");
+    tag_ = UniqueTag("vicreg-comm-worker");
   }
   void TearDown() override {
     const auto orphans = ReapOrphans(tag_, 2.0);
@@ -120,7 +120,7 @@ class DistWorker : public ::testing::Test {
 
   ProcessResult Compare(const std::string& ref, const std::string& other, int steps,
                         const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> a = {kPython, VICREG_SOURCE_DIR "/tests/dist/compare_runs.py", dir_ + "/" + ref,
+    std::vector<std::string> a = {kPython, VICREG_SOURCE_DIR "/tests/comm/compare_runs.py", dir_ + "/" + ref,
                                   dir_ + "/" + other, "--steps", std::to_string(steps)};
     a.insert(a.end(), extra.begin(), extra.end());
     return RunProcess(a, 120);
@@ -278,7 +278,7 @@ class SlurmCluster {
     // Keep CPUs/RealMemory from slurmd -C, but allow 3 tasks on a 2-core machine.
     conf_ = dir + "/slurm.conf";
     std::ofstream c(conf_);
-    c << "ClusterName=vicregdist" << getpid() << "\n"
+    c << "ClusterName=vicregcomm" << getpid() << "\n"
       << "SlurmctldHost=" << host_ << "(127.0.0.1)\n"
       << "SlurmctldPort=" << FreePort() << "\nSlurmdPort=" << FreePort() << "\n"
       << "SlurmUser=root\nSlurmdUser=root\nAuthType=auth/none\nCredType=cred/none\n"

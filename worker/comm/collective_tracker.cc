@@ -1,4 +1,4 @@
-#include "worker/dist/collective_tracker.h"
+#include "worker/comm/collective_tracker.h"
 
 #include <signal.h>
 #include <time.h>
@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 struct State {
@@ -161,4 +161,4 @@ void InstallTerminationReporter(int rank, int world_size) {
   }
 }
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -1,5 +1,5 @@
 // Multi-rank tests: real processes under `mpirun --allow-run-as-root --oversubscribe -np N`
-// running dist_helper scenarios on the MPI and Gloo backends, plus peer failure handling.
+// running comm_helper scenarios on the MPI and Gloo backends, plus peer failure handling.
 #include <gtest/gtest.h>
 
 #include <netinet/in.h>
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/dist/subprocess.h"
+#include "tests/comm/subprocess.h"
 
 namespace vicreg::testing {
 namespace {
@@ -28,7 +28,7 @@ struct MpiRun {
 class MultiRank : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/vicreg_dist_test_XXXXXX";
+    char dir[] = "/tmp/vicreg_comm_test_XXXXXX";
     ASSERT_NE(mkdtemp(dir), nullptr);
     dir_ = dir;
   }
@@ -39,9 +39,9 @@ class MultiRank : public ::testing::Test {
   }
 
   ProcessResult Mpirun(const MpiRun& run, double timeout_s = 90) {
-    tag_ = UniqueTag("vicreg-dist-test");
+    tag_ = UniqueTag("vicreg-comm-test");
     std::vector<std::string> argv = {"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", std::to_string(run.np),
-                                     DIST_HELPER, run.scenario, "--backend", run.backend, "--rendezvous", dir_,
+                                     COMM_HELPER, run.scenario, "--backend", run.backend, "--rendezvous", dir_,
                                      "--tag", tag_};
     argv.insert(argv.end(), run.extra.begin(), run.extra.end());
     auto r = RunProcess(argv, timeout_s, {"OMPI_MCA_rmaps_base_oversubscribe=1"});
@@ -60,7 +60,7 @@ class MultiRank : public ::testing::Test {
   }
 
   std::string dir_;
-  std::string tag_ = "vicreg-dist-test-none";
+  std::string tag_ = "vicreg-comm-test-none";
   std::string last_;
 };
 
@@ -109,7 +109,7 @@ ProcessResult RunTorchrunStyle(const std::string& tag, const std::string& rendez
   std::vector<std::string> logs;
   for (int r = 0; r < 2; ++r) {
     logs.push_back("/tmp/vicreg_torchrun_" + tag + "_" + std::to_string(r) + ".log");
-    std::vector<std::string> argv = {DIST_HELPER, "collectives", "--backend", "gloo", "--tag", tag};
+    std::vector<std::string> argv = {COMM_HELPER, "collectives", "--backend", "gloo", "--tag", tag};
     if (!rendezvous.empty()) argv.insert(argv.end(), {"--rendezvous", rendezvous});
     pids.push_back(SpawnProcess(argv, logs.back(),
                                 {"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(r),
@@ -140,7 +140,7 @@ ProcessResult RunTorchrunStyle(const std::string& tag, const std::string& rendez
 }
 
 TEST_F(MultiRank, TorchrunEnvGlooTcpStore) {
-  tag_ = UniqueTag("vicreg-dist-torchrun");
+  tag_ = UniqueTag("vicreg-comm-torchrun");
   // A port from the ephemeral range that is free right now.
   int port = 0;
   for (int p = 29500 + getpid() % 2000; p < 65000 && port == 0; p += 7) {
@@ -157,7 +157,7 @@ TEST_F(MultiRank, TorchrunEnvGlooTcpStore) {
 }
 
 TEST_F(MultiRank, TorchrunEnvGlooFileStore) {
-  tag_ = UniqueTag("vicreg-dist-torchrun");
+  tag_ = UniqueTag("vicreg-comm-torchrun");
   auto r = RunTorchrunStyle(tag_, dir_ + "/rdzv", 1);
   ExpectAllPass(r, 2, "gloo");
 }

@@ -1,11 +1,11 @@
-#include "worker/dist/single_communicator.h"
+#include "worker/comm/single_communicator.h"
 
 #include <cstdio>
 #include <cstdlib>
 
 #include "common/errors.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 class DoneWork : public Work {
@@ -53,4 +53,4 @@ std::shared_ptr<Communicator> CreateSingleCommunicator(c10::Device device) {
   return std::make_shared<SingleCommunicator>(device);
 }
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Compare two vicreg_worker run directories (used by tests/dist/dist_worker_test.cc).
+"""Compare two vicreg_worker run directories (used by tests/comm/comm_worker_test.cc).
 
   compare_runs.py REF OTHER --steps N [--rtol 1e-5] [--bitwise] [--from-step K]
 

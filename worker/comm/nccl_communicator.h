@@ -18,9 +18,9 @@
 #include <memory>
 #include <string>
 
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 
 struct NcclCommunicatorOptions {
   std::chrono::milliseconds timeout{120000};
@@ -32,4 +32,4 @@ struct NcclCommunicatorOptions {
 
 std::shared_ptr<Communicator> CreateNcclCommunicator(const RankInfo& info, const NcclCommunicatorOptions& opts);
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -6,9 +6,9 @@
 
 #include <utility>
 
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 
 // Differentiable: forward all-gathers z: [B, D] -> [W*B, D] (rank order); backward all-reduces
 // (sums) the incoming gradient [W*B, D] over ranks and returns this rank's slice [B, D]. Every
@@ -24,4 +24,4 @@ std::pair<at::Tensor, at::Tensor> GatherPairWithGrad(const at::Tensor& za, const
 // for the collective and returns the result on z's device.
 at::Tensor GatherNoGrad(const at::Tensor& z, Communicator& comm);
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

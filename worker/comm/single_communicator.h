@@ -3,11 +3,11 @@
 
 #include <memory>
 
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 
 // device: where tensors live (cpu or cuda:N); collectives accept tensors on any device.
 std::shared_ptr<Communicator> CreateSingleCommunicator(c10::Device device);
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

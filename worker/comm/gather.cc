@@ -1,11 +1,11 @@
-#include "worker/dist/gather.h"
+#include "worker/comm/gather.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "common/errors.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -55,4 +55,4 @@ at::Tensor GatherNoGrad(const at::Tensor& z, Communicator& comm) {
   return comm.AllGather(local).to(z.device());
 }
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

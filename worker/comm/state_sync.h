@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 
 // Copies root's parameters and buffers (module.named_parameters() then named_buffers(), in
 // registration order) to every rank, one flat broadcast per dtype. Collective.
@@ -28,4 +28,4 @@ std::vector<TensorChecksum> StateChecksum(const torch::nn::Module& module);
 // Used every N steps in debug mode; `context` is included in the message (e.g. "step 500").
 void CheckConsistent(const torch::nn::Module& module, Communicator& comm, const std::string& context = "");
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "common/errors.h"
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 
 extern char** environ;
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 using Env = std::map<std::string, std::string>;
@@ -260,4 +260,4 @@ std::string DeviceForRank(const RankInfo& info, const std::string& device, int c
   return "cuda:" + std::to_string(info.local_rank);
 }
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -9,20 +9,20 @@
 #include <sstream>
 
 #include "common/errors.h"
-#include "worker/dist/collective_tracker.h"
-#include "worker/dist/communicator.h"
-#include "worker/dist/single_communicator.h"
+#include "worker/comm/collective_tracker.h"
+#include "worker/comm/communicator.h"
+#include "worker/comm/single_communicator.h"
 #if VICREG_HAVE_MPI
-#include "worker/dist/mpi_communicator.h"
+#include "worker/comm/mpi_communicator.h"
 #endif
 #if VICREG_HAVE_GLOO
-#include "worker/dist/gloo_communicator.h"
+#include "worker/comm/gloo_communicator.h"
 #endif
 #if VICREG_HAVE_NCCL
-#include "worker/dist/nccl_communicator.h"
+#include "worker/comm/nccl_communicator.h"
 #endif
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 std::string Join(const std::vector<std::string>& v) {
@@ -184,4 +184,4 @@ std::shared_ptr<Communicator> CreateCommunicator(const RankInfo& info, const Com
   throw InternalError("backend " + backend + " listed as built but not constructed");
 }
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -3,7 +3,7 @@
 #define VICREG_COMPAT_CUDA
 #include "worker/torch_compat.h"
 
-#include "worker/dist/nccl_communicator.h"
+#include "worker/comm/nccl_communicator.h"
 
 #include <ATen/ATen.h>
 #include <cuda_runtime_api.h>
@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "common/errors.h"
-#include "worker/dist/collective_tracker.h"
+#include "worker/comm/collective_tracker.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -365,4 +365,4 @@ std::shared_ptr<Communicator> CreateNcclCommunicator(const RankInfo& info, const
   return std::make_shared<NcclCommunicator>(info, opts);
 }
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -1,4 +1,4 @@
-#include "worker/dist/mpi_communicator.h"
+#include "worker/comm/mpi_communicator.h"
 
 #include <ATen/ATen.h>
 #include <mpi.h>
@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "common/errors.h"
-#include "worker/dist/collective_tracker.h"
-#include "worker/dist/mpi_environment.h"
+#include "worker/comm/collective_tracker.h"
+#include "worker/comm/mpi_environment.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -456,4 +456,4 @@ void MpiAbort(int exit_code) {
   std::_Exit(exit_code == 0 ? 1 : exit_code);
 }
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

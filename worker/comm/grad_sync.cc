@@ -1,4 +1,4 @@
-#include "worker/dist/grad_sync.h"
+#include "worker/comm/grad_sync.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -8,7 +8,7 @@
 
 #include "common/errors.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 
 GradientSynchronizer::GradientSynchronizer(std::vector<at::Tensor> params, std::shared_ptr<Communicator> comm,
                                            int64_t bucket_bytes)
@@ -178,4 +178,4 @@ void GradientSynchronizer::Finish() {
   stats_.finish_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

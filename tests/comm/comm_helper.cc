@@ -1,7 +1,7 @@
-// Multi-rank scenarios for tests/dist, run under `mpirun -np N dist_helper <scenario> [options]`.
+// Multi-rank scenarios for tests/comm, run under `mpirun -np N comm_helper <scenario> [options]`.
 // Each rank checks its own results against an independent single-process computation and exits
 // 0 (prints "PASS rank r"), 1 on a mismatch (prints what differed), or 1 via the communicator's
-// failure path (timeouts). The gtest driver (dist_multirank_test.cc) checks exit codes and output.
+// failure path (timeouts). The gtest driver (comm_multirank_test.cc) checks exit codes and output.
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 #include <torch/nn/module.h>
@@ -20,13 +20,13 @@
 #include <vector>
 
 #include "common/errors.h"
-#include "worker/dist/communicator.h"
-#include "worker/dist/gather.h"
-#include "worker/dist/grad_sync.h"
+#include "worker/comm/communicator.h"
+#include "worker/comm/gather.h"
+#include "worker/comm/grad_sync.h"
 #include "worker/model/sync_batchnorm.h"
 #include <torch/nn/modules/batchnorm.h>
 
-namespace dist = vicreg::dist;
+namespace comm = vicreg::comm;
 
 namespace {
 
@@ -59,19 +59,19 @@ void ExpectClose(const at::Tensor& got, const at::Tensor& want, double tol, cons
   Expect(d <= tol, what + ": max |diff| " + std::to_string(d) + " > " + std::to_string(tol));
 }
 
-std::shared_ptr<dist::Communicator> MakeComm() {
-  auto info = dist::DiscoverRank();
-  dist::CommunicatorOptions o;
+std::shared_ptr<comm::Communicator> MakeComm() {
+  auto info = comm::DiscoverRank();
+  comm::CommunicatorOptions o;
   o.backend = Arg("backend", "mpi");
   o.timeout = std::chrono::milliseconds(ArgInt("timeout-ms", 60000));
   o.rendezvous_dir = Arg("rendezvous", "");
-  auto comm = dist::CreateCommunicator(info, o);
+  auto comm = comm::CreateCommunicator(info, o);
   g_rank = comm->rank();
   return comm;
 }
 
 // ---- scenario: collectives ------------------------------------------------------------------
-void Collectives(dist::Communicator& c) {
+void Collectives(comm::Communicator& c) {
   const int r = c.rank(), w = c.world_size();
   // allreduce sum, several dtypes and an odd size; expected value computed in closed form.
   for (auto type : {at::kFloat, at::kDouble, at::kLong, at::kInt}) {
@@ -120,7 +120,7 @@ at::Tensor LossOn(const at::Tensor& z_all, const at::Tensor& z_local, int64_t wo
   return at::relu(1.0 - std).mean() + off.pow(2).sum() / z_all.size(1) + z_local.pow(2).mean() / world;
 }
 
-void GatherGrad(dist::Communicator& c) {
+void GatherGrad(comm::Communicator& c) {
   const int r = c.rank(), w = c.world_size();
   const int64_t B = ArgInt("batch", 4), D = 6, IN = 5;
   at::manual_seed(1234);   // same global data and weights on every rank
@@ -131,7 +131,7 @@ void GatherGrad(dist::Communicator& c) {
   at::Tensor W = w0.clone().requires_grad_(true);
   at::Tensor x = x_all.narrow(0, r * B, B).clone().requires_grad_(true);
   at::Tensor z = x.mm(W.t());
-  at::Tensor z_all = dist::GatherWithGrad(z, c);
+  at::Tensor z_all = comm::GatherWithGrad(z, c);
   at::Tensor loss = LossOn(z_all, z, w);
   loss.backward();
   at::Tensor gW = W.grad().clone();
@@ -153,11 +153,11 @@ void GatherGrad(dist::Communicator& c) {
   // Fused pair gather: same forward and gradients as two separate gathers.
   at::Tensor xa = x_all.narrow(0, r * B, B).clone().requires_grad_(true);
   at::Tensor xb = (x_all.narrow(0, r * B, B) * 0.5).clone().requires_grad_(true);
-  auto [pa, pb] = dist::GatherPairWithGrad(xa, xb, c);
+  auto [pa, pb] = comm::GatherPairWithGrad(xa, xb, c);
   (pa.pow(3).sum() + (pb * pa).sum()).backward();
   at::Tensor ya = x_all.narrow(0, r * B, B).clone().requires_grad_(true);
   at::Tensor yb = (x_all.narrow(0, r * B, B) * 0.5).clone().requires_grad_(true);
-  at::Tensor qa = dist::GatherWithGrad(ya, c), qb = dist::GatherWithGrad(yb, c);
+  at::Tensor qa = comm::GatherWithGrad(ya, c), qb = comm::GatherWithGrad(yb, c);
   (qa.pow(3).sum() + (qb * qa).sum()).backward();
   ExpectClose(pa.detach(), qa.detach(), 0, "fused gather forward a");
   ExpectClose(pb.detach(), qb.detach(), 0, "fused gather forward b");
@@ -168,8 +168,8 @@ void GatherGrad(dist::Communicator& c) {
 }
 
 // ---- scenario: gradient synchronizer -------------------------------------------------------
-void GradSync(const std::shared_ptr<dist::Communicator>& cp) {
-  dist::Communicator& c = *cp;
+void GradSync(const std::shared_ptr<comm::Communicator>& cp) {
+  comm::Communicator& c = *cp;
   const int r = c.rank(), w = c.world_size();
   // Odd sizes; p3 unused on every rank; p4 used only on rank 1; p5 does not require grad.
   std::vector<at::Tensor> params = {
@@ -177,10 +177,10 @@ void GradSync(const std::shared_ptr<dist::Communicator>& cp) {
       at::zeros({1}, at::kFloat).requires_grad_(true),     at::zeros({4}, at::kFloat).requires_grad_(true),
       at::zeros({2, 2}, at::kFloat).requires_grad_(true),  at::zeros({3}, at::kFloat),
       at::zeros({11}, at::kFloat).requires_grad_(true)};
-  dist::GradSyncOptions o;
+  comm::GradSyncOptions o;
   o.bucket_bytes = ArgInt("bucket-bytes", 40);
   o.overlap = Arg("overlap", "1") == "1";
-  dist::GradientSynchronizer sync(params, cp, o);
+  comm::GradientSynchronizer sync(params, cp, o);
   const int steps = 3;
   for (int step = 0; step < steps; ++step) {
     for (auto& p : params) p.mutable_grad() = at::Tensor();
@@ -234,18 +234,18 @@ struct Net : torch::nn::Module {
   at::Tensor steps;
 };
 
-void State(dist::Communicator& c) {
+void State(comm::Communicator& c) {
   const int r = c.rank();
   at::manual_seed(100 + r);   // different init per rank
   Net net;
   net.steps.fill_(r + 5);
-  dist::BroadcastModuleState(net, c, /*root=*/c.world_size() - 1);
+  comm::BroadcastModuleState(net, c, /*root=*/c.world_size() - 1);
   at::manual_seed(100 + c.world_size() - 1);
   Net ref;
   Expect(at::equal(net.fc1->weight, ref.fc1->weight) && at::equal(net.fc2->bias, ref.fc2->bias),
          "parameters equal the root's");
   Expect(net.steps.item<int64_t>() == c.world_size() - 1 + 5, "buffer equals the root's");
-  dist::CheckConsistent(net, c, "after broadcast");   // must not throw
+  comm::CheckConsistent(net, c, "after broadcast");   // must not throw
   // Perturb one tensor on the last rank: every rank must detect it and name the tensor.
   if (r == c.world_size() - 1) {
     at::NoGradGuard ng;
@@ -253,7 +253,7 @@ void State(dist::Communicator& c) {
   }
   bool threw = false;
   try {
-    dist::CheckConsistent(net, c, "step 7");
+    comm::CheckConsistent(net, c, "step 7");
   } catch (const vicreg::RuntimeFailure& e) {
     threw = true;
     const std::string msg = e.what();
@@ -265,7 +265,7 @@ void State(dist::Communicator& c) {
 }
 
 // ---- scenario: SyncBatchNorm1d across ranks vs BatchNorm1d on the concatenated batch -------------
-void SyncBn(dist::Communicator& c) {
+void SyncBn(comm::Communicator& c) {
   const int r = c.rank(), w = c.world_size();
   const int64_t B = ArgInt("batch", 3), C = 5;
   vicreg::model::SyncBatchNorm1d bn(vicreg::model::SyncBatchNormOptions(C), &c);
@@ -315,7 +315,7 @@ void SyncBn(dist::Communicator& c) {
 }
 
 // ---- scenario: a rank dies or hangs in the middle of a run ----------------------------------
-int Failure(dist::Communicator& c) {
+int Failure(comm::Communicator& c) {
   const int victim = static_cast<int>(ArgInt("victim", 1));
   const int after = static_cast<int>(ArgInt("after", 5));
   const std::string mode = Arg("mode", "kill");
@@ -338,7 +338,7 @@ int Failure(dist::Communicator& c) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: dist_helper collectives|gather|grad_sync|syncbn|state|failure [--key value ...]\n");
+    std::fprintf(stderr, "usage: comm_helper collectives|gather|grad_sync|syncbn|state|failure [--key value ...]\n");
     return 2;
   }
   const std::string scenario = argv[1];

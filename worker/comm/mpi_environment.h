@@ -1,4 +1,4 @@
-// Process-wide MPI runtime (internal to worker/dist; needs <mpi.h>): initialized once with
+// Process-wide MPI runtime (internal to worker/comm; needs <mpi.h>): initialized once with
 // MPI_THREAD_SERIALIZED (every MPI call in this process goes through Lock()), finalized at exit,
 // or aborted at exit when a collective failed so that the launcher tears the whole job down.
 #pragma once
@@ -8,7 +8,7 @@
 #include <mutex>
 #include <string>
 
-namespace vicreg::dist::mpi {
+namespace vicreg::comm::mpi {
 
 class Environment {
  public:
@@ -38,4 +38,4 @@ class Environment {
   bool we_initialized_ = false;
 };
 
-}  // namespace vicreg::dist::mpi
+}  // namespace vicreg::comm::mpi

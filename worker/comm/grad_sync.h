@@ -27,10 +27,10 @@
 #include <string>
 #include <vector>
 
-#include "worker/dist/communicator.h"
-#include "worker/dist/state_sync.h"   // BroadcastModuleState, StateChecksum, CheckConsistent
+#include "worker/comm/communicator.h"
+#include "worker/comm/state_sync.h"   // BroadcastModuleState, StateChecksum, CheckConsistent
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 
 struct GradSyncOptions {
   int64_t bucket_bytes = 25LL << 20;   // 25 MiB, as torch DDP
@@ -95,4 +95,4 @@ class GradientSynchronizer {
   Stats stats_;
 };
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 
 // Where this process sits in the job; from OpenMPI, PMIx/Slurm, torchrun env, or none.
 struct RankInfo {
@@ -103,4 +103,4 @@ std::shared_ptr<Communicator> CreateCommunicator(const RankInfo& info, const Com
 // Names of the backends compiled into this binary (for --help and error messages).
 std::vector<std::string> AvailableBackends();
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -1,4 +1,4 @@
-#include "worker/dist/state_sync.h"
+#include "worker/comm/state_sync.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -8,7 +8,7 @@
 
 #include "common/errors.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 namespace {
 
 // Parameters then buffers, with their kind-prefixed names.
@@ -104,4 +104,4 @@ void CheckConsistent(const torch::nn::Module& module, Communicator& comm, const 
   }
 }
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

@@ -16,9 +16,9 @@
 #include <memory>
 #include <string>
 
-#include "worker/dist/communicator.h"
+#include "worker/comm/communicator.h"
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 
 struct GlooCommunicatorOptions {
   std::chrono::milliseconds timeout{120000};
@@ -35,4 +35,4 @@ struct GlooCommunicatorOptions {
 
 std::shared_ptr<Communicator> CreateGlooCommunicator(const RankInfo& info, const GlooCommunicatorOptions& opts);
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm

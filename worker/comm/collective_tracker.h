@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-namespace vicreg::dist {
+namespace vicreg::comm {
 
 // Describes one collective call: "mpi allreduce #57 (16384 bytes)".
 struct CollectiveDesc {
@@ -41,4 +41,4 @@ void NoteCollectiveDone(const CollectiveDesc& d);
 // replaces this one. Idempotent.
 void InstallTerminationReporter(int rank, int world_size);
 
-}  // namespace vicreg::dist
+}  // namespace vicreg::comm
