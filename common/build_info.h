@@ -3,6 +3,6 @@
 #pragma once
 
 namespace vicreg {
-const char* BuildVersion();    // "0.1.0"
-const char* BuildRevision();   // short git hash at configure time, or "unknown"
+const char* BuildVersion();   // "0.1.0"
+const char* BuildRevision();  // short git hash at configure time, or "unknown"
 }  // namespace vicreg

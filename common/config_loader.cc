@@ -52,16 +52,17 @@ bool LoadDocument(const std::string& text, const std::string& file, ParseContext
     return false;
   }
   if (docs.size() > 1) {
-    ctx.ErrorRaw("<document>", file + " holds " + std::to_string(docs.size()) +
-                                   " YAML documents ('---'); expected exactly one", file);
+    ctx.ErrorRaw("<document>",
+                 file + " holds " + std::to_string(docs.size()) + " YAML documents ('---'); expected exactly one",
+                 file);
     return false;
   }
   if (!docs[0].IsMap()) {
     YAML::Mark m = docs[0].Mark();
     std::string kind = docs[0].IsSequence() ? "a list" : "a single value";
-    ctx.ErrorRaw("<document>", "the top level of " + file + " must be a map of keys (key: value), got " + kind +
-                                   " (line " + std::to_string(m.line + 1) + ", column " +
-                                   std::to_string(m.column + 1) + ")",
+    ctx.ErrorRaw("<document>",
+                 "the top level of " + file + " must be a map of keys (key: value), got " + kind + " (line " +
+                     std::to_string(m.line + 1) + ", column " + std::to_string(m.column + 1) + ")",
                  file);
     return false;
   }
@@ -115,8 +116,10 @@ void ApplyOverrides(YAML::Node& root, const std::vector<std::string>& overrides,
         cur[keys[i]] = YAML::Node(YAML::NodeType::Map);
         next.reset(cur[keys[i]]);
       } else if (!next.IsMap()) {
-        ctx.ErrorRaw(path, "--set " + text + ": " + walked + " is not a section (set the whole value with --set " +
-                               walked + "=...)", "");
+        ctx.ErrorRaw(
+            path,
+            "--set " + text + ": " + walked + " is not a section (set the whole value with --set " + walked + "=...)",
+            "");
         ok = false;
         break;
       }
@@ -160,9 +163,7 @@ JobConfig ReadAndValidate(const YAML::Node& root, ParseContext& ctx) {
   return cfg;
 }
 
-[[noreturn]] void Throw(const std::string& source, const ParseContext& ctx) {
-  throw ConfigError(source, ctx.items());
-}
+[[noreturn]] void Throw(const std::string& source, const ParseContext& ctx) { throw ConfigError(source, ctx.items()); }
 
 }  // namespace
 

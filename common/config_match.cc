@@ -54,20 +54,47 @@ std::string Initials(const std::string& s) {
 // Names users bring from other tools (PyTorch scripts, facebookresearch/vicreg, torchrun).
 const std::vector<std::pair<std::string, std::string>>& Synonyms() {
   static const std::vector<std::pair<std::string, std::string>> table = {
-      {"lr", "learning_rate"},         {"base_lr", "learning_rate"},     {"epochs", "num_epochs"},
-      {"n_epochs", "num_epochs"},      {"sim_coeff", "lambda_invariance"}, {"std_coeff", "mu_variance"},
-      {"cov_coeff", "nu_covariance"},  {"world_size", "ranks"},          {"nprocs", "ranks"},
-      {"np", "ranks"},                 {"gpus", "ranks"},                {"workers", "num_workers"},
-      {"arch", "backbone_name"},       {"model", "backbone_name"},       {"model_name", "backbone_name"},
-      {"backbone", "backbone_name"},   {"img_size", "image_size"},       {"input_size", "image_size"},
-      {"resolution", "image_size"},    {"patch", "patch_size"},          {"dim", "embed_dim"},
-      {"heads", "num_heads"},          {"layers", "depth"},              {"mlp", "proj_hidden_dim"},
-      {"amp", "precision"},            {"dtype", "precision"},           {"clip_grad", "grad_clip"},
-      {"clip", "grad_clip"},           {"wd", "weight_decay"},           {"bs", "batch_size"},
-      {"dataset_name", "dataset"},     {"root", "data_dir"},             {"data_path", "data_dir"},
-      {"data_root", "data_dir"},       {"path", "data_dir"},             {"gpu", "cuda"},
-      {"float32", "fp32"},             {"bfloat16", "bf16"},             {"float16", "fp16"},
-      {"half", "fp16"},                {"adam", "adamw"},
+      {"lr", "learning_rate"},
+      {"base_lr", "learning_rate"},
+      {"epochs", "num_epochs"},
+      {"n_epochs", "num_epochs"},
+      {"sim_coeff", "lambda_invariance"},
+      {"std_coeff", "mu_variance"},
+      {"cov_coeff", "nu_covariance"},
+      {"world_size", "ranks"},
+      {"nprocs", "ranks"},
+      {"np", "ranks"},
+      {"gpus", "ranks"},
+      {"workers", "num_workers"},
+      {"arch", "backbone_name"},
+      {"model", "backbone_name"},
+      {"model_name", "backbone_name"},
+      {"backbone", "backbone_name"},
+      {"img_size", "image_size"},
+      {"input_size", "image_size"},
+      {"resolution", "image_size"},
+      {"patch", "patch_size"},
+      {"dim", "embed_dim"},
+      {"heads", "num_heads"},
+      {"layers", "depth"},
+      {"mlp", "proj_hidden_dim"},
+      {"amp", "precision"},
+      {"dtype", "precision"},
+      {"clip_grad", "grad_clip"},
+      {"clip", "grad_clip"},
+      {"wd", "weight_decay"},
+      {"bs", "batch_size"},
+      {"dataset_name", "dataset"},
+      {"root", "data_dir"},
+      {"data_path", "data_dir"},
+      {"data_root", "data_dir"},
+      {"path", "data_dir"},
+      {"gpu", "cuda"},
+      {"float32", "fp32"},
+      {"bfloat16", "bf16"},
+      {"float16", "fp16"},
+      {"half", "fp16"},
+      {"adam", "adamw"},
   };
   return table;
 }
@@ -112,8 +139,8 @@ std::string ClosestMatch(const std::string& key, const std::vector<std::string>&
   best_key.clear();
   for (size_t i = 0; i < valid.size(); ++i) {
     const std::string& v = norm[i];
-    bool contains = (k.size() >= 3 && v.find(k) != std::string::npos) ||
-                    (v.size() >= 3 && k.find(v) != std::string::npos);
+    bool contains =
+        (k.size() >= 3 && v.find(k) != std::string::npos) || (v.size() >= 3 && k.find(v) != std::string::npos);
     if (!contains) continue;
     size_t d = Levenshtein(k, v);
     if (d < best) best = d, best_key = valid[i];

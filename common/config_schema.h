@@ -16,9 +16,8 @@ template <class S>
 inline constexpr bool kIsSection =
     std::is_same_v<S, JobConfig> || std::is_same_v<S, ResourcesConfig> || std::is_same_v<S, DataConfig> ||
     std::is_same_v<S, ModelConfig> || std::is_same_v<S, TrainConfig> || std::is_same_v<S, VicregConfig> ||
-    std::is_same_v<S, ViewAugmentConfig> || std::is_same_v<S, AugmentConfig> ||
-    std::is_same_v<S, CheckpointConfig> || std::is_same_v<S, EvalDatasetConfig> ||
-    std::is_same_v<S, EvalConfig> || std::is_same_v<S, MetricsConfig>;
+    std::is_same_v<S, ViewAugmentConfig> || std::is_same_v<S, AugmentConfig> || std::is_same_v<S, CheckpointConfig> ||
+    std::is_same_v<S, EvalDatasetConfig> || std::is_same_v<S, EvalConfig> || std::is_same_v<S, MetricsConfig>;
 
 // Calls v(key, field) for every field of section `c` (const or not), in YAML output order.
 template <class V, class T>

@@ -72,8 +72,8 @@ class Checker {
 bool NameOk(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -183,8 +183,8 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   bool device_ok = c.Enum("resources.device", res.device, kDevices);
   if (c.Enum("resources.backend", res.backend, kBackends) && device_ok) {
     if (res.backend == "nccl" && res.device != "cuda") {
-      c.Fail("resources.backend", "nccl needs resources.device: cuda, got device \"" + res.device +
-                                      "\"; use mpi or gloo on cpu (or auto)");
+      c.Fail("resources.backend",
+             "nccl needs resources.device: cuda, got device \"" + res.device + "\"; use mpi or gloo on cpu (or auto)");
     }
     if (res.backend == "single" && res.ranks != 1) {
       c.Fail("resources.backend", "single runs one process, but resources.ranks is " + Str(int64_t(res.ranks)) +
@@ -198,8 +198,8 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   const auto& d = cfg.data;
   if (c.Enum("data.dataset", d.dataset, kDatasets) && c.Enum("data.split", d.split, kSplits)) {
     if ((d.split == "unlabeled" || d.split == "train+unlabeled") && d.dataset != "stl10") {
-      c.Fail("data.split", "\"" + d.split + "\" exists only for stl10, got dataset \"" + d.dataset +
-                               "\"; use train or test");
+      c.Fail("data.split",
+             "\"" + d.split + "\" exists only for stl10, got dataset \"" + d.dataset + "\"; use train or test");
     }
   }
   if (d.data_dir.empty()) c.Fail("data.data_dir", "must not be empty (the folder holding the dataset's files)");
@@ -222,13 +222,13 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
                                      Str(int64_t(std::max(1, r.image_size / r.patch_size) * r.patch_size)) + ")");
     }
     if (r.num_heads >= 1 && r.embed_dim >= 1 && r.embed_dim % r.num_heads != 0) {
-      c.Fail("model.embed_dim", "must be divisible by num_heads " + Str(int64_t(r.num_heads)) + ", got " +
-                                    Str(int64_t(r.embed_dim)));
+      c.Fail("model.embed_dim",
+             "must be divisible by num_heads " + Str(int64_t(r.num_heads)) + ", got " + Str(int64_t(r.embed_dim)));
     }
   }
   if (m.in_chans != 3) {
-    c.Fail("model.in_chans", "must be 3 (the data pipeline replicates grayscale to 3 channels), got " +
-                                 Str(int64_t(m.in_chans)));
+    c.Fail("model.in_chans",
+           "must be 3 (the data pipeline replicates grayscale to 3 channels), got " + Str(int64_t(m.in_chans)));
   }
   c.Positive("model.mlp_ratio", m.mlp_ratio);
   c.Interval("model.drop_path_rate", m.drop_path_rate, 0.0, 1.0, /*open_hi=*/true);
@@ -238,8 +238,9 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   c.Enum("train.training_mode", t.training_mode, kModes);
   c.IntRange("train.batch_size", t.batch_size, 1, 1 << 20);
   if (t.batch_size >= 1 && res.ranks >= 1 && int64_t(t.batch_size) * res.ranks < 2) {
-    c.Fail("train.batch_size", "the global batch (ranks x batch_size = 1) must be >= 2: the variance and "
-                               "covariance terms need at least 2 samples");
+    c.Fail("train.batch_size",
+           "the global batch (ranks x batch_size = 1) must be >= 2: the variance and "
+           "covariance terms need at least 2 samples");
   }
   c.IntRange("train.num_epochs", t.num_epochs, 1, 1000000);
   c.Positive("train.learning_rate", t.learning_rate);
@@ -248,8 +249,8 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   }
   c.NonNegative("train.weight_decay", t.weight_decay);
   if (!(t.warmup_epochs >= 0 && t.warmup_epochs < t.num_epochs)) {
-    c.Fail("train.warmup_epochs", "must be in [0, num_epochs=" + Str(int64_t(t.num_epochs)) + "), got " +
-                                      Str(t.warmup_epochs));
+    c.Fail("train.warmup_epochs",
+           "must be in [0, num_epochs=" + Str(int64_t(t.num_epochs)) + "), got " + Str(t.warmup_epochs));
   }
   c.Enum("train.optimizer", t.optimizer, kOptimizers);
   for (int i = 0; i < 2; ++i) {
@@ -260,8 +261,8 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   c.NonNegative("train.grad_clip", t.grad_clip);
   if (c.Enum("train.precision", t.precision, kPrecisions) && t.precision != "fp32" && device_ok &&
       res.device != "cuda") {
-    c.Fail("train.precision", "\"" + t.precision + "\" needs resources.device: cuda, got device \"" + res.device +
-                                  "\"; use fp32 on cpu");
+    c.Fail("train.precision",
+           "\"" + t.precision + "\" needs resources.device: cuda, got device \"" + res.device + "\"; use fp32 on cpu");
   }
   c.IntMin("train.log_every", t.log_every, 1);
   c.IntMin("train.diagnostics_every", t.diagnostics_every, 0);

@@ -81,7 +81,9 @@ std::string ShowList(const T& list) {
   }
   return out + "]";
 }
-std::string Show(const EvalDatasetConfig& d) { return "{name: " + Quote(d.name) + ", data_dir: " + Quote(d.data_dir) + "}"; }
+std::string Show(const EvalDatasetConfig& d) {
+  return "{name: " + Quote(d.name) + ", data_dir: " + Quote(d.data_dir) + "}";
+}
 template <class T, size_t N>
 std::string Show(const std::array<T, N>& v) {
   return ShowList(v);
@@ -94,17 +96,48 @@ std::string Show(const std::vector<T>& v) {
 // What a leaf type expects, for messages.
 template <class T>
 struct Expect;
-template <> struct Expect<int> { static constexpr const char* kText = "an integer"; };
-template <> struct Expect<int64_t> { static constexpr const char* kText = "an integer"; };
-template <> struct Expect<uint64_t> { static constexpr const char* kText = "a non-negative integer"; };
-template <> struct Expect<double> { static constexpr const char* kText = "a number"; };
-template <> struct Expect<bool> { static constexpr const char* kText = "true or false"; };
-template <> struct Expect<std::string> { static constexpr const char* kText = "a string"; };
-template <> struct Expect<std::array<double, 2>> { static constexpr const char* kText = "a list of 2 numbers [low, high]"; };
-template <> struct Expect<std::vector<int>> { static constexpr const char* kText = "a list of integers"; };
-template <> struct Expect<std::vector<double>> { static constexpr const char* kText = "a list of numbers"; };
-template <> struct Expect<std::vector<std::string>> { static constexpr const char* kText = "a list of strings"; };
-template <> struct Expect<std::vector<EvalDatasetConfig>> {
+template <>
+struct Expect<int> {
+  static constexpr const char* kText = "an integer";
+};
+template <>
+struct Expect<int64_t> {
+  static constexpr const char* kText = "an integer";
+};
+template <>
+struct Expect<uint64_t> {
+  static constexpr const char* kText = "a non-negative integer";
+};
+template <>
+struct Expect<double> {
+  static constexpr const char* kText = "a number";
+};
+template <>
+struct Expect<bool> {
+  static constexpr const char* kText = "true or false";
+};
+template <>
+struct Expect<std::string> {
+  static constexpr const char* kText = "a string";
+};
+template <>
+struct Expect<std::array<double, 2>> {
+  static constexpr const char* kText = "a list of 2 numbers [low, high]";
+};
+template <>
+struct Expect<std::vector<int>> {
+  static constexpr const char* kText = "a list of integers";
+};
+template <>
+struct Expect<std::vector<double>> {
+  static constexpr const char* kText = "a list of numbers";
+};
+template <>
+struct Expect<std::vector<std::string>> {
+  static constexpr const char* kText = "a list of strings";
+};
+template <>
+struct Expect<std::vector<EvalDatasetConfig>> {
   static constexpr const char* kText = "a list of maps like {name: cifar10, data_dir: data/cifar10}";
 };
 
@@ -115,8 +148,7 @@ std::string Describe(const YAML::Node& n) {
     case YAML::NodeType::Null: return "no value";
     case YAML::NodeType::Sequence: return "a list";
     case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Scalar:
-      return IsQuoted(n) ? "the quoted string " + Quote(n.Scalar()) : "'" + n.Scalar() + "'";
+    case YAML::NodeType::Scalar: return IsQuoted(n) ? "the quoted string " + Quote(n.Scalar()) : "'" + n.Scalar() + "'";
     default: return "an undefined value";
   }
 }
@@ -204,8 +236,8 @@ bool ReadInteger(ParseContext& ctx, const YAML::Node& n, const std::string& path
   } else {
     long long v = std::strtoll(s.c_str(), nullptr, 10);
     if (errno == ERANGE || v < std::numeric_limits<I>::min() || v > std::numeric_limits<I>::max()) {
-      ctx.Error(path, "integer " + s + " is out of range [" + std::to_string(std::numeric_limits<I>::min()) +
-                          ", " + std::to_string(std::numeric_limits<I>::max()) + "]");
+      ctx.Error(path, "integer " + s + " is out of range [" + std::to_string(std::numeric_limits<I>::min()) + ", " +
+                          std::to_string(std::numeric_limits<I>::max()) + "]");
       return false;
     }
     out = static_cast<I>(v);
@@ -408,8 +440,8 @@ class Reader {
     for (size_t i = 0; i < n.size(); ++i) {
       std::string element = path + "[" + std::to_string(i) + "]";
       if (!n[i].IsMap()) {
-        ctx_.Error(element, std::string("expected a map like {name: cifar10, data_dir: data/cifar10}, got ") +
-                                Describe(n[i]));
+        ctx_.Error(element,
+                   std::string("expected a map like {name: cifar10, data_dir: data/cifar10}, got ") + Describe(n[i]));
         continue;
       }
       Reader sub(ctx_, n[i], element);

@@ -12,8 +12,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 
 #include "common/errors.h"
 #include "common/metrics.h"
@@ -83,11 +83,9 @@ CoordinatorMetrics::CoordinatorMetrics(std::shared_ptr<prometheus::Registry> reg
   m.registry = std::move(registry);
   RegisterBuildInfo(r);
 
-  m.jobs.emplace(prometheus::BuildGauge()
-                     .Name("vicreg_jobs")
-                     .Help("Jobs known to the coordinator, by state")
-                     .Register(r),
-                 "state");
+  m.jobs.emplace(
+      prometheus::BuildGauge().Name("vicreg_jobs").Help("Jobs known to the coordinator, by state").Register(r),
+      "state");
   m.submitted.emplace(prometheus::BuildCounter()
                           .Name("vicreg_jobs_submitted_total")
                           .Help("SubmitJob outcomes: accepted, rejected (invalid or unplaceable), duplicate "
@@ -99,11 +97,9 @@ CoordinatorMetrics::CoordinatorMetrics(std::shared_ptr<prometheus::Registry> reg
                          .Help("Job attempts restarted from their latest checkpoint, by cause")
                          .Register(r),
                      "reason");
-  m.slots.emplace(prometheus::BuildGauge()
-                      .Name("vicreg_slots")
-                      .Help("Scheduler slots (GPUs or CPU slots), by state")
-                      .Register(r),
-                  "state");
+  m.slots.emplace(
+      prometheus::BuildGauge().Name("vicreg_slots").Help("Scheduler slots (GPUs or CPU slots), by state").Register(r),
+      "state");
   m.eval_top1 = &prometheus::BuildGauge()
                      .Name("vicreg_eval_top1_ratio")
                      .Help("Top-1 accuracy (0-1) of the latest evaluation of a job's checkpoint, per dataset and probe")
@@ -159,11 +155,11 @@ void CoordinatorMetrics::SetSlots(const std::string& state, double n) {
   impl_->slots->Get(state).Set(n);
 }
 
-void CoordinatorMetrics::SetEvalTop1(const std::string& job_id, const std::string& dataset,
-                                     const std::string& probe, double top1_ratio, double unix_time_s) {
+void CoordinatorMetrics::SetEvalTop1(const std::string& job_id, const std::string& dataset, const std::string& probe,
+                                     double top1_ratio, double unix_time_s) {
   if (!std::isfinite(top1_ratio) || top1_ratio < 0 || top1_ratio > 1) {
-    spdlog::warn("metrics: ignoring eval top-1 {} for job {} ({}, {}): expected a ratio in [0, 1]", top1_ratio,
-                 job_id, dataset, probe);
+    spdlog::warn("metrics: ignoring eval top-1 {} for job {} ({}, {}): expected a ratio in [0, 1]", top1_ratio, job_id,
+                 dataset, probe);
     return;
   }
   Impl& m = *impl_;
@@ -172,8 +168,8 @@ void CoordinatorMetrics::SetEvalTop1(const std::string& job_id, const std::strin
   auto key = std::make_pair(dataset, probe);
   auto it = per_job.find(key);
   if (it == per_job.end()) {
-    Gauge& g = m.eval_top1->Add(
-        {{"job_id", NonEmpty(job_id)}, {"dataset", NonEmpty(dataset)}, {"probe", NonEmpty(probe)}});
+    Gauge& g =
+        m.eval_top1->Add({{"job_id", NonEmpty(job_id)}, {"dataset", NonEmpty(dataset)}, {"probe", NonEmpty(probe)}});
     it = per_job.emplace(key, &g).first;
   }
   it->second->Set(top1_ratio);

@@ -55,7 +55,7 @@ constexpr int kExitUsage = 2;
 }  // namespace vicreg
 
 // VICREG_CHECK(cond, "message " + std::to_string(x)): throws InternalError("file:line: check `cond` failed: message").
-#define VICREG_CHECK(cond, ...)                                                            \
-  do {                                                                                     \
+#define VICREG_CHECK(cond, ...)                                                                        \
+  do {                                                                                                 \
     if (!(cond)) ::vicreg::detail::ThrowInternal(__FILE__, __LINE__, #cond, std::string(__VA_ARGS__)); \
   } while (0)

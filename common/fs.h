@@ -12,9 +12,9 @@ namespace vicreg::fs {
 // <path>.tmp.<pid> (crash before the rename) is never read as <path>.
 // Throws RuntimeFailure naming the path and the errno text (the tmp file is removed).
 void AtomicWriteFile(const std::string& path, std::string_view bytes);
-std::string ReadFile(const std::string& path);          // throws UserError naming the file
-bool Exists(const std::string& path);                   // lstat: a dangling symlink exists
-void MakeDirs(const std::string& path);                 // mkdir -p; RuntimeFailure naming the component
+std::string ReadFile(const std::string& path);  // throws UserError naming the file
+bool Exists(const std::string& path);           // lstat: a dangling symlink exists
+void MakeDirs(const std::string& path);         // mkdir -p; RuntimeFailure naming the component
 // True if `path` lies inside `root` or is `root` itself, after lexical normalization ("." and
 // ".." resolved on the text, symlinks not followed). A relative `path` is taken relative to
 // `root` (as in root + "/" + path); a relative `root` relative to the current directory.

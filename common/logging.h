@@ -9,11 +9,11 @@
 namespace vicreg {
 
 struct LogOptions {
-  int rank = -1;                 // -1: not a rank (coordinator, cli); no rank prefix
+  int rank = -1;  // -1: not a rank (coordinator, cli); no rank prefix
   int world_size = 1;
-  std::string file;              // also append to this file ("" = console only)
-  std::string level = "info";    // trace | debug | info | warn | error
-  bool console = true;           // stderr
+  std::string file;            // also append to this file ("" = console only)
+  std::string level = "info";  // trace | debug | info | warn | error
+  bool console = true;         // stderr
 };
 
 // Replaces the default logger. Safe to call again (e.g. after the rank becomes known).

@@ -1,12 +1,12 @@
 // Shared pieces of the Prometheus layer: vicreg_build_info and the histogram buckets.
+#include "common/metrics.h"
+
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include <vector>
 
 #include "common/build_info.h"
-#include "common/metrics.h"
-
 
 namespace vicreg::metrics {
 
@@ -22,20 +22,19 @@ void RegisterBuildInfo(prometheus::Registry& registry) {
 }
 
 const std::vector<double>& StepDurationBuckets() {
-  static const std::vector<double> b = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                        0.5,   1,      2.5,   5,    10,    30,   60};
+  static const std::vector<double> b = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
   return b;
 }
 
 const std::vector<double>& DataWaitBuckets() {
   static const std::vector<double> b = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                        0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+                                        0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
   return b;
 }
 
 const std::vector<double>& RpcDurationBuckets() {
   static const std::vector<double> b = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                        0.25,   0.5,   1,      2.5,   5,     10,   30,    60};
+                                        0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
   return b;
 }
 

@@ -43,9 +43,9 @@ class MetricsServer {
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  int port() const;                              // the bound port (the chosen one when asked for 0)
-  std::string endpoint() const;                  // "127.0.0.1:9464", "[::1]:9464"
-  std::string url() const;                       // "http://127.0.0.1:9464/metrics"
+  int port() const;              // the bound port (the chosen one when asked for 0)
+  std::string endpoint() const;  // "127.0.0.1:9464", "[::1]:9464"
+  std::string url() const;       // "http://127.0.0.1:9464/metrics"
   std::shared_ptr<prometheus::Registry> registry() const;
 
   // Serves GET `path` (exact match, e.g. "/sd") with the body `handler` returns, with the given
@@ -107,8 +107,8 @@ class CoordinatorMetrics {
   void OnSubmit(const std::string& result);           // accepted | rejected | duplicate
   void OnRestart(const std::string& reason);          // rank_exit | no_progress | coordinator_restart | ...
   void SetSlots(const std::string& state, double n);  // free | used
-  void SetEvalTop1(const std::string& job_id, const std::string& dataset, const std::string& probe,
-                   double top1_ratio, double unix_time_s);
+  void SetEvalTop1(const std::string& job_id, const std::string& dataset, const std::string& probe, double top1_ratio,
+                   double unix_time_s);
   void OnEvalFailure(const std::string& job_id);
   // method: the short RPC name ("SubmitJob"); code: the grpc status name ("OK", "INVALID_ARGUMENT").
   void OnRpc(const std::string& method, const std::string& code, double seconds);
@@ -122,8 +122,8 @@ class CoordinatorMetrics {
 };
 
 // Bucket boundaries (seconds), exported for the docs and tests.
-const std::vector<double>& StepDurationBuckets();   // 1 ms .. 60 s
-const std::vector<double>& DataWaitBuckets();       // 100 us .. 10 s
-const std::vector<double>& RpcDurationBuckets();    // 0.5 ms .. 60 s
+const std::vector<double>& StepDurationBuckets();  // 1 ms .. 60 s
+const std::vector<double>& DataWaitBuckets();      // 100 us .. 10 s
+const std::vector<double>& RpcDurationBuckets();   // 0.5 ms .. 60 s
 
 }  // namespace vicreg::metrics

@@ -88,8 +88,8 @@ bool SendAll(int fd, const char* data, size_t size) {
 
 void Respond(int fd, int status, const std::string& content_type, const std::string& body, bool head_only,
              const char* extra_headers = "") {
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + StatusText(status) + "\r\nContent-Type: " +
-                    content_type + "\r\nContent-Length: " + std::to_string(body.size()) +
+  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + StatusText(status) +
+                    "\r\nContent-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) +
                     "\r\nConnection: close\r\n" + extra_headers + "\r\n";
   if (!head_only) out += body;
   SendAll(fd, out.data(), out.size());
@@ -160,7 +160,8 @@ struct MetricsServer::Impl {
     if (getsockname(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
       throw RuntimeFailure("getsockname on the /metrics socket: " + std::string(strerror(errno)));
     }
-    port = ntohs(is_v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    port =
+        ntohs(is_v6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   }
 
   void ServeLoop() {

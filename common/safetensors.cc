@@ -21,10 +21,9 @@ struct DTypeEntry {
   int64_t size;
 };
 constexpr DTypeEntry kDTypes[] = {
-    {DType::kBool, "BOOL", 1}, {DType::kU8, "U8", 1},     {DType::kI8, "I8", 1},
-    {DType::kU16, "U16", 2},   {DType::kI16, "I16", 2},   {DType::kF16, "F16", 2},
-    {DType::kBF16, "BF16", 2}, {DType::kU32, "U32", 4},   {DType::kI32, "I32", 4},
-    {DType::kF32, "F32", 4},   {DType::kU64, "U64", 8},   {DType::kI64, "I64", 8},
+    {DType::kBool, "BOOL", 1}, {DType::kU8, "U8", 1},   {DType::kI8, "I8", 1},     {DType::kU16, "U16", 2},
+    {DType::kI16, "I16", 2},   {DType::kF16, "F16", 2}, {DType::kBF16, "BF16", 2}, {DType::kU32, "U32", 4},
+    {DType::kI32, "I32", 4},   {DType::kF32, "F32", 4}, {DType::kU64, "U64", 8},   {DType::kI64, "I64", 8},
     {DType::kF64, "F64", 8},
 };
 
@@ -150,13 +149,15 @@ Header ParseHeader(std::string_view bytes, const std::string& source) {
                       std::to_string(expect) + " bytes, data_offsets give " + std::to_string(t.end - t.begin));
     h.tensors.push_back(std::move(t));
   }
-  std::sort(h.tensors.begin(), h.tensors.end(),
-            [](const TensorInfo& a, const TensorInfo& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  std::sort(h.tensors.begin(), h.tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
+    return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+  });
   uint64_t pos = 0;
   for (const auto& t : h.tensors) {
     if (t.begin != pos)
-      throw UserError(where + ": tensor '" + t.name + "' starts at byte " + std::to_string(t.begin) + " of the data buffer, expected " +
-                      std::to_string(pos) + " (tensors must cover the buffer without gaps or overlaps)");
+      throw UserError(where + ": tensor '" + t.name + "' starts at byte " + std::to_string(t.begin) +
+                      " of the data buffer, expected " + std::to_string(pos) +
+                      " (tensors must cover the buffer without gaps or overlaps)");
     pos = t.end;
   }
   if (pos != buffer)
@@ -186,7 +187,9 @@ Writer::Writer(std::string path, std::vector<Spec> tensors, std::map<std::string
       throw UserError("safetensors writer " + path_ + ": invalid tensor name '" + s.name + "'");
     if (j.contains(s.name)) throw UserError("safetensors writer " + path_ + ": duplicate tensor name '" + s.name + "'");
     const int64_t numel = SafeNumel(s.shape);
-    if (numel < 0) throw UserError("safetensors writer " + path_ + ": invalid shape " + ShapeString(s.shape) + " for '" + s.name + "'");
+    if (numel < 0)
+      throw UserError("safetensors writer " + path_ + ": invalid shape " + ShapeString(s.shape) + " for '" + s.name +
+                      "'");
     const uint64_t size = static_cast<uint64_t>(numel) * DTypeSize(s.dtype);
     j[s.name] = {{"dtype", DTypeName(s.dtype)}, {"shape", s.shape}, {"data_offsets", {offset, offset + size}}};
     sizes_.push_back(size);
@@ -197,8 +200,7 @@ Writer::Writer(std::string path, std::vector<Spec> tensors, std::map<std::string
 
   tmp_path_ = path_ + ".tmp." + std::to_string(::getpid());
   file_ = std::fopen(tmp_path_.c_str(), "wb");
-  if (!file_)
-    throw UserError("cannot create " + tmp_path_ + " (for " + path_ + "): " + std::strerror(errno));
+  if (!file_) throw UserError("cannot create " + tmp_path_ + " (for " + path_ + "): " + std::strerror(errno));
   char len[8];
   uint64_t n = header.size();
   for (int i = 0; i < 8; ++i) len[i] = static_cast<char>((n >> (8 * i)) & 0xff);

@@ -22,8 +22,8 @@ namespace vicreg::safetensors {
 
 enum class DType { kBool, kU8, kI8, kU16, kI16, kF16, kBF16, kU32, kI32, kF32, kU64, kI64, kF64 };
 
-int64_t DTypeSize(DType dtype);                  // bytes per element
-std::string DTypeName(DType dtype);              // "U8", "I64", "F32", ...
+int64_t DTypeSize(DType dtype);      // bytes per element
+std::string DTypeName(DType dtype);  // "U8", "I64", "F32", ...
 // Parses "U8" etc.; throws UserError naming `context`, the bad value and the valid names.
 DType ParseDType(const std::string& name, const std::string& context);
 
@@ -31,15 +31,15 @@ struct TensorInfo {
   std::string name;
   DType dtype = DType::kU8;
   std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;                   // relative to the data buffer
+  uint64_t begin = 0, end = 0;  // relative to the data buffer
   int64_t numel() const;
   uint64_t nbytes() const { return end - begin; }
 };
 
 struct Header {
-  std::vector<TensorInfo> tensors;               // sorted by data offset
-  std::map<std::string, std::string> metadata;   // "__metadata__" (string values only)
-  uint64_t data_start = 0;                       // absolute offset of the data buffer in the file
+  std::vector<TensorInfo> tensors;                        // sorted by data offset
+  std::map<std::string, std::string> metadata;            // "__metadata__" (string values only)
+  uint64_t data_start = 0;                                // absolute offset of the data buffer in the file
   const TensorInfo* Find(const std::string& name) const;  // nullptr if absent
 };
 
@@ -86,7 +86,7 @@ struct TensorData {
   std::string name;
   DType dtype;
   std::vector<int64_t> shape;
-  std::string_view bytes;                        // numel * DTypeSize(dtype) bytes
+  std::string_view bytes;  // numel * DTypeSize(dtype) bytes
 };
 void WriteFile(const std::string& path, const std::vector<TensorData>& tensors,
                const std::map<std::string, std::string>& metadata = {});

@@ -135,7 +135,8 @@ WorkerMetrics::WorkerMetrics(std::shared_ptr<prometheus::Registry> registry, con
   m.online_knn.emplace(online, With(base, "probe", "knn"));
 
   const double now = NowSeconds();
-  m.epoch = &GaugeFamily(r, "vicreg_train_epoch", "Current 1-based training epoch (0 before the first epoch)").Add(base);
+  m.epoch =
+      &GaugeFamily(r, "vicreg_train_epoch", "Current 1-based training epoch (0 before the first epoch)").Add(base);
   m.last_step_time = &GaugeFamily(r, "vicreg_last_step_timestamp_seconds",
                                   "Unix time of the last completed step on this rank (the worker's start time "
                                   "before the first step)")
@@ -146,20 +147,19 @@ WorkerMetrics::WorkerMetrics(std::shared_ptr<prometheus::Registry> registry, con
                                    "time before the first one)")
                            .Add(base);
   m.checkpoint_time->Set(now);
-  m.steps = &CounterFamily(r, "vicreg_train_steps_total", "Training steps completed by this rank since it started")
-                 .Add(base);
+  m.steps =
+      &CounterFamily(r, "vicreg_train_steps_total", "Training steps completed by this rank since it started").Add(base);
   m.samples = &CounterFamily(r, "vicreg_train_samples_total",
                              "Samples of the global batch (all ranks) consumed by the steps of this process")
                    .Add(base);
-  m.nonfinite = &CounterFamily(r, "vicreg_loss_nonfinite_total",
-                               "Steps skipped because the loss was NaN or infinite")
-                     .Add(base);
-  m.step_duration = &HistogramFamily(r, "vicreg_train_step_duration_seconds",
-                                     "Wall time of one training step on this rank")
-                         .Add(base, StepDurationBuckets());
-  m.data_wait = &HistogramFamily(r, "vicreg_data_wait_seconds",
-                                 "Time a training step waited for the data loader on this rank")
-                     .Add(base, DataWaitBuckets());
+  m.nonfinite =
+      &CounterFamily(r, "vicreg_loss_nonfinite_total", "Steps skipped because the loss was NaN or infinite").Add(base);
+  m.step_duration =
+      &HistogramFamily(r, "vicreg_train_step_duration_seconds", "Wall time of one training step on this rank")
+           .Add(base, StepDurationBuckets());
+  m.data_wait =
+      &HistogramFamily(r, "vicreg_data_wait_seconds", "Time a training step waited for the data loader on this rank")
+           .Add(base, DataWaitBuckets());
 }
 
 WorkerMetrics::~WorkerMetrics() = default;

@@ -56,8 +56,8 @@ struct Coordinator::Impl {
     for (const auto& [job_id, run_dir] : manager->ActiveRunDirs()) {
       for (const auto& ep : ReadEndpoints(RunDir{run_dir})) {
         if (ep.metrics.empty()) continue;
-        groups.push_back({{"targets", {ep.metrics}},
-                          {"labels", {{"job_id", job_id}, {"rank", std::to_string(ep.rank)}}}});
+        groups.push_back(
+            {{"targets", {ep.metrics}}, {"labels", {{"job_id", job_id}, {"rank", std::to_string(ep.rank)}}}});
       }
     }
     return groups.dump();
@@ -160,8 +160,8 @@ void Coordinator::Start() {
                                          [impl = impl_.get()](const std::string& job_id, const std::string& msg) {
                                            if (impl->manager) impl->manager->PostMessage(job_id, msg);
                                          });
-  m.manager = std::make_unique<JobManager>(mo, *m.store, Scheduler(sched), MakeLauncher(lo), m.metrics.get(),
-                                           m.evals.get());
+  m.manager =
+      std::make_unique<JobManager>(mo, *m.store, Scheduler(sched), MakeLauncher(lo), m.metrics.get(), m.evals.get());
 
   ServiceOptions svc;
   svc.token = m.token;
@@ -190,7 +190,8 @@ void Coordinator::Start() {
   std::string host;
   int port = 0;
   SplitHostPort(o.listen, "--listen", &host, &port);
-  m.grpc_address = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(selected_port);
+  m.grpc_address =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(selected_port);
 
   m.manager->Start();
   if (m.metrics_server) {
@@ -217,9 +218,9 @@ void Coordinator::Start() {
                  m.metrics_server->endpoint(), m.metrics_server->endpoint());
   }
   if (!m.evals->enabled()) {
-    spdlog::info("vicreg_coordinator: scheduled evaluation disabled ({})",
-                 o.launcher == "none" ? "launcher none"
-                                      : (o.eval_binary.empty() ? "vicreg_eval not found" : "--eval-slots 0"));
+    spdlog::info(
+        "vicreg_coordinator: scheduled evaluation disabled ({})",
+        o.launcher == "none" ? "launcher none" : (o.eval_binary.empty() ? "vicreg_eval not found" : "--eval-slots 0"));
   }
 }
 

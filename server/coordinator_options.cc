@@ -20,12 +20,33 @@ namespace vicreg::server {
 namespace {
 
 const std::vector<std::string>& TopKeys() {
-  static const std::vector<std::string> k = {
-      "listen", "state_dir", "slots", "gpus", "metrics_listen", "token_file", "tls_cert", "tls_key",
-      "launcher", "worker_binary", "eval_binary", "shim_binary", "workdir", "mpirun", "mpirun_args", "slurm",
-      "poll_interval_s", "no_progress_timeout_s", "stop_grace_s", "restart_backoff_s", "max_ranks_per_job",
-      "max_request_bytes", "max_page_size", "eval_slots", "eval_retry_backoff_s", "store_synchronous",
-      "log_level"};
+  static const std::vector<std::string> k = {"listen",
+                                             "state_dir",
+                                             "slots",
+                                             "gpus",
+                                             "metrics_listen",
+                                             "token_file",
+                                             "tls_cert",
+                                             "tls_key",
+                                             "launcher",
+                                             "worker_binary",
+                                             "eval_binary",
+                                             "shim_binary",
+                                             "workdir",
+                                             "mpirun",
+                                             "mpirun_args",
+                                             "slurm",
+                                             "poll_interval_s",
+                                             "no_progress_timeout_s",
+                                             "stop_grace_s",
+                                             "restart_backoff_s",
+                                             "max_ranks_per_job",
+                                             "max_request_bytes",
+                                             "max_page_size",
+                                             "eval_slots",
+                                             "eval_retry_backoff_s",
+                                             "store_synchronous",
+                                             "log_level"};
   return k;
 }
 const std::vector<std::string>& SlurmKeys() {
@@ -59,8 +80,7 @@ void UnknownKey(const std::string& path, const YAML::Node& where, const std::str
                 const std::vector<std::string>& valid, const std::string& prefix) {
   std::string close = config::ClosestMatch(key, valid);
   throw UserError(Where(path, where) + ": unknown key '" + prefix + key + "'" +
-                  (close.empty() ? "" : " (did you mean '" + prefix + close + "'?)") +
-                  "; valid keys: " + [&] {
+                  (close.empty() ? "" : " (did you mean '" + prefix + close + "'?)") + "; valid keys: " + [&] {
                     std::string s;
                     for (const auto& v : valid) s += (s.empty() ? "" : ", ") + v;
                     return s;
@@ -131,51 +151,83 @@ void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* o) {
     auto str = [&](std::string* out) { *out = As<std::string>(v, key, path, "a string"); };
     auto num = [&](double* out) { *out = As<double>(v, key, path, "a number"); };
     auto integer = [&](int* out) { *out = As<int>(v, key, path, "an integer"); };
-    if (key == "listen") str(&o->listen);
-    else if (key == "state_dir") str(&o->state_dir);
-    else if (key == "slots") integer(&o->slots);
+    if (key == "listen")
+      str(&o->listen);
+    else if (key == "state_dir")
+      str(&o->state_dir);
+    else if (key == "slots")
+      integer(&o->slots);
     else if (key == "gpus") {
       if (v.IsSequence()) {
         std::string s;
-        for (const auto& g : v) s += (s.empty() ? "" : ",") + std::to_string(As<int>(g, key, path, "a list of integers"));
+        for (const auto& g : v)
+          s += (s.empty() ? "" : ",") + std::to_string(As<int>(g, key, path, "a list of integers"));
         o->gpus = s;
       } else {
         str(&o->gpus);
       }
-    } else if (key == "metrics_listen") str(&o->metrics_listen);
-    else if (key == "token_file") str(&o->token_file);
-    else if (key == "tls_cert") str(&o->tls_cert);
-    else if (key == "tls_key") str(&o->tls_key);
-    else if (key == "launcher") str(&o->launcher);
-    else if (key == "worker_binary") str(&o->worker_binary);
-    else if (key == "eval_binary") str(&o->eval_binary);
-    else if (key == "shim_binary") str(&o->shim_binary);
-    else if (key == "workdir") str(&o->workdir);
-    else if (key == "mpirun") str(&o->mpirun);
-    else if (key == "mpirun_args") o->mpirun_args = AsList(v, key, path);
-    else if (key == "poll_interval_s") num(&o->poll_interval_s);
-    else if (key == "no_progress_timeout_s") num(&o->no_progress_timeout_s);
-    else if (key == "stop_grace_s") num(&o->stop_grace_s);
-    else if (key == "restart_backoff_s") num(&o->restart_backoff_s);
-    else if (key == "max_ranks_per_job") integer(&o->max_ranks_per_job);
-    else if (key == "max_request_bytes") integer(&o->max_request_bytes);
-    else if (key == "max_page_size") integer(&o->max_page_size);
-    else if (key == "eval_slots") integer(&o->eval_slots);
-    else if (key == "eval_retry_backoff_s") num(&o->eval_retry_backoff_s);
-    else if (key == "store_synchronous") str(&o->store_synchronous);
-    else if (key == "log_level") str(&o->log_level);
+    } else if (key == "metrics_listen")
+      str(&o->metrics_listen);
+    else if (key == "token_file")
+      str(&o->token_file);
+    else if (key == "tls_cert")
+      str(&o->tls_cert);
+    else if (key == "tls_key")
+      str(&o->tls_key);
+    else if (key == "launcher")
+      str(&o->launcher);
+    else if (key == "worker_binary")
+      str(&o->worker_binary);
+    else if (key == "eval_binary")
+      str(&o->eval_binary);
+    else if (key == "shim_binary")
+      str(&o->shim_binary);
+    else if (key == "workdir")
+      str(&o->workdir);
+    else if (key == "mpirun")
+      str(&o->mpirun);
+    else if (key == "mpirun_args")
+      o->mpirun_args = AsList(v, key, path);
+    else if (key == "poll_interval_s")
+      num(&o->poll_interval_s);
+    else if (key == "no_progress_timeout_s")
+      num(&o->no_progress_timeout_s);
+    else if (key == "stop_grace_s")
+      num(&o->stop_grace_s);
+    else if (key == "restart_backoff_s")
+      num(&o->restart_backoff_s);
+    else if (key == "max_ranks_per_job")
+      integer(&o->max_ranks_per_job);
+    else if (key == "max_request_bytes")
+      integer(&o->max_request_bytes);
+    else if (key == "max_page_size")
+      integer(&o->max_page_size);
+    else if (key == "eval_slots")
+      integer(&o->eval_slots);
+    else if (key == "eval_retry_backoff_s")
+      num(&o->eval_retry_backoff_s);
+    else if (key == "store_synchronous")
+      str(&o->store_synchronous);
+    else if (key == "log_level")
+      str(&o->log_level);
     else if (key == "slurm") {
       if (!v.IsMap()) throw UserError(Where(path, v) + ": slurm: must be a mapping");
       for (const auto& skv : v) {
         const std::string sk = skv.first.as<std::string>();
         const YAML::Node& sv = skv.second;
         const std::string full = "slurm." + sk;
-        if (sk == "partition") o->slurm_partition = As<std::string>(sv, full, path, "a string");
-        else if (sk == "account") o->slurm_account = As<std::string>(sv, full, path, "a string");
-        else if (sk == "srun_mpi") o->slurm_srun_mpi = As<std::string>(sv, full, path, "a string");
-        else if (sk == "sbatch_args") o->slurm_sbatch_args = AsList(sv, full, path);
-        else if (sk == "srun_args") o->slurm_srun_args = AsList(sv, full, path);
-        else UnknownKey(path, skv.first, sk, SlurmKeys(), "slurm.");
+        if (sk == "partition")
+          o->slurm_partition = As<std::string>(sv, full, path, "a string");
+        else if (sk == "account")
+          o->slurm_account = As<std::string>(sv, full, path, "a string");
+        else if (sk == "srun_mpi")
+          o->slurm_srun_mpi = As<std::string>(sv, full, path, "a string");
+        else if (sk == "sbatch_args")
+          o->slurm_sbatch_args = AsList(sv, full, path);
+        else if (sk == "srun_args")
+          o->slurm_srun_args = AsList(sv, full, path);
+        else
+          UnknownKey(path, skv.first, sk, SlurmKeys(), "slurm.");
       }
     } else {
       UnknownKey(path, kv.first, key, TopKeys(), "");
@@ -187,14 +239,17 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
   // The config file is applied first so that flags override it.
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--config" && i + 1 < argc) o->config_file = argv[i + 1];
-    else if (a.rfind("--config=", 0) == 0) o->config_file = a.substr(9);
+    if (a == "--config" && i + 1 < argc)
+      o->config_file = argv[i + 1];
+    else if (a.rfind("--config=", 0) == 0)
+      o->config_file = a.substr(9);
   }
   if (!o->config_file.empty()) LoadCoordinatorConfig(o->config_file, o);
 
-  CLI::App app{"vicreg_coordinator: accepts, queues, launches, restarts and evaluates VICReg training jobs "
-               "(gRPC vicreg.v1.Coordinator). See docs/OPERATIONS.md.",
-               "vicreg_coordinator"};
+  CLI::App app{
+      "vicreg_coordinator: accepts, queues, launches, restarts and evaluates VICReg training jobs "
+      "(gRPC vicreg.v1.Coordinator). See docs/OPERATIONS.md.",
+      "vicreg_coordinator"};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last wins
   std::string config_ignored;
   app.add_option("--config", config_ignored, "YAML config file (keys as the long flags with underscores)");

@@ -14,18 +14,18 @@ namespace vicreg::server {
 
 struct CoordinatorOptions {
   std::string config_file;
-  std::string listen = "127.0.0.1:50051";          // gRPC; port 0 = pick a free one
-  std::string state_dir = "vicreg-state";          // SQLite store + runs/<job_id>
-  int slots = -1;                                  // CPU slots; -1 = not set (default: number of cores)
-  std::string gpus;                                // "0,1,2,3": GPU slots (exclusive with slots)
-  std::string metrics_listen = "127.0.0.1:9400";   // /metrics and /sd; "off" disables; port 0 = free one
-  std::string token_file;                          // bearer token (required when listening beyond loopback)
-  std::string tls_cert, tls_key;                   // PEM files; both or neither
-  std::string launcher = "local";                  // local | slurm | none
-  std::string worker_binary;                       // default: next to vicreg_coordinator, then PATH
-  std::string eval_binary;                         // default: next to vicreg_coordinator, then PATH; "off" disables
-  std::string shim_binary;                         // default: next to vicreg_coordinator, then PATH
-  std::string workdir;                             // cwd of the ranks (default: the coordinator's cwd)
+  std::string listen = "127.0.0.1:50051";         // gRPC; port 0 = pick a free one
+  std::string state_dir = "vicreg-state";         // SQLite store + runs/<job_id>
+  int slots = -1;                                 // CPU slots; -1 = not set (default: number of cores)
+  std::string gpus;                               // "0,1,2,3": GPU slots (exclusive with slots)
+  std::string metrics_listen = "127.0.0.1:9400";  // /metrics and /sd; "off" disables; port 0 = free one
+  std::string token_file;                         // bearer token (required when listening beyond loopback)
+  std::string tls_cert, tls_key;                  // PEM files; both or neither
+  std::string launcher = "local";                 // local | slurm | none
+  std::string worker_binary;                      // default: next to vicreg_coordinator, then PATH
+  std::string eval_binary;                        // default: next to vicreg_coordinator, then PATH; "off" disables
+  std::string shim_binary;                        // default: next to vicreg_coordinator, then PATH
+  std::string workdir;                            // cwd of the ranks (default: the coordinator's cwd)
   std::string mpirun = "mpirun";
   std::vector<std::string> mpirun_args;
   std::string slurm_partition, slurm_account, slurm_srun_mpi = "pmix";
@@ -35,11 +35,11 @@ struct CoordinatorOptions {
   double stop_grace_s = 10;
   double restart_backoff_s = 2;
   int max_ranks_per_job = 64;
-  int max_request_bytes = 4 * 1024 * 1024;         // gRPC max receive message size
+  int max_request_bytes = 4 * 1024 * 1024;  // gRPC max receive message size
   int max_page_size = 1000;
   int eval_slots = 1;
   double eval_retry_backoff_s = 30;
-  std::string store_synchronous = "normal";        // normal | full
+  std::string store_synchronous = "normal";  // normal | full
   std::string log_level = "info";
 };
 

@@ -17,8 +17,7 @@
 
 namespace vicreg::server {
 
-EvalRunner::EvalRunner(EvalRunnerOptions options, JobStore& store, metrics::CoordinatorMetrics* metrics,
-                       EventSink sink)
+EvalRunner::EvalRunner(EvalRunnerOptions options, JobStore& store, metrics::CoordinatorMetrics* metrics, EventSink sink)
     : options_(std::move(options)), store_(store), metrics_(metrics), sink_(std::move(sink)) {}
 
 EvalRunner::~EvalRunner() = default;
@@ -109,8 +108,8 @@ void EvalRunner::StartTask(EvalTaskRecord task) {
     fs::MakeDirs(d.Eval());
     std::remove(task.output_path.c_str());
     SpawnOptions so;
-    so.argv = {options_.eval_binary, "--job", d.JobYaml(), "--checkpoint_dir", d.Checkpoints(),
-               "--epochs", std::to_string(task.epoch), "--dataset", task.dataset};
+    so.argv = {options_.eval_binary,       "--job",     d.JobYaml(), "--checkpoint_dir", d.Checkpoints(), "--epochs",
+               std::to_string(task.epoch), "--dataset", task.dataset};
     if (!task.data_dir.empty()) {
       so.argv.push_back("--data-dir");
       so.argv.push_back(task.data_dir);
@@ -138,8 +137,9 @@ void EvalRunner::StartTask(EvalTaskRecord task) {
     store_.UpdateEvalTask(task, false);
     // The job's event log is the only record of when an evaluation began (the task row keeps
     // just its latest update): it shows whether it ran while training continued.
-    if (sink_) sink_(task.job_id, "eval started: epoch " + std::to_string(task.epoch) + " on " + task.dataset +
-                                      " (attempt " + std::to_string(task.attempts) + ")");
+    if (sink_)
+      sink_(task.job_id, "eval started: epoch " + std::to_string(task.epoch) + " on " + task.dataset + " (attempt " +
+                             std::to_string(task.attempts) + ")");
     r.task = task;
     running_.push_back(std::move(r));
   } catch (const std::exception& e) {
@@ -153,14 +153,14 @@ void EvalRunner::StartTask(EvalTaskRecord task) {
     store_.UpdateEvalTask(task, false);
     if (task.state == EvalState::kFailed) {
       if (metrics_) metrics_->OnEvalFailure(task.job_id);
-      if (sink_) sink_(task.job_id, "eval epoch " + std::to_string(task.epoch) + " on " + task.dataset +
-                                        " failed: " + task.error);
+      if (sink_)
+        sink_(task.job_id,
+              "eval epoch " + std::to_string(task.epoch) + " on " + task.dataset + " failed: " + task.error);
     }
   }
 }
 
-std::vector<EvalRowRecord> EvalRunner::ParseEvalOutput(const std::string& text, int epoch,
-                                                       const std::string& dataset) {
+std::vector<EvalRowRecord> EvalRunner::ParseEvalOutput(const std::string& text, int epoch, const std::string& dataset) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw std::runtime_error("output is not a JSON object");
   auto rows_it = j.find("rows");
@@ -217,15 +217,17 @@ void EvalRunner::Finish(Running& r, int wait_status) {
     store_.UpdateEvalTask(t, true);
     std::string summary;
     for (const auto& row : t.rows) {
-      if (row.model == "vicreg" && metrics_) metrics_->SetEvalTop1(t.job_id, t.dataset, row.probe, row.top1, t.updated_unix);
+      if (row.model == "vicreg" && metrics_)
+        metrics_->SetEvalTop1(t.job_id, t.dataset, row.probe, row.top1, t.updated_unix);
       if (row.model == "vicreg") {
         char buf[96];
         std::snprintf(buf, sizeof(buf), "%s%s top1 %.4f", summary.empty() ? "" : ", ", row.probe.c_str(), row.top1);
         summary += buf;
       }
     }
-    if (sink_) sink_(t.job_id, "eval epoch " + std::to_string(t.epoch) + " on " + t.dataset + ": " +
-                                   (summary.empty() ? "done" : summary));
+    if (sink_)
+      sink_(t.job_id,
+            "eval epoch " + std::to_string(t.epoch) + " on " + t.dataset + ": " + (summary.empty() ? "done" : summary));
     return;
   }
   std::string tail = TailFile(r.log_path, 5);
@@ -237,8 +239,9 @@ void EvalRunner::Finish(Running& r, int wait_status) {
   if (t.attempts >= max_attempts) {
     t.state = EvalState::kFailed;
     if (metrics_) metrics_->OnEvalFailure(t.job_id);
-    if (sink_) sink_(t.job_id, "eval epoch " + std::to_string(t.epoch) + " on " + t.dataset + " failed after " +
-                                   std::to_string(t.attempts) + " attempt(s): " + error);
+    if (sink_)
+      sink_(t.job_id, "eval epoch " + std::to_string(t.epoch) + " on " + t.dataset + " failed after " +
+                          std::to_string(t.attempts) + " attempt(s): " + error);
   } else {
     t.state = EvalState::kPending;
     t.next_try_unix = NowUnix() + options_.retry_backoff_s;

@@ -31,11 +31,11 @@ class CoordinatorMetrics;
 namespace vicreg::server {
 
 struct EvalRunnerOptions {
-  std::string eval_binary;            // vicreg_eval ("" = scheduled evaluation disabled)
-  int slots = 1;                      // concurrent vicreg_eval processes (0 = disabled)
-  std::string workdir;                // working directory (relative data dirs resolve against it)
-  double retry_backoff_s = 30;        // wait before retrying a failed eval
-  double timeout_s = 6 * 3600;        // an eval running longer is killed and counted as failed
+  std::string eval_binary;      // vicreg_eval ("" = scheduled evaluation disabled)
+  int slots = 1;                // concurrent vicreg_eval processes (0 = disabled)
+  std::string workdir;          // working directory (relative data dirs resolve against it)
+  double retry_backoff_s = 30;  // wait before retrying a failed eval
+  double timeout_s = 6 * 3600;  // an eval running longer is killed and counted as failed
 };
 
 class EvalRunner {
@@ -74,7 +74,7 @@ class EvalRunner {
   metrics::CoordinatorMetrics* metrics_;
   EventSink sink_;
   std::map<std::string, std::optional<config::JobConfig>> configs_;  // job id -> parsed spec
-  std::map<std::string, std::string> run_dirs_;                       // job id -> run dir
+  std::map<std::string, std::string> run_dirs_;                      // job id -> run dir
   std::vector<Running> running_;
 };
 

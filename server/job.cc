@@ -29,13 +29,9 @@ std::optional<JobState> ParseJobState(const std::string& name) {
   return std::nullopt;
 }
 
-bool IsTerminal(JobState s) {
-  return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled;
-}
+bool IsTerminal(JobState s) { return s == JobState::kSucceeded || s == JobState::kFailed || s == JobState::kCancelled; }
 
-bool IsActive(JobState s) {
-  return s == JobState::kStarting || s == JobState::kRunning || s == JobState::kRestarting;
-}
+bool IsActive(JobState s) { return s == JobState::kStarting || s == JobState::kRunning || s == JobState::kRestarting; }
 
 const char* EvalStateName(EvalState s) {
   switch (s) {
@@ -47,8 +43,6 @@ const char* EvalStateName(EvalState s) {
   }
 }
 
-double NowUnix() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double NowUnix() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 }  // namespace vicreg::server

@@ -22,7 +22,7 @@ enum class JobState : int {
   kCancelled = 7,
 };
 
-const char* JobStateName(JobState s);              // "QUEUED"
+const char* JobStateName(JobState s);                            // "QUEUED"
 std::optional<JobState> ParseJobState(const std::string& name);  // "queued" / "QUEUED" -> kQueued
 bool IsTerminal(JobState s);
 // Holds slots (placed): STARTING, RUNNING, RESTARTING.
@@ -42,14 +42,14 @@ struct Progress {
 };
 
 struct JobRecord {
-  std::string id;                 // "job-000042"
-  int64_t seq = 0;                // submission order (SQLite rowid)
+  std::string id;   // "job-000042"
+  int64_t seq = 0;  // submission order (SQLite rowid)
   std::string name;
   JobState state = JobState::kQueued;
   int priority = 0;
   int ranks = 1;
   std::string device = "cpu";
-  int attempt = 0;                // last attempt number (0 = never launched)
+  int attempt = 0;  // last attempt number (0 = never launched)
   int restarts = 0;
   int max_restarts = 0;
   double created_unix = 0;
@@ -60,10 +60,10 @@ struct JobRecord {
   std::string result_reason;
   Progress progress;
   std::string run_dir;
-  std::string placement;          // "cpu:0,1" / "gpu:2,3" / ""
+  std::string placement;  // "cpu:0,1" / "gpu:2,3" / ""
   std::string client_request_id;
-  std::string spec_yaml;          // resolved YAML (config::ToYaml)
-  std::string spec_hash;          // of the submitted text + overrides (idempotency check)
+  std::string spec_yaml;  // resolved YAML (config::ToYaml)
+  std::string spec_hash;  // of the submitted text + overrides (idempotency check)
   int64_t last_sequence = 0;
 };
 
@@ -72,8 +72,8 @@ struct AttemptRecord {
   std::string job_id;
   int number = 0;
   std::string placement;
-  std::string launcher;           // local | slurm | none
-  std::string handle;             // launcher-specific, e.g. "local:pid=1234,start=5678" / "slurm:57"
+  std::string launcher;  // local | slurm | none
+  std::string handle;    // launcher-specific, e.g. "local:pid=1234,start=5678" / "slurm:57"
   double started_unix = 0;
   double ended_unix = 0;
   int exit_code = -1;
@@ -101,9 +101,9 @@ const char* EvalStateName(EvalState s);
 struct EvalRowRecord {
   int epoch = 0;
   std::string dataset;
-  std::string probe;              // linear | knn
-  std::string model;              // vicreg | random_init | raw_pixels
-  double top1 = 0;                // ratio
+  std::string probe;  // linear | knn
+  std::string model;  // vicreg | random_init | raw_pixels
+  double top1 = 0;    // ratio
   double top5 = 0;
 };
 
@@ -116,7 +116,7 @@ struct EvalTaskRecord {
   int attempts = 0;
   std::string error;
   double updated_unix = 0;
-  double next_try_unix = 0;       // retry backoff
+  double next_try_unix = 0;  // retry backoff
   std::string output_path;
   std::vector<EvalRowRecord> rows;
 };

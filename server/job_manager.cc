@@ -22,19 +22,19 @@ struct JobManager::ActiveJob {
   AttemptRecord attempt;
   Phase phase = Phase::kWaitRestart;
   double attempt_started = 0;
-  int64_t last_step = -1;        // stall detection: last step seen ...
-  double last_change = 0;        // ... and when it changed
-  double rate_t0 = 0;            // rate: first progress seen in this attempt
+  int64_t last_step = -1;  // stall detection: last step seen ...
+  double last_change = 0;  // ... and when it changed
+  double rate_t0 = 0;      // rate: first progress seen in this attempt
   int64_t rate_step0 = -1;
   double last_progress_event = 0;
-  bool running_seen = false;     // STARTING -> RUNNING done
-  double stop_deadline = 0;      // kStopping: SIGKILL after this
+  bool running_seen = false;  // STARTING -> RUNNING done
+  double stop_deadline = 0;   // kStopping: SIGKILL after this
   bool killed = false;
   std::string stop_cause;
   std::string stop_restart_reason;
-  double next_launch = 0;        // kWaitRestart
+  double next_launch = 0;  // kWaitRestart
   std::string restart_reason;
-  bool count_restart = true;     // coordinator_restart does not use up max_restarts
+  bool count_restart = true;  // coordinator_restart does not use up max_restarts
   bool done = false;
 };
 
@@ -91,8 +91,8 @@ std::string SpecHash(const std::string& yaml, const std::vector<std::string>& ov
 bool ValidClientRequestId(const std::string& id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '_' || c == '-' || c == ':';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-' || c == ':';
     if (!ok) return false;
   }
   return true;
@@ -159,8 +159,7 @@ void JobManager::Notify(const std::string& job_id, int64_t sequence) {
   events_cv_.notify_all();
 }
 
-void JobManager::WaitForEvents(const std::string& job_id, int64_t after_sequence,
-                               std::chrono::milliseconds timeout) {
+void JobManager::WaitForEvents(const std::string& job_id, int64_t after_sequence, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(events_mu_);
   events_cv_.wait_for(lock, timeout, [&] {
     auto it = last_event_.find(job_id);
@@ -217,8 +216,8 @@ JobManager::SubmitResult JobManager::Submit(const SubmitRequest& req) {
            {{"client_request_id", "invalid syntax"}});
   }
   if (req.overrides.size() > 256) {
-    reject(ErrorCode::kResourceExhausted, "at most 256 overrides are accepted, got " +
-                                              std::to_string(req.overrides.size()));
+    reject(ErrorCode::kResourceExhausted,
+           "at most 256 overrides are accepted, got " + std::to_string(req.overrides.size()));
   }
   config::JobConfig cfg;
   try {
@@ -267,8 +266,8 @@ JobManager::SubmitResult JobManager::Submit(const SubmitRequest& req) {
   first.time_unix = rec.created_unix;
   first.kind = EventKind::kState;
   first.state = JobState::kQueued;
-  first.message = "submitted: " + std::to_string(rec.ranks) + (rec.ranks == 1 ? " rank" : " ranks") +
-                  ", priority " + std::to_string(rec.priority);
+  first.message = "submitted: " + std::to_string(rec.ranks) + (rec.ranks == 1 ? " rank" : " ranks") + ", priority " +
+                  std::to_string(rec.priority);
 
   JobStore::InsertResult ins;
   {
@@ -356,9 +355,7 @@ void JobManager::Tick() {
       case ActiveJob::Phase::kWaitRestart:
         if (now >= job->next_launch) LaunchAttempt(*job, job->restart_reason);
         break;
-      case ActiveJob::Phase::kRunning:
-        PollRunning(*job, now);
-        break;
+      case ActiveJob::Phase::kRunning: PollRunning(*job, now); break;
       case ActiveJob::Phase::kStopping: {
         AttemptStatus st = launcher_->Poll(job->attempt.handle, RunDir{job->rec.run_dir}, job->attempt.number);
         if (st.phase != AttemptStatus::Phase::kRunning) {
@@ -506,8 +503,8 @@ void JobManager::LaunchAttempt(ActiveJob& job, const std::string& restart_reason
     spec.ranks = rec.ranks;
     spec.kind = scheduler_.kind();
     spec.slots = Scheduler::ParsePlacement(rec.placement).value_or(std::vector<int>{});
-    spec.worker_argv = {options_.worker_binary, "--job", d.JobYaml(), "--run-dir", d.root,
-                        "--resume", "auto", "--job-id", rec.id};
+    spec.worker_argv = {
+        options_.worker_binary, "--job", d.JobYaml(), "--run-dir", d.root, "--resume", "auto", "--job-id", rec.id};
     spec.workdir = options_.workdir;
     try {
       job.attempt.handle = launcher_->Launch(spec);
@@ -566,10 +563,9 @@ void JobManager::UpdateProgress(ActiveJob& job, double now) {
   }
   if (changed && now - job.last_progress_event >= options_.progress_event_interval_s) {
     job.last_progress_event = now;
-    std::string msg = "step " + std::to_string(pr.step) +
-                      (pr.total_steps ? "/" + std::to_string(pr.total_steps) : "") + ", epoch " +
-                      std::to_string(pr.epoch) + (pr.num_epochs ? "/" + std::to_string(pr.num_epochs) : "") +
-                      ", loss " + Fmt(pr.loss, 4);
+    std::string msg = "step " + std::to_string(pr.step) + (pr.total_steps ? "/" + std::to_string(pr.total_steps) : "") +
+                      ", epoch " + std::to_string(pr.epoch) +
+                      (pr.num_epochs ? "/" + std::to_string(pr.num_epochs) : "") + ", loss " + Fmt(pr.loss, 4);
     WriteJob(job.rec, EventKind::kProgress, msg);
   }
 }
@@ -619,9 +615,10 @@ std::string JobManager::DescribeFailure(const ActiveJob& job, const AttemptStatu
   std::string cause;
   int log_rank = -1;
   if (first) {
-    cause = "rank " + std::to_string(first->rank) +
-            (first->signal ? " killed by signal " + std::to_string(first->signal) + " (" + SignalName(first->signal) + ")"
-                           : " exited with code " + std::to_string(first->exit_code));
+    cause =
+        "rank " + std::to_string(first->rank) +
+        (first->signal ? " killed by signal " + std::to_string(first->signal) + " (" + SignalName(first->signal) + ")"
+                       : " exited with code " + std::to_string(first->exit_code));
     log_rank = first->rank;
   } else if (st.phase == AttemptStatus::Phase::kExited) {
     cause = st.signal ? "launcher killed by " + SignalName(st.signal)
@@ -704,9 +701,10 @@ void JobManager::EndAttempt(ActiveJob& job, const AttemptStatus& st, const std::
                  rec.restarts, rec.max_restarts);
     return;
   }
-  std::string why = permanent ? (restart_reason == "launch_failure" ? " (launch failures are not retried)"
-                                                                    : " (a rank rejected its input with exit code 2; not restarted)")
-                              : " (max_restarts " + std::to_string(rec.max_restarts) + " reached)";
+  std::string why =
+      permanent ? (restart_reason == "launch_failure" ? " (launch failures are not retried)"
+                                                      : " (a rank rejected its input with exit code 2; not restarted)")
+                : " (max_restarts " + std::to_string(rec.max_restarts) + " reached)";
   spdlog::warn("coordinator: {} failed: {}{}", rec.id, headline, why);
   Finish(job, JobState::kFailed, "failed: " + headline + why);
 }
@@ -798,7 +796,8 @@ void JobManager::Recover() {
                    rec.placement);
       if (auto a = store_.GetAttempt(rec.id, rec.attempt); a && rec.state != JobState::kRestarting) {
         AttemptStatus st = launcher_->Poll(a->handle, RunDir{rec.run_dir}, a->number);
-        if (st.phase == AttemptStatus::Phase::kRunning) launcher_->Stop(a->handle, RunDir{rec.run_dir}, a->number, true);
+        if (st.phase == AttemptStatus::Phase::kRunning)
+          launcher_->Stop(a->handle, RunDir{rec.run_dir}, a->number, true);
       }
       rec.state = JobState::kQueued;
       rec.placement.clear();
@@ -857,16 +856,18 @@ void JobManager::Recover() {
       raw->restart_reason = "coordinator_restart";
       if (metrics_) metrics_->OnRestart("coordinator_restart");
       WriteJob(raw->rec, EventKind::kState,
-               "coordinator restarted and attempt " + std::to_string(raw->attempt.number) +
-                   " is gone (" + st.detail + "); restarting from the latest checkpoint");
+               "coordinator restarted and attempt " + std::to_string(raw->attempt.number) + " is gone (" + st.detail +
+                   "); restarting from the latest checkpoint");
       ++restarted;
     }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = active_.begin(); it != active_.end();) {
-      if (it->second->done) it = active_.erase(it);
-      else ++it;
+      if (it->second->done)
+        it = active_.erase(it);
+      else
+        ++it;
     }
   }
   if (evals_) evals_->Recover();

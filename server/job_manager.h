@@ -31,17 +31,17 @@ class CoordinatorMetrics;
 namespace vicreg::server {
 
 struct JobManagerOptions {
-  std::string runs_root;                    // <state_dir>/runs
-  std::string worker_binary;                // vicreg_worker (absolute path)
-  std::string workdir;                      // working directory of the ranks
+  std::string runs_root;      // <state_dir>/runs
+  std::string worker_binary;  // vicreg_worker (absolute path)
+  std::string workdir;        // working directory of the ranks
   double poll_interval_s = 0.5;
-  double no_progress_timeout_s = 900;       // 0 = never declare a stall
-  double stop_grace_s = 10;                 // SIGTERM -> SIGKILL
+  double no_progress_timeout_s = 900;  // 0 = never declare a stall
+  double stop_grace_s = 10;            // SIGTERM -> SIGKILL
   double restart_backoff_s = 2;
-  double progress_event_interval_s = 1;     // at most one PROGRESS event per job per interval
+  double progress_event_interval_s = 1;  // at most one PROGRESS event per job per interval
   int max_ranks_per_job = 64;
-  size_t max_spec_bytes = 256 * 1024;       // job YAML text
-  bool launch_enabled = true;               // false with --launcher none (benchmarks)
+  size_t max_spec_bytes = 256 * 1024;  // job YAML text
+  bool launch_enabled = true;          // false with --launcher none (benchmarks)
 };
 
 class JobManager {
@@ -120,16 +120,16 @@ class JobManager {
 
   // mu_ guards queue_, live_reasons_, the structure of active_, cancel_requests_ and cancelled_.
   std::mutex mu_;
-  std::condition_variable wake_cv_;          // wakes the manager thread
-  std::condition_variable cancel_done_cv_;   // a cancel request was processed
+  std::condition_variable wake_cv_;         // wakes the manager thread
+  std::condition_variable cancel_done_cv_;  // a cancel request was processed
   bool wake_ = false;
   bool stop_ = false;
   struct Queued {
     QueuedJob job;
-    std::string pending_reason;              // last recorded reason
+    std::string pending_reason;  // last recorded reason
   };
   std::vector<Queued> queue_;
-  std::map<std::string, std::string> live_reasons_;          // queued job id -> current reason
+  std::map<std::string, std::string> live_reasons_;           // queued job id -> current reason
   std::map<std::string, std::unique_ptr<ActiveJob>> active_;  // contents: manager thread only
   std::map<std::string, std::string> cancel_requests_;        // job id -> reason
   std::vector<std::string> cancelled_;                        // processed cancel requests

@@ -37,8 +37,10 @@ std::unique_ptr<Launcher> MakeLauncher(const LauncherOptions& options) {
 std::string ShellQuote(const std::string& arg) {
   std::string out = "'";
   for (char c : arg) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   out += "'";
   return out;

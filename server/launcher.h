@@ -25,37 +25,37 @@ struct LaunchSpec {
   RunDir run_dir;
   int ranks = 1;
   SlotKind kind = SlotKind::kCpu;
-  std::vector<int> slots;                 // placement (GPU indices for kGpu)
-  std::vector<std::string> worker_argv;   // vicreg_worker --job ... --run-dir ... --resume auto --job-id ...
-  std::string workdir;                    // working directory of the ranks
+  std::vector<int> slots;                // placement (GPU indices for kGpu)
+  std::vector<std::string> worker_argv;  // vicreg_worker --job ... --run-dir ... --resume auto --job-id ...
+  std::string workdir;                   // working directory of the ranks
 };
 
 struct AttemptStatus {
   enum class Phase { kRunning, kExited, kLost };
   Phase phase = Phase::kRunning;
-  int exit_code = -1;      // of the launcher (mpirun / the Slurm job); -1 if unknown or signalled
+  int exit_code = -1;  // of the launcher (mpirun / the Slurm job); -1 if unknown or signalled
   int signal = 0;
-  std::string detail;      // "slurm state FAILED", "launcher vanished without writing its status", ...
+  std::string detail;  // "slurm state FAILED", "launcher vanished without writing its status", ...
 };
 
 struct LauncherOptions {
-  std::string kind = "local";             // local | slurm | none
-  std::string shim_binary;                // vicreg_job_shim (absolute path)
+  std::string kind = "local";  // local | slurm | none
+  std::string shim_binary;     // vicreg_job_shim (absolute path)
   // local
   std::string mpirun = "mpirun";
-  std::vector<std::string> mpirun_args;   // extra arguments placed before the program
+  std::vector<std::string> mpirun_args;  // extra arguments placed before the program
   // slurm
   std::string sbatch = "sbatch";
   std::string squeue = "squeue";
   std::string scancel = "scancel";
   std::string sacct = "sacct";
   std::string srun = "srun";
-  std::string srun_mpi = "pmix";          // srun --mpi=<this>
-  std::string partition;                  // sbatch --partition (empty = cluster default)
-  std::string account;                    // sbatch --account
-  std::vector<std::string> sbatch_args;   // extra sbatch arguments
-  std::vector<std::string> srun_args;     // extra srun arguments
-  double command_timeout_s = 30;          // for sbatch/squeue/scancel/sacct
+  std::string srun_mpi = "pmix";         // srun --mpi=<this>
+  std::string partition;                 // sbatch --partition (empty = cluster default)
+  std::string account;                   // sbatch --account
+  std::vector<std::string> sbatch_args;  // extra sbatch arguments
+  std::vector<std::string> srun_args;    // extra srun arguments
+  double command_timeout_s = 30;         // for sbatch/squeue/scancel/sacct
 };
 
 class Launcher {

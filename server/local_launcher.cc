@@ -40,9 +40,16 @@ class LocalLauncher : public Launcher {
     const RunDir& d = spec.run_dir;
     fs::MakeDirs(d.Logs());
     fs::MakeDirs(d.AttemptRanks(spec.attempt));
-    std::vector<std::string> argv = {options_.shim_binary, "supervise", "--status", d.AttemptStatus(spec.attempt),
-                                     "--info", d.AttemptInfo(spec.attempt), "--",
-                                     options_.mpirun, "-np", std::to_string(spec.ranks)};
+    std::vector<std::string> argv = {options_.shim_binary,
+                                     "supervise",
+                                     "--status",
+                                     d.AttemptStatus(spec.attempt),
+                                     "--info",
+                                     d.AttemptInfo(spec.attempt),
+                                     "--",
+                                     options_.mpirun,
+                                     "-np",
+                                     std::to_string(spec.ranks)};
     if (geteuid() == 0) argv.push_back("--allow-run-as-root");
     if (spec.kind == SlotKind::kCpu) argv.push_back("--oversubscribe");
     // Several jobs share the machine: never pin ranks to the same cores.

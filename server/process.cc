@@ -199,8 +199,7 @@ ProcessRef Spawn(const SpawnOptions& options) {
   if (n == sizeof(child_errno)) {
     int status;
     waitpid(pid, &status, 0);
-    throw std::runtime_error("cannot launch '" + exe + "'" +
-                             (options.cwd.empty() ? "" : " in " + options.cwd) + ": " +
+    throw std::runtime_error("cannot launch '" + exe + "'" + (options.cwd.empty() ? "" : " in " + options.cwd) + ": " +
                              std::strerror(child_errno));
   }
   ProcessRef ref;

@@ -18,7 +18,7 @@ struct ProcessRef {
 
 struct ProcStat {
   int pid = 0;
-  char state = '?';      // R S D Z T X ...
+  char state = '?';  // R S D Z T X ...
   int ppid = 0;
   int pgid = 0;
   int sid = 0;
@@ -39,11 +39,11 @@ int SignalSession(int sid, int sig);
 int SignalSessionOf(const ProcessRef& leader, int sig);
 
 struct SpawnOptions {
-  std::vector<std::string> argv;             // argv[0] is resolved through PATH if it has no '/'
-  std::vector<std::string> env_set;          // "KEY=VALUE" added to (or replacing in) the environment
-  std::string cwd;                           // "" = inherit
-  std::string output_path;                   // stdout+stderr appended here ("" = /dev/null)
-  bool new_session = true;                   // setsid(): own session and process group
+  std::vector<std::string> argv;     // argv[0] is resolved through PATH if it has no '/'
+  std::vector<std::string> env_set;  // "KEY=VALUE" added to (or replacing in) the environment
+  std::string cwd;                   // "" = inherit
+  std::string output_path;           // stdout+stderr appended here ("" = /dev/null)
+  bool new_session = true;           // setsid(): own session and process group
 };
 // fork+exec; returns the child's identity. Throws std::runtime_error naming argv[0] on failure
 // (including exec failure, reported through a CLOEXEC pipe).
@@ -54,10 +54,10 @@ ProcessRef Spawn(const SpawnOptions& options);
 std::optional<int> TryReap(int pid);
 
 struct CommandResult {
-  int exit_code = -1;     // -1 when killed by a signal or timed out
+  int exit_code = -1;  // -1 when killed by a signal or timed out
   bool timed_out = false;
-  std::string out;        // stdout
-  std::string err;        // stderr
+  std::string out;  // stdout
+  std::string err;  // stderr
 };
 // Runs argv to completion (no shell), capturing output; kills it after timeout_s.
 CommandResult RunCommand(const std::vector<std::string>& argv, double timeout_s,

@@ -44,7 +44,7 @@ std::optional<WorkerProgress> ReadProgress(const RunDir& d);
 
 // result.json (rank 0 at exit).
 struct WorkerResult {
-  std::string status;   // succeeded | failed
+  std::string status;  // succeeded | failed
   std::string reason;
   int64_t step = 0;
   int64_t epoch = 0;
@@ -53,9 +53,9 @@ std::optional<WorkerResult> ReadResult(const RunDir& d);
 
 // Exit records written by vicreg_job_shim (attempts/<n>/status.json and attempts/<n>/ranks/rank-<r>.json).
 struct ExitRecord {
-  int rank = -1;        // -1 for the launcher's record
+  int rank = -1;  // -1 for the launcher's record
   int pid = 0;
-  int exit_code = -1;   // -1 if killed by a signal
+  int exit_code = -1;  // -1 if killed by a signal
   int signal = 0;
   double finished = 0;
 };

@@ -13,10 +13,12 @@ std::string Scheduler::WhyNeverPlaceable(int ranks) const {
   if (ranks <= capacity()) return "";
   std::ostringstream os;
   os << "resources.ranks: the job needs " << ranks << (ranks == 1 ? " slot" : " slots")
-     << " but this coordinator has only " << capacity() << " "
-     << (options_.kind == SlotKind::kGpu ? "GPU" : "CPU") << (capacity() == 1 ? " slot" : " slots");
-  if (options_.kind == SlotKind::kGpu) os << " (--gpus " << JoinSlots(options_.slots) << ")";
-  else os << " (--slots " << capacity() << ")";
+     << " but this coordinator has only " << capacity() << " " << (options_.kind == SlotKind::kGpu ? "GPU" : "CPU")
+     << (capacity() == 1 ? " slot" : " slots");
+  if (options_.kind == SlotKind::kGpu)
+    os << " (--gpus " << JoinSlots(options_.slots) << ")";
+  else
+    os << " (--slots " << capacity() << ")";
   os << "; it can never be placed";
   return os.str();
 }
@@ -33,8 +35,10 @@ bool Scheduler::Reserve(const std::string& job_id, const std::vector<int>& slots
 
 void Scheduler::Release(const std::string& job_id) {
   for (auto it = holder_.begin(); it != holder_.end();) {
-    if (it->second == job_id) it = holder_.erase(it);
-    else ++it;
+    if (it->second == job_id)
+      it = holder_.erase(it);
+    else
+      ++it;
   }
 }
 
@@ -50,8 +54,10 @@ std::string Scheduler::HoldersText() const {
   std::vector<std::pair<std::string, int>> counts;
   for (const auto& [slot, holder] : holder_) {
     auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& p) { return p.first == holder; });
-    if (it == counts.end()) counts.emplace_back(holder, 1);
-    else ++it->second;
+    if (it == counts.end())
+      counts.emplace_back(holder, 1);
+    else
+      ++it->second;
   }
   std::ostringstream os;
   for (size_t i = 0; i < counts.size(); ++i) {
@@ -83,8 +89,7 @@ Scheduler::Decision Scheduler::Schedule(std::vector<QueuedJob> queue) {
       }
       blocker = &job;
       std::ostringstream os;
-      os << "waiting for " << job.ranks << (job.ranks == 1 ? " slot" : " slots") << ", " << free_count()
-         << " free";
+      os << "waiting for " << job.ranks << (job.ranks == 1 ? " slot" : " slots") << ", " << free_count() << " free";
       std::string holders = HoldersText();
       if (!holders.empty()) os << " (" << holders << ")";
       blocker_reason = os.str();
@@ -92,8 +97,7 @@ Scheduler::Decision Scheduler::Schedule(std::vector<QueuedJob> queue) {
       continue;
     }
     std::ostringstream os;
-    os << "queued behind " << blocker->id << " (priority " << blocker->priority << ", "
-       << blocker_reason << ")";
+    os << "queued behind " << blocker->id << " (priority " << blocker->priority << ", " << blocker_reason << ")";
     d.pending[job.id] = os.str();
   }
   return d;

@@ -17,14 +17,14 @@ enum class SlotKind { kCpu, kGpu };
 
 struct SchedulerOptions {
   SlotKind kind = SlotKind::kCpu;
-  std::vector<int> slots;             // cpu: 0..N-1; gpu: the GPU indices (e.g. 0,1,2,3)
+  std::vector<int> slots;  // cpu: 0..N-1; gpu: the GPU indices (e.g. 0,1,2,3)
 };
 
 struct QueuedJob {
   std::string id;
   int ranks = 1;
   int priority = 0;
-  int64_t seq = 0;                    // submission order
+  int64_t seq = 0;  // submission order
 };
 
 class Scheduler {

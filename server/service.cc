@@ -136,12 +136,18 @@ bool B64Decode(const std::string& in, std::string* out) {
   int val = 0, bits = -8;
   for (unsigned char c : in) {
     int d;
-    if (c >= 'A' && c <= 'Z') d = c - 'A';
-    else if (c >= 'a' && c <= 'z') d = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') d = c - '0' + 52;
-    else if (c == '-') d = 62;
-    else if (c == '_') d = 63;
-    else return false;
+    if (c >= 'A' && c <= 'Z')
+      d = c - 'A';
+    else if (c >= 'a' && c <= 'z')
+      d = c - 'a' + 26;
+    else if (c >= '0' && c <= '9')
+      d = c - '0' + 52;
+    else if (c == '-')
+      d = 62;
+    else if (c == '_')
+      d = 63;
+    else
+      return false;
     val = (val << 6) + d;
     bits += 6;
     if (bits >= 0) {
@@ -204,8 +210,7 @@ void CoordinatorService::Authorize(grpc::ServerContext* ctx) const {
   if (value.size() < prefix.size() || !std::equal(prefix.begin(), prefix.end(), value.begin(), [](char a, char b) {
         return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
       })) {
-    throw ServiceError(ErrorCode::kUnauthenticated,
-                       "malformed authorization metadata: expected 'Bearer <token>'");
+    throw ServiceError(ErrorCode::kUnauthenticated, "malformed authorization metadata: expected 'Bearer <token>'");
   }
   if (!TokenEquals(value.substr(prefix.size()), options_.token)) {
     throw ServiceError(ErrorCode::kUnauthenticated, "invalid bearer token");
@@ -244,10 +249,11 @@ std::string CoordinatorService::EncodePageToken(JobState filter, int64_t before_
 
 int64_t CoordinatorService::DecodePageToken(const std::string& token, JobState filter) {
   auto bad = [&]() {
-    return ServiceError(ErrorCode::kInvalidArgument,
-                        "page_token '" + token.substr(0, 64) +
-                            "' was not returned by ListJobs (pass next_page_token unchanged, or \"\" for the first page)",
-                        {{"page_token", "invalid"}});
+    return ServiceError(
+        ErrorCode::kInvalidArgument,
+        "page_token '" + token.substr(0, 64) +
+            "' was not returned by ListJobs (pass next_page_token unchanged, or \"\" for the first page)",
+        {{"page_token", "invalid"}});
   };
   std::string text;
   if (token.size() > 64 || !B64Decode(token, &text)) throw bad();
@@ -440,8 +446,7 @@ grpc::Status CoordinatorService::ListEvals(grpc::ServerContext* ctx, const v1::L
   });
 }
 
-grpc::Status CoordinatorService::GetEval(grpc::ServerContext* ctx, const v1::GetEvalRequest* req,
-                                         v1::EvalTask* resp) {
+grpc::Status CoordinatorService::GetEval(grpc::ServerContext* ctx, const v1::GetEvalRequest* req, v1::EvalTask* resp) {
   return Guard("GetEval", ctx, [&] {
     RequireJob(req->job_id(), false);
     auto t = store_.GetEvalTask(req->job_id(), req->epoch(), req->dataset());

@@ -15,7 +15,7 @@ class CoordinatorMetrics;
 namespace vicreg::server {
 
 struct ServiceOptions {
-  std::string token;              // "" = no authentication (only allowed on loopback)
+  std::string token;  // "" = no authentication (only allowed on loopback)
   int default_page_size = 100;
   int max_page_size = 1000;
   int log_chunk_bytes = 64 * 1024;
@@ -27,7 +27,8 @@ class CoordinatorService final : public vicreg::v1::Coordinator::Service {
   CoordinatorService(ServiceOptions options, JobStore& store, JobManager& manager,
                      metrics::CoordinatorMetrics* metrics);
 
-  grpc::Status SubmitJob(grpc::ServerContext* ctx, const v1::SubmitJobRequest* req, v1::SubmitJobResponse* resp) override;
+  grpc::Status SubmitJob(grpc::ServerContext* ctx, const v1::SubmitJobRequest* req,
+                         v1::SubmitJobResponse* resp) override;
   grpc::Status GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req, v1::Job* resp) override;
   grpc::Status ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req, v1::ListJobsResponse* resp) override;
   grpc::Status CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* req, v1::Job* resp) override;
@@ -35,7 +36,8 @@ class CoordinatorService final : public vicreg::v1::Coordinator::Service {
                         grpc::ServerWriter<v1::JobEvent>* writer) override;
   grpc::Status StreamLogs(grpc::ServerContext* ctx, const v1::StreamLogsRequest* req,
                           grpc::ServerWriter<v1::LogChunk>* writer) override;
-  grpc::Status ListEvals(grpc::ServerContext* ctx, const v1::ListEvalsRequest* req, v1::ListEvalsResponse* resp) override;
+  grpc::Status ListEvals(grpc::ServerContext* ctx, const v1::ListEvalsRequest* req,
+                         v1::ListEvalsResponse* resp) override;
   grpc::Status GetEval(grpc::ServerContext* ctx, const v1::GetEvalRequest* req, v1::EvalTask* resp) override;
 
   // Page tokens: opaque to clients; encode the state filter and the last seq of the page.

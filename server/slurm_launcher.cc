@@ -45,8 +45,9 @@ class SlurmLauncher : public Launcher {
     fs::MakeDirs(d.Logs());
     fs::MakeDirs(d.AttemptRanks(spec.attempt));
 
-    std::vector<std::string> cmd = {options_.shim_binary, "supervise", "--status", d.AttemptStatus(spec.attempt),
-                                    "--", options_.srun, "--mpi=" + options_.srun_mpi};
+    std::vector<std::string> cmd = {options_.shim_binary,          "supervise", "--status",
+                                    d.AttemptStatus(spec.attempt), "--",        options_.srun,
+                                    "--mpi=" + options_.srun_mpi};
     cmd.insert(cmd.end(), options_.srun_args.begin(), options_.srun_args.end());
     cmd.insert(cmd.end(), {options_.shim_binary, "rank", "--log-dir", d.Logs(), "--status-dir",
                            d.AttemptRanks(spec.attempt), "--attempt", std::to_string(spec.attempt), "--"});
@@ -94,8 +95,8 @@ class SlurmLauncher : public Launcher {
     CommandResult q = RunCommand({options_.squeue, "-h", "-j", id, "-o", "%T"}, options_.command_timeout_s);
     std::string state = Trim(q.out);
     if (q.exit_code == 0 && !state.empty()) {
-      static const char* kActive[] = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED",
-                                      "REQUEUED", "RESIZING", "SIGNALING", "STAGE_OUT", "REQUEUE_HOLD",
+      static const char* kActive[] = {"PENDING",     "CONFIGURING",   "RUNNING",   "COMPLETING", "SUSPENDED",
+                                      "REQUEUED",    "RESIZING",      "SIGNALING", "STAGE_OUT",  "REQUEUE_HOLD",
                                       "REQUEUE_FED", "RESV_DEL_HOLD", "STOPPED"};
       for (const char* a : kActive)
         if (state == a) return s;
@@ -111,8 +112,8 @@ class SlurmLauncher : public Launcher {
       if (!state.empty()) s.detail = "slurm state " + state;
       return s;
     }
-    CommandResult a = RunCommand({options_.sacct, "-n", "-P", "-X", "-j", id, "-o", "State,ExitCode"},
-                                 options_.command_timeout_s);
+    CommandResult a =
+        RunCommand({options_.sacct, "-n", "-P", "-X", "-j", id, "-o", "State,ExitCode"}, options_.command_timeout_s);
     std::string line = Trim(a.out.substr(0, a.out.find('\n')));
     if (a.exit_code == 0 && !line.empty()) {
       // "FAILED|1:0"

@@ -11,8 +11,7 @@ namespace vicreg::server {
 namespace {
 
 [[noreturn]] void Fail(sqlite3* db, const std::string& what) {
-  throw ServiceError(ErrorCode::kInternal,
-                     "job store: " + what + ": " + (db ? sqlite3_errmsg(db) : "no database"));
+  throw ServiceError(ErrorCode::kInternal, "job store: " + what + ": " + (db ? sqlite3_errmsg(db) : "no database"));
 }
 
 constexpr const char* kJobColumns =
@@ -230,10 +229,10 @@ void JobStore::Migrate() {
     if (s.Step()) version = static_cast<int>(s.Int(0));
   }
   if (version > kSchemaVersion) {
-    throw ServiceError(ErrorCode::kInternal,
-                       "job store " + options_.path + " has schema version " + std::to_string(version) +
-                           ", newer than this coordinator's " + std::to_string(kSchemaVersion) +
-                           ": use a newer vicreg_coordinator or another --state-dir");
+    throw ServiceError(ErrorCode::kInternal, "job store " + options_.path + " has schema version " +
+                                                 std::to_string(version) + ", newer than this coordinator's " +
+                                                 std::to_string(kSchemaVersion) +
+                                                 ": use a newer vicreg_coordinator or another --state-dir");
   }
   if (version == kSchemaVersion) return;
   Txn t(c.db);
@@ -397,16 +396,16 @@ EventRecord ReadEvent(const JobStore::Stmt& s) {
   return e;
 }
 
-#define VICREG_JOB_SELECT(where) \
+#define VICREG_JOB_SELECT(where)                                                                              \
   "SELECT seq, id, name, state, priority, ranks, device, attempt, restarts, max_restarts, created, started, " \
-  "finished, pending_reason, last_error, result_reason, p_step, p_total, p_epoch, p_num_epochs, p_loss, "   \
-  "p_ips, p_rate, p_eta, p_updated, run_dir, placement, client_request_id, spec_hash, last_sequence, "       \
+  "finished, pending_reason, last_error, result_reason, p_step, p_total, p_epoch, p_num_epochs, p_loss, "     \
+  "p_ips, p_rate, p_eta, p_updated, run_dir, placement, client_request_id, spec_hash, last_sequence, "        \
   "spec_yaml FROM jobs " where
 
-#define VICREG_JOB_SELECT_NOSPEC(where) \
+#define VICREG_JOB_SELECT_NOSPEC(where)                                                                       \
   "SELECT seq, id, name, state, priority, ranks, device, attempt, restarts, max_restarts, created, started, " \
-  "finished, pending_reason, last_error, result_reason, p_step, p_total, p_epoch, p_num_epochs, p_loss, "   \
-  "p_ips, p_rate, p_eta, p_updated, run_dir, placement, client_request_id, spec_hash, last_sequence "       \
+  "finished, pending_reason, last_error, result_reason, p_step, p_total, p_epoch, p_num_epochs, p_loss, "     \
+  "p_ips, p_rate, p_eta, p_updated, run_dir, placement, client_request_id, spec_hash, last_sequence "         \
   "FROM jobs " where
 
 }  // namespace
@@ -421,9 +420,9 @@ JobStore::InsertResult JobStore::InsertJob(JobRecord job, EventRecord first_even
     if (s.Step()) {
       JobRecord existing = ReadJob(s, true);
       if (existing.spec_hash != job.spec_hash) {
-        throw ServiceError(ErrorCode::kAlreadyExists,
-                           "client_request_id '" + job.client_request_id + "' was already used by job " +
-                               existing.id + " with a different job spec; use a new client_request_id");
+        throw ServiceError(ErrorCode::kAlreadyExists, "client_request_id '" + job.client_request_id +
+                                                          "' was already used by job " + existing.id +
+                                                          " with a different job spec; use a new client_request_id");
       }
       return {existing, true};
     }
@@ -753,8 +752,7 @@ std::vector<EvalTaskRecord> JobStore::EvalTasks(const std::string& job_id) {
   return out;
 }
 
-std::optional<EvalTaskRecord> JobStore::GetEvalTask(const std::string& job_id, int epoch,
-                                                    const std::string& dataset) {
+std::optional<EvalTaskRecord> JobStore::GetEvalTask(const std::string& job_id, int epoch, const std::string& dataset) {
   ReaderLock reader(this);
   Conn& c = reader.conn();
   std::optional<EvalTaskRecord> out;

@@ -9,15 +9,15 @@
 // connection every checkpoint_interval_s, never inside a request.
 #pragma once
 
-#include <cstdint>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "server/job.h"
@@ -30,12 +30,12 @@ namespace vicreg::server {
 class JobStore {
  public:
   struct Options {
-    std::string path;                 // <state_dir>/coordinator.db
-    bool synchronous_full = false;    // see the header comment
+    std::string path;               // <state_dir>/coordinator.db
+    bool synchronous_full = false;  // see the header comment
     int busy_timeout_ms = 5000;
-    std::string runs_root;            // a new job's run_dir = <runs_root>/<job id>
+    std::string runs_root;               // a new job's run_dir = <runs_root>/<job id>
     double checkpoint_interval_s = 1.0;  // background WAL checkpoints (0 = SQLite's automatic ones)
-    int readers = 4;                  // reader connections
+    int readers = 4;                     // reader connections
   };
   static constexpr int kSchemaVersion = 1;
 
@@ -60,12 +60,12 @@ class JobStore {
   struct ListQuery {
     JobState state = JobState::kUnspecified;  // kUnspecified = every state
     int limit = 100;
-    int64_t before_seq = 0;                   // 0 = start from the newest
+    int64_t before_seq = 0;  // 0 = start from the newest
   };
   struct ListPage {
-    std::vector<JobRecord> jobs;              // newest first, without spec_yaml
-    int64_t total = 0;                        // jobs matching the filter
-    bool more = false;                        // older jobs remain
+    std::vector<JobRecord> jobs;  // newest first, without spec_yaml
+    int64_t total = 0;            // jobs matching the filter
+    bool more = false;            // older jobs remain
   };
   ListPage ListJobs(const ListQuery& q);
 
@@ -88,10 +88,10 @@ class JobStore {
   // Inserts the task if (job, epoch, dataset) is new; returns false if it existed.
   bool InsertEvalTask(const EvalTaskRecord& t);
   void UpdateEvalTask(const EvalTaskRecord& t, bool write_rows);
-  std::vector<EvalTaskRecord> EvalTasks(const std::string& job_id);          // with rows
+  std::vector<EvalTaskRecord> EvalTasks(const std::string& job_id);  // with rows
   std::optional<EvalTaskRecord> GetEvalTask(const std::string& job_id, int epoch,
-                                            const std::string& dataset);     // with rows
-  std::vector<EvalTaskRecord> OpenEvalTasks();                                // pending/running, no rows
+                                            const std::string& dataset);  // with rows
+  std::vector<EvalTaskRecord> OpenEvalTasks();                            // pending/running, no rows
 
   // Implementation details (connection, statement wrapper), public only for helpers in store.cc.
   struct Conn;
@@ -104,8 +104,7 @@ class JobStore {
   void Migrate();
   void WriteJobLocked(Conn& c, const JobRecord& job);
   int64_t AppendEventLocked(Conn& c, EventRecord& event);
-  std::vector<EvalRowRecord> EvalRowsLocked(Conn& c, const std::string& job_id, int epoch,
-                                            const std::string& dataset);
+  std::vector<EvalRowRecord> EvalRowsLocked(Conn& c, const std::string& job_id, int epoch, const std::string& dataset);
 
   void CheckpointLoop();
 

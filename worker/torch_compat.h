@@ -42,22 +42,21 @@ constexpr int kTorchMinor = TORCH_VERSION_MINOR;
 #if defined(VICREG_COMPAT_C10D) && !defined(VICREG_TORCH_COMPAT_C10D)
 #define VICREG_TORCH_COMPAT_C10D
 
+#include <chrono>
+#include <string>
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
-#include <chrono>
-#include <string>
-
 namespace vicreg::compat {
 
-using C10dWork = ::c10d::Work;                       // c10::intrusive_ptr<C10dWork> from every collective
+using C10dWork = ::c10d::Work;  // c10::intrusive_ptr<C10dWork> from every collective
 using GlooGroup = ::c10d::ProcessGroupGloo;
 
 // A Gloo TCP device bound to `host` (an address of this machine, e.g. 127.0.0.1).
 inline std::shared_ptr<::gloo::transport::Device> GlooDeviceForHost(const std::string& host) {
-  return GlooGroup::createDeviceForHostname(host);   // 2.6+: lazyInit defaults to false
+  return GlooGroup::createDeviceForHostname(host);  // 2.6+: lazyInit defaults to false
 }
 
 inline c10::intrusive_ptr<GlooGroup::Options> GlooOptions(std::chrono::milliseconds timeout, int threads) {
@@ -68,8 +67,8 @@ inline c10::intrusive_ptr<GlooGroup::Options> GlooOptions(std::chrono::milliseco
 
 // TCPStore: `is_server` binds the port on every interface in 1.13 (0.0.0.0); only used when the
 // launcher configured MASTER_ADDR/MASTER_PORT explicitly.
-inline c10::intrusive_ptr<::c10d::Store> MakeTcpStore(const std::string& host, int port, bool is_server,
-                                                      int world_size, std::chrono::milliseconds timeout) {
+inline c10::intrusive_ptr<::c10d::Store> MakeTcpStore(const std::string& host, int port, bool is_server, int world_size,
+                                                      std::chrono::milliseconds timeout) {
   ::c10d::TCPStoreOptions o;
   o.port = static_cast<decltype(o.port)>(port);
   o.isServer = is_server;
@@ -163,6 +162,7 @@ inline at::Tensor Sdpa(const at::Tensor&, const at::Tensor&, const at::Tensor&) 
 #define VICREG_TORCH_COMPAT_OPTIM
 
 #include <ATen/core/Tensor.h>
+
 #include <string>
 #if !VICREG_TORCH_AT_LEAST(2, 2)
 #include <c10/util/string_utils.h>

@@ -10,6 +10,7 @@
 // stderr; 1 runtime failure (peer died, non-finite loss, disk full) and a run stopped by SIGTERM/SIGINT
 // (it checkpoints first; result.json says "terminated by SIGTERM"; `--resume auto` continues it).
 #include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,8 +25,6 @@
 #include <string>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
 #include "common/build_info.h"
 #include "common/config_loader.h"
 #include "common/errors.h"
@@ -33,8 +32,8 @@
 #include "common/host_memory.h"
 #include "common/logging.h"
 #include "common/metrics.h"
-#include "worker/data/dataset.h"
 #include "worker/comm/communicator.h"
+#include "worker/data/dataset.h"
 #include "worker/train/checkpoint.h"
 #include "worker/train/run_dir.h"
 #include "worker/train/stop_signal.h"
@@ -61,8 +60,8 @@ struct Flags {
 
 // All long options (for did-you-mean on a mistyped flag).
 const std::vector<std::string> kFlagNames = {
-    "--job",      "--data_config", "--train_config", "--model_config", "--device",    "--run-dir", "--resume",
-    "--max-steps", "--metrics-port", "--set",       "--job-id",       "--log-level", "--help"};
+    "--job",       "--data_config",  "--train_config", "--model_config", "--device",    "--run-dir", "--resume",
+    "--max-steps", "--metrics-port", "--set",          "--job-id",       "--log-level", "--help"};
 
 // "--lr" -> " (did you mean --set train.learning_rate=...?)"; "--run_dirr" -> " (did you mean --run-dir?)".
 std::string Suggest(const std::string& arg) {
@@ -84,8 +83,9 @@ std::string Suggest(const std::string& arg) {
 // Returns nullopt after printing help (exit 0) or throws UserError for bad usage.
 std::optional<Flags> ParseFlags(int argc, char** argv) {
   Flags f;
-  CLI::App app{"vicreg_worker: trains a VICReg encoder (one process per rank; run it under mpirun/srun for "
-               "several ranks).\nExit codes: 0 success, 2 invalid input, 1 runtime failure or terminated."};
+  CLI::App app{
+      "vicreg_worker: trains a VICReg encoder (one process per rank; run it under mpirun/srun for "
+      "several ranks).\nExit codes: 0 success, 2 invalid input, 1 runtime failure or terminated."};
   app.set_help_flag("-h,--help", "Print this help and exit");
   app.add_option("--job", f.job, "Job file (all sections: resources, data, model, train, augment, checkpoint, ...)");
   app.add_option("--data_config,--data-config", f.data_config, "Seed form: data config YAML (-> data section)");
@@ -117,8 +117,7 @@ std::optional<Flags> ParseFlags(int argc, char** argv) {
     std::string msg = e.what();
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
-      if (a.rfind("--", 0) == 0 && !app.get_option_no_throw(a.substr(0, a.find('='))))
-        msg += Suggest(a);
+      if (a.rfind("--", 0) == 0 && !app.get_option_no_throw(a.substr(0, a.find('=')))) msg += Suggest(a);
     }
     throw UserError(msg + "\nRun vicreg_worker --help for the flags.");
   } catch (const CLI::ParseError& e) {
@@ -167,7 +166,8 @@ void CheckRunDirUsable(const std::string& run_dir, const std::string& resume) {
     if (resume == "none" && vicreg::fs::Exists(ck)) {
       vicreg::train::CheckpointManager mgr({ck, 1, {}});
       if (!mgr.List().empty() || !mgr.Latest().empty())
-        throw UserError("--run-dir " + run_dir + " already holds checkpoints; continue it with --resume auto, or "
+        throw UserError("--run-dir " + run_dir +
+                        " already holds checkpoints; continue it with --resume auto, or "
                         "start over in another --run-dir");
     }
   }
@@ -189,7 +189,7 @@ std::string HostName() {
 }
 
 int Run(int argc, char** argv) {
-  vicreg::TuneHostAllocator();   // before any thread starts (common/host_memory.h)
+  vicreg::TuneHostAllocator();  // before any thread starts (common/host_memory.h)
   // 1. Flags and config: all validation before anything touches the disk.
   std::optional<Flags> parsed;
   vicreg::config::JobConfig cfg;
@@ -210,7 +210,8 @@ int Run(int argc, char** argv) {
     // (OpenDataset caches per process: the trainer reuses this instance.)
     vicreg::data::OpenDataset({cfg.data.dataset, cfg.data.data_dir, cfg.data.split, cfg.data.limit});
     if (!cfg.model.init_from.empty() && !vicreg::fs::Exists(cfg.model.init_from))
-      throw UserError("model.init_from: " + cfg.model.init_from + " does not exist (a timm-keyed encoder "
+      throw UserError("model.init_from: " + cfg.model.init_from +
+                      " does not exist (a timm-keyed encoder "
                       ".safetensors, e.g. from vicreg_eval export)");
   } catch (const UserError& e) {
     if (speak)
@@ -275,9 +276,11 @@ int Run(int argc, char** argv) {
     run_dir->Create();
     log.file = run_dir->log_file(rank.rank);
     vicreg::InitLogging(log);
-    spdlog::info("vicreg_worker {} (rev {}) job '{}' rank {}/{} (local {}) from {} on {}, backend {}, device {}, "
-                 "run dir {}", vicreg::BuildVersion(), vicreg::BuildRevision(), job_id, rank.rank, rank.world_size,
-                 rank.local_rank, rank.source, HostName(), comm->backend(), device, root);
+    spdlog::info(
+        "vicreg_worker {} (rev {}) job '{}' rank {}/{} (local {}) from {} on {}, backend {}, device {}, "
+        "run dir {}",
+        vicreg::BuildVersion(), vicreg::BuildRevision(), job_id, rank.rank, rank.world_size, rank.local_rank,
+        rank.source, HostName(), comm->backend(), device, root);
     if (rank.rank == 0) run_dir->WriteJobYaml(vicreg::config::ToYaml(cfg));
 
     // 4. This rank's /metrics endpoint.

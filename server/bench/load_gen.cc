@@ -43,7 +43,7 @@ struct Options {
   std::string mix = "submit=1,get=4,list=1";
   int preload = 0;
   std::string job_file;
-  double rate = 0;          // requests/s per client (0 = closed loop, as fast as possible)
+  double rate = 0;  // requests/s per client (0 = closed loop, as fast as possible)
   double timeout_s = 30;
 };
 
@@ -55,7 +55,8 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& server) {
 
 std::unique_ptr<grpc::ClientContext> Ctx(const Options& o) {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)));
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)));
   if (!o.token.empty()) ctx->AddMetadata("authorization", "Bearer " + o.token);
   return ctx;
 }
@@ -87,18 +88,21 @@ nlohmann::json Summarize(Stats s, double wall_s) {
 
 int main(int argc, char** argv) {
   Options o;
-  CLI::App app{"vicreg_coordinator_bench: concurrent SubmitJob/GetJob/ListJobs load against a vicreg_coordinator "
-               "(start it with --launcher none). Prints one JSON object.",
-               "vicreg_coordinator_bench"};
+  CLI::App app{
+      "vicreg_coordinator_bench: concurrent SubmitJob/GetJob/ListJobs load against a vicreg_coordinator "
+      "(start it with --launcher none). Prints one JSON object.",
+      "vicreg_coordinator_bench"};
   app.add_option("--server", o.server, "coordinator HOST:PORT")->capture_default_str();
   app.add_option("--token-file", o.token_file, "bearer token file");
   app.add_option("--clients", o.clients, "concurrent clients")->check(CLI::Range(1, 10000))->capture_default_str();
   app.add_option("--duration", o.duration_s, "seconds of load")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--mix", o.mix, "operation weights: submit=N,get=N,list=N")->capture_default_str();
   app.add_option("--preload", o.preload, "jobs submitted before the measurement")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--rate", o.rate, "requests per second per client (0 = closed loop: saturate the coordinator)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--job", o.job_file, "job YAML to submit (default: a small built-in job)");
   CLI11_PARSE(app, argc, argv);
 
@@ -157,7 +161,10 @@ int main(int argc, char** argv) {
     ids.push_back(resp.job_id());
   }
 
-  nlohmann::json out = {{"server", o.server}, {"clients", o.clients}, {"duration_s", o.duration_s}, {"mix", o.mix},
+  nlohmann::json out = {{"server", o.server},
+                        {"clients", o.clients},
+                        {"duration_s", o.duration_s},
+                        {"mix", o.mix},
                         {"rate_per_client", o.rate}};
 
   // 1. preload
@@ -204,8 +211,8 @@ int main(int argc, char** argv) {
         while (!go) std::this_thread::yield();
         // Open loop at --rate: clients start spread over one interval, then send every 1/rate s
         // (immediately when behind). Latency is measured from the send.
-        auto interval = std::chrono::duration_cast<Clock::duration>(
-            std::chrono::duration<double>(o.rate > 0 ? 1.0 / o.rate : 0.0));
+        auto interval =
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.rate > 0 ? 1.0 / o.rate : 0.0));
         auto next_send = Clock::now() + interval * c / std::max(1, o.clients);
         while (Clock::now() < end) {
           if (o.rate > 0) {
@@ -214,9 +221,9 @@ int main(int argc, char** argv) {
             if (Clock::now() >= end) break;
           }
           int pick = std::uniform_int_distribution<int>(0, total_weight - 1)(rng);
-          std::string op = pick < weights["submit"] ? "SubmitJob"
+          std::string op = pick < weights["submit"]                    ? "SubmitJob"
                            : pick < weights["submit"] + weights["get"] ? "GetJob"
-                                                                         : "ListJobs";
+                                                                       : "ListJobs";
           auto ctx = Ctx(o);
           grpc::Status st;
           auto t0 = Clock::now();

@@ -70,12 +70,10 @@ int ExitCodeFor(const grpc::Status& s) {
     case grpc::StatusCode::FAILED_PRECONDITION:
     case grpc::StatusCode::RESOURCE_EXHAUSTED:
     case grpc::StatusCode::ALREADY_EXISTS:
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return kExitUsage;
+    case grpc::StatusCode::OUT_OF_RANGE: return kExitUsage;
     case grpc::StatusCode::NOT_FOUND: return kExitNotFound;
     case grpc::StatusCode::UNAUTHENTICATED:
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return kExitAuth;
+    case grpc::StatusCode::PERMISSION_DENIED: return kExitAuth;
     default: return kExitFailed;
   }
 }

@@ -13,17 +13,17 @@ namespace vicreg::cli {
 
 // Exit codes (vicregctl --help lists them).
 constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;        // the job failed/was cancelled, or a runtime/connection error
-constexpr int kExitUsage = 2;         // bad usage, or the coordinator rejected the request as invalid
-constexpr int kExitNotFound = 3;      // unknown job / eval
-constexpr int kExitAuth = 4;          // missing or wrong token
+constexpr int kExitFailed = 1;    // the job failed/was cancelled, or a runtime/connection error
+constexpr int kExitUsage = 2;     // bad usage, or the coordinator rejected the request as invalid
+constexpr int kExitNotFound = 3;  // unknown job / eval
+constexpr int kExitAuth = 4;      // missing or wrong token
 
 struct ClientOptions {
   std::string server = "127.0.0.1:50051";
-  std::string token;                  // "" = none
+  std::string token;  // "" = none
   bool tls = false;
-  std::string tls_ca;                 // PEM roots ("" = system roots) when tls
-  double timeout_s = 10;              // deadline of unary calls
+  std::string tls_ca;     // PEM roots ("" = system roots) when tls
+  double timeout_s = 10;  // deadline of unary calls
 };
 
 class Client {

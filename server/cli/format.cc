@@ -35,10 +35,14 @@ std::string Duration(double s) {
   if (!(s > 0) || !std::isfinite(s)) return "-";
   long long t = static_cast<long long>(std::llround(s));
   char buf[64];
-  if (t >= 86400) std::snprintf(buf, sizeof(buf), "%lldd%02lldh%02lldm", t / 86400, (t % 86400) / 3600, (t % 3600) / 60);
-  else if (t >= 3600) std::snprintf(buf, sizeof(buf), "%lldh%02lldm%02llds", t / 3600, (t % 3600) / 60, t % 60);
-  else if (t >= 60) std::snprintf(buf, sizeof(buf), "%lldm%02llds", t / 60, t % 60);
-  else std::snprintf(buf, sizeof(buf), "%llds", t);
+  if (t >= 86400)
+    std::snprintf(buf, sizeof(buf), "%lldd%02lldh%02lldm", t / 86400, (t % 86400) / 3600, (t % 3600) / 60);
+  else if (t >= 3600)
+    std::snprintf(buf, sizeof(buf), "%lldh%02lldm%02llds", t / 3600, (t % 3600) / 60, t % 60);
+  else if (t >= 60)
+    std::snprintf(buf, sizeof(buf), "%lldm%02llds", t / 60, t % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%llds", t);
   return buf;
 }
 

@@ -27,8 +27,8 @@ struct Globals {
   ClientOptions client;
   std::string token_file;
   std::string output = "table";
-  double wait_timeout_s = 0;        // watch / submit --wait / logs -f: 0 = no limit
-  double reconnect_s = 120;         // how long watch keeps reconnecting after losing the coordinator
+  double wait_timeout_s = 0;  // watch / submit --wait / logs -f: 0 = no limit
+  double reconnect_s = 120;   // how long watch keeps reconnecting after losing the coordinator
   bool json() const { return output == "json"; }
 };
 
@@ -51,7 +51,6 @@ std::string RandomRequestId() {
   std::snprintf(buf, sizeof(buf), "vicregctl-%016llx", static_cast<unsigned long long>(gen()));
   return buf;
 }
-
 
 // ---- watch -------------------------------------------------------------------------------------
 
@@ -135,9 +134,11 @@ int Watch(Client& client, const Globals& g, const std::string& job_id, int64_t f
   if (!st.ok()) return ReportError("status " + job_id, st);
   if (!g.json()) {
     std::cout << job.id() << " " << StateName(job.state());
-    if (job.restarts() > 0) std::cout << " after " << job.restarts() << (job.restarts() == 1 ? " restart" : " restarts");
+    if (job.restarts() > 0)
+      std::cout << " after " << job.restarts() << (job.restarts() == 1 ? " restart" : " restarts");
     std::cout << std::endl;
-    if (job.state() != v1::SUCCEEDED && !job.last_error().empty()) std::cerr << "last error: " << job.last_error() << "\n";
+    if (job.state() != v1::SUCCEEDED && !job.last_error().empty())
+      std::cerr << "last error: " << job.last_error() << "\n";
   }
   return job.state() == v1::SUCCEEDED ? kExitOk : kExitFailed;
 }
@@ -172,7 +173,8 @@ int Submit(Client& client, const Globals& g, const std::string& file, bool wait,
     std::cout << ToJson(resp, false) << std::endl;
   } else {
     std::cout << resp.job_id() << std::endl;
-    if (resp.duplicate()) std::cerr << "vicregctl: request " << request_id << " was already submitted as " << resp.job_id() << "\n";
+    if (resp.duplicate())
+      std::cerr << "vicregctl: request " << request_id << " was already submitted as " << resp.job_id() << "\n";
   }
   if (!wait) return kExitOk;
   return Watch(client, g, resp.job_id(), 0);
@@ -246,8 +248,8 @@ int Status(Client& client, const Globals& g, const std::string& id) {
   }
   std::ostringstream o;
   o << j.id() << "  " << j.name() << "  " << StateName(j.state()) << "\n";
-  o << "  ranks:      " << j.ranks() << " (" << j.device() << ")" << (j.placement().empty() ? "" : " on " + j.placement())
-    << ", priority " << j.priority() << "\n";
+  o << "  ranks:      " << j.ranks() << " (" << j.device() << ")"
+    << (j.placement().empty() ? "" : " on " + j.placement()) << ", priority " << j.priority() << "\n";
   o << "  attempt:    " << j.attempt() << ", restarts " << j.restarts() << "/" << j.max_restarts() << "\n";
   std::string progress = ProgressLine(j.progress());
   if (!progress.empty()) o << "  progress:   " << progress << "\n";
@@ -289,7 +291,8 @@ int Status(Client& client, const Globals& g, const std::string& id) {
   return kExitOk;
 }
 
-int Logs(Client& client, const Globals& g, const std::string& id, bool follow, int rank, bool launcher, int64_t offset) {
+int Logs(Client& client, const Globals& g, const std::string& id, bool follow, int rank, bool launcher,
+         int64_t offset) {
   v1::StreamLogsRequest req;
   req.set_job_id(id);
   if (rank >= 0) req.set_rank(rank);
@@ -340,8 +343,10 @@ int Cancel(Client& client, const Globals& g, const std::string& id, const std::s
   auto ctx = client.Context(std::max(g.client.timeout_s, 35.0));
   grpc::Status st = client.stub().CancelJob(ctx.get(), req, &j);
   if (!st.ok()) return ReportError("cancel " + id, st);
-  if (g.json()) std::cout << ToJson(j, true) << std::endl;
-  else std::cout << j.id() << " " << StateName(j.state()) << std::endl;
+  if (g.json())
+    std::cout << ToJson(j, true) << std::endl;
+  else
+    std::cout << j.id() << " " << StateName(j.state()) << std::endl;
   return kExitOk;
 }
 
@@ -373,7 +378,8 @@ int Eval(Client& client, const Globals& g, const std::string& id) {
       std::snprintf(buf, sizeof(buf), "%.2f%%", 100 * r.top1());
       std::string top1 = buf;
       std::snprintf(buf, sizeof(buf), "%.2f%%", 100 * r.top5());
-      rows.push_back({std::to_string(t.epoch()), t.dataset(), EvalStateName(t.state()), r.model(), r.probe(), top1, buf, "-"});
+      rows.push_back(
+          {std::to_string(t.epoch()), t.dataset(), EvalStateName(t.state()), r.model(), r.probe(), top1, buf, "-"});
     }
   }
   std::cout << RenderTable({"EPOCH", "DATASET", "STATE", "MODEL", "PROBE", "TOP1", "TOP5", "NOTE"}, rows);
@@ -400,9 +406,14 @@ int main(int argc, char** argv) {
   app.add_option("--server", g.client.server, "coordinator HOST:PORT (env VICREG_SERVER)")->capture_default_str();
   app.add_option("--token-file", g.token_file, "file holding the bearer token (env VICREG_TOKEN / VICREG_TOKEN_FILE)");
   app.add_flag("--tls", g.client.tls, "connect with TLS (system roots, or --tls-ca)");
-  app.add_option("--tls-ca", g.client.tls_ca, "PEM file of the CA that signed the coordinator's certificate (implies --tls)");
-  app.add_option("--output,-o", g.output, "table | json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
-  app.add_option("--timeout", g.client.timeout_s, "deadline of each request, seconds")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--tls-ca", g.client.tls_ca,
+                 "PEM file of the CA that signed the coordinator's certificate (implies --tls)");
+  app.add_option("--output,-o", g.output, "table | json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  app.add_option("--timeout", g.client.timeout_s, "deadline of each request, seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--wait-timeout", g.wait_timeout_s, "give up watching/following after this many seconds (0 = never)")
       ->check(CLI::NonNegativeNumber);
 
@@ -447,8 +458,10 @@ int main(int argc, char** argv) {
   try {
     if (!g.client.tls_ca.empty()) g.client.tls = true;
     if (g.token_file.empty()) {
-      if (const char* t = std::getenv("VICREG_TOKEN"); t && *t) g.client.token = t;
-      else if (const char* tf = std::getenv("VICREG_TOKEN_FILE"); tf && *tf) g.token_file = tf;
+      if (const char* t = std::getenv("VICREG_TOKEN"); t && *t)
+        g.client.token = t;
+      else if (const char* tf = std::getenv("VICREG_TOKEN_FILE"); tf && *tf)
+        g.token_file = tf;
     }
     if (!g.token_file.empty()) g.client.token = ReadTokenFile(g.token_file);
     Client client(g.client);

@@ -169,8 +169,8 @@ int Rank(const std::string& log_dir, const std::string& status_dir, int attempt,
     char when[64];
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
     char header[256];
-    int n = std::snprintf(header, sizeof(header), "=== vicreg: attempt %d, rank %d, started %s ===\n", attempt,
-                          rank, when);
+    int n =
+        std::snprintf(header, sizeof(header), "=== vicreg: attempt %d, rank %d, started %s ===\n", attempt, rank, when);
     (void)!write(log_fd, header, static_cast<size_t>(n));
   }
   InstallForwarding();
@@ -203,8 +203,7 @@ int Rank(const std::string& log_dir, const std::string& status_dir, int attempt,
     (void)!write(log_fd, msg, static_cast<size_t>(n));
   } else if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
     char msg[128];
-    int n = std::snprintf(msg, sizeof(msg), "=== vicreg: rank %d exited with code %d ===\n", rank,
-                          WEXITSTATUS(status));
+    int n = std::snprintf(msg, sizeof(msg), "=== vicreg: rank %d exited with code %d ===\n", rank, WEXITSTATUS(status));
     (void)!write(log_fd, msg, static_cast<size_t>(n));
   }
   ExitLike(status);

@@ -3,11 +3,11 @@
 // 0 (prints "PASS rank r"), 1 on a mismatch (prints what differed), or 1 via the communicator's
 // failure path (timeouts). The gtest driver (comm_multirank_test.cc) checks exit codes and output.
 #include <ATen/ATen.h>
+#include <signal.h>
 #include <torch/autograd.h>
 #include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/linear.h>
-
-#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -24,7 +24,6 @@
 #include "worker/comm/gather.h"
 #include "worker/comm/grad_sync.h"
 #include "worker/model/sync_batchnorm.h"
-#include <torch/nn/modules/batchnorm.h>
 
 namespace comm = vicreg::comm;
 
@@ -123,7 +122,7 @@ at::Tensor LossOn(const at::Tensor& z_all, const at::Tensor& z_local, int64_t wo
 void GatherGrad(comm::Communicator& c) {
   const int r = c.rank(), w = c.world_size();
   const int64_t B = ArgInt("batch", 4), D = 6, IN = 5;
-  at::manual_seed(1234);   // same global data and weights on every rank
+  at::manual_seed(1234);  // same global data and weights on every rank
   at::Tensor x_all = at::randn({w * B, IN}, at::kDouble);
   at::Tensor w0 = at::randn({D, IN}, at::kDouble);
 
@@ -135,8 +134,8 @@ void GatherGrad(comm::Communicator& c) {
   at::Tensor loss = LossOn(z_all, z, w);
   loss.backward();
   at::Tensor gW = W.grad().clone();
-  c.AllReduceSum(gW);   // data-parallel gradient: sum of the per-rank losses' gradients
-  gW /= w;               // as GradientSynchronizer: mean over ranks
+  c.AllReduceSum(gW);  // data-parallel gradient: sum of the per-rank losses' gradients
+  gW /= w;             // as GradientSynchronizer: mean over ranks
 
   // Reference: one process, whole batch. The mean over ranks of the per-rank losses' gradients
   // equals the gradient of (global terms + mean of the local terms); each rank's input gradient
@@ -144,7 +143,7 @@ void GatherGrad(comm::Communicator& c) {
   at::Tensor Wr = w0.clone().requires_grad_(true);
   at::Tensor xr = x_all.clone().requires_grad_(true);
   at::Tensor zr = xr.mm(Wr.t());
-  at::Tensor ref = LossOn(zr, zr, w);   // its local term (mean over W*B rows / w) is the ranks' mean
+  at::Tensor ref = LossOn(zr, zr, w);  // its local term (mean over W*B rows / w) is the ranks' mean
   ref.backward();
   ExpectClose(x.grad(), xr.grad().narrow(0, r * B, B) * w, 1e-6, "input gradient (scaled by world)");
   ExpectClose(gW, Wr.grad(), 1e-6, "weight gradient");
@@ -173,9 +172,9 @@ void GradSync(const std::shared_ptr<comm::Communicator>& cp) {
   const int r = c.rank(), w = c.world_size();
   // Odd sizes; p3 unused on every rank; p4 used only on rank 1; p5 does not require grad.
   std::vector<at::Tensor> params = {
-      at::zeros({7}, at::kFloat).requires_grad_(true),     at::zeros({3, 5}, at::kFloat).requires_grad_(true),
-      at::zeros({1}, at::kFloat).requires_grad_(true),     at::zeros({4}, at::kFloat).requires_grad_(true),
-      at::zeros({2, 2}, at::kFloat).requires_grad_(true),  at::zeros({3}, at::kFloat),
+      at::zeros({7}, at::kFloat).requires_grad_(true),    at::zeros({3, 5}, at::kFloat).requires_grad_(true),
+      at::zeros({1}, at::kFloat).requires_grad_(true),    at::zeros({4}, at::kFloat).requires_grad_(true),
+      at::zeros({2, 2}, at::kFloat).requires_grad_(true), at::zeros({3}, at::kFloat),
       at::zeros({11}, at::kFloat).requires_grad_(true)};
   comm::GradSyncOptions o;
   o.bucket_bytes = ArgInt("bucket-bytes", 40);
@@ -188,8 +187,9 @@ void GradSync(const std::shared_ptr<comm::Communicator>& cp) {
     auto coeff = [&](int i, int rank) { return static_cast<float>((i + 1) * (rank + 1) + step); };
     at::Tensor loss = at::zeros({}, at::kFloat);
     for (int i : {6, 0, 1, 2}) {
-      loss = loss + (params[i] * (1 + at::arange(0, params[i].numel(), at::kFloat).view(params[i].sizes())) *
-                     coeff(i, r)).sum();
+      loss =
+          loss +
+          (params[i] * (1 + at::arange(0, params[i].numel(), at::kFloat).view(params[i].sizes())) * coeff(i, r)).sum();
     }
     if (r == 1) {
       loss = loss + (params[4] * (1 + at::arange(0, 4, at::kFloat).view({2, 2})) * coeff(4, r)).sum();
@@ -236,7 +236,7 @@ struct Net : torch::nn::Module {
 
 void State(comm::Communicator& c) {
   const int r = c.rank();
-  at::manual_seed(100 + r);   // different init per rank
+  at::manual_seed(100 + r);  // different init per rank
   Net net;
   net.steps.fill_(r + 5);
   comm::BroadcastModuleState(net, c, /*root=*/c.world_size() - 1);
@@ -245,7 +245,7 @@ void State(comm::Communicator& c) {
   Expect(at::equal(net.fc1->weight, ref.fc1->weight) && at::equal(net.fc2->bias, ref.fc2->bias),
          "parameters equal the root's");
   Expect(net.steps.item<int64_t>() == c.world_size() - 1 + 5, "buffer equals the root's");
-  comm::CheckConsistent(net, c, "after broadcast");   // must not throw
+  comm::CheckConsistent(net, c, "after broadcast");  // must not throw
   // Perturb one tensor on the last rank: every rank must detect it and name the tensor.
   if (r == c.world_size() - 1) {
     at::NoGradGuard ng;
@@ -272,7 +272,7 @@ void SyncBn(comm::Communicator& c) {
   torch::nn::BatchNorm1d ref{torch::nn::BatchNorm1dOptions(C)};
   at::manual_seed(7);
   {
-    at::NoGradGuard ng;   // non-trivial affine parameters, identical on every rank
+    at::NoGradGuard ng;  // non-trivial affine parameters, identical on every rank
     at::Tensor wt = at::rand({C}) + 0.5, bs = at::randn({C});
     bn->weight.copy_(wt);
     bn->bias.copy_(bs);
@@ -280,11 +280,11 @@ void SyncBn(comm::Communicator& c) {
     ref->bias.copy_(bs);
   }
   for (int step = 0; step < 2; ++step) {
-    at::Tensor x_all = at::randn({w * B, C}) * 3 + 1;   // same draw on every rank (same seed sequence)
-    at::Tensor g_all = at::randn({w * B, C});           // upstream gradient weights
+    at::Tensor x_all = at::randn({w * B, C}) * 3 + 1;  // same draw on every rank (same seed sequence)
+    at::Tensor g_all = at::randn({w * B, C});          // upstream gradient weights
     at::Tensor x = x_all.narrow(0, r * B, B).clone().requires_grad_(true);
     at::Tensor y = bn->forward(x);
-    (y * g_all.narrow(0, r * B, B)).sum().backward();   // the sum over ranks is the reference loss
+    (y * g_all.narrow(0, r * B, B)).sum().backward();  // the sum over ranks is the reference loss
     at::Tensor xr = x_all.clone().requires_grad_(true);
     at::Tensor yr = ref->forward(xr);
     (yr * g_all).sum().backward();
@@ -292,7 +292,7 @@ void SyncBn(comm::Communicator& c) {
     ExpectClose(y.detach(), yr.detach().narrow(0, r * B, B), 1e-5, "SyncBN output" + at_step);
     ExpectClose(x.grad(), xr.grad().narrow(0, r * B, B), 1e-5, "SyncBN input gradient" + at_step);
     at::Tensor gw = bn->weight.grad().clone(), gb = bn->bias.grad().clone();
-    c.AllReduceSum(gw);   // weight/bias gradients are local; summing the ranks' gives the global loss's
+    c.AllReduceSum(gw);  // weight/bias gradients are local; summing the ranks' gives the global loss's
     c.AllReduceSum(gb);
     ExpectClose(gw, ref->weight.grad(), 1e-4, "SyncBN weight gradient (sum over ranks)" + at_step);
     ExpectClose(gb, ref->bias.grad(), 1e-4, "SyncBN bias gradient (sum over ranks)" + at_step);
@@ -330,7 +330,7 @@ int Failure(comm::Communicator& c) {
     c.AllReduceSum(t);
     t.fill_(1.f);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (i > 100000) return 3;   // never reached in the test
+    if (i > 100000) return 3;  // never reached in the test
   }
 }
 
@@ -365,8 +365,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "unknown scenario %s\n", scenario.c_str());
       return 2;
     }
-    if (g_failures == 0) std::printf("PASS rank %d/%d backend %s\n", comm->rank(), comm->world_size(),
-                                     comm->backend().c_str());
+    if (g_failures == 0)
+      std::printf("PASS rank %d/%d backend %s\n", comm->rank(), comm->world_size(), comm->backend().c_str());
     std::fflush(stdout);
     return g_failures == 0 ? 0 : 1;
   } catch (const vicreg::UserError& e) {

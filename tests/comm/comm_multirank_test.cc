@@ -1,7 +1,6 @@
 // Multi-rank tests: real processes under `mpirun --allow-run-as-root --oversubscribe -np N`
 // running comm_helper scenarios on the MPI and Gloo backends, plus peer failure handling.
 #include <gtest/gtest.h>
-
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -40,9 +39,19 @@ class MultiRank : public ::testing::Test {
 
   ProcessResult Mpirun(const MpiRun& run, double timeout_s = 90) {
     tag_ = UniqueTag("vicreg-comm-test");
-    std::vector<std::string> argv = {"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", std::to_string(run.np),
-                                     COMM_HELPER, run.scenario, "--backend", run.backend, "--rendezvous", dir_,
-                                     "--tag", tag_};
+    std::vector<std::string> argv = {"mpirun",
+                                     "--allow-run-as-root",
+                                     "--oversubscribe",
+                                     "-np",
+                                     std::to_string(run.np),
+                                     COMM_HELPER,
+                                     run.scenario,
+                                     "--backend",
+                                     run.backend,
+                                     "--rendezvous",
+                                     dir_,
+                                     "--tag",
+                                     tag_};
     argv.insert(argv.end(), run.extra.begin(), run.extra.end());
     auto r = RunProcess(argv, timeout_s, {"OMPI_MCA_rmaps_base_oversubscribe=1"});
     last_ = r.output;
@@ -51,8 +60,8 @@ class MultiRank : public ::testing::Test {
 
   // Every rank printed PASS.
   void ExpectAllPass(const ProcessResult& r, int np, const std::string& backend) {
-    EXPECT_TRUE(r.ok()) << "exit " << r.exit_code << " signal " << r.term_signal << " timed_out " << r.timed_out
-                        << "\n" << r.output;
+    EXPECT_TRUE(r.ok()) << "exit " << r.exit_code << " signal " << r.term_signal << " timed_out " << r.timed_out << "\n"
+                        << r.output;
     for (int k = 0; k < np; ++k) {
       const std::string line = "PASS rank " + std::to_string(k) + "/" + std::to_string(np) + " backend " + backend;
       EXPECT_NE(r.output.find(line), std::string::npos) << "missing '" << line << "' in:\n" << r.output;
@@ -111,10 +120,10 @@ ProcessResult RunTorchrunStyle(const std::string& tag, const std::string& rendez
     logs.push_back("/tmp/vicreg_torchrun_" + tag + "_" + std::to_string(r) + ".log");
     std::vector<std::string> argv = {COMM_HELPER, "collectives", "--backend", "gloo", "--tag", tag};
     if (!rendezvous.empty()) argv.insert(argv.end(), {"--rendezvous", rendezvous});
-    pids.push_back(SpawnProcess(argv, logs.back(),
-                                {"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(r),
-                                 "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port),
-                                 "TORCHELASTIC_RUN_ID=" + tag}));
+    pids.push_back(SpawnProcess(
+        argv, logs.back(),
+        {"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(r), "LOCAL_WORLD_SIZE=2",
+         "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port), "TORCHELASTIC_RUN_ID=" + tag}));
   }
   ProcessResult res;
   res.exit_code = 0;
@@ -177,7 +186,8 @@ void ExpectBoundedFailure(const ProcessResult& r, const std::string& backend) {
 }
 
 TEST_F(MultiRank, SigkilledRankEndsJobMpi) {
-  auto r = Mpirun({"failure", "mpi", 3, {"--mode", "kill", "--victim", "1", "--timeout-ms", std::to_string(kTimeoutMs)}});
+  auto r =
+      Mpirun({"failure", "mpi", 3, {"--mode", "kill", "--victim", "1", "--timeout-ms", std::to_string(kTimeoutMs)}});
   ExpectBoundedFailure(r, "mpi");
   // Either mpirun noticed the death (and SIGTERMed the others, who report their collective) or
   // the survivors timed out and named the unresponsive rank.
@@ -187,7 +197,8 @@ TEST_F(MultiRank, SigkilledRankEndsJobMpi) {
 }
 
 TEST_F(MultiRank, SigkilledRankEndsJobGloo) {
-  auto r = Mpirun({"failure", "gloo", 3, {"--mode", "kill", "--victim", "1", "--timeout-ms", std::to_string(kTimeoutMs)}});
+  auto r =
+      Mpirun({"failure", "gloo", 3, {"--mode", "kill", "--victim", "1", "--timeout-ms", std::to_string(kTimeoutMs)}});
   ExpectBoundedFailure(r, "gloo");
   EXPECT_TRUE(r.output.find("process rank 1") != std::string::npos ||
               r.output.find("unresponsive rank(s): 1") != std::string::npos)
@@ -195,7 +206,8 @@ TEST_F(MultiRank, SigkilledRankEndsJobGloo) {
 }
 
 TEST_F(MultiRank, StoppedRankTimesOutMpi) {
-  auto r = Mpirun({"failure", "mpi", 3, {"--mode", "stop", "--victim", "1", "--timeout-ms", std::to_string(kTimeoutMs)}});
+  auto r =
+      Mpirun({"failure", "mpi", 3, {"--mode", "stop", "--victim", "1", "--timeout-ms", std::to_string(kTimeoutMs)}});
   ExpectBoundedFailure(r, "mpi");
   EXPECT_NE(r.output.find("did not complete within 3.0 s"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("unresponsive rank(s): 1"), std::string::npos) << r.output;
@@ -203,7 +215,8 @@ TEST_F(MultiRank, StoppedRankTimesOutMpi) {
 }
 
 TEST_F(MultiRank, StoppedRankTimesOutGloo) {
-  auto r = Mpirun({"failure", "gloo", 3, {"--mode", "stop", "--victim", "1", "--timeout-ms", std::to_string(kTimeoutMs)}});
+  auto r =
+      Mpirun({"failure", "gloo", 3, {"--mode", "stop", "--victim", "1", "--timeout-ms", std::to_string(kTimeoutMs)}});
   ExpectBoundedFailure(r, "gloo");
   EXPECT_NE(r.output.find("unresponsive rank(s): 1"), std::string::npos) << r.output;
 }

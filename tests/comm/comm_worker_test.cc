@@ -13,12 +13,10 @@
 // rounding noise that Adam normalizes into +-lr steps, so they differ between ANY two reduction
 // orders -- one process with 1 vs 2 threads included -- while the loss is unaffected.
 #include <gtest/gtest.h>
-
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
-
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -61,7 +59,8 @@ void WriteIdxDataset(const std::string& dir, int n) {
 std::string JobYaml(const std::string& data_dir, int limit) {
   return R"(name: comm-equivalence
 resources: {ranks: 1, device: cpu, threads_per_rank: 1, collective_timeout_s: 60}
-data: {dataset: mnist, data_dir: )" + data_dir + ", limit: " + std::to_string(limit) + R"(, num_workers: 1, shuffle: true}
+data: {dataset: mnist, data_dir: )" +
+         data_dir + ", limit: " + std::to_string(limit) + R"(, num_workers: 1, shuffle: true}
 model: {backbone_name: vit_custom, image_size: 16, patch_size: 8, embed_dim: 32, depth: 1, num_heads: 2}
 train:
   batch_size: 8
@@ -94,15 +93,25 @@ class DistWorker : public ::testing::Test {
   void TearDown() override {
     const auto orphans = ReapOrphans(tag_, 2.0);
     EXPECT_TRUE(orphans.empty()) << orphans.size() << " worker process(es) outlived the test";
-    if (!HasFailure()) RunProcess({"rm", "-rf", dir_}, 30);
-    else std::fprintf(stderr, "keeping %s for inspection\n", dir_.c_str());
+    if (!HasFailure())
+      RunProcess({"rm", "-rf", dir_}, 30);
+    else
+      std::fprintf(stderr, "keeping %s for inspection\n", dir_.c_str());
   }
 
   // Worker argv; the tag rides along as the job id so leftover processes can be found.
   std::vector<std::string> WorkerArgs(const std::string& run, int batch, int max_steps, bool resume = false) {
-    std::vector<std::string> a = {VICREG_WORKER, "--job", dir_ + "/job.yaml", "--run-dir", dir_ + "/" + run,
-                                  "--max-steps", std::to_string(max_steps), "--set",
-                                  "train.batch_size=" + std::to_string(batch), "--job-id", tag_};
+    std::vector<std::string> a = {VICREG_WORKER,
+                                  "--job",
+                                  dir_ + "/job.yaml",
+                                  "--run-dir",
+                                  dir_ + "/" + run,
+                                  "--max-steps",
+                                  std::to_string(max_steps),
+                                  "--set",
+                                  "train.batch_size=" + std::to_string(batch),
+                                  "--job-id",
+                                  tag_};
     if (resume) a.insert(a.end(), {"--resume", "auto"});
     return a;
   }
@@ -120,8 +129,9 @@ class DistWorker : public ::testing::Test {
 
   ProcessResult Compare(const std::string& ref, const std::string& other, int steps,
                         const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> a = {kPython, VICREG_SOURCE_DIR "/tests/comm/compare_runs.py", dir_ + "/" + ref,
-                                  dir_ + "/" + other, "--steps", std::to_string(steps)};
+    std::vector<std::string> a = {kPython,          VICREG_SOURCE_DIR "/tests/comm/compare_runs.py",
+                                  dir_ + "/" + ref, dir_ + "/" + other,
+                                  "--steps",        std::to_string(steps)};
     a.insert(a.end(), extra.begin(), extra.end());
     return RunProcess(a, 120);
   }
@@ -130,8 +140,10 @@ class DistWorker : public ::testing::Test {
   std::string tag_;
 };
 
-#define ASSERT_RAN(r) ASSERT_TRUE((r).ok()) << "exit " << (r).exit_code << " signal " << (r).term_signal \
-                                            << " timed_out " << (r).timed_out << "\n" << (r).output
+#define ASSERT_RAN(r)                                                                                                  \
+  ASSERT_TRUE((r).ok()) << "exit " << (r).exit_code << " signal " << (r).term_signal << " timed_out " << (r).timed_out \
+                        << "\n"                                                                                        \
+                        << (r).output
 
 TEST_F(DistWorker, RanksTimesBatchEqualsOneRankWithGlobalBatch) {
   auto ref = Single("np1", 24, 5);
@@ -152,7 +164,7 @@ TEST_F(DistWorker, RanksTimesBatchEqualsOneRankWithGlobalBatch) {
 TEST_F(DistWorker, ComparisonDetectsADifferentRun) {
   auto ref = Single("np1", 24, 2);
   ASSERT_RAN(ref);
-  auto other = Mpirun(2, "np2_b8", 8, 2);   // global batch 16 instead of 24
+  auto other = Mpirun(2, "np2_b8", 8, 2);  // global batch 16 instead of 24
   ASSERT_RAN(other);
   auto c = Compare("np1", "np2_b8", 2, {"--rtol", "1e-5"});
   EXPECT_EQ(c.exit_code, 1) << c.output;

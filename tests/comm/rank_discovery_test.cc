@@ -54,7 +54,8 @@ TEST(RankDiscovery, OpenMpiErrorsNameTheVariable) {
   ExpectUserError({"OMPI_COMM_WORLD_RANK=2", "OMPI_COMM_WORLD_SIZE=2", "OMPI_COMM_WORLD_LOCAL_RANK=0",
                    "OMPI_COMM_WORLD_LOCAL_SIZE=1"},
                   {"OMPI_COMM_WORLD_RANK=2", "OMPI_COMM_WORLD_SIZE=2", "0..1"});
-  ExpectUserError({"OMPI_COMM_WORLD_RANK=x1", "OMPI_COMM_WORLD_SIZE=2"}, {"OMPI_COMM_WORLD_RANK", "x1", "not an integer"});
+  ExpectUserError({"OMPI_COMM_WORLD_RANK=x1", "OMPI_COMM_WORLD_SIZE=2"},
+                  {"OMPI_COMM_WORLD_RANK", "x1", "not an integer"});
   ExpectUserError({"OMPI_COMM_WORLD_RANK=-1", "OMPI_COMM_WORLD_SIZE=2"}, {"OMPI_COMM_WORLD_RANK=-1", ">= 0"});
   ExpectUserError({"OMPI_COMM_WORLD_RANK=0"}, {"OMPI_COMM_WORLD_SIZE"});
   ExpectUserError({"OMPI_COMM_WORLD_SIZE=2"}, {"OMPI_COMM_WORLD_RANK"});
@@ -104,12 +105,12 @@ TEST(RankDiscovery, SlurmErrorsNameTheVariable) {
   ExpectUserError({"SLURM_PROCID=4", "SLURM_STEP_ID=0", "SLURM_STEP_NUM_TASKS=4", "SLURM_LOCALID=0"},
                   {"SLURM_PROCID=4", "SLURM_STEP_NUM_TASKS=4"});
   ExpectUserError({"PMIX_RANK=0"}, {"PMIX_RANK", "world size is unknown"});
-  ExpectUserError({"SLURM_PROCID=0", "SLURM_STEP_ID=0", "SLURM_NTASKS=2", "SLURM_LOCALID=0",
-                   "SLURM_STEP_TASKS_PER_NODE=2(3)"},
-                  {"SLURM_STEP_TASKS_PER_NODE", "2(3)"});
-  ExpectUserError({"SLURM_PROCID=0", "SLURM_STEP_ID=0", "SLURM_NTASKS=2", "SLURM_LOCALID=2",
-                   "SLURM_STEP_TASKS_PER_NODE=2"},
-                  {"SLURM_LOCALID=2", "SLURM_STEP_TASKS_PER_NODE=2"});
+  ExpectUserError(
+      {"SLURM_PROCID=0", "SLURM_STEP_ID=0", "SLURM_NTASKS=2", "SLURM_LOCALID=0", "SLURM_STEP_TASKS_PER_NODE=2(3)"},
+      {"SLURM_STEP_TASKS_PER_NODE", "2(3)"});
+  ExpectUserError(
+      {"SLURM_PROCID=0", "SLURM_STEP_ID=0", "SLURM_NTASKS=2", "SLURM_LOCALID=2", "SLURM_STEP_TASKS_PER_NODE=2"},
+      {"SLURM_LOCALID=2", "SLURM_STEP_TASKS_PER_NODE=2"});
 }
 
 TEST(RankDiscovery, Torchrun) {

@@ -1,14 +1,12 @@
 // Single-process pieces of worker/comm: the factory's validation, world-size-1 backends,
 // GatherWithGrad / GradientSynchronizer degenerate cases, the termination reporter.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <torch/autograd.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
-
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,8 +36,9 @@ TEST(CommunicatorFactory, ValidatesBackendAndDevice) {
   RankInfo one;
   CommunicatorOptions o;
   o.backend = "mpii";
-  EXPECT_NE(UserErrorOf(one, o).find("resources.backend='mpii' is invalid: valid values are auto, single, mpi, gloo, nccl"),
-            std::string::npos);
+  EXPECT_NE(
+      UserErrorOf(one, o).find("resources.backend='mpii' is invalid: valid values are auto, single, mpi, gloo, nccl"),
+      std::string::npos);
   o.backend = "auto";
   o.device = "gpu";
   EXPECT_NE(UserErrorOf(one, o).find("resources.device='gpu'"), std::string::npos);
@@ -141,7 +140,7 @@ TEST(StateChecksum, DetectsAnyByteChangeAndIsStable) {
   EXPECT_EQ(s1[0].hash, s2[0].hash);
   {
     at::NoGradGuard ng;
-    a.fc->weight[1][2] += 1e-7;   // one ulp-scale change
+    a.fc->weight[1][2] += 1e-7;  // one ulp-scale change
   }
   auto s3 = StateChecksum(a);
   EXPECT_NE(s1[0].hash, s3[0].hash);
@@ -176,7 +175,7 @@ TEST(TerminationReporter, NamesTheCollectiveOnSigterm) {
     d.bytes = 4096;
     CollectiveScope scope(d);
     raise(SIGTERM);
-    _exit(0);   // not reached: the reporter re-raises with the default action
+    _exit(0);  // not reached: the reporter re-raises with the default action
   }
   close(fds[1]);
   std::string out;
@@ -218,7 +217,7 @@ std::string RunChainedChild(int wait_ms, int* exit_status) {
       usleep(static_cast<useconds_t>(wait_ms) * 1000);
       raise(SIGTERM);
     }
-    _exit(7);   // still alive: the graceful handler only took note
+    _exit(7);  // still alive: the graceful handler only took note
   }
   close(fds[1]);
   std::string out;

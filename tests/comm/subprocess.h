@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <iterator>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -20,12 +20,12 @@
 namespace vicreg::testing {
 
 struct ProcessResult {
-  int exit_code = -1;        // valid when !signaled
-  int term_signal = 0;       // valid when signaled
+  int exit_code = -1;   // valid when !signaled
+  int term_signal = 0;  // valid when signaled
   bool signaled = false;
-  bool timed_out = false;    // we killed it at the deadline
+  bool timed_out = false;  // we killed it at the deadline
   double seconds = 0;
-  std::string output;        // stdout and stderr interleaved
+  std::string output;  // stdout and stderr interleaved
   bool ok() const { return !signaled && !timed_out && exit_code == 0; }
 };
 
@@ -50,7 +50,7 @@ inline ProcessResult RunProcess(const std::vector<std::string>& argv, double tim
     execvp(args[0], args.data());
     _exit(127);
   }
-  setpgid(pid, pid);   // both sides, to avoid racing the child
+  setpgid(pid, pid);  // both sides, to avoid racing the child
   close(fds[1]);
   fcntl(fds[0], F_SETFL, O_NONBLOCK);
   bool eof = false;
@@ -149,8 +149,8 @@ inline std::vector<int> ProcessesWithTag(const std::string& tag) {
     std::string stat_line;
     std::getline(st, stat_line);
     const auto close_paren = stat_line.rfind(')');
-    const char state = close_paren != std::string::npos && close_paren + 2 < stat_line.size()
-                           ? stat_line[close_paren + 2] : '?';
+    const char state =
+        close_paren != std::string::npos && close_paren + 2 < stat_line.size() ? stat_line[close_paren + 2] : '?';
     if (state == 'Z' || state == 'X') continue;
     out.push_back(pid);
   }
@@ -162,8 +162,7 @@ inline std::vector<int> ProcessesWithTag(const std::string& tag) {
 inline std::vector<int> ReapOrphans(const std::string& tag, double wait_s) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<int> left = ProcessesWithTag(tag);
-  while (!left.empty() &&
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < wait_s) {
+  while (!left.empty() && std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < wait_s) {
     usleep(100000);
     left = ProcessesWithTag(tag);
   }

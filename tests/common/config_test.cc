@@ -1,4 +1,6 @@
 // Config loading: defaults, the seed's three files, round trip, overrides, presets, configs/.
+#include "common/config.h"
+
 #include <dirent.h>
 #include <gtest/gtest.h>
 
@@ -6,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "common/config.h"
 #include "common/config_loader.h"
 #include "common/errors.h"
 #include "tests/common/test_util.h"
@@ -301,8 +302,7 @@ TEST(ConfigRoundTrip, DiffConfigsSeesEachChange) {
 TEST(ConfigOverrides, AppliedBeforeValidation) {
   JobConfig c = ParseJobYaml("train:\n  learning_rate: 0.01\n", "<job>",
                              {"train.learning_rate=5e-4", "augment.view2.blur_prob=0.5", "eval.epochs=[1, 2]",
-                              "resources.device=cuda", "train.vicreg.gamma=2", "model.init_from=",
-                              "name=from-cli"});
+                              "resources.device=cuda", "train.vicreg.gamma=2", "model.init_from=", "name=from-cli"});
   EXPECT_DOUBLE_EQ(c.train.learning_rate, 5e-4);
   EXPECT_DOUBLE_EQ(c.augment.view2.blur_prob, 0.5);
   EXPECT_EQ(c.eval.epochs, (std::vector<int>{1, 2}));
@@ -310,8 +310,8 @@ TEST(ConfigOverrides, AppliedBeforeValidation) {
   EXPECT_DOUBLE_EQ(c.train.vicreg.gamma, 2.0);
   EXPECT_EQ(c.name, "from-cli");
   // The seed form takes job-file paths (the seed's --device is resources.device).
-  JobConfig s = LoadSeedFiles("", kConfigs + "/train_config_vicreg.yaml", "",
-                              {"resources.device=cuda", "train.batch_size=16"});
+  JobConfig s =
+      LoadSeedFiles("", kConfigs + "/train_config_vicreg.yaml", "", {"resources.device=cuda", "train.batch_size=16"});
   EXPECT_EQ(s.resources.device, "cuda");
   EXPECT_EQ(s.train.batch_size, 16);
 }
@@ -396,9 +396,9 @@ TEST(ConfigPresets, ResolveAndConflicts) {
 }
 
 TEST(ConfigClosestMatch, Suggestions) {
-  const std::vector<std::string> train = {"training_mode", "batch_size",    "num_epochs", "learning_rate",
-                                          "min_lr",        "weight_decay",  "warmup_epochs", "optimizer",
-                                          "seed",          "log_every",     "vicreg"};
+  const std::vector<std::string> train = {"training_mode", "batch_size",   "num_epochs",    "learning_rate",
+                                          "min_lr",        "weight_decay", "warmup_epochs", "optimizer",
+                                          "seed",          "log_every",    "vicreg"};
   EXPECT_EQ(ClosestMatch("lr", train), "learning_rate");
   EXPECT_EQ(ClosestMatch("wd", train), "weight_decay");
   EXPECT_EQ(ClosestMatch("bs", train), "batch_size");

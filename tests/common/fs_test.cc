@@ -15,8 +15,8 @@
 namespace vicreg::fs {
 namespace {
 
-using testing_util::TempDir;
 using testing_util::ReadText;
+using testing_util::TempDir;
 using testing_util::WriteText;
 
 std::vector<std::string> ListDir(const std::string& dir) {

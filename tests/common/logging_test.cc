@@ -11,8 +11,8 @@
 namespace vicreg {
 namespace {
 
-using testing_util::TempDir;
 using testing_util::ReadText;
+using testing_util::TempDir;
 
 TEST(Logging, RankPrefixInFile) {
   TempDir tmp_dir("log");

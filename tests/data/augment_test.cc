@@ -1,14 +1,16 @@
 // Augmentation: every primitive against torchvision 0.14 (reference_color.py, float64), crop
 // sampling against torchvision's get_params statistics, and the properties of ViewAugmenter:
 // determinism, identities at probability 0, exact flips, batch-slice invariance, the two orders.
+#include "worker/data/augment.h"
+
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdio>
-#include <memory>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -17,7 +19,6 @@
 #include "common/config.h"
 #include "common/errors.h"
 #include "tests/data/data_test_util.h"
-#include "worker/data/augment.h"
 #include "worker/data/augment_ops.h"
 
 namespace vicreg::data {
@@ -84,12 +85,12 @@ at::Tensor Doubles(const std::vector<double>& v) {
 at::Tensor TestImages(int64_t n, int64_t h, int64_t w, uint64_t seed) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   at::Tensor x = at::rand({n, 3, h, w}, gen, at::kDouble);
-  x[0] = x[0][0].unsqueeze(0).expand({3, h, w});   // gray: r = g = b
-  x[1].select(1, 0).zero_();                          // black row
-  x[1].select(1, 1).fill_(1.0);                       // white row
+  x[0] = x[0][0].unsqueeze(0).expand({3, h, w});  // gray: r = g = b
+  x[1].select(1, 0).zero_();                      // black row
+  x[1].select(1, 1).fill_(1.0);                   // white row
   x[2].select(1, 0).zero_();
-  x[2][0].select(0, 0).fill_(1.0);                    // red row
-  x[3][1] = x[3][0];                                  // r == g ties
+  x[2][0].select(0, 0).fill_(1.0);  // red row
+  x[3][1] = x[3][0];                // r == g ties
   return x;
 }
 
@@ -112,16 +113,19 @@ class Torchvision : public ::testing::Test {
   static void SetUpTestSuite();
   static void TearDownTestSuite() { cases_.reset(); }
   void SetUp() override {
-    if (!cases_ || !cases_->ok) GTEST_SKIP() << "/usr/bin/python3 with torch + torchvision is needed (python3-torchvision)";
+    if (!cases_ || !cases_->ok)
+      GTEST_SKIP() << "/usr/bin/python3 with torch + torchvision is needed (python3-torchvision)";
   }
   static std::unique_ptr<Cases> cases_;
 };
 std::unique_ptr<Torchvision::Cases> Torchvision::cases_;
 
-const std::vector<double> kBright = {0, 0.6, 1, 1.4, 2, 0.9, 1.1, 1.3}, kContrast = {0.6, 1.4, 0, 1, 2, 0.75, 1.2, 0.95},
-                          kSat = {0.8, 1.2, 0, 1, 2, 0.9, 1.05, 1.15}, kHue = {-0.5, -0.3, -0.1, 0, 0.05, 0.2, 0.5, 0.37},
+const std::vector<double> kBright = {0, 0.6, 1, 1.4, 2, 0.9, 1.1, 1.3},
+                          kContrast = {0.6, 1.4, 0, 1, 2, 0.75, 1.2, 0.95}, kSat = {0.8, 1.2, 0, 1, 2, 0.9, 1.05, 1.15},
+                          kHue = {-0.5, -0.3, -0.1, 0, 0.05, 0.2, 0.5, 0.37},
                           kSigmas = {0.1, 0.5, 1.0, 2.0, 0.3, 1.7, 0.8, 1.2};
-const std::vector<std::array<int64_t, 4>> kBoxes = {{0, 0, 16, 20}, {3, 5, 7, 9}, {0, 1, 16, 11}, {9, 0, 7, 20}, {2, 2, 1, 3}, {5, 7, 10, 13}};
+const std::vector<std::array<int64_t, 4>> kBoxes = {{0, 0, 16, 20}, {3, 5, 7, 9}, {0, 1, 16, 11},
+                                                    {9, 0, 7, 20},  {2, 2, 1, 3}, {5, 7, 10, 13}};
 constexpr int kCropSamples = 20000;
 
 void Torchvision::SetUpTestSuite() {
@@ -146,11 +150,16 @@ void Torchvision::SetUpTestSuite() {
       for (int64_t size : {24, 7}) {
         if (std::string(interp) == "nearest" && aa) continue;
         c.crops.push_back({interp, aa, size,
-                           c.ref.Add("resized_crop", xc, {{"boxes", bj}, {"size", size}, {"interpolation", interp}, {"antialias", aa}})});
+                           c.ref.Add("resized_crop", xc,
+                                     {{"boxes", bj}, {"size", size}, {"interpolation", interp}, {"antialias", aa}})});
       }
   c.crop_params = c.ref.Add("crop_params", at::Tensor(),
-                            {{"n", kCropSamples}, {"height", 32}, {"width", 32}, {"scale", {0.2, 1.0}},
-                             {"ratio", {3.0 / 4.0, 4.0 / 3.0}}, {"seed", 3}});
+                            {{"n", kCropSamples},
+                             {"height", 32},
+                             {"width", 32},
+                             {"scale", {0.2, 1.0}},
+                             {"ratio", {3.0 / 4.0, 4.0 / 3.0}},
+                             {"seed", 3}});
   c.ref.Run();
   c.ok = !::testing::Test::HasFatalFailure();
 }
@@ -226,12 +235,17 @@ TEST_F(Torchvision, CropAreasAndRatiosFollowGetParams) {
     }
     return hgram;
   };
-  const auto tv_area = hist([&](int i) { return tv[i][2].item<double>() * tv[i][3].item<double>() / 1024.0; }, kN, 0, 1, 8);
+  const auto tv_area =
+      hist([&](int i) { return tv[i][2].item<double>() * tv[i][3].item<double>() / 1024.0; }, kN, 0, 1, 8);
   const auto our_area = hist([&](int i) { return double(ours[i].height * ours[i].width) / 1024.0; }, kN, 0, 1, 8);
-  const auto tv_ratio = hist([&](int i) { return std::log(tv[i][3].item<double>() / tv[i][2].item<double>()); }, kN, -0.4, 0.4, 6);
-  const auto our_ratio = hist([&](int i) { return std::log(double(ours[i].width) / ours[i].height); }, kN, -0.4, 0.4, 6);
-  for (int k = 0; k < 8; ++k) EXPECT_NEAR(our_area[static_cast<size_t>(k)], tv_area[static_cast<size_t>(k)], 0.015) << "area bin " << k;
-  for (int k = 0; k < 6; ++k) EXPECT_NEAR(our_ratio[static_cast<size_t>(k)], tv_ratio[static_cast<size_t>(k)], 0.015) << "ratio bin " << k;
+  const auto tv_ratio =
+      hist([&](int i) { return std::log(tv[i][3].item<double>() / tv[i][2].item<double>()); }, kN, -0.4, 0.4, 6);
+  const auto our_ratio =
+      hist([&](int i) { return std::log(double(ours[i].width) / ours[i].height); }, kN, -0.4, 0.4, 6);
+  for (int k = 0; k < 8; ++k)
+    EXPECT_NEAR(our_area[static_cast<size_t>(k)], tv_area[static_cast<size_t>(k)], 0.015) << "area bin " << k;
+  for (int k = 0; k < 6; ++k)
+    EXPECT_NEAR(our_ratio[static_cast<size_t>(k)], tv_ratio[static_cast<size_t>(k)], 0.015) << "ratio bin " << k;
   // The requested scale range is covered: areas (up to the integer rounding of the box sides)
   // lie in [0.2, 1], and spread over it: each fifth of the range holds at least 10%.
   std::vector<double> fifths(5, 0.0);
@@ -345,7 +359,8 @@ at::Tensor SmoothImages(int64_t n, int64_t side) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t c = 0; c < 3; ++c) {
       const double fx = 1.0 + (i + c) % 3, fy = 1.0 + (i * 2 + c) % 2, ph = 0.7 * i + c;
-      out[i][c] = 0.5 + 0.4 * at::sin(2 * M_PI * fy * t + ph).unsqueeze(1) * at::cos(2 * M_PI * fx * t + ph).unsqueeze(0);
+      out[i][c] =
+          0.5 + 0.4 * at::sin(2 * M_PI * fy * t + ph).unsqueeze(1) * at::cos(2 * M_PI * fx * t + ph).unsqueeze(0);
     }
   return (out * 255).round().to(at::kByte);
 }

@@ -1,5 +1,7 @@
 // Sharding (EpochShard), seeds, and the prefetching Loader: order, determinism across thread
 // counts, W ranks x B == 1 rank x W*B, resume, early destruction, error propagation.
+#include "worker/data/loader.h"
+
 #include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -14,7 +16,6 @@
 
 #include "common/config.h"
 #include "common/errors.h"
-#include "worker/data/loader.h"
 
 namespace vicreg::data {
 namespace {
@@ -163,7 +164,7 @@ TEST(Loader, ResumeSkipsExactlyAndRawModeCarriesTheSeeds) {
   }
   l.StartEpoch(4, 8);
   EXPECT_THROW(l.StartEpoch(4, 11), UserError);  // 10 batches per epoch
-  auto still = l.Next();                          // the running epoch is untouched by the failed call
+  auto still = l.Next();                         // the running epoch is untouched by the failed call
   ASSERT_TRUE(still.has_value());
   EXPECT_EQ(still->batch_index, 8);
   // augment_in_loader = false: raw uint8 + seeds; augmenting them reproduces the loader's views.
@@ -203,10 +204,10 @@ TEST(Loader, EarlyDestructionDoesNotHang) {
     }
     {
       Loader l(ds, aug, Opts(4, workers));
-      l.StartEpoch(1);                     // never consumed
+      l.StartEpoch(1);  // never consumed
     }
     {
-      Loader l(ds, aug, Opts(4, workers)); // never started
+      Loader l(ds, aug, Opts(4, workers));  // never started
     }
   }
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 10.0);

@@ -37,7 +37,8 @@ std::string UserErrorOf(const std::function<void()>& fn) {
   return {};
 }
 
-DatasetSpec Spec(const std::string& name, const std::string& dir, const std::string& split = "train", int64_t limit = 0) {
+DatasetSpec Spec(const std::string& name, const std::string& dir, const std::string& split = "train",
+                 int64_t limit = 0) {
   DatasetSpec s;
   s.name = name;
   s.data_dir = dir;
@@ -131,7 +132,8 @@ TEST(Cifar10, ErrorsNameTheFile) {
   rec.resize(rec.size() - 100);
   WriteBytes(tmp / "data_batch_3.bin", rec);
   msg = UserErrorOf([&] { OpenDataset(Spec("cifar10", tmp.path())); });
-  EXPECT_THAT(msg, AllOf(HasSubstr(tmp / "data_batch_3.bin"), HasSubstr("3073"), HasSubstr(std::to_string(rec.size()))));
+  EXPECT_THAT(msg,
+              AllOf(HasSubstr(tmp / "data_batch_3.bin"), HasSubstr("3073"), HasSubstr(std::to_string(rec.size()))));
   // label out of range
   WriteCifar10(tmp.path());
   WriteBytes(tmp / "data_batch_2.bin", CifarRecords(0, 2, {{1}, {10}}));
@@ -173,7 +175,7 @@ std::vector<uint8_t> StlImages(int n) {
   std::vector<uint8_t> out;
   for (int i = 0; i < n; ++i)
     for (int c = 0; c < 3; ++c)
-      for (int x = 0; x < 96; ++x)      // column-major per channel: x outer, y inner
+      for (int x = 0; x < 96; ++x)  // column-major per channel: x outer, y inner
         for (int y = 0; y < 96; ++y) out.push_back(StlPixel(i, c, y, x));
   return out;
 }
@@ -193,7 +195,8 @@ TEST(Stl10, TransposesColumnMajorPlanesAndMapsLabels) {
   for (int i = 0; i < 2; ++i)
     for (int c = 0; c < 3; ++c)
       for (int y : {0, 1, 50, 95})
-        for (int x : {0, 2, 77, 95}) ASSERT_EQ(images[i][c][y][x].item<int>(), StlPixel(i, c, y, x)) << i << c << y << x;
+        for (int x : {0, 2, 77, 95})
+          ASSERT_EQ(images[i][c][y][x].item<int>(), StlPixel(i, c, y, x)) << i << c << y << x;
   auto both = OpenDataset(Spec("stl10", tmp.path(), "train+unlabeled"));
   ASSERT_EQ(both->size(), 5);
   EXPECT_EQ(both->num_classes(), 10);
@@ -282,8 +285,8 @@ TEST(Idx, ReadsPlainAndGzippedFilesAndReplicatesGrayscale) {
 TEST(Idx, ErrorsNameTheFileAndTheExpectedMagicOrSize) {
   TempDir tmp;
   EXPECT_THAT(UserErrorOf([&] { OpenDataset(Spec("fashion_mnist", tmp.path())); }),
-              AllOf(HasSubstr("missing"), HasSubstr(tmp / "train-images-idx3-ubyte"), HasSubstr("train-images-idx3-ubyte.gz"),
-                    HasSubstr("FashionMNIST/raw")));
+              AllOf(HasSubstr("missing"), HasSubstr(tmp / "train-images-idx3-ubyte"),
+                    HasSubstr("train-images-idx3-ubyte.gz"), HasSubstr("FashionMNIST/raw")));
   WriteBytes(tmp / "train-labels-idx1-ubyte", IdxLabels(2049, {1, 2}));
   WriteBytes(tmp / "train-images-idx3-ubyte", IdxImages(2049, 2, 2, 2, 8));  // labels magic on the images file
   EXPECT_THAT(UserErrorOf([&] { OpenDataset(Spec("mnist", tmp.path())); }),
@@ -450,8 +453,8 @@ TEST(TensorCache, ReadsNhwcAndReportsBadFiles) {
         for (int c = 0; c < 3; ++c) ASSERT_EQ(im[n][c][y][x].item<int>(), ((n * 2 + y) * 3 + x) * 3 + c);
 
   std::vector<int64_t> bad = {0, 7};
-  st::WriteFile(tmp / "bad_label.safetensors", {{"images", st::DType::kU8, {2, 2, 3, 3}, view(hwc)},
-                                                {"labels", st::DType::kI64, {2}, view(bad)}},
+  st::WriteFile(tmp / "bad_label.safetensors",
+                {{"images", st::DType::kU8, {2, 2, 3, 3}, view(hwc)}, {"labels", st::DType::kI64, {2}, view(bad)}},
                 {{"num_classes", "5"}});
   EXPECT_THAT(UserErrorOf([&] { OpenDataset(Spec("tensor_cache", tmp / "bad_label.safetensors")); }),
               AllOf(HasSubstr(tmp / "bad_label.safetensors"), HasSubstr("label 7")));

@@ -102,24 +102,31 @@ TEST(DeployDocker, CheckerRejectsEachViolation) {
     std::string text;
     std::string expect;
   };
-  const std::string good_tail = "FROM debian:12.8-slim\nCOPY --from=build /o /o\nUSER app\nHEALTHCHECK CMD true\nCMD [\"x\"]\n";
+  const std::string good_tail =
+      "FROM debian:12.8-slim\nCOPY --from=build /o /o\nUSER app\nHEALTHCHECK CMD true\nCMD [\"x\"]\n";
   const std::vector<Case> cases = {
       {"latest", "FROM debian:latest AS build\nRUN true\n" + good_tail, "':latest' is not pinned"},
       {"untagged", "FROM debian AS build\nRUN true\n" + good_tail, "no tag"},
       {"single stage", "FROM debian:12.8-slim\nUSER app\nHEALTHCHECK CMD true\nCMD [\"x\"]\n", "single-stage"},
       {"no user", "FROM debian:12.8-slim AS build\nFROM debian:12.8-slim\nHEALTHCHECK CMD true\nCMD [\"x\"]\n",
        "never sets USER"},
-      {"root user", "FROM debian:12.8-slim AS build\nFROM debian:12.8-slim\nUSER root\nHEALTHCHECK CMD true\nCMD [\"x\"]\n",
+      {"root user",
+       "FROM debian:12.8-slim AS build\nFROM debian:12.8-slim\nUSER root\nHEALTHCHECK CMD true\nCMD [\"x\"]\n",
        "runs as root"},
       {"no healthcheck", "FROM debian:12.8-slim AS build\nFROM debian:12.8-slim\nUSER app\nCMD [\"x\"]\n",
        "no HEALTHCHECK"},
-      {"unknown stage", "FROM debian:12.8-slim AS build\nFROM debian:12.8-slim\nCOPY --from=bild /a /a\nUSER app\n"
-                        "HEALTHCHECK CMD true\nCMD [\"x\"]\n",
+      {"unknown stage",
+       "FROM debian:12.8-slim AS build\nFROM debian:12.8-slim\nCOPY --from=bild /a /a\nUSER app\n"
+       "HEALTHCHECK CMD true\nCMD [\"x\"]\n",
        "no earlier stage"},
       {"missing source", "FROM debian:12.8-slim AS build\nCOPY no/such/file /x\n" + good_tail, "does not exist"},
-      {"apt recommends", "FROM debian:12.8-slim AS build\nRUN apt-get update && apt-get install -y curl && rm -rf /var/lib/apt/lists/*\n" + good_tail,
+      {"apt recommends",
+       "FROM debian:12.8-slim AS build\nRUN apt-get update && apt-get install -y curl && rm -rf "
+       "/var/lib/apt/lists/*\n" +
+           good_tail,
        "--no-install-recommends"},
-      {"unchecked download", "FROM debian:12.8-slim AS build\nRUN curl -fsSL -o /x.zip https://example.org/x.zip\n" + good_tail,
+      {"unchecked download",
+       "FROM debian:12.8-slim AS build\nRUN curl -fsSL -o /x.zip https://example.org/x.zip\n" + good_tail,
        "without a checksum"},
       {"bad instruction", "FROM debian:12.8-slim AS build\nRUNN true\n" + good_tail, "unknown or non-uppercase"},
   };
@@ -142,8 +149,8 @@ TEST(DeployDocker, DockerfileUtilsLint) {
   const std::string prefix = kBin + "/tests/deploy/npm";
   const std::string lint = prefix + "/node_modules/.bin/dockerfile-utils";
   if (::access(lint.c_str(), X_OK) != 0) {
-    Result inst = Sh("timeout 180 npm install --no-save --no-audit --no-fund --loglevel=error --prefix " + Quote(prefix) +
-                     " dockerfile-utils@0.16.3");
+    Result inst = Sh("timeout 180 npm install --no-save --no-audit --no-fund --loglevel=error --prefix " +
+                     Quote(prefix) + " dockerfile-utils@0.16.3");
     if (inst.code != 0 || ::access(lint.c_str(), X_OK) != 0)
       GTEST_SKIP() << "npm install dockerfile-utils@0.16.3 failed (no registry?): the lint is skipped\n" << inst.out;
   }
@@ -170,8 +177,9 @@ TEST(DeployKubernetes, CheckerRejectsRootPodsAndMissingGpus) {
   std::string job = ReadFile(tmp.path() + "/mpijob-train.yaml");
   std::string coord = ReadFile(tmp.path() + "/coordinator.yaml");
   ASSERT_NE(job.find("nvidia.com/gpu: 4}"), std::string::npos);
-  WriteFile(tmp.path() + "/mpijob-train.yaml",
-            std::regex_replace(job, std::regex("limits: \\{memory: 200Gi, nvidia.com/gpu: 4\\}"), "limits: {memory: 200Gi}"));
+  WriteFile(
+      tmp.path() + "/mpijob-train.yaml",
+      std::regex_replace(job, std::regex("limits: \\{memory: 200Gi, nvidia.com/gpu: 4\\}"), "limits: {memory: 200Gi}"));
   WriteFile(tmp.path() + "/coordinator.yaml",
             std::regex_replace(coord, std::regex("runAsNonRoot: true"), "runAsNonRoot: false"));
   Result r = Check("k8s " + Quote(tmp.path()));
@@ -188,7 +196,8 @@ TEST(DeploySlurm, SbatchTemplateAndLauncherConfig) {
   EXPECT_EQ(r.code, 0) << r.out;
   TempDir tmp;
   std::string sb = ReadFile(kSrc + "/deploy/slurm/vicreg-train.sbatch");
-  WriteFile(tmp.path() + "/broken.sbatch", std::regex_replace(sb, std::regex("--mpi=pmix"), "--mpi=pmi2") + "\nif then\n");
+  WriteFile(tmp.path() + "/broken.sbatch",
+            std::regex_replace(sb, std::regex("--mpi=pmix"), "--mpi=pmi2") + "\nif then\n");
   r = Check("slurm " + Quote(tmp.path()));
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("bash -n"), std::string::npos) << r.out;
@@ -200,7 +209,8 @@ TEST(DeploySystemd, UnitVerifiesAndIsHardened) {
   if (::access((exe_dir + "/vicreg_coordinator").c_str(), X_OK) != 0)
     GTEST_SKIP() << "vicreg_coordinator is not built (VICREG_BUILD_SERVER=OFF)";
   if (!Have("systemd-analyze")) GTEST_SKIP() << "systemd-analyze is not installed";
-  Result r = Check("systemd " + Quote(kSrc + "/deploy/systemd/vicreg-coordinator.service") + " --exec " + Quote(exe_dir));
+  Result r =
+      Check("systemd " + Quote(kSrc + "/deploy/systemd/vicreg-coordinator.service") + " --exec " + Quote(exe_dir));
   EXPECT_EQ(r.code, 0) << r.out;
   TempDir tmp;
   std::string unit = ReadFile(kSrc + "/deploy/systemd/vicreg-coordinator.service");
@@ -220,25 +230,28 @@ TEST(DeployCoordinatorConfigs, TheRealCoordinatorAcceptsThem) {
   if (::access(coord.c_str(), X_OK) != 0) GTEST_SKIP() << "vicreg_coordinator is not built (VICREG_BUILD_SERVER=OFF)";
   TempDir tmp;
   // The ConfigMap's coordinator.yaml, extracted with a YAML parser.
-  Result cm = Sh("/usr/bin/python3 -c \"import yaml,sys; d=[x for x in yaml.safe_load_all(open(sys.argv[1])) if x and "
-                 "x['kind']=='ConfigMap'][0]; open(sys.argv[2],'w').write(d['data']['coordinator.yaml'])\" " +
-                 Quote(kSrc + "/deploy/k8s/coordinator.yaml") + " " + Quote(tmp.path() + "/k8s.yaml"));
+  Result cm =
+      Sh("/usr/bin/python3 -c \"import yaml,sys; d=[x for x in yaml.safe_load_all(open(sys.argv[1])) if x and "
+         "x['kind']=='ConfigMap'][0]; open(sys.argv[2],'w').write(d['data']['coordinator.yaml'])\" " +
+         Quote(kSrc + "/deploy/k8s/coordinator.yaml") + " " + Quote(tmp.path() + "/k8s.yaml"));
   ASSERT_EQ(cm.code, 0) << cm.out;
   WriteFile(tmp.path() + "/token", "0123456789abcdef\n");
   ::chmod((tmp.path() + "/token").c_str(), 0600);
-  const std::vector<std::string> configs = {kSrc + "/docker/coordinator.yaml", kSrc + "/deploy/systemd/coordinator.yaml",
+  const std::vector<std::string> configs = {kSrc + "/docker/coordinator.yaml",
+                                            kSrc + "/deploy/systemd/coordinator.yaml",
                                             kSrc + "/deploy/slurm/coordinator-slurm.yaml", tmp.path() + "/k8s.yaml"};
   int n = 0;
   for (const auto& cfg : configs) {
     const std::string state = tmp.path() + "/state" + std::to_string(n++);
-    const std::string cmd = Quote(coord) + " --config " + Quote(cfg) + " --state-dir " + Quote(state) +
-                            " --workdir " + Quote(tmp.path()) + " --listen 127.0.0.1:0 --metrics-port off" +
-                            " --token-file " + Quote(tmp.path() + "/token") + " --launcher none" +
-                            " --worker-binary " + Quote(kBin + "/worker/vicreg_worker") + " --shim-binary " +
+    const std::string cmd = Quote(coord) + " --config " + Quote(cfg) + " --state-dir " + Quote(state) + " --workdir " +
+                            Quote(tmp.path()) + " --listen 127.0.0.1:0 --metrics-port off" + " --token-file " +
+                            Quote(tmp.path() + "/token") + " --launcher none" + " --worker-binary " +
+                            Quote(kBin + "/worker/vicreg_worker") + " --shim-binary " +
                             Quote(kBin + "/server/vicreg_job_shim") + " --eval-binary off --log-level warn";
     // Start it in the background, wait for coordinator.json, stop it with SIGTERM (exit 0).
-    Result r = Sh("( " + cmd + " & pid=$!; for i in $(seq 1 100); do [ -s " + Quote(state + "/coordinator.json") +
-                  " ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done; kill -TERM $pid 2>/dev/null; wait $pid )");
+    Result r =
+        Sh("( " + cmd + " & pid=$!; for i in $(seq 1 100); do [ -s " + Quote(state + "/coordinator.json") +
+           " ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done; kill -TERM $pid 2>/dev/null; wait $pid )");
     EXPECT_EQ(r.code, 0) << cfg << " was refused:\n" << r.out;
     EXPECT_EQ(::access((state + "/coordinator.json").c_str(), R_OK), 0) << cfg << ": never served\n" << r.out;
   }
@@ -344,7 +357,8 @@ TEST(DeployReadme, JobFileReferenceListsEveryKeyWithItsDefault) {
     ++leaves;
     auto it = documented.find(path);
     if (it == documented.end()) {
-      ADD_FAILURE() << "README's job file reference has no row for `" << path << "` (default " << YAML::Dump(def) << ")";
+      ADD_FAILURE() << "README's job file reference has no row for `" << path << "` (default " << YAML::Dump(def)
+                    << ")";
       continue;
     }
     EXPECT_TRUE(SameValue(it->second, def)) << "README says `" << path << "` defaults to " << YAML::Dump(it->second)

@@ -2,9 +2,9 @@
 // command line, extract/export/convert, and usage errors (exit 2 with a reason).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "common/config_loader.h"
@@ -140,16 +140,17 @@ TEST_F(EvalCli, BadUsageExitsTwoWithAReason) {
     std::vector<std::string> args;
     std::string needle;
   };
-  const std::vector<std::string> base = {"--checkpoint_dir", Ckpts(), "--dataset", "cifar10", "--data-dir", Data(),
-                                         "--quiet"};
+  const std::vector<std::string> base = {"--checkpoint_dir", Ckpts(), "--dataset", "cifar10",
+                                         "--data-dir",       Data(),  "--quiet"};
   auto with = [&](std::vector<std::string> extra) {
     auto a = base;
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   };
   const std::string other_model = *dir_ / "model_config_other.yaml";
-  fs::AtomicWriteFile(other_model, "backbone_name: vit_custom\nimage_size: 32\npatch_size: 8\nembed_dim: 48\n"
-                                   "depth: 2\nnum_heads: 2\n");
+  fs::AtomicWriteFile(other_model,
+                      "backbone_name: vit_custom\nimage_size: 32\npatch_size: 8\nembed_dim: 48\n"
+                      "depth: 2\nnum_heads: 2\n");
   const std::vector<Case> cases = {
       {with({"--bogus"}), "--bogus"},
       {with({"--probe", "svm"}), "--probe"},
@@ -169,7 +170,7 @@ TEST_F(EvalCli, BadUsageExitsTwoWithAReason) {
        "--split"},
       {{"frobnicate"}, "unknown subcommand 'frobnicate'"},
       {with({"--device", "gpu7"}), "--device gpu7: expected cpu, cuda or cuda:N"},
-      {with({"--device", "cuda:99"}), "--device cuda:99"},   // no CUDA here, or fewer devices
+      {with({"--device", "cuda:99"}), "--device cuda:99"},  // no CUDA here, or fewer devices
       {{"extract", "--checkpoint", Ckpts() + "/epoch_0001.pt", "--dataset", "cifar10", "--data-dir", Data(), "--device",
         "tpu", "--out", *dir_ / "f.safetensors"},
        "--device tpu"},

@@ -1,4 +1,6 @@
 // Encoder export/import in timm's format: key list and shapes, exact round trip, strict refusal.
+#include "worker/eval/encoder_io.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -6,7 +8,6 @@
 #include <filesystem>
 
 #include "common/errors.h"
-#include "worker/eval/encoder_io.h"
 #include "worker/eval/tensor_file.h"
 
 namespace vicreg::eval {
@@ -113,7 +114,8 @@ TEST_F(EncoderIo, MissingExtraAndMisshapenKeysAreRefusedNamingKeyAndFile) {
   shape[6].second = at::zeros({96, 16});  // blocks.0.attn.qkv.weight should be [96, 32]
   WriteTensorFile(Path("shape.safetensors"), shape);
   msg = ErrorOf([&] { LoadEncoderSafetensors(vit, Path("shape.safetensors")); });
-  EXPECT_NE(msg.find("key 'blocks.0.attn.qkv.weight' has shape [96, 16], the model expects [96, 32]"), std::string::npos)
+  EXPECT_NE(msg.find("key 'blocks.0.attn.qkv.weight' has shape [96, 16], the model expects [96, 32]"),
+            std::string::npos)
       << msg;
 
   // The model is untouched by a refused file.
@@ -129,9 +131,9 @@ TEST_F(EncoderIo, MissingExtraAndMisshapenKeysAreRefusedNamingKeyAndFile) {
 }
 
 TEST_F(EncoderIo, PosEmbedOfAnotherGridIsResampledOnlyWhenAsked) {
-  model::VisionTransformer small(Tiny());                 // grid 4x4
+  model::VisionTransformer small(Tiny());  // grid 4x4
   auto opts = Tiny();
-  opts.image_size = 48;                                   // grid 6x6
+  opts.image_size = 48;  // grid 6x6
   model::VisionTransformer big(opts);
   auto state = StateOf(small);
   auto msg = ErrorOf([&] { LoadEncoderState(big, state, "mem"); });
@@ -148,7 +150,8 @@ TEST_F(EncoderIo, PosEmbedOfAnotherGridIsResampledOnlyWhenAsked) {
 }
 
 TEST_F(EncoderIo, EncoderStateFromModelStateDropsTheProjector) {
-  NamedTensors model = {{"encoder.cls_token", at::zeros({1})}, {"projector.0.weight", at::zeros({1})},
+  NamedTensors model = {{"encoder.cls_token", at::zeros({1})},
+                        {"projector.0.weight", at::zeros({1})},
                         {"encoder.norm.bias", at::zeros({1})}};
   auto enc = EncoderStateFromModelState(model, "ck.pt");
   ASSERT_EQ(enc.size(), 2u);

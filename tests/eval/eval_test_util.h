@@ -106,7 +106,8 @@ inline void WriteCifar10(const std::string& dir, int64_t per_train_batch, int64_
     }
     if (!f) throw std::runtime_error("cannot write " + name);
   };
-  for (int b = 0; b < 5; ++b) write("data_batch_" + std::to_string(b + 1) + ".bin", b * per_train_batch, per_train_batch, false);
+  for (int b = 0; b < 5; ++b)
+    write("data_batch_" + std::to_string(b + 1) + ".bin", b * per_train_batch, per_train_batch, false);
   write("test_batch.bin", 0, n_test, true);
 }
 
@@ -135,7 +136,8 @@ inline model::VisionTransformer WriteCheckpoint(const std::string& dir, int epoc
     for (auto& prm : vit->parameters()) prm.add_(at::randn_like(prm) * perturb);
   }
   train::CheckpointPayload p;
-  for (const auto& kv : vit->named_parameters()) p.model.emplace_back("encoder." + kv.key(), kv.value().detach().clone());
+  for (const auto& kv : vit->named_parameters())
+    p.model.emplace_back("encoder." + kv.key(), kv.value().detach().clone());
   p.model.emplace_back("projector.0.weight", at::randn({16, m.embed_dim}));
   c10::impl::GenericDict opt(c10::StringType::get(), c10::AnyType::get());
   opt.insert("step", int64_t{epoch});

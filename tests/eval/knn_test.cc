@@ -1,9 +1,10 @@
 // Weighted kNN (cosine, exp(sim / T) voting).
+#include "worker/eval/knn.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
 #include "common/errors.h"
-#include "worker/eval/knn.h"
 
 namespace vicreg::eval {
 namespace {
@@ -12,8 +13,8 @@ TEST(Knn, WellSeparatedClustersAreClassifiedPerfectly) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
   const int c = 8, d = 16;
   auto centers = at::randn({c, d}, gen, at::TensorOptions()) * 10;
-  auto yb = at::arange(c, at::kLong).repeat({50});                       // [400]
-  auto yq = at::arange(c, at::kLong).repeat({25});                       // [200]
+  auto yb = at::arange(c, at::kLong).repeat({50});  // [400]
+  auto yq = at::arange(c, at::kLong).repeat({25});  // [200]
   auto bank = centers.index_select(0, yb) + at::randn({400, d}, gen, at::TensorOptions()) * 0.5;
   auto q = centers.index_select(0, yq) + at::randn({200, d}, gen, at::TensorOptions()) * 0.5;
   KnnOptions o;
@@ -57,7 +58,7 @@ TEST(Knn, LowTemperatureFollowsTheNearestNeighbourHighTemperatureTheMajority) {
   auto hot = KnnVotes(bank, labels, q, 3, o);
   EXPECT_EQ(hot.argmax(1).item<int64_t>(), 1);
   EXPECT_NEAR(hot[0][1].item<double>() / hot[0][0].item<double>(), 3.0, 0.01);  // ~ equal weights
-  EXPECT_EQ(hot[0][2].item<double>(), 0.0);   // class 2 is not among the 4 neighbours
+  EXPECT_EQ(hot[0][2].item<double>(), 0.0);                                     // class 2 is not among the 4 neighbours
   EXPECT_TRUE(at::isfinite(KnnVotes(bank, labels, q, 3, KnnOptions{4, 1e-4, 512})).all().item<bool>());
 }
 
@@ -89,7 +90,7 @@ TEST(Knn, RejectsBadOptionsAndLabels) {
   NearAndMany(&bank, &labels, &q);
   EXPECT_THROW(KnnVotes(bank, labels, q, 3, KnnOptions{0, 0.07, 512}), UserError);
   EXPECT_THROW(KnnVotes(bank, labels, q, 3, KnnOptions{5, 0.0, 512}), UserError);
-  EXPECT_THROW(KnnVotes(bank, labels, q, 2, KnnOptions{}), UserError);           // label 2 >= C
+  EXPECT_THROW(KnnVotes(bank, labels, q, 2, KnnOptions{}), UserError);  // label 2 >= C
   EXPECT_THROW(KnnVotes(bank, labels, at::randn({1, 3}), 3, KnnOptions{}), UserError);
 }
 

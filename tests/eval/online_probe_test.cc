@@ -1,4 +1,6 @@
 // Online monitoring: the linear probe trained alongside on detached features.
+#include "worker/eval/online_probe.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -7,7 +9,6 @@
 #include "common/errors.h"
 #include "tests/eval/eval_test_util.h"
 #include "worker/data/dataset.h"
-#include "worker/eval/online_probe.h"
 
 namespace vicreg::eval {
 namespace {
@@ -88,7 +89,8 @@ void BandPixels(int64_t i, int label, bool test, uint8_t* px) {
 
 TEST(OnlineKnn, HeldOutQueriesAgainstABankFromTheRest) {
   testing::TempDir dir;
-  testing::WriteCifar10(dir.path(), 40, 10, [](int64_t i, bool) { return static_cast<int>(i % 4); }, BandPixels);
+  testing::WriteCifar10(
+      dir.path(), 40, 10, [](int64_t i, bool) { return static_cast<int>(i % 4); }, BandPixels);
   auto ds = data::OpenDataset({"cifar10", dir.path(), "train", 0});
   OnlineKnnOptions o;
   o.query_size = 50;
@@ -130,7 +132,8 @@ TEST(OnlineKnn, HeldOutQueriesAgainstABankFromTheRest) {
 
 TEST(OnlineKnn, RefusesUnusableDatasets) {
   testing::TempDir dir;
-  testing::WriteCifar10(dir.path(), 1, 1, [](int64_t, bool) { return 0; }, BandPixels);
+  testing::WriteCifar10(
+      dir.path(), 1, 1, [](int64_t, bool) { return 0; }, BandPixels);
   OnlineKnnOptions o;
   o.query_size = 0;
   EXPECT_THROW(OnlineKnn(data::OpenDataset({"cifar10", dir.path(), "train", 0}), o), UserError);

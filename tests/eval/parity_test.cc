@@ -29,8 +29,11 @@ TEST(ExportParity, ExportedEncoderMatchesAnIndependentPytorchVit) {
   auto images = at::randint(0, 256, {12, 3, 96, 96}, at::TensorOptions().dtype(at::kByte));
   auto labels = at::arange(12, at::kLong).remainder(3);
   WriteTensorFile(dir / "cache.safetensors", {{"images", images}, {"labels", labels}},
-                  {{"format", "vicreg-tensor-cache-v1"}, {"layout", "NCHW"}, {"num_classes", "3"},
-                   {"mean", "[0.45, 0.5, 0.55]"}, {"std", "[0.2, 0.25, 0.3]"}});
+                  {{"format", "vicreg-tensor-cache-v1"},
+                   {"layout", "NCHW"},
+                   {"num_classes", "3"},
+                   {"mean", "[0.45, 0.5, 0.55]"},
+                   {"std", "[0.2, 0.25, 0.3]"}});
 
   const std::string bin = testing::EvalBinary();
   auto r = RunProcess({bin, "export", "--checkpoint", dir / "ck/epoch_0005.pt", "--out", dir / "encoder.safetensors"},
@@ -41,10 +44,10 @@ TEST(ExportParity, ExportedEncoderMatchesAnIndependentPytorchVit) {
                   dir / "cache.safetensors", "--split", "train", "--out", dir / "features.safetensors", "--quiet"},
                  dir.path());
   ASSERT_EQ(r.code, 0) << r.err;
-  r = RunProcess({"/usr/bin/python3", std::string(VICREG_SOURCE_DIR) + "/tests/eval/export_parity.py",
-                  dir / "encoder.safetensors", dir / "features.safetensors", dir / "cache.safetensors",
-                  "vit_small_patch16_224", "96"},
-                 dir.path());
+  r = RunProcess(
+      {"/usr/bin/python3", std::string(VICREG_SOURCE_DIR) + "/tests/eval/export_parity.py", dir / "encoder.safetensors",
+       dir / "features.safetensors", dir / "cache.safetensors", "vit_small_patch16_224", "96"},
+      dir.path());
   std::printf("%s", r.out.c_str());
   EXPECT_EQ(r.code, 0) << r.out << r.err;
 }

@@ -19,7 +19,8 @@ void Blobs(int64_t n, int64_t d, int c, double sep, uint64_t seed, at::Tensor* x
   *y = at::randint(c, {n}, gen, at::TensorOptions().dtype(at::kLong));
   auto centers = at::zeros({c, d});
   for (int i = 0; i < c; ++i) centers[i][i % d] = sep;
-  *x = centers.index_select(0, *y) + at::randn({n, d}, gen, at::TensorOptions()) + 3.0;  // offset: standardization matters
+  *x = centers.index_select(0, *y) + at::randn({n, d}, gen, at::TensorOptions()) +
+       3.0;  // offset: standardization matters
 }
 
 TEST(LinearProbe, SeparableBlobsReachAlmostPerfectAccuracy) {
@@ -80,8 +81,8 @@ void ExpectSameOptimum(int64_t n, int64_t d, double l2) {
 }
 
 TEST(LinearProbe, PreconditioningKeepsTheObjective) {
-  ExpectSameOptimum(400, 24, 1e-3);   // covariance route
-  ExpectSameOptimum(30, 60, 1e-2);    // Gram route (fewer samples than dims)
+  ExpectSameOptimum(400, 24, 1e-3);  // covariance route
+  ExpectSameOptimum(30, 60, 1e-2);   // Gram route (fewer samples than dims)
 }
 
 TEST(LinearProbe, MatchesScikitLearnLogisticRegression) {
@@ -146,9 +147,9 @@ TEST(TopK, TiesGoToTheLowerClassIndex) {
   EXPECT_EQ(TopKClasses(scores, 1).item<int64_t>(), 0);
   EXPECT_DOUBLE_EQ(TopKAccuracy(scores, at::tensor({int64_t{0}}), 1), 1.0);
   EXPECT_DOUBLE_EQ(TopKAccuracy(scores, at::tensor({int64_t{3}}), 1), 0.0);
-  EXPECT_DOUBLE_EQ(TopKAccuracy(scores, at::tensor({int64_t{3}}), 2), 0.0);   // top-2 = {0, 1}
+  EXPECT_DOUBLE_EQ(TopKAccuracy(scores, at::tensor({int64_t{3}}), 2), 0.0);  // top-2 = {0, 1}
   EXPECT_DOUBLE_EQ(TopKAccuracy(scores, at::tensor({int64_t{3}}), 3), 1.0);
-  EXPECT_DOUBLE_EQ(TopKAccuracy(scores, at::tensor({int64_t{2}}), 9), 1.0);   // k clamped to C
+  EXPECT_DOUBLE_EQ(TopKAccuracy(scores, at::tensor({int64_t{2}}), 9), 1.0);  // k clamped to C
 }
 
 }  // namespace

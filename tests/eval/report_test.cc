@@ -1,5 +1,6 @@
 // Eval report: JSON schema (parsed by the coordinator), CSV and the terminal table.
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
 
 #include "common/errors.h"

@@ -24,8 +24,8 @@
 #include "common/config.h"
 #include "common/safetensors.h"
 #include "tests/train/test_util.h"
-#include "worker/data/augment.h"
 #include "worker/comm/communicator.h"
+#include "worker/data/augment.h"
 #include "worker/model/vicreg_model.h"
 #include "worker/train/amp.h"
 #include "worker/train/loss.h"
@@ -136,8 +136,7 @@ TEST(GpuLoss, Bf16AutocastForwardKeepsTheLossInFp32) {
 TEST(GpuNccl, SingleRankCollectivesOnCudaTensors) {
   REQUIRE_CUDA();
   auto have = comm::AvailableBackends();
-  if (std::find(have.begin(), have.end(), "nccl") == have.end())
-    GTEST_SKIP() << "built without VICREG_WITH_NCCL";
+  if (std::find(have.begin(), have.end(), "nccl") == have.end()) GTEST_SKIP() << "built without VICREG_WITH_NCCL";
   comm::RankInfo info;  // world 1
   comm::CommunicatorOptions o;
   o.backend = "nccl";
@@ -185,7 +184,8 @@ std::string JobYaml(const std::string& data_dir, const std::string& precision, i
   y << "name: gpu_tiny\nresources: {ranks: 1, device: cuda}\n"
     << "data: {dataset: cifar10, data_dir: " << data_dir << ", limit: 256, num_workers: 2}\n"
     << "model: {backbone_name: vit_custom, image_size: 32, patch_size: 8, embed_dim: 64, depth: 2, num_heads: 2}\n"
-    << "train: {batch_size: 32, num_epochs: " << num_epochs << ", warmup_epochs: 0, learning_rate: 0.001, log_every: 1, seed: 3,\n"
+    << "train: {batch_size: 32, num_epochs: " << num_epochs
+    << ", warmup_epochs: 0, learning_rate: 0.001, log_every: 1, seed: 3,\n"
     << "        precision: " << precision << ", vicreg: {proj_dim: 128, proj_hidden_dim: 128}}\n"
     << "checkpoint: {every_epochs: 1, keep_last: 3}\n"
     << "metrics: {enabled: false}\n";
@@ -224,9 +224,9 @@ TEST_P(GpuWorker, TrainsTinyJobAndResumes) {
   auto dir = testing::MakeTempDir("gpu-" + precision);
   WriteCifar(dir);
   testing::WriteText(dir + "/job.yaml", JobYaml(dir, precision));
-  auto r = testing::RunProcess({WorkerBinary(), "--job", dir + "/job.yaml", "--run-dir", dir + "/run", "--max-steps",
-                                "16"},
-                               dir + "/out1.txt", 300);
+  auto r =
+      testing::RunProcess({WorkerBinary(), "--job", dir + "/job.yaml", "--run-dir", dir + "/run", "--max-steps", "16"},
+                          dir + "/out1.txt", 300);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto losses = Losses(dir + "/run/metrics.jsonl");
   ASSERT_EQ(losses.size(), 16u) << r.output;
@@ -249,7 +249,7 @@ TEST(GpuWorkerLong, Bf16TwoHundredStepsFallAndStayHealthy) {
   REQUIRE_CUDA();
   auto dir = testing::MakeTempDir("gpu-long");
   WriteCifar(dir);
-  testing::WriteText(dir + "/job.yaml", JobYaml(dir, "bf16", /*num_epochs=*/25));   // 25 x 8 = 200 steps
+  testing::WriteText(dir + "/job.yaml", JobYaml(dir, "bf16", /*num_epochs=*/25));  // 25 x 8 = 200 steps
   auto r = testing::RunProcess({WorkerBinary(), "--job", dir + "/job.yaml", "--run-dir", dir + "/run"},
                                dir + "/out.txt", 600);
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -264,8 +264,8 @@ TEST(GpuWorkerLong, Bf16TwoHundredStepsFallAndStayHealthy) {
   ASSERT_FALSE(sim.empty());
   EXPECT_GT(std_min.back(), 0.01) << "collapsed dimensions after 200 bf16 steps";
   EXPECT_LT(sim.back(), 0.9) << "feature collapse after 200 bf16 steps";
-  std::printf("[gpu bf16 200 steps] loss %.4f -> %.4f, std_min %.3f, pairwise_sim %.3f\n", first, last,
-              std_min.back(), sim.back());
+  std::printf("[gpu bf16 200 steps] loss %.4f -> %.4f, std_min %.3f, pairwise_sim %.3f\n", first, last, std_min.back(),
+              sim.back());
   testing::RemoveTree(dir);
 }
 
@@ -277,11 +277,12 @@ TEST(GpuWorkerLong, CheckpointsMoveBetweenCudaAndCpu) {
   WriteCifar(dir);
   testing::WriteText(dir + "/job.yaml", JobYaml(dir, "fp32"));
   const std::string job = dir + "/job.yaml", run = dir + "/run";
-  auto r = testing::RunProcess({WorkerBinary(), "--job", job, "--run-dir", run, "--max-steps", "8"}, dir + "/o1.txt", 300);
+  auto r =
+      testing::RunProcess({WorkerBinary(), "--job", job, "--run-dir", run, "--max-steps", "8"}, dir + "/o1.txt", 300);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = testing::RunProcess({WorkerBinary(), "--job", job, "--run-dir", run, "--resume", "auto", "--device", "cpu",
-                           "--max-steps", "16"},
-                          dir + "/o2.txt", 300);
+  r = testing::RunProcess(
+      {WorkerBinary(), "--job", job, "--run-dir", run, "--resume", "auto", "--device", "cpu", "--max-steps", "16"},
+      dir + "/o2.txt", 300);
   ASSERT_EQ(r.exit_code, 0) << "CUDA checkpoint -> CPU:\n" << r.output;
   EXPECT_EQ(Losses(run + "/metrics.jsonl").size(), 16u);
   r = testing::RunProcess({WorkerBinary(), "--job", job, "--run-dir", run, "--resume", "auto", "--device", "cuda"},
@@ -300,16 +301,17 @@ TEST(GpuEval, ExtractOnCudaEqualsCpu) {
   auto dir = testing::MakeTempDir("gpu-eval");
   WriteCifar(dir);
   testing::WriteText(dir + "/job.yaml", JobYaml(dir, "fp32", 1));
-  auto r = testing::RunProcess({WorkerBinary(), "--job", dir + "/job.yaml", "--run-dir", dir + "/run"}, dir + "/o.txt", 300);
+  auto r =
+      testing::RunProcess({WorkerBinary(), "--job", dir + "/job.yaml", "--run-dir", dir + "/run"}, dir + "/o.txt", 300);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string eval_bin = std::string(VICREG_BINARY_DIR) + "/worker/eval/vicreg_eval";
   std::vector<at::Tensor> feats;
   for (const std::string device : {"cpu", "cuda"}) {
     const std::string out = dir + "/f_" + device + ".safetensors";
-    r = testing::RunProcess({eval_bin, "extract", "--checkpoint", dir + "/run/checkpoints/epoch_0001.pt", "--dataset",
-                             "cifar10", "--data-dir", dir, "--split", "train", "--limit", "128", "--device", device,
-                             "--out", out, "--quiet"},
-                            dir + "/e_" + device + ".txt", 300);
+    r = testing::RunProcess(
+        {eval_bin, "extract", "--checkpoint", dir + "/run/checkpoints/epoch_0001.pt", "--dataset", "cifar10",
+         "--data-dir", dir, "--split", "train", "--limit", "128", "--device", device, "--out", out, "--quiet"},
+        dir + "/e_" + device + ".txt", 300);
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const std::string bytes = testing::Slurp(out);
     const auto header = safetensors::ParseHeader(bytes, out);

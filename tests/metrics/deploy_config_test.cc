@@ -38,10 +38,10 @@ ToolResult RunTool(const std::vector<std::string>& argv, const std::string& stdi
   return r;
 }
 
-#define REQUIRE_PROMTOOL()                                                                         \
-  if (FindOnPath("promtool").empty()) {                                                            \
-    GTEST_SKIP() << "promtool not found on PATH: install Debian's `prometheus` package "           \
-                    "(deploy/install-deps.sh) to run this check";                                  \
+#define REQUIRE_PROMTOOL()                                                               \
+  if (FindOnPath("promtool").empty()) {                                                  \
+    GTEST_SKIP() << "promtool not found on PATH: install Debian's `prometheus` package " \
+                    "(deploy/install-deps.sh) to run this check";                        \
   }
 
 TEST(MetricsPromtool, CheckConfig) {
@@ -225,8 +225,7 @@ TEST(MetricsGrafana, TrainingDashboardHasStableUidVariablesAndKnownMetrics) {
       used.insert(name);
     }
     if (expr.find("vicreg_train_") != std::string::npos || expr.find("vicreg_embedding") != std::string::npos) {
-      EXPECT_NE(expr.find("job_id=\"$job_id\""), std::string::npos) << "per-job panel without the job filter: "
-                                                                       << expr;
+      EXPECT_NE(expr.find("job_id=\"$job_id\""), std::string::npos) << "per-job panel without the job filter: " << expr;
     }
   }
   // Every worker metric is on the dashboard, plus restarts and evaluation accuracy.

@@ -10,9 +10,9 @@ namespace vicreg::metrics::testing {
 
 struct MetricSpec {
   std::string name;
-  std::string type;                 // counter | gauge | histogram
-  std::set<std::string> labels;     // exact label set of every series (histograms: without le)
-  bool after_report = false;        // worker: appears only after the first OnReport with the value
+  std::string type;              // counter | gauge | histogram
+  std::set<std::string> labels;  // exact label set of every series (histograms: without le)
+  bool after_report = false;     // worker: appears only after the first OnReport with the value
 };
 
 inline const std::vector<MetricSpec>& WorkerSpecs() {

@@ -10,8 +10,6 @@
 // synthetic ranks and, with --sd-run-dir, the ranks of a real run (<run_dir>/endpoints/rank-*.json).
 // Runs until SIGINT/SIGTERM. Exit codes: 0 ok, 2 bad usage, 1 runtime failure.
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -21,6 +19,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -35,9 +34,7 @@ namespace {
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop.store(true); }
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double Now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 struct Options {
   std::string job_id = "synthetic";
@@ -56,7 +53,8 @@ struct Options {
 std::string ServiceDiscovery(const Options& o, const std::vector<std::string>& rank_endpoints) {
   nlohmann::json groups = nlohmann::json::array();
   for (size_t r = 0; r < rank_endpoints.size(); ++r) {
-    groups.push_back({{"targets", {rank_endpoints[r]}}, {"labels", {{"job_id", o.job_id}, {"rank", std::to_string(r)}}}});
+    groups.push_back(
+        {{"targets", {rank_endpoints[r]}}, {"labels", {{"job_id", o.job_id}, {"rank", std::to_string(r)}}}});
   }
   if (!o.sd_run_dir.empty()) {
     const std::filesystem::path dir = std::filesystem::path(o.sd_run_dir) / "endpoints";
@@ -68,7 +66,8 @@ std::string ServiceDiscovery(const Options& o, const std::vector<std::string>& r
       if (j.is_discarded() || !j.contains("metrics") || !j.contains("rank")) continue;  // being written
       const std::string target = j["metrics"].get<std::string>();
       if (target.empty()) continue;
-      const std::string rank = j["rank"].is_number() ? std::to_string(j["rank"].get<int>()) : j["rank"].get<std::string>();
+      const std::string rank =
+          j["rank"].is_number() ? std::to_string(j["rank"].get<int>()) : j["rank"].get<std::string>();
       const std::string job = j.contains("job_id") ? j["job_id"].get<std::string>() : o.job_id;
       groups.push_back({{"targets", {target}}, {"labels", {{"job_id", job}, {"rank", rank}}}});
     }
@@ -130,7 +129,8 @@ int Run(const Options& o) {
   if (o.coordinator) {
     coord_server = std::make_unique<MetricsServer>(o.address, 0);
     coord = std::make_unique<CoordinatorMetrics>(coord_server->registry());
-    coord_server->AddHandler("/sd", "application/json", [o, rank_endpoints] { return ServiceDiscovery(o, rank_endpoints); });
+    coord_server->AddHandler("/sd", "application/json",
+                             [o, rank_endpoints] { return ServiceDiscovery(o, rank_endpoints); });
     coord->SetJobs("running", 1);
     coord->SetJobs("queued", 2);
     coord->SetJobs("succeeded", 3);
@@ -189,7 +189,8 @@ int main(int argc, char** argv) {
   Options o;
   app.add_option("--job-id", o.job_id, "job_id label of the synthetic ranks");
   app.add_option("--address", o.address, "address every endpoint binds");
-  app.add_option("--ranks", o.ranks, "number of synthetic ranks, each with its own /metrics port")->check(CLI::Range(0, 64));
+  app.add_option("--ranks", o.ranks, "number of synthetic ranks, each with its own /metrics port")
+      ->check(CLI::Range(0, 64));
   app.add_flag("--coordinator", o.coordinator, "also serve coordinator metrics and GET /sd");
   app.add_option("--sd-run-dir", o.sd_run_dir, "also list the ranks of this run dir (endpoints/rank-*.json) in /sd");
   app.add_flag("--collapse", o.collapse, "report a collapsed representation (std 0, pairwise similarity 0.99)");

@@ -2,8 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <stdexcept>
 
 namespace vicreg::metrics::testing {
@@ -64,8 +64,8 @@ PrometheusServer::PrometheusServer(const std::string& coordinator_target, const 
                                  "--storage.tsdb.path=" + dir_ + "/data",
                                  "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"},
         dir_ + "/prometheus.log");
-    const bool ready = WaitFor(
-        [&] { return !p->Running() || HttpGet("127.0.0.1", port_, "/-/ready", 1).status == 200; }, 20, 0.1);
+    const bool ready =
+        WaitFor([&] { return !p->Running() || HttpGet("127.0.0.1", port_, "/-/ready", 1).status == 200; }, 20, 0.1);
     if (ready && p->Running()) process_ = std::move(p);  // else: port raced away or failed; retry
   }
   if (!process_) throw std::runtime_error("prometheus did not become ready:\n" + Log());

@@ -3,9 +3,8 @@
 // the alerts' `for:` windows shortened.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

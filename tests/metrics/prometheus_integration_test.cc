@@ -20,10 +20,10 @@ namespace {
 
 constexpr double kFirstScrapeTimeout = 30;  // SD batches target updates every 5 s: ~7 s in practice
 
-#define REQUIRE_PROMETHEUS()                                                                             \
-  if (FindOnPath("prometheus").empty()) {                                                                \
-    GTEST_SKIP() << "prometheus not found on PATH: install Debian's `prometheus` package "               \
-                    "(deploy/install-deps.sh) to run the integration tests";                             \
+#define REQUIRE_PROMETHEUS()                                                               \
+  if (FindOnPath("prometheus").empty()) {                                                  \
+    GTEST_SKIP() << "prometheus not found on PATH: install Debian's `prometheus` package " \
+                    "(deploy/install-deps.sh) to run the integration tests";               \
   }
 
 class SyntheticExporter {
@@ -31,8 +31,9 @@ class SyntheticExporter {
   // Two synthetic ranks + coordinator metrics + /sd, unless extra_args say otherwise.
   SyntheticExporter(const std::string& job_id, std::vector<std::string> extra_args, const char* ranks = "2") {
     dir_ = MakeTempDir("vicreg-exporter-");
-    std::vector<std::string> argv = {VICREG_METRICS_EXPORTER, "--job-id", job_id, "--ranks", ranks, "--coordinator",
-                                     "--ports-file", dir_ + "/ports.json", "--step-ms", "50", "--log-every", "5"};
+    std::vector<std::string> argv = {
+        VICREG_METRICS_EXPORTER, "--job-id",           job_id,      "--ranks", ranks,         "--coordinator",
+        "--ports-file",          dir_ + "/ports.json", "--step-ms", "50",      "--log-every", "5"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     process_ = std::make_unique<Process>(argv, dir_ + "/exporter.log");
     if (!WaitFor([&] { return !ReadText(dir_ + "/ports.json").empty() || !process_->Running(); }, 10)) {
@@ -67,8 +68,7 @@ void WaitForScrapes(PrometheusServer& prom, const std::string& job_id, size_t ra
                        << "up: " << prom.Query("up").dump() << "\nconfig:\n"
                        << prom.ConfigText() << "\nprometheus log:\n"
                        << prom.Log();
-  const std::string samples =
-      "count_over_time(vicreg_train_steps_total{job_id=\"" + job_id + "\"}[1m]) >= 4";
+  const std::string samples = "count_over_time(vicreg_train_steps_total{job_id=\"" + job_id + "\"}[1m]) >= 4";
   ASSERT_TRUE(WaitFor([&] { return prom.Query(samples).size() == ranks; }, 20, 0.5))
       << prom.Query("count_over_time(vicreg_train_steps_total[1m])").dump();
 }
@@ -97,8 +97,8 @@ TEST(MetricsPrometheusIntegration, SyntheticRanksAreDiscoveredScrapedAndEveryDas
   // The skipped step fires NonFiniteLoss (no `for:`); collapse alerts stay quiet.
   EXPECT_TRUE(WaitFor([&] { return prom.AlertState("NonFiniteLoss", job_id) == "firing"; }, 25, 0.5))
       << prom.Alerts().dump(1);
-  for (const char* quiet : {"RepresentationCollapse", "FeatureCollapse", "LowVariance", "JobStalled",
-                            "CheckpointStale"}) {
+  for (const char* quiet :
+       {"RepresentationCollapse", "FeatureCollapse", "LowVariance", "JobStalled", "CheckpointStale"}) {
     EXPECT_EQ(prom.AlertState(quiet, job_id), "") << quiet << ": " << prom.Alerts().dump(1);
   }
   EXPECT_TRUE(exporter.Running()) << exporter.Log();
@@ -145,7 +145,7 @@ const std::string kTinyConfig = std::string(VICREG_SOURCE_DIR) + "/configs/tiny_
   if (std::string(VICREG_WORKER_BIN).empty()) GTEST_SKIP() << "vicreg_worker is not part of this build"; \
   if (FindOnPath("mpirun").empty()) GTEST_SKIP() << "mpirun not found (openmpi-bin)";                    \
   if (ReadText("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").empty() &&                \
-      ReadText("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte").empty()) {                    \
+      ReadText("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte").empty()) {                   \
     GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";               \
   }
 
@@ -154,10 +154,24 @@ class WorkerRun {
   // mpirun -np 2 vicreg_worker on configs/tiny_cpu.yaml for (far) more epochs than the test
   // watches; the destructor stops it (SIGTERM: finish the step, checkpoint, exit).
   WorkerRun(const std::string& run_dir, const std::string& job_id, const std::vector<std::string>& sets) {
-    std::vector<std::string> argv = {"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2",
-                                     VICREG_WORKER_BIN, "--job", kTinyConfig, "--run-dir", run_dir,
-                                     "--job-id", job_id, "--set", "resources.ranks=2",
-                                     "--set", "train.num_epochs=500", "--set", "checkpoint.every_epochs=1"};
+    std::vector<std::string> argv = {"mpirun",
+                                     "--allow-run-as-root",
+                                     "--oversubscribe",
+                                     "-np",
+                                     "2",
+                                     VICREG_WORKER_BIN,
+                                     "--job",
+                                     kTinyConfig,
+                                     "--run-dir",
+                                     run_dir,
+                                     "--job-id",
+                                     job_id,
+                                     "--set",
+                                     "resources.ranks=2",
+                                     "--set",
+                                     "train.num_epochs=500",
+                                     "--set",
+                                     "checkpoint.every_epochs=1"};
     for (const auto& s : sets) {
       argv.push_back("--set");
       argv.push_back(s);

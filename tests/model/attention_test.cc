@@ -1,11 +1,11 @@
 // The BLAS attention function == the ATen composite (values and gradients), both packed layouts.
-#include <gtest/gtest.h>
+#include "worker/model/attention.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/autograd.h>
 
 #include "tests/model/model_test_util.h"
-#include "worker/model/attention.h"
 
 namespace vicreg::model {
 namespace {

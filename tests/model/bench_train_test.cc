@@ -2,7 +2,6 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
-
 #include <sstream>
 #include <string>
 
@@ -15,9 +14,11 @@ using vicreg::testing::RunProcess;
 const std::string kBench = std::string(VICREG_BINARY_DIR) + "/worker/bench/vicreg_bench";
 
 TEST(BenchTrain, TinyRunPrintsOneJsonLine) {
-  auto r = RunProcess({kBench, "train", "--model", "custom", "--patch-size", "4", "--embed-dim", "16", "--depth", "2",
-                       "--heads", "2", "--image-size", "8", "--batch-size", "6", "--steps", "2", "--warmup-steps", "1",
-                       "--proj-dim", "32", "--proj-hidden-dim", "24", "--threads", "1"});
+  auto r =
+      RunProcess({kBench,      "train", "--model",        "custom", "--patch-size", "4",  "--embed-dim",       "16",
+                  "--depth",   "2",     "--heads",        "2",      "--image-size", "8",  "--batch-size",      "6",
+                  "--steps",   "2",     "--warmup-steps", "1",      "--proj-dim",   "32", "--proj-hidden-dim", "24",
+                  "--threads", "1"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::istringstream lines(r.output);
   std::string line, json_line;

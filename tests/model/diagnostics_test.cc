@@ -1,13 +1,13 @@
 // Collapse diagnostics against a numpy float64 reference, and on collapsed inputs.
-#include <gtest/gtest.h>
+#include "worker/train/diagnostics.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "common/step_report.h"
 #include "tests/model/model_test_util.h"
-#include "worker/train/diagnostics.h"
 
 namespace vicreg::train {
 namespace {
@@ -48,7 +48,7 @@ TEST(Diagnostics, ConstantEmbeddingsAreFullyCollapsed) {
   auto z = row.expand({10, 32}).contiguous();
   auto f = at::randn({1, 8}).expand({10, 8}).contiguous();
   auto d = ComputeDiagnostics(z, f);
-  EXPECT_LT(d.std_max, 1e-6);   // fp32 mean of identical rows is exact up to rounding
+  EXPECT_LT(d.std_max, 1e-6);  // fp32 mean of identical rows is exact up to rounding
   EXPECT_GE(d.std_min, 0.0);
   EXPECT_EQ(d.collapsed_dims, 1.0);
   EXPECT_NEAR(d.pairwise_sim, 1.0, 1e-6);

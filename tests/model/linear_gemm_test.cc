@@ -1,7 +1,6 @@
 // gemm.h (oneDNN / BLAS row-major GEMM) and the Linear autograd function against ATen.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/autograd.h>
 
 #include <cstdio>
@@ -75,7 +74,7 @@ TEST(Linear, OtherDtypesFallBackToAten) {
   auto x = at::randn({3, 4}).to(at::kBFloat16);
   auto w = at::randn({2, 4}).to(at::kBFloat16);
   EXPECT_EQ(Linear(x, w).scalar_type(), at::kBFloat16);
-  EXPECT_THROW(Linear(at::randn({3, 5}), at::randn({2, 4})), c10::Error);   // ATen's shape error
+  EXPECT_THROW(Linear(at::randn({3, 5}), at::randn({2, 4})), c10::Error);  // ATen's shape error
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // VICReg loss: hand-computed values, numpy reference, finite-difference gradients, the seed
 // reduction, fp32 under bf16/fp16 inputs, and the gathered (global) vs local semantics.
-#include <gtest/gtest.h>
+#include "worker/train/loss.h"
 
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/autograd.h>
 
 #include <cmath>
@@ -11,7 +12,6 @@
 
 #include "common/errors.h"
 #include "tests/model/model_test_util.h"
-#include "worker/train/loss.h"
 
 namespace vicreg::train {
 namespace {
@@ -122,8 +122,11 @@ TEST(VicregLoss, GradientsMatchFiniteDifferences) {
     GradCheck([&](const at::Tensor& b) { return VicregLoss(za, b, za, b, o).total; }, zb);
     // gathered batch as its own input (what the differentiable all-gather feeds)
     auto za_all = at::cat({za, at::randn({3, 4}, at::kDouble)});
-    GradCheck([&](const at::Tensor& a) { return VicregLoss(za, zb, a, at::cat({zb, zb.narrow(0, 0, 3)}), o).total; },
-              za_all);
+    GradCheck(
+        [&](const at::Tensor& a) {
+          return VicregLoss(za, zb, a, at::cat({zb, zb.narrow(0, 0, 3)}), o).total;
+        },
+        za_all);
   }
 }
 

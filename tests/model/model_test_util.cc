@@ -2,9 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/wait.h>
-#include <unistd.h>
-
 #include <torch/serialize.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -79,7 +78,8 @@ ProcResult RunPython(const std::string& script, const std::vector<std::string>& 
 }
 
 double MaxAbsDiff(const at::Tensor& a, const at::Tensor& b) {
-  if (a.sizes() != b.sizes()) throw std::runtime_error("MaxAbsDiff: shape mismatch " + c10::str(a.sizes()) + " vs " + c10::str(b.sizes()));
+  if (a.sizes() != b.sizes())
+    throw std::runtime_error("MaxAbsDiff: shape mismatch " + c10::str(a.sizes()) + " vs " + c10::str(b.sizes()));
   if (a.numel() == 0) return 0.0;
   return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
 }

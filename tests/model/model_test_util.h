@@ -31,8 +31,8 @@ void SaveTensors(const std::string& path, const NamedTensors& items);
 std::map<std::string, at::Tensor> LoadTensors(const std::string& path);
 
 struct ProcResult {
-  int exit_code = -1;   // -1: killed by a signal or could not start
-  std::string output;   // stdout + stderr
+  int exit_code = -1;  // -1: killed by a signal or could not start
+  std::string output;  // stdout + stderr
 };
 // Runs argv (no shell), waits, captures output.
 ProcResult RunProcess(const std::vector<std::string>& argv);

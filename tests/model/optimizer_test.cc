@@ -1,9 +1,10 @@
 // Optimizers (AdamW groups vs torch.optim.AdamW, LARS vs the facebookresearch rule, exact state
 // round trips), the warmup+cosine schedule and global-norm gradient clipping.
-#include <gtest/gtest.h>
+#include "worker/train/optimizer.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <gtest/gtest.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize.h>
 
@@ -18,7 +19,6 @@
 #include "worker/train/grad_clip.h"
 #include "worker/train/lars.h"
 #include "worker/train/lr_schedule.h"
-#include "worker/train/optimizer.h"
 
 namespace vicreg::train {
 namespace {
@@ -30,7 +30,7 @@ using vicreg::testing::RunPython;
 using vicreg::testing::SaveTensors;
 using vicreg::testing::TempDir;
 
-std::string Idx(size_t i) {   // "007": sorts like the number (the Python side sorts keys)
+std::string Idx(size_t i) {  // "007": sorts like the number (the Python side sorts keys)
   std::string s = std::to_string(i);
   return std::string(s.size() < 3 ? 3 - s.size() : 0, '0') + s;
 }
@@ -47,7 +47,7 @@ model::ParamGroups MakeGroups(uint64_t seed) {
     g.no_decay.push_back(at::randn(shape).requires_grad_(true));
     g.no_decay_names.push_back("b" + std::to_string(g.no_decay.size()));
   }
-  g.no_decay.push_back(at::zeros({4}).requires_grad_(true));   // zero parameter (LARS: |p| = 0)
+  g.no_decay.push_back(at::zeros({4}).requires_grad_(true));  // zero parameter (LARS: |p| = 0)
   g.no_decay_names.push_back("zero");
   return g;
 }
@@ -97,11 +97,13 @@ void CompareWithPython(const std::string& kind, const OptimizerOptions& o, const
   auto ref = LoadTensors(dir.file("out.pt"));
   for (size_t i = 0; i < g.decay.size(); ++i) {
     const auto& want = ref.at("p0." + Idx(i));
-    EXPECT_LT(MaxAbsDiff(g.decay[i], want) / std::max(1.0, want.abs().max().item<double>()), tol) << kind << " p0." << i;
+    EXPECT_LT(MaxAbsDiff(g.decay[i], want) / std::max(1.0, want.abs().max().item<double>()), tol)
+        << kind << " p0." << i;
   }
   for (size_t i = 0; i < g.no_decay.size(); ++i) {
     const auto& want = ref.at("p1." + Idx(i));
-    EXPECT_LT(MaxAbsDiff(g.no_decay[i], want) / std::max(1.0, want.abs().max().item<double>()), tol) << kind << " p1." << i;
+    EXPECT_LT(MaxAbsDiff(g.no_decay[i], want) / std::max(1.0, want.abs().max().item<double>()), tol)
+        << kind << " p1." << i;
   }
 }
 
@@ -153,9 +155,10 @@ TEST(Optimizer, LarsTinyExampleByHand) {
   //   step 2 (same grad): |p| = sqrt(9 + 12.25) = sqrt(21.25), q = 0.1 * sqrt(21.25);
   //   mu = 0.9 * [0, 0.5] + [0, q]; p = [3, 3.5 - mu_1]
   auto p = at::tensor({3.0f, 4.0f}).requires_grad_(true);
-  auto b = at::tensor({1.0f, -2.0f}).requires_grad_(true);   // excluded: plain momentum SGD
+  auto b = at::tensor({1.0f, -2.0f}).requires_grad_(true);  // excluded: plain momentum SGD
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(std::vector<at::Tensor>{p}, std::make_unique<LarsOptions>(LarsOptions(1.0).eta(0.1).weight_decay(0)));
+  groups.emplace_back(std::vector<at::Tensor>{p},
+                      std::make_unique<LarsOptions>(LarsOptions(1.0).eta(0.1).weight_decay(0)));
   groups.emplace_back(std::vector<at::Tensor>{b},
                       std::make_unique<LarsOptions>(LarsOptions(1.0).eta(0.1).weight_decay(0.5).exclude(true)));
   Lars opt(std::move(groups));
@@ -322,11 +325,11 @@ TEST(LrSchedule, WarmupCosineValues) {
   LrSchedule s(o);
   EXPECT_DOUBLE_EQ(s.At(0), 0.0);
   EXPECT_DOUBLE_EQ(s.At(5), 0.5);
-  EXPECT_DOUBLE_EQ(s.At(10), 1.0);                              // end of warmup = peak
-  EXPECT_NEAR(s.At(60), 0.55, 1e-12);                           // cosine midpoint: (base + min) / 2
+  EXPECT_DOUBLE_EQ(s.At(10), 1.0);     // end of warmup = peak
+  EXPECT_NEAR(s.At(60), 0.55, 1e-12);  // cosine midpoint: (base + min) / 2
   EXPECT_NEAR(s.At(35), 0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI / 4)), 1e-12);
   EXPECT_GT(s.At(109), 0.1);
-  EXPECT_NEAR(s.At(109), 0.1, 1e-3);                            // last step: just above min_lr
+  EXPECT_NEAR(s.At(109), 0.1, 1e-3);  // last step: just above min_lr
   EXPECT_DOUBLE_EQ(s.At(110), 0.1);
   EXPECT_DOUBLE_EQ(s.At(500), 0.1);
   for (int64_t i = 10; i < 110; ++i) EXPECT_LE(s.At(i + 1), s.At(i));
@@ -341,7 +344,7 @@ TEST(LrSchedule, FromConfig) {
   LrSchedule s(o);
   EXPECT_DOUBLE_EQ(s.At(15), 2e-3);
   t.warmup_epochs = 0;
-  EXPECT_DOUBLE_EQ(LrSchedule(LrScheduleOptions::FromConfig(t, 10)).At(0), 2e-3);   // no warmup: peak at once
+  EXPECT_DOUBLE_EQ(LrSchedule(LrScheduleOptions::FromConfig(t, 10)).At(0), 2e-3);  // no warmup: peak at once
   t.warmup_epochs = 4;
   try {
     LrScheduleOptions::FromConfig(t, 10);
@@ -380,7 +383,7 @@ TEST(GradClip, NonFiniteNormLeavesGradientsUntouched) {
   auto a = at::zeros({2}).requires_grad_(true), b = at::zeros({1}).requires_grad_(true);
   a.mutable_grad() = at::tensor({3.0f, NAN});
   b.mutable_grad() = at::tensor({40.0f});
-  auto r = ClipGradNorm({a, b, at::zeros({1}).requires_grad_(true)}, 1.0);   // undefined grad skipped
+  auto r = ClipGradNorm({a, b, at::zeros({1}).requires_grad_(true)}, 1.0);  // undefined grad skipped
   EXPECT_FALSE(r.finite);
   EXPECT_FALSE(r.clipped);
   EXPECT_TRUE(std::isnan(r.total_norm));

@@ -1,8 +1,7 @@
 // SyncBatchNorm1d == torch::nn::BatchNorm1d at world size 1; projector layout and names; VicregModel.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <gtest/gtest.h>
 #include <torch/autograd.h>
 #include <torch/nn/modules/batchnorm.h>
 
@@ -35,7 +34,7 @@ void CompareWithBatchNorm(comm::Communicator* comm) {
   }
   auto dy = at::randn({B, C});
   for (int step = 0; step < 3; ++step) {
-    auto x = (at::randn({B, C}) * 3 + 2).requires_grad_(true);   // mean far from 0, var != 1
+    auto x = (at::randn({B, C}) * 3 + 2).requires_grad_(true);  // mean far from 0, var != 1
     auto x2 = x.detach().clone().requires_grad_(true);
     auto y1 = sbn->forward(x);
     auto y2 = bn->forward(x2);
@@ -106,9 +105,9 @@ TEST(Projector, FacebookresearchLayoutAndNames) {
   Projector p(ProjectorOptions(8, 16, 12, 3));
   std::vector<std::string> names;
   for (const auto& it : p->named_parameters()) names.push_back(it.key() + ":" + c10::str(it.value().sizes()));
-  const std::vector<std::string> expected = {"0.weight:[16, 8]", "0.bias:[16]",  "1.weight:[16]",
+  const std::vector<std::string> expected = {"0.weight:[16, 8]", "0.bias:[16]",       "1.weight:[16]",
                                              "1.bias:[16]",      "3.weight:[16, 16]", "3.bias:[16]",
-                                             "4.weight:[16]",    "4.bias:[16]",  "6.weight:[12, 16]"};
+                                             "4.weight:[16]",    "4.bias:[16]",       "6.weight:[12, 16]"};
   EXPECT_EQ(names, expected);
   EXPECT_EQ(p->forward(at::randn({5, 8})).sizes(), at::IntArrayRef({5, 12}));
   Projector one(ProjectorOptions(8, 16, 12, 1));
@@ -195,12 +194,13 @@ TEST(VicregModel, ForwardPairEqualsTwoForwards) {
 TEST(VicregModel, ParamGroupsExcludeExactlyBiasesNormsAndEmbeddings) {
   VicregModel model(TinyModel());
   auto g = model->param_groups();
-  std::vector<std::string> expected_no_decay = {"encoder.cls_token", "encoder.pos_embed", "encoder.patch_embed.proj.bias"};
+  std::vector<std::string> expected_no_decay = {"encoder.cls_token", "encoder.pos_embed",
+                                                "encoder.patch_embed.proj.bias"};
   std::vector<std::string> expected_decay = {"encoder.patch_embed.proj.weight"};
   for (int i = 0; i < 2; ++i) {
     const std::string b = "encoder.blocks." + std::to_string(i) + ".";
-    for (const char* s : {"norm1.weight", "norm1.bias", "attn.qkv.bias", "attn.proj.bias", "norm2.weight",
-                          "norm2.bias", "mlp.fc1.bias", "mlp.fc2.bias"})
+    for (const char* s : {"norm1.weight", "norm1.bias", "attn.qkv.bias", "attn.proj.bias", "norm2.weight", "norm2.bias",
+                          "mlp.fc1.bias", "mlp.fc2.bias"})
       expected_no_decay.push_back(b + s);
     for (const char* s : {"attn.qkv.weight", "attn.proj.weight", "mlp.fc1.weight", "mlp.fc2.weight"})
       expected_decay.push_back(b + s);

@@ -1,8 +1,9 @@
 // ViT: timm parameter names/shapes/counts, init, forward/backward against an independent PyTorch ViT.
-#include <gtest/gtest.h>
+#include "worker/model/vit.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <gtest/gtest.h>
 #include <torch/autograd.h>
 
 #include <sstream>
@@ -12,7 +13,6 @@
 #include "common/errors.h"
 #include "tests/model/model_test_util.h"
 #include "worker/model/init.h"
-#include "worker/model/vit.h"
 
 namespace vicreg::model {
 namespace {
@@ -34,9 +34,9 @@ std::vector<std::string> TimmKeys(int depth) {
   std::vector<std::string> k = {"cls_token", "pos_embed", "patch_embed.proj.weight", "patch_embed.proj.bias"};
   for (int i = 0; i < depth; ++i) {
     const std::string b = "blocks." + std::to_string(i) + ".";
-    for (const char* s : {"norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
-                          "attn.proj.bias", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias",
-                          "mlp.fc2.weight", "mlp.fc2.bias"})
+    for (const char* s :
+         {"norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
+          "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"})
       k.push_back(b + s);
   }
   k.push_back("norm.weight");
@@ -94,7 +94,7 @@ TEST(Vit, FromConfigResolvesPresetsAndCustom) {
   auto o = VitOptions::FromConfig(c);
   EXPECT_EQ(o.num_patches(), 64);
   EXPECT_EQ(o.embed_dim, 192);
-  c.backbone_name = "vit_small_patch16_224";   // preset overrides the explicit sizes
+  c.backbone_name = "vit_small_patch16_224";  // preset overrides the explicit sizes
   c.image_size = 96;
   o = VitOptions::FromConfig(c);
   EXPECT_EQ(o.patch_size, 16);
@@ -240,10 +240,10 @@ namespace {
 TEST(Init, TruncNormalRespectsBoundsAndMoments) {
   at::manual_seed(21);
   auto t = at::empty({200000});
-  TruncNormal_(t, 0.0, 1.0, -1.0, 1.0);   // inverse-CDF path: N(0, 1) cut at +-1 sigma
+  TruncNormal_(t, 0.0, 1.0, -1.0, 1.0);  // inverse-CDF path: N(0, 1) cut at +-1 sigma
   EXPECT_GE(t.min().item<double>(), -1.0);
   EXPECT_LE(t.max().item<double>(), 1.0);
-  EXPECT_NEAR(t.std().item<double>(), 0.5379, 0.005);   // std of the standard normal truncated to [-1, 1]
+  EXPECT_NEAR(t.std().item<double>(), 0.5379, 0.005);  // std of the standard normal truncated to [-1, 1]
   EXPECT_NEAR(t.mean().item<double>(), 0.0, 0.005);
   auto u = at::empty({200000});
   TruncNormal_(u, 1.0, 0.02, -2.0, 2.0);  // timm's case (cut at 100 sigma): plain normal

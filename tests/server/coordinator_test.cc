@@ -3,8 +3,8 @@
 // exit code 2) or no worker at all (--launcher none): malformed requests and authentication,
 // TLS, stall detection, cancellation, permanent failures, the non-loopback guard.
 // The real-worker end-to-end tests are in e2e_test.cc.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -26,8 +26,9 @@ class CoordinatorTest : public ::testing::Test {
  protected:
   // A coordinator on 2 CPU slots launching the fake worker.
   std::unique_ptr<Coordinator> StartFake(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--slots", "2", "--worker-binary", testutil::FakeWorker(), "--eval-binary", "off",
-                                     "--poll-interval", "0.1", "--restart-backoff", "0.2", "--stop-grace", "2"};
+    std::vector<std::string> args = {"--slots",           "2",   "--worker-binary", testutil::FakeWorker(),
+                                     "--eval-binary",     "off", "--poll-interval", "0.1",
+                                     "--restart-backoff", "0.2", "--stop-grace",    "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto c = std::make_unique<Coordinator>(dir_.path() + "/state", args);
     c->Start();
@@ -64,9 +65,9 @@ grpc::Status Submit(v1::Coordinator::Stub& stub, const std::string& yaml, const 
 TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsServing) {
   std::string token_file = Write("token", std::string(kToken) + "\n");
   // launcher none: nothing is started; small request limit to test the size guard cheaply.
-  auto c = std::make_unique<Coordinator>(dir_.path() + "/state",
-                                         std::vector<std::string>{"--slots", "2", "--launcher", "none", "--token-file",
-                                                                  token_file, "--max-request-bytes", "65536"});
+  auto c = std::make_unique<Coordinator>(
+      dir_.path() + "/state", std::vector<std::string>{"--slots", "2", "--launcher", "none", "--token-file", token_file,
+                                                       "--max-request-bytes", "65536"});
   c->Start();
   auto stub = c->Stub();
   const std::string ok_yaml = "name: ok\nresources: {ranks: 2}\n";
@@ -82,53 +83,93 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
   }
   using C = grpc::StatusCode;
   std::vector<BadCase> cases = {
-      {"bad YAML syntax", C::INVALID_ARGUMENT, {"job_yaml"},
+      {"bad YAML syntax",
+       C::INVALID_ARGUMENT,
+       {"job_yaml"},
        [](auto& s) { return Submit(s, "name: [unclosed\nresources: {ranks: 2\n"); }},
       {"YAML that is not a mapping", C::INVALID_ARGUMENT, {}, [](auto& s) { return Submit(s, "- a\n- b\n"); }},
       {"empty YAML", C::INVALID_ARGUMENT, {"job_yaml is empty"}, [](auto& s) { return Submit(s, "  \n"); }},
-      {"unknown top-level key", C::INVALID_ARGUMENT, {"trian", "train"},
+      {"unknown top-level key",
+       C::INVALID_ARGUMENT,
+       {"trian", "train"},
        [](auto& s) { return Submit(s, "name: x\ntrian: {batch_size: 8}\n"); }},
-      {"unknown nested key", C::INVALID_ARGUMENT, {"train.vicreg", "lamda_invariance"},
+      {"unknown nested key",
+       C::INVALID_ARGUMENT,
+       {"train.vicreg", "lamda_invariance"},
        [](auto& s) { return Submit(s, "name: x\ntrain: {vicreg: {lamda_invariance: 25}}\n"); }},
-      {"negative batch size", C::INVALID_ARGUMENT, {"train.batch_size", "-1"},
+      {"negative batch size",
+       C::INVALID_ARGUMENT,
+       {"train.batch_size", "-1"},
        [](auto& s) { return Submit(s, "name: x\ntrain: {batch_size: -1}\n"); }},
-      {"negative learning rate and gamma, both reported", C::INVALID_ARGUMENT,
+      {"negative learning rate and gamma, both reported",
+       C::INVALID_ARGUMENT,
        {"train.learning_rate", "train.vicreg.gamma"},
        [](auto& s) { return Submit(s, "name: x\ntrain: {learning_rate: -0.1, vicreg: {gamma: -1}}\n"); }},
-      {"wrong type", C::INVALID_ARGUMENT, {"train.batch_size"},
+      {"wrong type",
+       C::INVALID_ARGUMENT,
+       {"train.batch_size"},
        [](auto& s) { return Submit(s, "name: x\ntrain: {batch_size: many}\n"); }},
-      {"huge ranks", C::INVALID_ARGUMENT, {"resources.ranks"},
+      {"huge ranks",
+       C::INVALID_ARGUMENT,
+       {"resources.ranks"},
        [](auto& s) { return Submit(s, "name: x\nresources: {ranks: 1000000}\n"); }},
-      {"ranks above max_ranks_per_job", C::INVALID_ARGUMENT, {"resources.ranks", "max_ranks_per_job"},
+      {"ranks above max_ranks_per_job",
+       C::INVALID_ARGUMENT,
+       {"resources.ranks", "max_ranks_per_job"},
        [](auto& s) { return Submit(s, "name: x\nresources: {ranks: 100}\n"); }},
-      {"zero ranks", C::INVALID_ARGUMENT, {"resources.ranks"},
+      {"zero ranks",
+       C::INVALID_ARGUMENT,
+       {"resources.ranks"},
        [](auto& s) { return Submit(s, "name: x\nresources: {ranks: 0}\n"); }},
-      {"more ranks than slots", C::FAILED_PRECONDITION, {"needs 3 slots", "only 2"},
+      {"more ranks than slots",
+       C::FAILED_PRECONDITION,
+       {"needs 3 slots", "only 2"},
        [](auto& s) { return Submit(s, "name: x\nresources: {ranks: 3}\n"); }},
-      {"cuda job on CPU slots", C::FAILED_PRECONDITION, {"cuda", "--gpus"},
+      {"cuda job on CPU slots",
+       C::FAILED_PRECONDITION,
+       {"cuda", "--gpus"},
        [](auto& s) { return Submit(s, "name: x\nresources: {ranks: 1, device: cuda}\n"); }},
-      {"path traversal in the name", C::INVALID_ARGUMENT, {"name", "../../etc"},
+      {"path traversal in the name",
+       C::INVALID_ARGUMENT,
+       {"name", "../../etc"},
        [](auto& s) { return Submit(s, "name: ../../etc\n"); }},
       {"slash in the name", C::INVALID_ARGUMENT, {"name"}, [](auto& s) { return Submit(s, "name: a/b\n"); }},
-      {"over-long name", C::INVALID_ARGUMENT, {"name"},
+      {"over-long name",
+       C::INVALID_ARGUMENT,
+       {"name"},
        [](auto& s) { return Submit(s, "name: " + std::string(65, 'n') + "\n"); }},
-      {"warmup not below num_epochs", C::INVALID_ARGUMENT, {"warmup_epochs"},
+      {"warmup not below num_epochs",
+       C::INVALID_ARGUMENT,
+       {"warmup_epochs"},
        [](auto& s) { return Submit(s, "name: x\ntrain: {num_epochs: 5, warmup_epochs: 5}\n"); }},
-      {"bad override", C::INVALID_ARGUMENT, {"train.batchsize"},
+      {"bad override",
+       C::INVALID_ARGUMENT,
+       {"train.batchsize"},
        [](auto& s) { return Submit(s, "name: x\n", kToken, "", {"train.batchsize=4"}); }},
-      {"bad client_request_id", C::INVALID_ARGUMENT, {"client_request_id"},
+      {"bad client_request_id",
+       C::INVALID_ARGUMENT,
+       {"client_request_id"},
        [](auto& s) { return Submit(s, "name: x\n", kToken, "has space"); }},
-      {"request id reused with another spec", C::ALREADY_EXISTS, {"req-A", "job-000001"},
+      {"request id reused with another spec",
+       C::ALREADY_EXISTS,
+       {"req-A", "job-000001"},
        [](auto& s) { return Submit(s, "name: other\n", kToken, "req-A"); }},
-      {"oversized request", C::RESOURCE_EXHAUSTED, {},
+      {"oversized request",
+       C::RESOURCE_EXHAUSTED,
+       {},
        [](auto& s) { return Submit(s, "name: x\n#" + std::string(100000, 'x') + "\n"); }},
-      {"missing token", C::UNAUTHENTICATED, {"missing bearer token"},
-       [&](auto& s) { return Submit(s, ok_yaml, ""); }},
-      {"wrong token", C::UNAUTHENTICATED, {"invalid bearer token"},
+      {"missing token", C::UNAUTHENTICATED, {"missing bearer token"}, [&](auto& s) { return Submit(s, ok_yaml, ""); }},
+      {"wrong token",
+       C::UNAUTHENTICATED,
+       {"invalid bearer token"},
        [&](auto& s) { return Submit(s, ok_yaml, "not-the-token"); }},
-      {"token prefix only", C::UNAUTHENTICATED, {"invalid bearer token"},
+      {"token prefix only",
+       C::UNAUTHENTICATED,
+       {"invalid bearer token"},
        [&](auto& s) { return Submit(s, ok_yaml, std::string(kToken).substr(0, 5)); }},
-      {"wrong scheme", C::UNAUTHENTICATED, {"Bearer"},
+      {"wrong scheme",
+       C::UNAUTHENTICATED,
+       {"Bearer"},
        [&](auto& s) {
          v1::GetJobRequest req;
          req.set_job_id("job-000001");
@@ -137,7 +178,9 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
          ctx->AddMetadata("authorization", std::string("Basic ") + kToken);
          return s.GetJob(ctx.get(), req, &job);
        }},
-      {"unknown job id", C::NOT_FOUND, {"job-999999"},
+      {"unknown job id",
+       C::NOT_FOUND,
+       {"job-999999"},
        [](auto& s) {
          v1::GetJobRequest req;
          req.set_job_id("job-999999");
@@ -145,7 +188,9 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
          auto ctx = Coordinator::Ctx(kToken);
          return s.GetJob(ctx.get(), req, &job);
        }},
-      {"path traversal as job id", C::INVALID_ARGUMENT, {"job_id", "not a job id"},
+      {"path traversal as job id",
+       C::INVALID_ARGUMENT,
+       {"job_id", "not a job id"},
        [](auto& s) {
          v1::GetJobRequest req;
          req.set_job_id("../../../etc/passwd");
@@ -153,14 +198,18 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
          auto ctx = Coordinator::Ctx(kToken);
          return s.GetJob(ctx.get(), req, &job);
        }},
-      {"empty job id", C::INVALID_ARGUMENT, {"job_id"},
+      {"empty job id",
+       C::INVALID_ARGUMENT,
+       {"job_id"},
        [](auto& s) {
          v1::CancelJobRequest req;
          v1::Job job;
          auto ctx = Coordinator::Ctx(kToken);
          return s.CancelJob(ctx.get(), req, &job);
        }},
-      {"cancel of an unknown job", C::NOT_FOUND, {"job-000777"},
+      {"cancel of an unknown job",
+       C::NOT_FOUND,
+       {"job-000777"},
        [](auto& s) {
          v1::CancelJobRequest req;
          req.set_job_id("job-000777");
@@ -168,7 +217,9 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
          auto ctx = Coordinator::Ctx(kToken);
          return s.CancelJob(ctx.get(), req, &job);
        }},
-      {"bad page token", C::INVALID_ARGUMENT, {"page_token"},
+      {"bad page token",
+       C::INVALID_ARGUMENT,
+       {"page_token"},
        [](auto& s) {
          v1::ListJobsRequest req;
          req.set_page_token("bm90LWEtdG9rZW4");
@@ -176,7 +227,9 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
          auto ctx = Coordinator::Ctx(kToken);
          return s.ListJobs(ctx.get(), req, &resp);
        }},
-      {"negative page size", C::INVALID_ARGUMENT, {"page_size"},
+      {"negative page size",
+       C::INVALID_ARGUMENT,
+       {"page_size"},
        [](auto& s) {
          v1::ListJobsRequest req;
          req.set_page_size(-5);
@@ -184,7 +237,9 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
          auto ctx = Coordinator::Ctx(kToken);
          return s.ListJobs(ctx.get(), req, &resp);
        }},
-      {"state filter out of the enum", C::INVALID_ARGUMENT, {"state"},
+      {"state filter out of the enum",
+       C::INVALID_ARGUMENT,
+       {"state"},
        [](auto& s) {
          v1::ListJobsRequest req;
          req.set_state(static_cast<v1::JobState>(42));
@@ -192,7 +247,9 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
          auto ctx = Coordinator::Ctx(kToken);
          return s.ListJobs(ctx.get(), req, &resp);
        }},
-      {"log rank out of range", C::INVALID_ARGUMENT, {"rank 7"},
+      {"log rank out of range",
+       C::INVALID_ARGUMENT,
+       {"rank 7"},
        [](auto& s) {
          v1::StreamLogsRequest req;
          req.set_job_id("job-000001");
@@ -204,7 +261,9 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
          }
          return r->Finish();
        }},
-      {"negative log offset", C::INVALID_ARGUMENT, {"offset"},
+      {"negative log offset",
+       C::INVALID_ARGUMENT,
+       {"offset"},
        [](auto& s) {
          v1::StreamLogsRequest req;
          req.set_job_id("job-000001");
@@ -216,7 +275,9 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
          }
          return r->Finish();
        }},
-      {"watch of an unknown job", C::NOT_FOUND, {"job-000404"},
+      {"watch of an unknown job",
+       C::NOT_FOUND,
+       {"job-000404"},
        [](auto& s) {
          v1::WatchJobRequest req;
          req.set_job_id("job-000404");
@@ -227,7 +288,9 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
          }
          return r->Finish();
        }},
-      {"eval that does not exist", C::NOT_FOUND, {"epoch 3"},
+      {"eval that does not exist",
+       C::NOT_FOUND,
+       {"epoch 3"},
        [](auto& s) {
          v1::GetEvalRequest req;
          req.set_job_id("job-000001");
@@ -301,8 +364,8 @@ TEST_F(CoordinatorTest, RefusesToListenBeyondLoopbackWithoutAToken) {
   // A second coordinator on the same state dir is refused.
   auto c = std::make_unique<Coordinator>(dir_.path() + "/one", std::vector<std::string>{"--launcher", "none"});
   c->Start();
-  r = server::RunCommand({testutil::CoordinatorBinary(), "--state-dir", dir_.path() + "/one", "--listen",
-                          "127.0.0.1:0", "--metrics-port", "off", "--launcher", "none"},
+  r = server::RunCommand({testutil::CoordinatorBinary(), "--state-dir", dir_.path() + "/one", "--listen", "127.0.0.1:0",
+                          "--metrics-port", "off", "--launcher", "none"},
                          30);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("in use by another vicreg_coordinator"), std::string::npos) << r.err;
@@ -315,9 +378,9 @@ TEST_F(CoordinatorTest, ServesTlsWhenConfigured) {
        "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert},
       60);
   if (gen.exit_code != 0) GTEST_SKIP() << "openssl cannot make a test certificate: " << gen.err;
-  auto c = std::make_unique<Coordinator>(dir_.path() + "/state",
-                                         std::vector<std::string>{"--launcher", "none", "--slots", "1", "--tls-cert",
-                                                                  cert, "--tls-key", key});
+  auto c = std::make_unique<Coordinator>(
+      dir_.path() + "/state",
+      std::vector<std::string>{"--launcher", "none", "--slots", "1", "--tls-cert", cert, "--tls-key", key});
   c->Start();
   std::string job = Write("j.yaml", "name: tls\n");
   auto r = c->Ctl({"--tls-ca", cert, "submit", job});
@@ -460,9 +523,10 @@ TEST_F(CoordinatorTest, ListPagesAndJsonOutput) {
 TEST_F(CoordinatorTest, ScheduledEvaluationStoresResultsAndNeverFailsTheJob) {
   auto c = StartFake({"--eval-binary", testutil::SourceDir() + "/tests/server/fake_eval.py", "--eval-slots", "2",
                       "--eval-retry-backoff", "0.2"});
-  std::string job = Write("ev.yaml",
-                          "name: evaljob\nresources: {ranks: 2}\ntrain: {max_steps: 20}\n"
-                          "eval: {epochs: [1, 3], datasets: [{name: fashion_mnist}, {name: mnist}], max_attempts: 2}\n");
+  std::string job =
+      Write("ev.yaml",
+            "name: evaljob\nresources: {ranks: 2}\ntrain: {max_steps: 20}\n"
+            "eval: {epochs: [1, 3], datasets: [{name: fashion_mnist}, {name: mnist}], max_attempts: 2}\n");
   auto r = c->Ctl({"submit", job, "--wait"}, 120);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   auto stub = c->Stub();

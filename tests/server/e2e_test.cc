@@ -31,9 +31,20 @@ class E2ETest : public ::testing::Test {
     ASSERT_EQ(access(tiny_.c_str(), R_OK), 0) << tiny_;
   }
   std::unique_ptr<Coordinator> Start(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--slots", "2", "--worker-binary", testutil::RealWorkerBinary(),
-                                     "--eval-binary", "off", "--poll-interval", "0.2", "--restart-backoff", "0.5",
-                                     "--stop-grace", "5", "--no-progress-timeout", "300"};
+    std::vector<std::string> args = {"--slots",
+                                     "2",
+                                     "--worker-binary",
+                                     testutil::RealWorkerBinary(),
+                                     "--eval-binary",
+                                     "off",
+                                     "--poll-interval",
+                                     "0.2",
+                                     "--restart-backoff",
+                                     "0.5",
+                                     "--stop-grace",
+                                     "5",
+                                     "--no-progress-timeout",
+                                     "300"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto c = std::make_unique<Coordinator>(dir_.path() + "/state", args);
     c->Start();
@@ -219,11 +230,15 @@ TEST_F(E2ETest, GangPlacementQueuesAndExplainsWhy) {
   auto c = Start();
   std::string a = Submit(*c);
   std::string b = Submit(*c);
-  ASSERT_TRUE(testutil::WaitFor([&] { return c->Get(a).state() == v1::RUNNING || c->Get(a).state() == v1::STARTING; }, 60));
+  ASSERT_TRUE(
+      testutil::WaitFor([&] { return c->Get(a).state() == v1::RUNNING || c->Get(a).state() == v1::STARTING; }, 60));
   v1::Job waiting = c->Get(b);
   if (waiting.state() == v1::QUEUED) {
-    ASSERT_TRUE(testutil::WaitFor([&] { return !c->Get(b).pending_reason().empty() &&
-                                               c->Get(b).pending_reason() != "waiting for the scheduler"; }, 10));
+    ASSERT_TRUE(testutil::WaitFor(
+        [&] {
+          return !c->Get(b).pending_reason().empty() && c->Get(b).pending_reason() != "waiting for the scheduler";
+        },
+        10));
     EXPECT_EQ(c->Get(b).pending_reason(), "waiting for 2 slots, 0 free (" + a + " holds 2)");
     auto st = c->Ctl({"status", b});
     EXPECT_NE(st.out.find("pending:    waiting for 2 slots, 0 free (" + a + " holds 2)"), std::string::npos) << st.out;

@@ -17,15 +17,14 @@ TEST(PythonClientTest, SubmitGetWatchAndHealthThroughGrpcio) {
   }
   ASSERT_EQ(access(testutil::RealWorkerBinary().c_str(), X_OK), 0) << testutil::RealWorkerBinary();
   testutil::TempDir dir("py");
-  testutil::Coordinator c(dir.path() + "/state",
-                          {"--slots", "2", "--worker-binary", testutil::RealWorkerBinary(), "--eval-binary", "off",
-                           "--poll-interval", "0.2"});
+  testutil::Coordinator c(dir.path() + "/state", {"--slots", "2", "--worker-binary", testutil::RealWorkerBinary(),
+                                                  "--eval-binary", "off", "--poll-interval", "0.2"});
   c.Start();
-  server::CommandResult r = server::RunCommand(
-      {"/usr/bin/python3", testutil::SourceDir() + "/tests/server/grpc_client_check.py", "--server", c.address(),
-       "--source-dir", testutil::SourceDir(), "--job", testutil::SourceDir() + "/configs/tiny_cpu.yaml", "--gen-dir",
-       dir.path() + "/gen"},
-      600);
+  server::CommandResult r =
+      server::RunCommand({"/usr/bin/python3", testutil::SourceDir() + "/tests/server/grpc_client_check.py", "--server",
+                          c.address(), "--source-dir", testutil::SourceDir(), "--job",
+                          testutil::SourceDir() + "/configs/tiny_cpu.yaml", "--gen-dir", dir.path() + "/gen"},
+                         600);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err << "\ncoordinator log:\n" << c.log();
   EXPECT_NE(r.out.find("ok   watch ends with SUCCEEDED"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("FAIL"), std::string::npos) << r.out;

@@ -4,8 +4,8 @@
 // continues. (coordinator_test.cc covers retries and failures with the stand-in fake_eval.py.)
 // The job: a 2-block ViT at 32 px on 512 Fashion-MNIST images, 8 epochs of 8 steps, eval of
 // epochs 1 and 2 on 512/256 probe images: about 10 s on a 2-core machine.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -31,10 +31,11 @@ std::string EvalBinary() { return testutil::BinaryDir() + "/worker/eval/vicreg_e
 // evaluations of epochs 1 and 2 start while the ranks still train; keep_last 1 also checks that
 // the evaluated epochs outlive checkpoint retention.
 std::string JobYaml() {
-  return std::string("name: scheduled_eval\n"
-                     "max_restarts: 0\n"
-                     "resources: {ranks: 2, device: cpu, threads_per_rank: 1}\n"
-                     "data: {dataset: fashion_mnist, data_dir: ") +
+  return std::string(
+             "name: scheduled_eval\n"
+             "max_restarts: 0\n"
+             "resources: {ranks: 2, device: cpu, threads_per_rank: 1}\n"
+             "data: {dataset: fashion_mnist, data_dir: ") +
          kFashionMnist +
          ", limit: 512, num_workers: 1}\n"
          "model: {backbone_name: vit_custom, image_size: 32, patch_size: 8, embed_dim: 64, depth: 2, num_heads: 2}\n"
@@ -214,12 +215,11 @@ TEST(ScheduledEvalTest, RealEvalOfTwoEpochsRunsWhileTrainingContinuesAndIsStored
   EXPECT_NE(all.find("eval epoch 2 on fashion_mnist: linear top1"), std::string::npos) << all;
 
   // (4) /metrics exports the learned encoder's top-1 per probe: the latest finished evaluation's.
-  const v1::EvalTask& last =
-      by_epoch[1].updated_unix() > by_epoch[2].updated_unix() ? by_epoch[1] : by_epoch[2];
+  const v1::EvalTask& last = by_epoch[1].updated_unix() > by_epoch[2].updated_unix() ? by_epoch[1] : by_epoch[2];
   std::string m = testutil::HttpGet(c.metrics(), "/metrics");
   for (const char* probe : {"linear", "knn"}) {
-    const std::string series = std::string("vicreg_eval_top1_ratio{dataset=\"fashion_mnist\",job_id=\"") + id +
-                               "\",probe=\"" + probe + "\"}";
+    const std::string series =
+        std::string("vicreg_eval_top1_ratio{dataset=\"fashion_mnist\",job_id=\"") + id + "\",probe=\"" + probe + "\"}";
     const double v = Sample(m, series);
     ASSERT_FALSE(std::isnan(v)) << series << " missing:\n" << m;
     EXPECT_NEAR(v, FindRow(last, "vicreg", probe)->top1(), 1e-6) << series;

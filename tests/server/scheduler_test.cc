@@ -1,8 +1,8 @@
 // Scheduler: all-or-nothing placement, priority then FIFO, strict head-of-line blocking,
 // pending reasons, never-placeable jobs, GPU placements.
-#include <gtest/gtest.h>
-
 #include "server/scheduler.h"
+
+#include <gtest/gtest.h>
 
 namespace vicreg::server {
 namespace {
@@ -86,8 +86,8 @@ TEST(SchedulerTest, GpuSlotsAreIndicesAndReservationsAreExclusive) {
   ASSERT_EQ(d.placements.size(), 1u);
   EXPECT_EQ(s.PlacementString(d.placements[0].second), "gpu:2,3");
   EXPECT_EQ(Scheduler::JoinSlots(d.placements[0].second), "2,3");
-  EXPECT_FALSE(s.Reserve("b", {3}));   // held by a
-  EXPECT_FALSE(s.Reserve("b", {4}));   // not a slot
+  EXPECT_FALSE(s.Reserve("b", {3}));  // held by a
+  EXPECT_FALSE(s.Reserve("b", {4}));  // not a slot
   EXPECT_TRUE(s.Reserve("b", {5}));
   EXPECT_TRUE(s.Reserve("a", {2, 3}));  // idempotent for the holder
   EXPECT_EQ(s.free_count(), 0);

@@ -61,7 +61,7 @@ TEST(ServerUtilTest, PageTokensEncodeFilterAndPosition) {
     }
     return ErrorCode::kInternal;
   };
-  EXPECT_EQ(code_of(t, JobState::kQueued), ErrorCode::kInvalidArgument);   // filter changed
+  EXPECT_EQ(code_of(t, JobState::kQueued), ErrorCode::kInvalidArgument);  // filter changed
   EXPECT_EQ(code_of("garbage!", JobState::kRunning), ErrorCode::kInvalidArgument);
   EXPECT_EQ(code_of("djE6Mzo", JobState::kRunning), ErrorCode::kInvalidArgument);     // "v1:3:" (no position)
   EXPECT_EQ(code_of("djE6MzotNQ", JobState::kRunning), ErrorCode::kInvalidArgument);  // "v1:3:-5"
@@ -99,8 +99,10 @@ TEST(ServerUtilTest, RunDirReaders) {
   EXPECT_EQ(ReadResult(d)->reason, "non-finite loss 5 times in a row");
 
   fs::MakeDirs(d.AttemptRanks(1));
-  fs::AtomicWriteFile(d.AttemptRanks(1) + "/rank-0.json", R"({"rank":0,"pid":5,"exit_code":-1,"signal":15,"finished":20.0})");
-  fs::AtomicWriteFile(d.AttemptRanks(1) + "/rank-1.json", R"({"rank":1,"pid":6,"exit_code":-1,"signal":9,"finished":10.0})");
+  fs::AtomicWriteFile(d.AttemptRanks(1) + "/rank-0.json",
+                      R"({"rank":0,"pid":5,"exit_code":-1,"signal":15,"finished":20.0})");
+  fs::AtomicWriteFile(d.AttemptRanks(1) + "/rank-1.json",
+                      R"({"rank":1,"pid":6,"exit_code":-1,"signal":9,"finished":10.0})");
   auto exits = ReadRankExits(d, 1);
   ASSERT_EQ(exits.size(), 2u);
   EXPECT_EQ(exits[0].rank, 1);  // ordered by finish time
@@ -158,7 +160,8 @@ TEST(ServerUtilTest, CoordinatorOptionsAreStrict) {
     return p;
   };
   CoordinatorOptions o;
-  LoadCoordinatorConfig(write("listen: 127.0.0.1:6000\nslots: 3\nslurm: {partition: gpu, srun_args: [--exclusive]}\n"), &o);
+  LoadCoordinatorConfig(write("listen: 127.0.0.1:6000\nslots: 3\nslurm: {partition: gpu, srun_args: [--exclusive]}\n"),
+                        &o);
   EXPECT_EQ(o.listen, "127.0.0.1:6000");
   EXPECT_EQ(o.slots, 3);
   EXPECT_EQ(o.slurm_partition, "gpu");

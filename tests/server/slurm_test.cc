@@ -117,7 +117,8 @@ TEST(SlurmLauncherTest, RunsAndCancelsJobsThroughSbatchAndSrun) {
   std::string tiny = testutil::SourceDir() + "/configs/tiny_cpu.yaml";
   auto r = c.Ctl({"submit", tiny, "--set", "resources.ranks=2", "--wait"}, 600);
   std::string id = r.out.substr(0, r.out.find('\n'));
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << "\n" << c.log() << "\nlauncher log:\n"
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << "\n"
+                            << c.log() << "\nlauncher log:\n"
                             << testutil::ReadText(c.RunDir(id) + "/logs/launcher.log");
   v1::Job job = c.Get(id);
   EXPECT_EQ(job.state(), v1::SUCCEEDED);

@@ -1,12 +1,13 @@
 // JobStore (SQLite): schema, idempotent insert, paging, events, attempts, evals, durability
 // across reopen. The 10k-job listing time is measured by vicreg_coordinator_bench, not here.
+#include "server/store.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <string>
 
 #include "server/service_error.h"
-#include "server/store.h"
 #include "tests/server/test_util.h"
 
 namespace vicreg::server {

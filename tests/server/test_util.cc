@@ -1,8 +1,8 @@
 #include "tests/server/test_util.h"
 
 #include <arpa/inet.h>
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -82,8 +82,8 @@ Coordinator::~Coordinator() {
   if (running()) Kill(SIGKILL);
   // Jobs run in their own sessions and outlive the coordinator by design: a test that stopped
   // early must not leave ranks behind. Kill every attempt session this state dir launched.
-  server::CommandResult ls = server::RunCommand(
-      {"/usr/bin/find", state_dir_ + "/runs", "-path", "*/attempts/*/launcher.json"}, 30);
+  server::CommandResult ls =
+      server::RunCommand({"/usr/bin/find", state_dir_ + "/runs", "-path", "*/attempts/*/launcher.json"}, 30);
   std::istringstream files(ls.out);
   std::string path;
   while (std::getline(files, path)) {
@@ -100,8 +100,8 @@ std::string Coordinator::log() const { return ReadText(state_dir_ + ".coordinato
 void Coordinator::Start(double timeout_s) {
   ++starts_;
   server::SpawnOptions so;
-  so.argv = {CoordinatorBinary(), "--state-dir", state_dir_, "--listen", "127.0.0.1:0", "--metrics-port", "0",
-             "--log-level", "debug"};
+  so.argv = {CoordinatorBinary(), "--state-dir", state_dir_,    "--listen", "127.0.0.1:0",
+             "--metrics-port",    "0",           "--log-level", "debug"};
   so.argv.insert(so.argv.end(), args_.begin(), args_.end());
   so.output_path = state_dir_ + ".coordinator.log";
   so.new_session = true;
@@ -119,7 +119,8 @@ void Coordinator::Start(double timeout_s) {
         return true;
       },
       timeout_s);
-  if (!up) throw std::runtime_error("vicreg_coordinator did not start within " + std::to_string(timeout_s) + " s:\n" + log());
+  if (!up)
+    throw std::runtime_error("vicreg_coordinator did not start within " + std::to_string(timeout_s) + " s:\n" + log());
 }
 
 void Coordinator::Kill(int sig) {
@@ -145,7 +146,8 @@ std::unique_ptr<v1::Coordinator::Stub> Coordinator::Stub() const {
 
 std::unique_ptr<grpc::ClientContext> Coordinator::Ctx(const std::string& token, double timeout_s) {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
   if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
   return ctx;
 }

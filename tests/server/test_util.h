@@ -27,12 +27,12 @@ class TempDir {
 // Runs SQL on a database file (sqlite3_exec); returns the SQLite result code.
 int Sqlite(const std::string& db_path, const std::string& sql);
 
-std::string BinaryDir();                 // VICREG_BINARY_DIR
-std::string SourceDir();                 // VICREG_SOURCE_DIR
-std::string CoordinatorBinary();         // <build>/server/vicreg_coordinator
-std::string CtlBinary();                 // <build>/server/cli/vicregctl
-std::string RealWorkerBinary();          // <build>/worker/vicreg_worker
-std::string FakeWorker();                // tests/server/fake_worker.py
+std::string BinaryDir();          // VICREG_BINARY_DIR
+std::string SourceDir();          // VICREG_SOURCE_DIR
+std::string CoordinatorBinary();  // <build>/server/vicreg_coordinator
+std::string CtlBinary();          // <build>/server/cli/vicregctl
+std::string RealWorkerBinary();   // <build>/worker/vicreg_worker
+std::string FakeWorker();         // tests/server/fake_worker.py
 std::string ReadText(const std::string& path);
 void WriteText(const std::string& path, const std::string& text);
 
@@ -47,8 +47,8 @@ class Coordinator {
   ~Coordinator();  // SIGKILL if still running
   // Starts and waits until coordinator.json names this process (throws on failure, with its log).
   void Start(double timeout_s = 30);
-  void Kill(int sig);                     // signal, and wait for exit (SIGKILL: no clean shutdown)
-  int Stop();                             // SIGTERM + wait; returns the exit status
+  void Kill(int sig);  // signal, and wait for exit (SIGKILL: no clean shutdown)
+  int Stop();          // SIGTERM + wait; returns the exit status
   bool running() const { return proc_.pid > 0; }
   const std::string& address() const { return address_; }
   const std::string& metrics() const { return metrics_; }

@@ -20,9 +20,9 @@ using vicreg::testing::RemoveTree;
 using vicreg::testing::Slurp;
 
 const std::vector<std::string> kMetricKeys = {
-    "step",         "epoch",          "loss",           "invariance", "variance", "covariance",
-    "std_min",      "std_mean",       "std_max",        "pairwise_sim", "cov_offdiag_sq", "collapsed_dims",
-    "rankme",       "lr",             "grad_norm",      "images_per_s", "data_wait_s", "step_s"};
+    "step",    "epoch",    "loss",      "invariance",   "variance",       "covariance",
+    "std_min", "std_mean", "std_max",   "pairwise_sim", "cov_offdiag_sq", "collapsed_dims",
+    "rankme",  "lr",       "grad_norm", "images_per_s", "data_wait_s",    "step_s"};
 
 StepReport Report(int64_t step, bool diag = true) {
   StepReport r;

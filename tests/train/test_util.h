@@ -58,10 +58,10 @@ inline void WriteText(const std::string& path, const std::string& text) {
 }
 
 struct ProcResult {
-  int exit_code = -1;    // -1 if killed by a signal
+  int exit_code = -1;  // -1 if killed by a signal
   int term_signal = 0;
   bool timed_out = false;
-  std::string output;    // stdout + stderr
+  std::string output;  // stdout + stderr
 };
 
 // Starts argv with stdout+stderr redirected to out_path. Returns the pid.

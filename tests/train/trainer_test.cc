@@ -9,9 +9,9 @@
 
 #include "common/config_loader.h"
 #include "tests/train/test_util.h"
+#include "worker/comm/communicator.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
-#include "worker/comm/communicator.h"
 
 namespace vicreg::train {
 namespace {
@@ -62,9 +62,10 @@ TEST_F(TrainerStepTest, LossGoesDownOnAFixedBatch) {
     ASSERT_TRUE(o.applied) << "step " << i;
     ASSERT_TRUE(std::isfinite(o.report.loss));
     EXPECT_EQ(o.report.step, i + 1);
-    EXPECT_NEAR(o.report.loss, cfg.train.vicreg.lambda_invariance * o.report.invariance +
-                                   cfg.train.vicreg.mu_variance * o.report.variance +
-                                   cfg.train.vicreg.nu_covariance * o.report.covariance,
+    EXPECT_NEAR(o.report.loss,
+                cfg.train.vicreg.lambda_invariance * o.report.invariance +
+                    cfg.train.vicreg.mu_variance * o.report.variance +
+                    cfg.train.vicreg.nu_covariance * o.report.covariance,
                 1e-3 * std::abs(o.report.loss));
     EXPECT_EQ(o.report.std_min.has_value(), (i + 1) % 5 == 0) << "diagnostics every log_every steps";
     losses.push_back(o.report.loss);

@@ -41,9 +41,9 @@ constexpr int kTotalSteps = kStepsPerEpoch * kEpochs;
 constexpr double kTimeout = 300;
 
 const std::vector<std::string> kMetricKeys = {
-    "step",     "epoch",   "loss",         "invariance",     "variance",       "covariance", "std_min",
-    "std_mean", "std_max", "pairwise_sim", "cov_offdiag_sq", "collapsed_dims", "rankme",     "lr",
-    "grad_norm", "images_per_s", "data_wait_s", "step_s"};
+    "step",    "epoch",    "loss",      "invariance",   "variance",       "covariance",
+    "std_min", "std_mean", "std_max",   "pairwise_sim", "cov_offdiag_sq", "collapsed_dims",
+    "rankme",  "lr",       "grad_norm", "images_per_s", "data_wait_s",    "step_s"};
 
 bool HaveFashionMnist() { return PathExists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); }
 
@@ -108,8 +108,7 @@ class WorkerCliTest : public ::testing::Test {
   static void TearDownTestSuite() { RemoveTree(ref_root_); }
   void SetUp() override {
     if (!PathExists(kWorker)) GTEST_SKIP() << kWorker << " is not built";
-    if (!HaveFashionMnist())
-      GTEST_SKIP() << "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)";
+    if (!HaveFashionMnist()) GTEST_SKIP() << "Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)";
     tmp_ = MakeTempDir("worker");
   }
   void TearDown() override { RemoveTree(tmp_); }
@@ -154,8 +153,8 @@ TEST_F(WorkerCliTest, TrainsAndWritesTheRunDirectory) {
   }
   EXPECT_DOUBLE_EQ(lines[0]["lr"].get<double>(), 0.0) << "warmup starts at 0";
   EXPECT_NEAR(lines[kStepsPerEpoch]["lr"].get<double>(), 1e-3, 1e-12) << "peak after 1 warmup epoch";
-  std::printf("[data] loader wait: %.4f s of %.4f s step time (%.1f%% of wait+step) over %d steps\n", wait,
-              step_time, 100.0 * wait / (wait + step_time), kTotalSteps);
+  std::printf("[data] loader wait: %.4f s of %.4f s step time (%.1f%% of wait+step) over %d steps\n", wait, step_time,
+              100.0 * wait / (wait + step_time), kTotalSteps);
 
   auto progress = nlohmann::json::parse(Slurp(run + "/progress.json"));
   EXPECT_EQ(progress["step"], kTotalSteps);
@@ -186,10 +185,10 @@ TEST_F(WorkerCliTest, TrainsAndWritesTheRunDirectory) {
   EXPECT_LT(last, first) << "mean loss of the last epoch vs the first";
   // Python reads the final checkpoint.
   if (PathExists("/usr/bin/python3")) {
-    auto py = RunProcess({"/usr/bin/python3", kData + "/../check_checkpoint.py", RefFinal(),
-                          std::to_string(kTotalSteps), std::to_string(kEpochs), "--model-key", "encoder.cls_token",
-                          "--model-key", "encoder.blocks.1.mlp.fc2.weight"},
-                         tmp_ + "/py.txt", 120);
+    auto py = RunProcess(
+        {"/usr/bin/python3", kData + "/../check_checkpoint.py", RefFinal(), std::to_string(kTotalSteps),
+         std::to_string(kEpochs), "--model-key", "encoder.cls_token", "--model-key", "encoder.blocks.1.mlp.fc2.weight"},
+        tmp_ + "/py.txt", 120);
     EXPECT_EQ(py.exit_code, 0) << py.output;
   }
 }
@@ -282,15 +281,15 @@ TEST_F(WorkerCliTest, CoordinatorStyleRelaunchInARunDirHoldingJobYaml) {
   const std::string run = tmp_ + "/job-1";
   ASSERT_EQ(0, ::mkdir(run.c_str(), 0755));
   WriteText(run + "/job.yaml", Slurp(kJob));
-  auto r = Worker({"--job", run + "/job.yaml", "--run-dir", run, "--resume", "auto", "--job-id", "job-1",
-                   "--max-steps", "2"},
-                  tmp_ + "/a.txt");
+  auto r = Worker(
+      {"--job", run + "/job.yaml", "--run-dir", run, "--resume", "auto", "--job-id", "job-1", "--max-steps", "2"},
+      tmp_ + "/a.txt");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("no checkpoint yet"), std::string::npos) << r.output;
   // The restart re-reads its own (now resolved) job.yaml and continues.
-  r = Worker({"--job", run + "/job.yaml", "--run-dir", run, "--resume", "auto", "--job-id", "job-1",
-              "--max-steps", "4"},
-             tmp_ + "/b.txt");
+  r = Worker(
+      {"--job", run + "/job.yaml", "--run-dir", run, "--resume", "auto", "--job-id", "job-1", "--max-steps", "4"},
+      tmp_ + "/b.txt");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("resumed from"), std::string::npos) << r.output;
   EXPECT_EQ(nlohmann::json::parse(Slurp(run + "/result.json"))["step"], 4);
@@ -349,10 +348,10 @@ TEST_F(WorkerCliTest, NonFiniteStreakStopsTheRunWithoutACheckpoint) {
 
 TEST_F(WorkerCliTest, SeedFormTrains) {
   const std::string run = tmp_ + "/seed";
-  auto r = Worker({"--data_config", kData + "/seed_data_config.yaml", "--train_config",
-                   kData + "/seed_train_config.yaml", "--model_config", kData + "/seed_model_config.yaml",
-                   "--device", "cpu", "--run-dir", run},
-                  tmp_ + "/a.txt");
+  auto r =
+      Worker({"--data_config", kData + "/seed_data_config.yaml", "--train_config", kData + "/seed_train_config.yaml",
+              "--model_config", kData + "/seed_model_config.yaml", "--device", "cpu", "--run-dir", run},
+             tmp_ + "/a.txt");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(JsonLines(run + "/metrics.jsonl").size(), 4u) << "128 images / 32 = 4 steps";
   EXPECT_TRUE(PathExists(run + "/checkpoints/epoch_0001.pt"));
@@ -439,8 +438,8 @@ TEST(WorkerCliUsage, MetricsPortInUseIsARuntimeFailure) {
   ASSERT_EQ(0, ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len));
   const int port = ntohs(addr.sin_port);
   std::string tmp = MakeTempDir("worker-port");
-  auto r = Worker({"--job", kJob, "--run-dir", tmp + "/run", "--metrics-port", std::to_string(port)}, tmp + "/o.txt",
-                  120);
+  auto r =
+      Worker({"--job", kJob, "--run-dir", tmp + "/run", "--metrics-port", std::to_string(port)}, tmp + "/o.txt", 120);
   ::close(fd);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find(std::to_string(port)), std::string::npos) << r.output;
@@ -454,9 +453,9 @@ TEST(WorkerCliUsage, InvalidConfigsExitTwoNamingTheFieldWithoutARunDir) {
   if (!PathExists(kWorker)) GTEST_SKIP() << kWorker << " is not built";
   std::string tmp = MakeTempDir("worker-badcfg");
   struct Case {
-    std::string set;       // --set override, or "" with `file` content
-    std::string field;     // must appear in the message
-    std::string file;      // job file content (replaces the tiny job)
+    std::string set;    // --set override, or "" with `file` content
+    std::string field;  // must appear in the message
+    std::string file;   // job file content (replaces the tiny job)
   };
   const std::vector<Case> cases = {
       {"train.batch_size=0", "train.batch_size", ""},
@@ -476,11 +475,11 @@ TEST(WorkerCliUsage, InvalidConfigsExitTwoNamingTheFieldWithoutARunDir) {
       {"train.batch_size=abc", "train.batch_size", ""},
       {"name=bad name!", "name", ""},
       {"train.vicreg.proj_dim=0", "train.vicreg.proj_dim", ""},
-      {"data.data_dir=/nonexistent/fmnist", "/nonexistent/fmnist", ""},   // a dataset that is not there
+      {"data.data_dir=/nonexistent/fmnist", "/nonexistent/fmnist", ""},  // a dataset that is not there
       {"model.init_from=/nonexistent/enc.safetensors", "model.init_from", ""},
       {"augment.view2.crop_scale=[0.9,0.2]", "augment.view2.crop_scale", ""},
-      {"", "line", "name: x\ntrain: {batch_size: 3\n"},        // YAML syntax error
-      {"", "trian", "name: x\ntrian:\n  batch_size: 3\n"},     // unknown section, did-you-mean
+      {"", "line", "name: x\ntrain: {batch_size: 3\n"},     // YAML syntax error
+      {"", "trian", "name: x\ntrian:\n  batch_size: 3\n"},  // unknown section, did-you-mean
       {"", "train.num_epochs", "name: x\ntrain:\n  num_epochs: 0\n"},
   };
   std::vector<std::vector<std::string>> argvs;
@@ -502,7 +501,8 @@ TEST(WorkerCliUsage, InvalidConfigsExitTwoNamingTheFieldWithoutARunDir) {
     const auto& res = results[i];
     EXPECT_EQ(res.exit_code, 2) << "case " << i << " (" << cases[i].set << "):\n" << res.output;
     EXPECT_NE(res.output.find(cases[i].field), std::string::npos)
-        << "case " << i << " (" << cases[i].set << ") does not name " << cases[i].field << ":\n" << res.output;
+        << "case " << i << " (" << cases[i].set << ") does not name " << cases[i].field << ":\n"
+        << res.output;
     EXPECT_FALSE(PathExists(run)) << "case " << i << " created the run dir";
   }
   // A job file that does not exist.

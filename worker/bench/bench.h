@@ -25,5 +25,4 @@ struct Registrar {
 
 }  // namespace vicreg::bench
 
-#define VICREG_BENCH(name, help, fn) \
-  static ::vicreg::bench::Registrar vicreg_bench_registrar_##fn(name, help, fn)
+#define VICREG_BENCH(name, help, fn) static ::vicreg::bench::Registrar vicreg_bench_registrar_##fn(name, help, fn)

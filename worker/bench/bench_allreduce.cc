@@ -8,14 +8,14 @@
 //     global batch. Rank 0 prints one JSON line; times are the max over ranks per step.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <CLI/CLI.hpp>
 #include <c10/core/GradMode.h>
-#include <nlohmann/json.hpp>
 #include <torch/optim/optimizer.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 #include <tuple>
@@ -66,7 +66,9 @@ double MaxOverRanks(comm::Communicator& c, double v) {
   return all.max().item<double>();
 }
 
-double Mean(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / std::max<size_t>(1, v.size()); }
+double Mean(const std::vector<double>& v) {
+  return std::accumulate(v.begin(), v.end(), 0.0) / std::max<size_t>(1, v.size());
+}
 
 struct Args {
   std::string bytes = "16M";
@@ -103,17 +105,18 @@ int RunAllReduce(comm::Communicator& c, const Args& a) {
   const double mean = Mean(per_op), median = per_op[per_op.size() / 2];
   const int w = c.world_size();
   if (c.rank() == 0) {
-    nlohmann::json j = {{"bench", "allreduce"},
-                        {"backend", c.backend()},
-                        {"world_size", w},
-                        {"bytes", n * 4},
-                        {"iters", a.iters},
-                        {"threads", at::get_num_threads()},
-                        {"ms_per_op", mean * 1e3},
-                        {"ms_per_op_median", median * 1e3},
-                        {"ms_per_op_min", per_op.front() * 1e3},
-                        {"bytes_per_s", n * 4 / median},                                   // algorithm bandwidth
-                        {"bus_bytes_per_s", w > 1 ? n * 4 / median * 2.0 * (w - 1) / w : 0.0}};   // NCCL-tests convention
+    nlohmann::json j = {
+        {"bench", "allreduce"},
+        {"backend", c.backend()},
+        {"world_size", w},
+        {"bytes", n * 4},
+        {"iters", a.iters},
+        {"threads", at::get_num_threads()},
+        {"ms_per_op", mean * 1e3},
+        {"ms_per_op_median", median * 1e3},
+        {"ms_per_op_min", per_op.front() * 1e3},
+        {"bytes_per_s", n * 4 / median},                                         // algorithm bandwidth
+        {"bus_bytes_per_s", w > 1 ? n * 4 / median * 2.0 * (w - 1) / w : 0.0}};  // NCCL-tests convention
     std::printf("%s\n", j.dump().c_str());
   }
   return kExitOk;
@@ -228,8 +231,9 @@ int RunGatherLoss(comm::Communicator& c, const Args& a) {
 
 int RunBench(int argc, char** argv) {
   Args a;
-  CLI::App app{"vicreg_bench allreduce: all-reduce bandwidth (default) or a data-parallel VICReg step with the "
-               "gathered-loss overhead (--gather-loss). Run under mpirun/srun; rank 0 prints one JSON line."};
+  CLI::App app{
+      "vicreg_bench allreduce: all-reduce bandwidth (default) or a data-parallel VICReg step with the "
+      "gathered-loss overhead (--gather-loss). Run under mpirun/srun; rank 0 prints one JSON line."};
   app.add_option("--bytes", a.bytes, "all-reduce size in bytes (float32), suffixes K/M/G")->capture_default_str();
   app.add_option("--iters", a.iters, "measured iterations (all-reduce mode)")->capture_default_str();
   app.add_option("--warmup", a.warmup, "unmeasured iterations/steps first")->capture_default_str();
@@ -259,7 +263,7 @@ int RunBench(int argc, char** argv) {
   if (a.warmup < 0) throw UserError("--warmup must be >= 0, got " + std::to_string(a.warmup));
   if (a.threads < 0) throw UserError("--threads must be >= 0, got " + std::to_string(a.threads));
   if (!(a.timeout_s > 0)) throw UserError("--timeout must be > 0 seconds");
-  if (!a.gather_loss) ParseBytes(a.bytes);   // validate before starting the communicator
+  if (!a.gather_loss) ParseBytes(a.bytes);  // validate before starting the communicator
   if (a.threads > 0) at::set_num_threads(a.threads);
 
   const auto info = comm::DiscoverRank();
@@ -274,7 +278,9 @@ int RunBench(int argc, char** argv) {
 
 }  // namespace
 
-VICREG_BENCH("allreduce", "all-reduce bandwidth, or a data-parallel step's gathered-loss share (--gather-loss); "
-                          "run under mpirun", RunBench);
+VICREG_BENCH("allreduce",
+             "all-reduce bandwidth, or a data-parallel step's gathered-loss share (--gather-loss); "
+             "run under mpirun",
+             RunBench);
 
 }  // namespace vicreg::bench

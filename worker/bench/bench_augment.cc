@@ -11,8 +11,8 @@
 // worker/bench/reference_augment.py (same recipe, DataLoader with 2 worker processes).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <CLI/CLI.hpp>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -23,9 +23,9 @@
 
 #include "common/config.h"
 #include "common/errors.h"
+#include "common/host_memory.h"
 #include "worker/bench/bench.h"
 #include "worker/data/augment.h"
-#include "common/host_memory.h"
 #include "worker/data/runtime_tuning.h"
 
 namespace vicreg::bench {
@@ -75,7 +75,8 @@ int BenchAugment(int argc, char** argv) {
 
   at::manual_seed(seed);
   std::vector<at::Tensor> sources;
-  for (int t = 0; t < threads; ++t) sources.push_back(at::randint(0, 256, {batch, 3, source, source}, at::kByte).to(dev));
+  for (int t = 0; t < threads; ++t)
+    sources.push_back(at::randint(0, 256, {batch, 3, source, source}, at::kByte).to(dev));
 
   for (const auto& [name, ord] : orders) {
     data::ViewAugmenterOptions opts;
@@ -94,7 +95,8 @@ int BenchAugment(int argc, char** argv) {
     for (int t = 0; t < threads; ++t)
       pool.emplace_back([&, t] {
         at::set_num_threads(intra);
-        for (int i = 0; i < iters; ++i) images += run_batch(sources[static_cast<size_t>(t)], seed + (t + 1) * 1000003ull + i);
+        for (int i = 0; i < iters; ++i)
+          images += run_batch(sources[static_cast<size_t>(t)], seed + (t + 1) * 1000003ull + i);
       });
     for (auto& th : pool) th.join();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

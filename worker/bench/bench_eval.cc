@@ -6,12 +6,12 @@
 // probe/knn) and seconds.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <CLI/CLI.hpp>
 #include <c10/core/GradMode.h>
-#include <nlohmann/json.hpp>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -49,7 +49,7 @@ std::vector<int> ParseThreads(const std::string& s) {
 }
 
 struct EvalBenchArgs {
-  std::string what = "all";          // extract | probe | knn | all
+  std::string what = "all";  // extract | probe | knn | all
   std::string threads = "1,2";
   // extract
   std::string model = "vit_small";
@@ -74,7 +74,8 @@ void BenchExtract(const EvalBenchArgs& a, int threads) {
   at::manual_seed(a.seed);
   model::VisionTransformer vit(opts);
   vit->eval();
-  auto images = at::randint(0, 256, {a.batch_size, 3, a.source_size, a.source_size}, at::TensorOptions().dtype(at::kByte));
+  auto images =
+      at::randint(0, 256, {a.batch_size, 3, a.source_size, a.source_size}, at::TensorOptions().dtype(at::kByte));
   const std::array<double, 3> mean = {0.5, 0.5, 0.5}, std = {0.25, 0.25, 0.25};
   at::NoGradGuard no_grad;
   auto run = [&] { return vit->forward(data::EvalTransform(images, a.image_size, mean, std)); };
@@ -83,9 +84,16 @@ void BenchExtract(const EvalBenchArgs& a, int threads) {
   for (int i = 0; i < a.batches; ++i) run();
   const double secs = Since(t0);
   const int64_t n = static_cast<int64_t>(a.batches) * a.batch_size;
-  Print({{"bench", "eval"}, {"what", "extract"}, {"model", a.model}, {"image_size", a.image_size},
-         {"source_size", a.source_size}, {"batch_size", a.batch_size}, {"threads", threads}, {"images", n},
-         {"seconds", secs}, {"images_per_s", n / secs}});
+  Print({{"bench", "eval"},
+         {"what", "extract"},
+         {"model", a.model},
+         {"image_size", a.image_size},
+         {"source_size", a.source_size},
+         {"batch_size", a.batch_size},
+         {"threads", threads},
+         {"images", n},
+         {"seconds", secs},
+         {"images_per_s", n / secs}});
 }
 
 void BenchProbe(const EvalBenchArgs& a, int threads) {
@@ -104,9 +112,17 @@ void BenchProbe(const EvalBenchArgs& a, int threads) {
   const double secs = Since(t0);
   int64_t evals = 0;
   for (const auto& f : clf.fits) evals += f.function_evals;
-  Print({{"bench", "eval"}, {"what", "linear_probe"}, {"n", a.n}, {"dim", a.dim}, {"classes", a.classes},
-         {"threads", threads}, {"l2", clf.l2}, {"fits", clf.fits.size()}, {"function_evals", evals},
-         {"test_top1", eval::TopKAccuracy(clf.Scores(xt), yt, 1)}, {"seconds", secs},
+  Print({{"bench", "eval"},
+         {"what", "linear_probe"},
+         {"n", a.n},
+         {"dim", a.dim},
+         {"classes", a.classes},
+         {"threads", threads},
+         {"l2", clf.l2},
+         {"fits", clf.fits.size()},
+         {"function_evals", evals},
+         {"test_top1", eval::TopKAccuracy(clf.Scores(xt), yt, 1)},
+         {"seconds", secs},
          {"images_per_s", static_cast<double>(a.n) / secs}});
 }
 
@@ -122,15 +138,23 @@ void BenchKnn(const EvalBenchArgs& a, int threads) {
   const auto t0 = Clock::now();
   auto r = eval::KnnClassify(bank, labels, q, ql, a.classes, ko);
   const double secs = Since(t0);
-  Print({{"bench", "eval"}, {"what", "knn"}, {"queries", a.queries}, {"bank", a.bank}, {"dim", a.dim},
-         {"k", a.k}, {"threads", threads}, {"top1", r.top1}, {"seconds", secs},
+  Print({{"bench", "eval"},
+         {"what", "knn"},
+         {"queries", a.queries},
+         {"bank", a.bank},
+         {"dim", a.dim},
+         {"k", a.k},
+         {"threads", threads},
+         {"top1", r.top1},
+         {"seconds", secs},
          {"images_per_s", static_cast<double>(a.queries) / secs}});
 }
 
 int RunEval(int argc, char** argv) {
   EvalBenchArgs a;
-  CLI::App app{"vicreg_bench eval: feature extraction images/s, linear-probe fit time, kNN time "
-               "(targets: probe 50000x384x10 < 60 s, kNN 10k x 50k < 10 s on 2 cores)"};
+  CLI::App app{
+      "vicreg_bench eval: feature extraction images/s, linear-probe fit time, kNN time "
+      "(targets: probe 50000x384x10 < 60 s, kNN 10k x 50k < 10 s on 2 cores)"};
   app.add_option("--what", a.what, "extract | probe | knn | all")
       ->check(CLI::IsMember({"extract", "probe", "knn", "all"}))
       ->capture_default_str();
@@ -140,9 +164,15 @@ int RunEval(int argc, char** argv) {
   app.add_option("--image-size,--image_size", a.image_size, "extract: encoder input size")->capture_default_str();
   app.add_option("--source-size,--source_size", a.source_size, "extract: stored image size (resized by EvalTransform)")
       ->capture_default_str();
-  app.add_option("--batch-size,--batch_size", a.batch_size, "extract: batch size")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--batches", a.batches, "extract: measured batches")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--n", a.n, "probe: training features; knn: see --bank")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--batch-size,--batch_size", a.batch_size, "extract: batch size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--batches", a.batches, "extract: measured batches")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--n", a.n, "probe: training features; knn: see --bank")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--dim", a.dim, "probe/knn: feature dim")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--classes", a.classes, "probe/knn: classes")->check(CLI::Range(2, 100000))->capture_default_str();
   app.add_option("--queries", a.queries, "knn: queries")->check(CLI::PositiveNumber)->capture_default_str();

@@ -16,8 +16,10 @@ std::map<std::string, BenchEntry>& Registry() {
 int main(int argc, char** argv) {
   auto& reg = vicreg::bench::Registry();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::fprintf(argc < 2 ? stderr : stdout, "usage: vicreg_bench <benchmark> [options]  (<benchmark> --help for options)\n\nbenchmarks:\n");
-    for (const auto& [name, e] : reg) std::fprintf(argc < 2 ? stderr : stdout, "  %-10s %s\n", name.c_str(), e.help.c_str());
+    std::fprintf(argc < 2 ? stderr : stdout,
+                 "usage: vicreg_bench <benchmark> [options]  (<benchmark> --help for options)\n\nbenchmarks:\n");
+    for (const auto& [name, e] : reg)
+      std::fprintf(argc < 2 ? stderr : stdout, "  %-10s %s\n", name.c_str(), e.help.c_str());
     return argc < 2 ? vicreg::kExitUsage : vicreg::kExitOk;
   }
   auto it = reg.find(argv[1]);

@@ -5,17 +5,17 @@
 // worker/bench/reference_train.py is the PyTorch (Python) implementation with the same flags.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <CLI/CLI.hpp>
 #include <c10/core/GradMode.h>
-#include <nlohmann/json.hpp>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/optim/optimizer.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <memory>
-#include <cstdio>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -43,7 +43,7 @@ struct TrainBenchArgs {
   bool no_diagnostics = false;
   bool metrics = false;  // WorkerMetrics on a loopback /metrics endpoint, updated every step
   uint64_t seed = 0;
-  std::string profile;   // chrome trace of the measured steps (LibTorch legacy profiler)
+  std::string profile;             // chrome trace of the measured steps (LibTorch legacy profiler)
   std::string device = "cpu";      // cpu | cuda
   std::string precision = "fp32";  // fp32 | bf16 | fp16 (autocast forward on CUDA; loss in fp32)
 };
@@ -54,8 +54,9 @@ void Check(bool ok, const std::string& flag, const std::string& msg) {
 
 int RunTrain(int argc, char** argv) {
   TrainBenchArgs a;
-  CLI::App app{"vicreg_bench train: VICReg training steps (forward both views, loss, backward, clip, AdamW) "
-               "on synthetic images; prints {\"bench\":\"train\",\"impl\":\"cpp\",...,\"images_per_s\":...}"};
+  CLI::App app{
+      "vicreg_bench train: VICReg training steps (forward both views, loss, backward, clip, AdamW) "
+      "on synthetic images; prints {\"bench\":\"train\",\"impl\":\"cpp\",...,\"images_per_s\":...}"};
   app.add_option("--model", a.model, "vit_tiny | vit_small | vit_base | custom (long timm names accepted)")
       ->capture_default_str();
   app.add_option("--patch-size", a.patch_size, "custom: patch size")->capture_default_str();
@@ -84,8 +85,8 @@ int RunTrain(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
-  Check(a.batch_size >= 2, "--batch-size", "must be >= 2 (BatchNorm and the variance term), got " +
-                                              std::to_string(a.batch_size));
+  Check(a.batch_size >= 2, "--batch-size",
+        "must be >= 2 (BatchNorm and the variance term), got " + std::to_string(a.batch_size));
   Check(a.steps >= 1, "--steps", "must be >= 1, got " + std::to_string(a.steps));
   Check(a.warmup_steps >= 0, "--warmup-steps", "must be >= 0, got " + std::to_string(a.warmup_steps));
   Check(a.threads >= 0, "--threads", "must be >= 0, got " + std::to_string(a.threads));
@@ -97,7 +98,7 @@ int RunTrain(int argc, char** argv) {
   Check(!cuda || at::hasCUDA(), "--device", "cuda requested but this build/machine has no CUDA");
   Check(cuda || a.precision == "fp32", "--precision", a.precision + " needs --device cuda (CPU runs fp32)");
   if (a.threads > 0) at::set_num_threads(a.threads);
-  const bool retained = TuneHostAllocator();   // as vicreg_worker does
+  const bool retained = TuneHostAllocator();  // as vicreg_worker does
 
   model::VitOptions custom;
   custom.patch_size = a.patch_size, custom.embed_dim = a.embed_dim, custom.depth = a.depth, custom.num_heads = a.heads;
@@ -106,7 +107,8 @@ int RunTrain(int argc, char** argv) {
     mo.encoder = model::VitOptions::FromName(a.model, a.image_size, custom);
   } catch (const UserError& e) {
     // The model-config field names map to this tool's flags.
-    throw UserError(std::string(e.what()) + " (flags: --model, --image-size, --patch-size, --embed-dim, --depth, --heads)");
+    throw UserError(std::string(e.what()) +
+                    " (flags: --model, --image-size, --patch-size, --embed-dim, --depth, --heads)");
   }
   mo.projector = model::ProjectorOptions(mo.encoder.embed_dim, a.proj_hidden_dim, a.proj_dim, 3);
 
@@ -115,7 +117,7 @@ int RunTrain(int argc, char** argv) {
   net->to(device);
   net->train();
   auto params = net->parameters();
-  train::OptimizerOptions oo;   // the seed's defaults: AdamW lr 1e-3, wd 1e-4
+  train::OptimizerOptions oo;  // the seed's defaults: AdamW lr 1e-3, wd 1e-4
   auto opt = train::BuildOptimizer(net->param_groups(), oo);
   const train::VicregLossOptions lo;
   const int64_t B = a.batch_size, S = a.image_size;
@@ -132,7 +134,7 @@ int RunTrain(int argc, char** argv) {
 
   auto cpu_now = [] {
     timespec ts{};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);   // all threads of the process (incl. BLAS threads)
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);  // all threads of the process (incl. BLAS threads)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
   };
   std::vector<double> times, cpu_times;
@@ -143,13 +145,13 @@ int RunTrain(int argc, char** argv) {
       profiler = std::make_unique<torch::autograd::profiler::RecordProfile>(a.profile);
     const auto t0 = std::chrono::steady_clock::now();
     const double c0 = cpu_now();
-    for (auto& p : params) p.mutable_grad() = at::Tensor();      // zero_grad(set_to_none=True)
+    for (auto& p : params) p.mutable_grad() = at::Tensor();  // zero_grad(set_to_none=True)
     model::VicregPairOutput out;
     {
-      train::AutocastScope autocast(a.precision, cuda);   // as the trainer: forward only
+      train::AutocastScope autocast(a.precision, cuda);  // as the trainer: forward only
       out = net->forward_pair(xa, xb);
     }
-    auto loss = train::VicregLoss(out.za, out.zb, out.za, out.zb, lo);   // fp32
+    auto loss = train::VicregLoss(out.za, out.zb, out.za, out.zb, lo);  // fp32
     scaler.Scale(loss.total).backward();
     scaler.Unscale(params);
     train::ClipGradNorm(params, 1.0);
@@ -181,7 +183,7 @@ int RunTrain(int argc, char** argv) {
       cpu_times.push_back(c1 - c0);
     }
   }
-  profiler.reset();   // flushes the trace
+  profiler.reset();  // flushes the trace
   const double mean_s = std::accumulate(times.begin(), times.end(), 0.0) / times.size();
   const double min_s = *std::min_element(times.begin(), times.end());
   const double cpu_s = std::accumulate(cpu_times.begin(), cpu_times.end(), 0.0) / cpu_times.size();
@@ -209,7 +211,7 @@ int RunTrain(int argc, char** argv) {
                       {"images_per_s", a.batch_size / mean_s},
                       {"step_ms", mean_s * 1e3},
                       {"step_ms_min", min_s * 1e3},
-                      {"cpu_ms", cpu_s * 1e3},   // process CPU time per step (robust to a busy machine)
+                      {"cpu_ms", cpu_s * 1e3},  // process CPU time per step (robust to a busy machine)
                       {"loss_first", loss_first},
                       {"loss_last", loss_last}};
   std::printf("%s\n", j.dump().c_str());

@@ -19,12 +19,12 @@ struct State {
   std::atomic<int64_t> since_ns{0};
 };
 
-State g_waiting;     // op == nullptr: not waiting
-State g_last_done;   // op == nullptr: none completed yet
+State g_waiting;    // op == nullptr: not waiting
+State g_last_done;  // op == nullptr: none completed yet
 std::atomic<int> g_rank{-1};
 std::atomic<int> g_world{1};
 std::atomic<bool> g_installed{false};
-struct sigaction g_previous[65];   // handlers we chain to (index = signal number)
+struct sigaction g_previous[65];  // handlers we chain to (index = signal number)
 
 int64_t NowNs() {
   timespec ts{};
@@ -33,7 +33,7 @@ int64_t NowNs() {
 }
 
 void Store(State& s, const CollectiveDesc& d) {
-  s.op.store(nullptr, std::memory_order_release);   // readers see either old or new op consistently
+  s.op.store(nullptr, std::memory_order_release);  // readers see either old or new op consistently
   s.backend.store(d.backend, std::memory_order_relaxed);
   s.seq.store(d.seq, std::memory_order_relaxed);
   s.bytes.store(d.bytes, std::memory_order_relaxed);
@@ -60,7 +60,7 @@ struct Buf {
     if (neg) Put("-");
     while (k > 0 && n + 1 < sizeof(data)) data[n++] = tmp[--k];
   }
-  void PutSeconds(int64_t ns) {   // "2.31"
+  void PutSeconds(int64_t ns) {  // "2.31"
     PutInt(ns / 1000000000LL);
     Put(".");
     int64_t cs = (ns % 1000000000LL) / 10000000LL;
@@ -95,7 +95,10 @@ void OnTerminate(int sig, siginfo_t* info, void* ctx) {
   if (chain && waited < 500000000LL) {
     errno = saved_errno;
     const struct sigaction& p = g_previous[sig];
-    if (p.sa_flags & SA_SIGINFO) p.sa_sigaction(sig, info, ctx); else p.sa_handler(sig);
+    if (p.sa_flags & SA_SIGINFO)
+      p.sa_sigaction(sig, info, ctx);
+    else
+      p.sa_handler(sig);
     return;
   }
   Buf b;
@@ -124,7 +127,10 @@ void OnTerminate(int sig, siginfo_t* info, void* ctx) {
   errno = saved_errno;
   if (chain) {
     const struct sigaction& p = g_previous[sig];
-    if (p.sa_flags & SA_SIGINFO) p.sa_sigaction(sig, info, ctx); else p.sa_handler(sig);
+    if (p.sa_flags & SA_SIGINFO)
+      p.sa_sigaction(sig, info, ctx);
+    else
+      p.sa_handler(sig);
     return;
   }
   signal(sig, SIG_DFL);
@@ -150,7 +156,7 @@ void InstallTerminationReporter(int rank, int world_size) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
     struct sigaction old {};
     if (sigaction(sig, nullptr, &old) != 0) continue;
-    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN) continue;   // ignored on purpose
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN) continue;  // ignored on purpose
     g_previous[sig] = old;
     struct sigaction sa {};
     sa.sa_sigaction = OnTerminate;

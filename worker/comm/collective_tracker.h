@@ -13,9 +13,9 @@ namespace vicreg::comm {
 
 // Describes one collective call: "mpi allreduce #57 (16384 bytes)".
 struct CollectiveDesc {
-  const char* backend = "";   // static strings only (read from the signal handler)
+  const char* backend = "";  // static strings only (read from the signal handler)
   const char* op = "";
-  int64_t seq = 0;            // per-communicator sequence number, the same on every rank
+  int64_t seq = 0;  // per-communicator sequence number, the same on every rank
   int64_t bytes = 0;
   std::string ToString() const;
 };

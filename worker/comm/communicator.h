@@ -29,10 +29,10 @@ struct RankInfo {
   int world_size = 1;
   int local_rank = 0;
   int local_world_size = 1;
-  std::string source = "none";   // "openmpi" | "pmix" | "slurm" | "torchrun" | "none"
-  std::string job_token;         // launcher's id of this job step, same on all ranks ("" = unknown):
-                                 // PMIX_NAMESPACE, OMPI jobid, SLURM_JOB_ID.SLURM_STEP_ID, TORCHELASTIC_RUN_ID
-  std::string master_addr;       // torchrun only (MASTER_ADDR / MASTER_PORT), "" / 0 otherwise
+  std::string source = "none";  // "openmpi" | "pmix" | "slurm" | "torchrun" | "none"
+  std::string job_token;        // launcher's id of this job step, same on all ranks ("" = unknown):
+                                // PMIX_NAMESPACE, OMPI jobid, SLURM_JOB_ID.SLURM_STEP_ID, TORCHELASTIC_RUN_ID
+  std::string master_addr;      // torchrun only (MASTER_ADDR / MASTER_PORT), "" / 0 otherwise
   int master_port = 0;
 };
 
@@ -67,8 +67,8 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
-  virtual std::string backend() const = 0;   // "single" | "mpi" | "gloo" | "nccl"
-  virtual c10::Device device() const = 0;    // where tensors passed to collectives must live
+  virtual std::string backend() const = 0;  // "single" | "mpi" | "gloo" | "nccl"
+  virtual c10::Device device() const = 0;   // where tensors passed to collectives must live
   // True when *Async calls return before the data moved (real overlap is possible).
   virtual bool SupportsAsync() const = 0;
 
@@ -86,14 +86,14 @@ class Communicator {
 };
 
 struct CommunicatorOptions {
-  std::string backend = "auto";                  // auto | single | mpi | gloo | nccl
-                                                 // (auto: nccl on cuda, mpi on cpu, gloo when built without MPI)
-  std::string device = "cpu";                    // cpu | cuda
-  std::chrono::milliseconds timeout{120000};     // per collective; 0 < timeout
-  std::string rendezvous_dir;                    // gloo FileStore folder (the trainer passes <run_dir>/rendezvous);
-                                                 // "" = $TMPDIR or /tmp (single node only)
-  bool report_termination = true;                // on SIGTERM/SIGINT (e.g. mpirun killing the job after a peer
-                                                 // died) print the collective this rank was waiting in
+  std::string backend = "auto";               // auto | single | mpi | gloo | nccl
+                                              // (auto: nccl on cuda, mpi on cpu, gloo when built without MPI)
+  std::string device = "cpu";                 // cpu | cuda
+  std::chrono::milliseconds timeout{120000};  // per collective; 0 < timeout
+  std::string rendezvous_dir;                 // gloo FileStore folder (the trainer passes <run_dir>/rendezvous);
+                                              // "" = $TMPDIR or /tmp (single node only)
+  bool report_termination = true;             // on SIGTERM/SIGINT (e.g. mpirun killing the job after a peer
+                                              // died) print the collective this rank was waiting in
 };
 
 // Builds the backend for this process (world_size 1 -> single unless a backend is forced).

@@ -31,7 +31,6 @@ std::string Join(const std::vector<std::string>& v) {
   return s;
 }
 
-
 // Launched by an MPI launcher whose runtime this binary can join (mpirun, srun --mpi=pmix).
 [[maybe_unused]] bool MpiLaunched(const RankInfo& info) { return info.source == "openmpi" || info.source == "pmix"; }
 
@@ -44,8 +43,7 @@ std::string JobToken(const RankInfo& info) {
     if (info.rank == 0) {
       std::random_device rd;
       std::ostringstream os;
-      os << "mpi." << std::hex << rd() << rd() << "."
-         << std::chrono::steady_clock::now().time_since_epoch().count();
+      os << "mpi." << std::hex << rd() << rd() << "." << std::chrono::steady_clock::now().time_since_epoch().count();
       token = os.str();
     }
     MpiBroadcastBytes(token, 0);
@@ -74,7 +72,8 @@ std::vector<std::string> AvailableBackends() {
 std::shared_ptr<Communicator> CreateCommunicator(const RankInfo& info, const CommunicatorOptions& opts) {
   static const std::vector<std::string> kKnown = {"auto", "single", "mpi", "gloo", "nccl"};
   if (std::find(kKnown.begin(), kKnown.end(), opts.backend) == kKnown.end()) {
-    throw UserError("resources.backend='" + opts.backend + "' is invalid: valid values are auto, single, mpi, gloo, nccl");
+    throw UserError("resources.backend='" + opts.backend +
+                    "' is invalid: valid values are auto, single, mpi, gloo, nccl");
   }
   if (opts.device != "cpu" && opts.device != "cuda") {
     throw UserError("resources.device='" + opts.device + "' is invalid: valid values are cpu, cuda");
@@ -97,8 +96,9 @@ std::shared_ptr<Communicator> CreateCommunicator(const RankInfo& info, const Com
   if (std::find(built.begin(), built.end(), backend) == built.end()) {
     throw UserError("resources.backend=" + backend + " is not built into this binary (built: " + Join(built) +
                     "); rebuild with -DVICREG_WITH_" +
-                    (backend == "nccl" ? std::string("CUDA=ON -DVICREG_WITH_NCCL=ON") :
-                     backend == "mpi"  ? std::string("MPI=ON") : std::string("GLOO=ON")));
+                    (backend == "nccl"  ? std::string("CUDA=ON -DVICREG_WITH_NCCL=ON")
+                     : backend == "mpi" ? std::string("MPI=ON")
+                                        : std::string("GLOO=ON")));
   }
   if (backend == "nccl" && opts.device != "cuda") {
     throw UserError("resources.backend=nccl needs resources.device=cuda (got '" + opts.device +
@@ -175,8 +175,9 @@ std::shared_ptr<Communicator> CreateCommunicator(const RankInfo& info, const Com
     }
 #endif
     if (!o.broadcast_bytes && info.world_size > 1) {
-      throw UserError("the nccl backend needs a way to share its unique id: launch with mpirun/srun (MPI) or build "
-                      "with Gloo");
+      throw UserError(
+          "the nccl backend needs a way to share its unique id: launch with mpirun/srun (MPI) or build "
+          "with Gloo");
     }
     return CreateNcclCommunicator(info, o);
   }

@@ -44,7 +44,7 @@ std::pair<at::Tensor, at::Tensor> GatherPairWithGrad(const at::Tensor& za, const
                "GatherPairWithGrad needs za, zb: [B, P] of the same shape and dtype");
   if (comm.world_size() == 1) return {za, zb};
   const int64_t P = za.size(1);
-  at::Tensor all = GatherWithGrad(at::cat({za, zb}, 1), comm);   // [W*B, 2P]
+  at::Tensor all = GatherWithGrad(at::cat({za, zb}, 1), comm);  // [W*B, 2P]
   return {all.narrow(1, 0, P), all.narrow(1, P, P)};
 }
 

@@ -2,8 +2,6 @@
 #error "this LibTorch was built without c10d Gloo (USE_C10D_GLOO is not defined): configure with -DVICREG_WITH_GLOO=OFF"
 #endif
 #define VICREG_COMPAT_C10D
-#include "worker/torch_compat.h"
-
 #include "worker/comm/gloo_communicator.h"
 
 #include <ATen/ATen.h>
@@ -20,6 +18,7 @@
 
 #include "common/errors.h"
 #include "worker/comm/collective_tracker.h"
+#include "worker/torch_compat.h"
 
 namespace vicreg::comm {
 namespace {
@@ -67,11 +66,12 @@ class GlooCommunicator : public Communicator {
           dir = (tmp && *tmp) ? tmp : "/tmp";
         }
         if (opts.job_token.empty() && opts.rendezvous_dir.empty() && world_ > 1) {
-          throw UserError("the gloo backend needs a job id to name its rendezvous file: launch the ranks with "
-                          "mpirun, srun or torchrun, or set a rendezvous folder unique to this run");
+          throw UserError(
+              "the gloo backend needs a job id to name its rendezvous file: launch the ranks with "
+              "mpirun, srun or torchrun, or set a rendezvous folder unique to this run");
         }
         std::error_code ec;
-        std::filesystem::create_directories(dir, ec);   // e.g. <run_dir>/.rendezvous before the run dir exists
+        std::filesystem::create_directories(dir, ec);  // e.g. <run_dir>/.rendezvous before the run dir exists
         if (ec && !std::filesystem::is_directory(dir)) {
           throw UserError("cannot create the gloo rendezvous folder " + dir + ": " + ec.message());
         }
@@ -85,8 +85,8 @@ class GlooCommunicator : public Communicator {
       store_->setTimeout(opts.timeout);
       auto gopts = compat::GlooOptions(opts.timeout, /*threads=*/2);
       gopts->devices.push_back(compat::GlooDeviceForHost(opts.gloo_host));
-      pg_ = c10::make_intrusive<compat::GlooGroup>(c10::make_intrusive<::c10d::PrefixStore>("vicreg/pg", store_),
-                                                  rank_, world_, gopts);
+      pg_ = c10::make_intrusive<compat::GlooGroup>(c10::make_intrusive<::c10d::PrefixStore>("vicreg/pg", store_), rank_,
+                                                   world_, gopts);
     } catch (const UserError&) {
       throw;
     } catch (const std::exception& e) {
@@ -164,7 +164,7 @@ class GlooCommunicator : public Communicator {
 
   bool TestWork(compat::C10dWork& work, const CollectiveDesc& desc) {
     if (!work.isCompleted()) return false;
-    WaitWork(work, desc);   // rethrows a failure
+    WaitWork(work, desc);  // rethrows a failure
     return true;
   }
 
@@ -243,8 +243,8 @@ class GlooCommunicator : public Communicator {
     std::vector<int> missing;
     std::string peers = world_ > 1 ? ProbePeers(desc, &missing) : std::string();
     std::ostringstream os;
-    os << desc.ToString() << " failed on rank " << rank_ << " of " << world_ << " (timeout "
-       << opts_.timeout.count() << " ms): " << what;
+    os << desc.ToString() << " failed on rank " << rank_ << " of " << world_ << " (timeout " << opts_.timeout.count()
+       << " ms): " << what;
     if (!missing.empty()) {
       os << "; unresponsive rank(s):";
       for (int p : missing) os << " " << p;

@@ -22,9 +22,9 @@ namespace vicreg::comm {
 
 struct GlooCommunicatorOptions {
   std::chrono::milliseconds timeout{120000};
-  std::string rendezvous_dir;     // FileStore folder (must be shared by all ranks; "" = TCPStore or $TMPDIR)
-  std::string job_token;          // unique per job launch, same on all ranks (names the FileStore file)
-  std::string master_addr;        // TCPStore host when rendezvous_dir is "" (torchrun)
+  std::string rendezvous_dir;  // FileStore folder (must be shared by all ranks; "" = TCPStore or $TMPDIR)
+  std::string job_token;       // unique per job launch, same on all ranks (names the FileStore file)
+  std::string master_addr;     // TCPStore host when rendezvous_dir is "" (torchrun)
   int master_port = 0;
   std::string gloo_host = "127.0.0.1";
   std::chrono::milliseconds probe_grace{1000};

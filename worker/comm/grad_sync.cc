@@ -43,9 +43,9 @@ GradientSynchronizer::GradientSynchronizer(std::vector<at::Tensor> params, std::
     if (!p.requires_grad()) continue;
     VICREG_CHECK(at::isFloatingType(p.scalar_type()),
                  "parameter " + std::to_string(i) + " requires grad but is not floating point");
-    VICREG_CHECK(p.device() == comm_->device(),
-                 "parameter " + (names_.empty() ? std::to_string(i) : names_[i]) + " is on " + p.device().str() +
-                     " but the " + comm_->backend() + " communicator works on " + comm_->device().str());
+    VICREG_CHECK(p.device() == comm_->device(), "parameter " + (names_.empty() ? std::to_string(i) : names_[i]) +
+                                                    " is on " + p.device().str() + " but the " + comm_->backend() +
+                                                    " communicator works on " + comm_->device().str());
     const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
     if (!cur.slots.empty() && (p.scalar_type() != cur_type || cur_bytes + bytes > opts_.bucket_bytes)) close();
     cur_type = p.scalar_type();

@@ -28,13 +28,13 @@
 #include <vector>
 
 #include "worker/comm/communicator.h"
-#include "worker/comm/state_sync.h"   // BroadcastModuleState, StateChecksum, CheckConsistent
+#include "worker/comm/state_sync.h"  // BroadcastModuleState, StateChecksum, CheckConsistent
 
 namespace vicreg::comm {
 
 struct GradSyncOptions {
-  int64_t bucket_bytes = 25LL << 20;   // 25 MiB, as torch DDP
-  bool overlap = true;                 // launch buckets during backward when the backend is async
+  int64_t bucket_bytes = 25LL << 20;  // 25 MiB, as torch DDP
+  bool overlap = true;                // launch buckets during backward when the backend is async
 };
 
 class GradientSynchronizer {
@@ -56,28 +56,28 @@ class GradientSynchronizer {
 
   struct Stats {
     int64_t steps = 0;
-    int64_t buckets_launched_in_backward = 0;   // overlapped with the backward pass
+    int64_t buckets_launched_in_backward = 0;  // overlapped with the backward pass
     int64_t buckets_launched_in_finish = 0;
-    double finish_seconds = 0;                  // total time spent in Finish()
+    double finish_seconds = 0;  // total time spent in Finish()
   };
   const Stats& stats() const { return stats_; }
 
  private:
   struct Slot {
-    int param = 0;          // index into params_
-    int64_t offset = 0;     // element offset in the bucket's flat buffer
+    int param = 0;       // index into params_
+    int64_t offset = 0;  // element offset in the bucket's flat buffer
     int64_t numel = 0;
     bool has_grad = false;
   };
   struct Bucket {
     std::vector<Slot> slots;
-    at::Tensor flat;        // [sum numel + slots.size()] gradients, then one flag per slot
-    int ready = 0;          // slots with a gradient this step
+    at::Tensor flat;  // [sum numel + slots.size()] gradients, then one flag per slot
+    int ready = 0;    // slots with a gradient this step
     bool launched = false;
     std::unique_ptr<Work> work;
   };
 
-  void OnGrad(int param, const at::Tensor& grad);   // runs inside backward
+  void OnGrad(int param, const at::Tensor& grad);  // runs inside backward
   void LaunchReadyLocked();
   void LaunchLocked(Bucket& b, bool in_backward);
 
@@ -87,8 +87,8 @@ class GradientSynchronizer {
   GradSyncOptions opts_;
   bool overlap_ = false;
   std::vector<Bucket> buckets_;
-  std::vector<std::pair<int, int>> where_;   // param -> (bucket, slot); (-1, -1) if not synchronized
-  std::vector<unsigned> hook_ids_;           // parallel to hooked_
+  std::vector<std::pair<int, int>> where_;  // param -> (bucket, slot); (-1, -1) if not synchronized
+  std::vector<unsigned> hook_ids_;          // parallel to hooked_
   std::vector<int> hooked_;
   size_t next_launch_ = 0;
   std::mutex mu_;

@@ -40,7 +40,7 @@ MPI_Datatype ToMpi(at::ScalarType t, bool for_reduction) {
     case at::kShort: return MPI_INT16_T;
     default: break;
   }
-  if (!for_reduction && (t == at::kHalf || t == at::kBFloat16)) return MPI_UINT16_T;   // bit copies only
+  if (!for_reduction && (t == at::kHalf || t == at::kBFloat16)) return MPI_UINT16_T;  // bit copies only
   if (!for_reduction && t == at::kBool) return MPI_C_BOOL;
   throw InternalError(std::string("MPI communicator: dtype ") + c10::toString(t) + " is not supported" +
                       (for_reduction ? " for a sum reduction (use float32/float64/int)" : ""));
@@ -116,7 +116,7 @@ class MpiCommunicator : public Communicator, public std::enable_shared_from_this
   ~MpiCommunicator() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (finalized || mpi::Environment::Get().broken()) return;   // requests may never complete
+    if (finalized || mpi::Environment::Get().broken()) return;  // requests may never complete
     auto lock = mpi::Environment::Get().Lock();
     if (ping_req_ != MPI_REQUEST_NULL) {
       MPI_Cancel(&ping_req_);
@@ -284,7 +284,7 @@ class MpiCommunicator : public Communicator, public std::enable_shared_from_this
 
   // ---- liveness protocol on ctrl_comm_ (caller holds the MPI lock) ----------------------------
   struct Pong {
-    std::array<int64_t, 3> buf;   // {waiting(0/1), op code, seq (waiting) or last completed seq}
+    std::array<int64_t, 3> buf;  // {waiting(0/1), op code, seq (waiting) or last completed seq}
     MPI_Request req = MPI_REQUEST_NULL;
   };
 
@@ -336,7 +336,7 @@ class MpiCommunicator : public Communicator, public std::enable_shared_from_this
     while (pending > 0 && Clock::now() - start < grace) {
       {
         auto lock = mpi::Environment::Get().Lock();
-        ServiceControlLocked();   // peers probe us at the same time
+        ServiceControlLocked();  // peers probe us at the same time
         for (int p = 0; p < world_; ++p) {
           if (p == rank_ || answered[p]) continue;
           int flag = 0;
@@ -371,7 +371,7 @@ class MpiCommunicator : public Communicator, public std::enable_shared_from_this
   }
 
   [[noreturn]] void Fail(const CollectiveDesc& desc, int64_t op_code, const std::string& what) {
-    waiting_op_.store(op_code);   // keep answering probes as "waiting" while we probe
+    waiting_op_.store(op_code);  // keep answering probes as "waiting" while we probe
     unresponsive_.clear();
     std::string peers = world_ > 1 ? ProbePeers() : std::string();
     std::ostringstream os;
@@ -400,7 +400,7 @@ class MpiCommunicator : public Communicator, public std::enable_shared_from_this
   std::atomic<int64_t> last_done_seq_{0};
   std::array<int64_t, 2> ping_buf_{};
   MPI_Request ping_req_ = MPI_REQUEST_NULL;
-  std::list<Pong> pongs_;     // answers in flight (list: buffers must not move while MPI sends them)
+  std::list<Pong> pongs_;  // answers in flight (list: buffers must not move while MPI sends them)
   std::vector<int> unresponsive_;
   bool broken_ = false;
   std::string broken_reason_;

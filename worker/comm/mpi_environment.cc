@@ -1,20 +1,21 @@
 #include "worker/comm/mpi_environment.h"
 
+#include <stdlib.h>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <stdlib.h>
 
 #include "common/errors.h"
 
 namespace vicreg::comm::mpi {
 namespace {
-std::atomic<int> g_broken_code{0};   // 0 = healthy
+std::atomic<int> g_broken_code{0};  // 0 = healthy
 std::atomic<bool> g_we_initialized{false};
 }  // namespace
 
 Environment& Environment::Get() {
-  static Environment* env = new Environment();   // intentionally leaked: AtExit finalizes MPI
+  static Environment* env = new Environment();  // intentionally leaked: AtExit finalizes MPI
   return *env;
 }
 
@@ -56,7 +57,7 @@ void Environment::Abort(int exit_code) {
   std::fflush(stderr);
   // No lock: another thread may hold it while stuck in MPI_Test; MPI_Abort must still go out.
   MPI_Abort(MPI_COMM_WORLD, exit_code == 0 ? 1 : exit_code);
-  std::_Exit(exit_code == 0 ? 1 : exit_code);   // MPI_Abort should not return
+  std::_Exit(exit_code == 0 ? 1 : exit_code);  // MPI_Abort should not return
 }
 
 void Environment::AtExit() {

@@ -1,8 +1,6 @@
 // NCCL communicator. Compiled for real with VICREG_WITH_NCCL=ON; with VICREG_CHECK_CUDA_SOURCES=ON it
 // is compile-checked against LibTorch's CUDA headers + the CUDA toolkit headers (not linked).
 #define VICREG_COMPAT_CUDA
-#include "worker/torch_compat.h"
-
 #include "worker/comm/nccl_communicator.h"
 
 #include <ATen/ATen.h>
@@ -22,14 +20,19 @@
 
 #include "common/errors.h"
 #include "worker/comm/collective_tracker.h"
+#include "worker/torch_compat.h"
 
 namespace vicreg::comm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string NcclText(ncclResult_t r) { return std::string(ncclGetErrorString(r)) + " (ncclResult " + std::to_string(r) + ")"; }
-std::string CudaText(cudaError_t e) { return std::string(cudaGetErrorString(e)) + " (cudaError " + std::to_string(e) + ")"; }
+std::string NcclText(ncclResult_t r) {
+  return std::string(ncclGetErrorString(r)) + " (ncclResult " + std::to_string(r) + ")";
+}
+std::string CudaText(cudaError_t e) {
+  return std::string(cudaGetErrorString(e)) + " (cudaError " + std::to_string(e) + ")";
+}
 
 ncclDataType_t ToNccl(at::ScalarType t, bool for_reduction) {
   switch (t) {
@@ -69,7 +72,7 @@ class NcclWork : public Work {
 
  private:
   NcclCommunicator* comm_;
-  cudaEvent_t done_;   // owned (a second event; the watchdog owns its own)
+  cudaEvent_t done_;  // owned (a second event; the watchdog owns its own)
   CollectiveDesc desc_;
   c10::DeviceIndex dev_;
   bool waited_ = false;
@@ -84,7 +87,8 @@ class NcclCommunicator : public Communicator {
     std::memset(&id, 0, sizeof(id));
     if (rank_ == 0) Check(ncclGetUniqueId(&id), "ncclGetUniqueId");
     if (world_ > 1) {
-      if (!opts.broadcast_bytes) throw InternalError("NCCL communicator needs a bootstrap broadcast for world size > 1");
+      if (!opts.broadcast_bytes)
+        throw InternalError("NCCL communicator needs a bootstrap broadcast for world size > 1");
       std::string bytes(reinterpret_cast<const char*>(&id), sizeof(id));
       opts.broadcast_bytes(bytes, 0);
       if (bytes.size() != sizeof(id)) {
@@ -141,7 +145,7 @@ class NcclCommunicator : public Communicator {
     cudaEvent_t ready = NewEvent();
     CheckCuda(cudaEventRecord(ready, current.stream()), desc);
     CheckCuda(cudaStreamWaitEvent(side.stream(), ready, 0), desc);
-    cudaEventDestroy(ready);   // safe: destruction is deferred until the recorded work completes
+    cudaEventDestroy(ready);  // safe: destruction is deferred until the recorded work completes
     compat::RecordStream(t, side);
     Check(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), ToNccl(t.scalar_type(), true),
                         ncclSum, comm_, side.stream()),
@@ -252,8 +256,8 @@ class NcclCommunicator : public Communicator {
 
   void Check(ncclResult_t r, const char* what) {
     if (r != ncclSuccess) {
-      throw RuntimeFailure(std::string(what) + " failed on rank " + std::to_string(rank_) + " (cuda:" +
-                           std::to_string(static_cast<int>(dev_)) + "): " + NcclText(r));
+      throw RuntimeFailure(std::string(what) + " failed on rank " + std::to_string(rank_) +
+                           " (cuda:" + std::to_string(static_cast<int>(dev_)) + "): " + NcclText(r));
     }
   }
   void Check(ncclResult_t r, const CollectiveDesc& desc) {
@@ -281,8 +285,8 @@ class NcclCommunicator : public Communicator {
       if (stop_ || failed_.load()) break;
       ncclResult_t async_err = ncclSuccess;
       if (ncclCommGetAsyncError(comm_, &async_err) == ncclSuccess && async_err != ncclSuccess) {
-        const CollectiveDesc d = pending_.empty() ? CollectiveDesc{"nccl", "(none pending)", seq_.load(), 0}
-                                                  : pending_.front().desc;
+        const CollectiveDesc d =
+            pending_.empty() ? CollectiveDesc{"nccl", "(none pending)", seq_.load(), 0} : pending_.front().desc;
         l.unlock();
         FailAndExit(d, "asynchronous NCCL error: " + NcclText(async_err) + " (a peer rank died or the network failed)");
       }
@@ -307,7 +311,7 @@ class NcclCommunicator : public Communicator {
                              " ms (a peer rank is dead, stopped or did not issue this collective; NCCL cannot tell "
                              "which: see the other ranks' logs)");
         }
-        break;   // collectives complete in order on a stream: the rest is younger
+        break;  // collectives complete in order on a stream: the rest is younger
       }
     }
   }

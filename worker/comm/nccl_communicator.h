@@ -24,9 +24,9 @@ namespace vicreg::comm {
 
 struct NcclCommunicatorOptions {
   std::chrono::milliseconds timeout{120000};
-  int device_index = 0;                                          // cuda:<local_rank>
-  std::function<void(std::string& bytes, int root)> broadcast_bytes;   // required when world_size > 1
-  std::function<void(int exit_code)> abort_hook;                 // default: std::_Exit
+  int device_index = 0;                                               // cuda:<local_rank>
+  std::function<void(std::string& bytes, int root)> broadcast_bytes;  // required when world_size > 1
+  std::function<void(int exit_code)> abort_hook;                      // default: std::_Exit
   std::chrono::milliseconds watchdog_period{100};
 };
 

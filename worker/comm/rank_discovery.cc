@@ -32,8 +32,8 @@ int ParseInt(const std::string& name, const std::string& value, int min_value) {
     throw UserError("environment variable " + name + "='" + value + "' is not an integer");
   }
   if (v < min_value) {
-    throw UserError("environment variable " + name + "=" + value + " is invalid: must be >= " +
-                    std::to_string(min_value));
+    throw UserError("environment variable " + name + "=" + value +
+                    " is invalid: must be >= " + std::to_string(min_value));
   }
   return static_cast<int>(v);
 }
@@ -46,15 +46,15 @@ std::optional<int> GetInt(const Env& env, const std::string& name, int min_value
 
 void RequireBelow(const std::string& a_name, int a, const std::string& b_name, int b) {
   if (a >= b) {
-    throw UserError("environment variable " + a_name + "=" + std::to_string(a) + " is not below " + b_name +
-                    "=" + std::to_string(b) + " (valid: 0.." + std::to_string(b - 1) + ")");
+    throw UserError("environment variable " + a_name + "=" + std::to_string(a) + " is not below " + b_name + "=" +
+                    std::to_string(b) + " (valid: 0.." + std::to_string(b - 1) + ")");
   }
 }
 
 void RequireEqual(const std::string& a_name, int a, const std::string& b_name, int b) {
   if (a != b) {
-    throw UserError("inconsistent launcher environment: " + a_name + "=" + std::to_string(a) + " but " + b_name +
-                    "=" + std::to_string(b) + " (they must name the same value)");
+    throw UserError("inconsistent launcher environment: " + a_name + "=" + std::to_string(a) + " but " + b_name + "=" +
+                    std::to_string(b) + " (they must name the same value)");
   }
 }
 
@@ -93,8 +93,9 @@ RankInfo FromOpenMpi(const Env& env) {
   r.local_rank = GetInt(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0).value_or(r.world_size == 1 ? 0 : -1);
   r.local_world_size = GetInt(env, "OMPI_COMM_WORLD_LOCAL_SIZE", 1).value_or(r.world_size == 1 ? 1 : -1);
   if (r.local_rank < 0 || r.local_world_size < 0) {
-    throw UserError("OpenMPI environment without OMPI_COMM_WORLD_LOCAL_RANK/OMPI_COMM_WORLD_LOCAL_SIZE: "
-                    "launch with OpenMPI's mpirun (>= 1.5)");
+    throw UserError(
+        "OpenMPI environment without OMPI_COMM_WORLD_LOCAL_RANK/OMPI_COMM_WORLD_LOCAL_SIZE: "
+        "launch with OpenMPI's mpirun (>= 1.5)");
   }
   RequireBelow("OMPI_COMM_WORLD_LOCAL_RANK", r.local_rank, "OMPI_COMM_WORLD_LOCAL_SIZE", r.local_world_size);
   if (r.local_world_size > r.world_size) {
@@ -158,8 +159,9 @@ RankInfo FromSlurm(const Env& env) {
   }
   if (r.local_rank < 0) r.local_rank = (local_size == r.world_size) ? r.rank : -1;
   if (r.local_rank < 0 || local_size < 0) {
-    throw UserError("Slurm environment without SLURM_LOCALID / SLURM_STEP_TASKS_PER_NODE: cannot tell the local "
-                    "rank (launch the ranks with srun)");
+    throw UserError(
+        "Slurm environment without SLURM_LOCALID / SLURM_STEP_TASKS_PER_NODE: cannot tell the local "
+        "rank (launch the ranks with srun)");
   }
   r.local_world_size = local_size;
   RequireBelow("SLURM_LOCALID", r.local_rank, local_size_name, r.local_world_size);
@@ -202,7 +204,8 @@ RankInfo FromTorchrun(const Env& env) {
     auto port = Get(env, "MASTER_PORT");
     if (!port) throw UserError("environment variable MASTER_ADDR is set but MASTER_PORT is not");
     r.master_port = ParseInt("MASTER_PORT", *port, 1);
-    if (r.master_port > 65535) throw UserError("environment variable MASTER_PORT=" + *port + " is not a TCP port (1..65535)");
+    if (r.master_port > 65535)
+      throw UserError("environment variable MASTER_PORT=" + *port + " is not a TCP port (1..65535)");
   }
   r.job_token = Get(env, "TORCHELASTIC_RUN_ID").value_or("");
   if (r.job_token.empty() && !r.master_addr.empty()) {

@@ -83,15 +83,15 @@ void CheckConsistent(const torch::nn::Module& module, Communicator& comm, const 
   at::Tensor counts = comm.AllGather(count).to(at::kCPU);
   for (int r = 0; r < comm.world_size(); ++r) {
     if (counts[r].item<int64_t>() != static_cast<int64_t>(sums.size())) {
-      throw RuntimeFailure("model state diverged across ranks" + (context.empty() ? "" : " at " + context) +
-                           ": rank " + std::to_string(r) + " has " + std::to_string(counts[r].item<int64_t>()) +
+      throw RuntimeFailure("model state diverged across ranks" + (context.empty() ? "" : " at " + context) + ": rank " +
+                           std::to_string(r) + " has " + std::to_string(counts[r].item<int64_t>()) +
                            " parameter/buffer tensors, rank " + std::to_string(comm.rank()) + " has " +
                            std::to_string(sums.size()));
     }
   }
   at::Tensor mine = at::empty({1, static_cast<int64_t>(sums.size())}, at::kLong);
   for (size_t i = 0; i < sums.size(); ++i) mine[0][static_cast<int64_t>(i)] = static_cast<int64_t>(sums[i].hash);
-  at::Tensor all = comm.AllGather(mine.to(comm.device())).to(at::kCPU);   // [W, T]
+  at::Tensor all = comm.AllGather(mine.to(comm.device())).to(at::kCPU);  // [W, T]
   auto acc = all.accessor<int64_t, 2>();
   for (size_t i = 0; i < sums.size(); ++i) {
     for (int r = 1; r < comm.world_size(); ++r) {

@@ -16,8 +16,8 @@ namespace vicreg::comm {
 void BroadcastModuleState(torch::nn::Module& module, Communicator& comm, int root = 0);
 
 struct TensorChecksum {
-  std::string name;      // "param:blocks.0.attn.qkv.weight" / "buffer:projector.1.running_mean"
-  uint64_t hash = 0;     // 64-bit Fletcher-style checksum of the tensor's bytes (exact, order-sensitive)
+  std::string name;   // "param:blocks.0.attn.qkv.weight" / "buffer:projector.1.running_mean"
+  uint64_t hash = 0;  // 64-bit Fletcher-style checksum of the tensor's bytes (exact, order-sensitive)
 };
 // Local and cheap (one pass over the bytes; CUDA tensors are copied to the host).
 std::vector<TensorChecksum> StateChecksum(const torch::nn::Module& module);

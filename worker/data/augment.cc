@@ -33,10 +33,14 @@ void ValidateView(const config::ViewAugmentConfig& c, int image_size) {
           "must satisfy 0 < min <= max <= 1, got [" + Num(c.crop_scale[0]) + ", " + Num(c.crop_scale[1]) + "]");
   Require(c.crop_ratio[0] > 0 && c.crop_ratio[0] <= c.crop_ratio[1], "crop_ratio",
           "must satisfy 0 < min <= max, got [" + Num(c.crop_ratio[0]) + ", " + Num(c.crop_ratio[1]) + "]");
-  for (auto [name, p] : {std::pair<const char*, double>{"hflip_prob", c.hflip_prob}, {"jitter_prob", c.jitter_prob},
-                         {"grayscale_prob", c.grayscale_prob}, {"blur_prob", c.blur_prob}, {"solarize_prob", c.solarize_prob}})
+  for (auto [name, p] : {std::pair<const char*, double>{"hflip_prob", c.hflip_prob},
+                         {"jitter_prob", c.jitter_prob},
+                         {"grayscale_prob", c.grayscale_prob},
+                         {"blur_prob", c.blur_prob},
+                         {"solarize_prob", c.solarize_prob}})
     Require(p >= 0 && p <= 1, name, "must be in [0, 1], got " + Num(p));
-  for (auto [name, v] : {std::pair<const char*, double>{"brightness", c.brightness}, {"contrast", c.contrast},
+  for (auto [name, v] : {std::pair<const char*, double>{"brightness", c.brightness},
+                         {"contrast", c.contrast},
                          {"saturation", c.saturation}})
     Require(v >= 0, name, "must be >= 0, got " + Num(v));
   Require(c.hue >= 0 && c.hue <= 0.5, "hue", "must be in [0, 0.5], got " + Num(c.hue));
@@ -139,7 +143,8 @@ std::vector<ViewParams> ViewAugmenter::SampleParams(int64_t batch, int64_t src_h
     p.flip = rng.Bernoulli(c.hflip_prob);
     p.jitter = rng.Bernoulli(c.jitter_prob);
     // ColorJitter.get_params: a random permutation of the four ops, then the factors.
-    for (int i = 3; i > 0; --i) std::swap(p.order[static_cast<size_t>(i)], p.order[static_cast<size_t>(rng.Below(i + 1))]);
+    for (int i = 3; i > 0; --i)
+      std::swap(p.order[static_cast<size_t>(i)], p.order[static_cast<size_t>(rng.Below(i + 1))]);
     p.factors[0] = rng.Uniform(std::max(0.0, 1.0 - c.brightness), 1.0 + c.brightness);
     p.factors[1] = rng.Uniform(std::max(0.0, 1.0 - c.contrast), 1.0 + c.contrast);
     p.factors[2] = rng.Uniform(std::max(0.0, 1.0 - c.saturation), 1.0 + c.saturation);
@@ -177,12 +182,14 @@ void ViewAugmenter::JitterAndGray(at::Tensor& x, const std::vector<ViewParams>& 
     at::Tensor factors = at::empty({b, 4}, at::kFloat);
     float* f = factors.data_ptr<float>();
     for (int64_t i = 0; i < b; ++i)
-      for (int k = 0; k < 4; ++k) f[i * 4 + k] = static_cast<float>(params[static_cast<size_t>(i)].factors[static_cast<size_t>(k)]);
+      for (int k = 0; k < 4; ++k)
+        f[i * 4 + k] = static_cast<float>(params[static_cast<size_t>(i)].factors[static_cast<size_t>(k)]);
     factors = factors.to(dev);
     for (int step = 0; step < 4; ++step) {
       for (int op = 0; op < 4; ++op) {
         if (!enabled[op]) continue;
-        const auto idx = Select(params, [&](const ViewParams& p) { return p.jitter && p.order[static_cast<size_t>(step)] == op; });
+        const auto idx =
+            Select(params, [&](const ViewParams& p) { return p.jitter && p.order[static_cast<size_t>(step)] == op; });
         if (idx.empty()) continue;
         const at::Tensor idx_dev = ToDevice(idx, dev);
         ForSubset(x, idx, idx_dev, [&](const at::Tensor& sub, const at::Tensor& id) {
@@ -190,9 +197,9 @@ void ViewAugmenter::JitterAndGray(at::Tensor& x, const std::vector<ViewParams>& 
           switch (op) {
             case 0: return ops::AdjustBrightness(sub, fac);
             case 1: {
-              const at::Tensor mean = mean_wy.defined()
-                                          ? ops::WeightedGrayMean(sub, mean_wy.index_select(0, id), mean_wx.index_select(0, id))
-                                          : ops::GrayMean(sub);
+              const at::Tensor mean = mean_wy.defined() ? ops::WeightedGrayMean(sub, mean_wy.index_select(0, id),
+                                                                                mean_wx.index_select(0, id))
+                                                        : ops::GrayMean(sub);
               return ops::AdjustContrast(sub, fac, mean);
             }
             case 2: return ops::AdjustSaturation(sub, fac);
@@ -204,8 +211,9 @@ void ViewAugmenter::JitterAndGray(at::Tensor& x, const std::vector<ViewParams>& 
   }
   const auto gidx = Select(params, [](const ViewParams& p) { return p.grayscale; });
   if (!gidx.empty())
-    ForSubset(x, gidx, ToDevice(gidx, dev),
-              [](const at::Tensor& sub, const at::Tensor&) { return ops::Grayscale(sub).expand({-1, 3, -1, -1}).contiguous(); });
+    ForSubset(x, gidx, ToDevice(gidx, dev), [](const at::Tensor& sub, const at::Tensor&) {
+      return ops::Grayscale(sub).expand({-1, 3, -1, -1}).contiguous();
+    });
 }
 
 at::Tensor ViewAugmenter::ApplyPhotometricFirst(at::Tensor x, const std::vector<ViewParams>& params) const {
@@ -217,7 +225,8 @@ at::Tensor ViewAugmenter::ApplyPhotometricFirst(at::Tensor x, const std::vector<
   std::unordered_map<int64_t, SparseRows> base_y, base_x;
   auto resize = [&](std::unordered_map<int64_t, SparseRows>& cache, int64_t full, int64_t offset, int64_t length) {
     auto it = cache.find(length);
-    if (it == cache.end()) it = cache.emplace(length, ops::ResizeRows(length, 0, length, s, interp, opts_.antialias)).first;
+    if (it == cache.end())
+      it = cache.emplace(length, ops::ResizeRows(length, 0, length, s, interp, opts_.antialias)).first;
     return ops::ShiftColumns(it->second, offset, full);
   };
   // Per sample: crop + resize (+ flip) (+ blur) as one map per axis, and the crop's column sums.
@@ -249,9 +258,9 @@ at::Tensor ViewAugmenter::ApplyPhotometricFirst(at::Tensor x, const std::vector<
   // the source costs 1/9 of a pass at 32 -> 96 px; the clamp to [0, 1] and the solarization then
   // use per-channel bounds in normalized units.
   ops::NormalizeInPlace(x, mean_, std_);
-  const at::Tensor view = ops::Resample(x, my.to(dev), mx.to(dev));       // [B, 3, S, S] view
+  const at::Tensor view = ops::Resample(x, my.to(dev), mx.to(dev));  // [B, 3, S, S] view
   at::Tensor out = at::empty({b, 3, s, s}, view.options());
-  for (int c = 0; c < 3; ++c) {                                            // clamp + make contiguous
+  for (int c = 0; c < 3; ++c) {  // clamp + make contiguous
     at::Tensor oc = out.select(1, c);
     at::clamp_out(oc, view.select(1, c), -mean_[c] / std_[c], (1.0 - mean_[c]) / std_[c]);
   }
@@ -302,13 +311,15 @@ at::Tensor ViewAugmenter::Finish(at::Tensor x, const std::vector<ViewParams>& pa
   const auto sidx = Select(params, [](const ViewParams& p) { return p.solarize; });
   if (!sidx.empty()) {
     const double thr = cfg_.solarize_threshold / 255.0;
-    ForSubset(x, sidx, ToDevice(sidx, x.device()), [&](const at::Tensor& sub, const at::Tensor&) { return ops::Solarize(sub, thr); });
+    ForSubset(x, sidx, ToDevice(sidx, x.device()),
+              [&](const at::Tensor& sub, const at::Tensor&) { return ops::Solarize(sub, thr); });
   }
   ops::NormalizeInPlace(x, mean_, std_);
   return x;
 }
 
-at::Tensor EvalTransform(const at::Tensor& images, int image_size, std::array<double, 3> mean, std::array<double, 3> std) {
+at::Tensor EvalTransform(const at::Tensor& images, int image_size, std::array<double, 3> mean,
+                         std::array<double, 3> std) {
   VICREG_CHECK(images.dim() == 4 && images.size(1) == 3, "EvalTransform expects images [B, 3, H, W]");
   if (image_size < 1) throw UserError("eval transform: image_size must be >= 1, got " + std::to_string(image_size));
   for (double s : std)

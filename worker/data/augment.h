@@ -45,8 +45,8 @@ struct ViewParams {
   int64_t top = 0, left = 0, height = 0, width = 0;  // crop box in source pixels
   bool flip = false;
   bool jitter = false;
-  std::array<double, 4> factors = {1, 1, 1, 0};      // brightness, contrast, saturation, hue shift
-  std::array<int, 4> order = {0, 1, 2, 3};           // jitter ops (indices into factors) in application order
+  std::array<double, 4> factors = {1, 1, 1, 0};  // brightness, contrast, saturation, hue shift
+  std::array<int, 4> order = {0, 1, 2, 3};       // jitter ops (indices into factors) in application order
   bool grayscale = false;
   bool blur = false;
   double sigma = 1.0;
@@ -63,8 +63,8 @@ struct ViewAugmenterOptions {
 class ViewAugmenter {
  public:
   // Throws UserError naming the field (augment.viewN.<field> is the caller's prefix) on invalid values.
-  ViewAugmenter(const config::ViewAugmentConfig& cfg, int image_size,
-                std::array<double, 3> mean, std::array<double, 3> std, ViewAugmenterOptions opts = {});
+  ViewAugmenter(const config::ViewAugmentConfig& cfg, int image_size, std::array<double, 3> mean,
+                std::array<double, 3> std, ViewAugmenterOptions opts = {});
   // images: uint8 [B, 3, H, W]; seed: per-batch view seed; first_sample: position of images[0] in
   // the global batch (rank * B). returns float32 [B, 3, S, S], normalized, on images' device.
   at::Tensor operator()(const at::Tensor& images, uint64_t seed, int64_t first_sample = 0) const;
@@ -96,7 +96,7 @@ class ViewAugmenter {
 
 // Eval transform: resize to image_size x image_size (bicubic, antialiased) + normalize, no randomness.
 // images: uint8 [B, 3, H, W] -> float32 [B, 3, S, S] on images' device.
-at::Tensor EvalTransform(const at::Tensor& images, int image_size,
-                         std::array<double, 3> mean, std::array<double, 3> std);
+at::Tensor EvalTransform(const at::Tensor& images, int image_size, std::array<double, 3> mean,
+                         std::array<double, 3> std);
 
 }  // namespace vicreg::data

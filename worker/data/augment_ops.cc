@@ -39,7 +39,12 @@ double Cubic2(double x, double A) { return ((A * x - 5 * A) * x + 8 * A) * x - 4
 }  // namespace
 
 SparseRows::SparseRows(int64_t r, int64_t c, int64_t k)
-    : rows(r), cols(c), cap(k), count(static_cast<size_t>(r), 0), col(static_cast<size_t>(r * k)), w(static_cast<size_t>(r * k)) {}
+    : rows(r),
+      cols(c),
+      cap(k),
+      count(static_cast<size_t>(r), 0),
+      col(static_cast<size_t>(r * k)),
+      w(static_cast<size_t>(r * k)) {}
 
 void SparseRows::Add(int64_t r, int64_t c, float v) {
   // Drop negligible weights: Gaussian tails underflow to denormals, and denormal operands make
@@ -88,14 +93,16 @@ SparseRows ResizeRows(int64_t full, int64_t offset, int64_t length, int64_t out,
     for (int64_t d = 0; d < out; ++d) {
       const double center = scale * (d + 0.5);
       const int64_t xmin = std::max<int64_t>(static_cast<int64_t>(center - support + 0.5), 0);
-      const int64_t xsize = std::min<int64_t>(std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), length) - xmin, cap);
+      const int64_t xsize =
+          std::min<int64_t>(std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), length) - xmin, cap);
       double total = 0;
       for (int64_t j = 0; j < xsize; ++j) {
         const double x = (j + xmin - center + 0.5) * invscale;
         w[static_cast<size_t>(j)] = interp == Interp::kBicubic ? AaBicubic(x) : AaBilinear(x);
         total += w[static_cast<size_t>(j)];
       }
-      for (int64_t j = 0; j < xsize; ++j) add(d, xmin + j, total != 0.0 ? w[static_cast<size_t>(j)] / total : w[static_cast<size_t>(j)]);
+      for (int64_t j = 0; j < xsize; ++j)
+        add(d, xmin + j, total != 0.0 ? w[static_cast<size_t>(j)] / total : w[static_cast<size_t>(j)]);
     }
     return m;
   }
@@ -161,7 +168,7 @@ SparseRows GaussianBlurRows(int64_t n, int64_t ksize, double sigma) {
     for (int64_t off = -half; off <= half; ++off) row += k[static_cast<size_t>(off + khalf)];
     for (int64_t off = -half; off <= half; ++off) {
       int64_t j = i + off;
-      if (j < 0) j = -j;                         // reflect: ... 2 1 | 0 1 2 ... (edge not repeated)
+      if (j < 0) j = -j;  // reflect: ... 2 1 | 0 1 2 ... (edge not repeated)
       if (j > n - 1) j = 2 * (n - 1) - j;
       // Images narrower than the kernel (half < khalf) keep rows summing to 1; otherwise row == 1.
       m.Add(i, j, half < khalf ? k[static_cast<size_t>(off + khalf)] / row : k[static_cast<size_t>(off + khalf)]);
@@ -238,9 +245,9 @@ at::Tensor GrayMean(const at::Tensor& x) {
 // x: [N, 3, H, W], wy: [N, H], wx: [N, W] -> [N]
 at::Tensor WeightedGrayMean(const at::Tensor& x, const at::Tensor& wy, const at::Tensor& wx) {
   const int64_t n = x.size(0);
-  at::Tensor g = Grayscale(x).squeeze(1);                           // [N, H, W]
-  at::Tensor row = at::bmm(wy.unsqueeze(1), g);                     // [N, 1, W]
-  return at::bmm(row, wx.unsqueeze(2)).view({n});                   // [N]
+  at::Tensor g = Grayscale(x).squeeze(1);          // [N, H, W]
+  at::Tensor row = at::bmm(wy.unsqueeze(1), g);    // [N, 1, W]
+  return at::bmm(row, wx.unsqueeze(2)).view({n});  // [N]
 }
 
 namespace {
@@ -272,27 +279,27 @@ at::Tensor AdjustHue(const at::Tensor& x, const at::Tensor& shift) {
   // Masks are float 0/1 tensors (comparisons written into float outputs) instead of at::where,
   // and "mod 6" is k - 6 floor(k / 6): both several times faster on CPU than where/remainder.
   const at::Tensor r = x.select(1, 0), g = x.select(1, 1), b = x.select(1, 2);
-  const at::Tensor maxc = at::amax(x, {1});                         // [N, H, W]
+  const at::Tensor maxc = at::amax(x, {1});  // [N, H, W]
   const at::Tensor cr = maxc - at::amin(x, {1});
   // 1 / chroma; gray pixels (chroma 0) get a finite value: their numerators are 0.
   const double tiny = x.scalar_type() == at::kDouble ? 1e-300 : 1e-30;
   const at::Tensor inv = at::clamp_min(cr, tiny).reciprocal_();
   at::Tensor mr = at::empty_like(maxc), mg = at::empty_like(maxc);
-  at::eq_out(mr, maxc, r);                                          // r is max
+  at::eq_out(mr, maxc, r);  // r is max
   at::eq_out(mg, maxc, g);
-  mg.sub_(mg * mr);                                                 // g is max and r is not
-  const at::Tensor mb = at::rsub(mr + mg, 1.0);                     // neither r nor g is max
+  mg.sub_(mg * mr);                              // g is max and r is not
+  const at::Tensor mb = at::rsub(mr + mg, 1.0);  // neither r nor g is max
   // hue sector in units of 60 degrees: (g - b)/c | 2 + (b - r)/c | 4 + (r - g)/c
   at::Tensor h6 = (g - b).mul_(inv).mul_(mr);
   h6.addcmul_((b - r).mul_(inv).add_(2.0), mg);
   h6.addcmul_((r - g).mul_(inv).add_(4.0), mb);
   h6.add_(shift.view({-1, 1, 1}).to(x.options()) * 6.0);
-  h6.sub_(at::floor(h6 * (1.0 / 6.0)).mul_(6.0));                  // mod 6
+  h6.sub_(at::floor(h6 * (1.0 / 6.0)).mul_(6.0));  // mod 6
   at::Tensor out = at::empty_like(x);
   const double n_of[3] = {5.0, 3.0, 1.0};
   for (int ch = 0; ch < 3; ++ch) {
     at::Tensor k = h6 + n_of[ch];
-    k.sub_(at::floor(k * (1.0 / 6.0)).mul_(6.0));                   // mod 6
+    k.sub_(at::floor(k * (1.0 / 6.0)).mul_(6.0));  // mod 6
     at::Tensor a = at::minimum(k, at::rsub(k, 4.0)).clamp_(0.0, 1.0);
     at::Tensor o = out.select(1, ch);
     at::sub_out(o, maxc, a.mul_(cr));

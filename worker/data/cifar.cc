@@ -17,21 +17,25 @@ constexpr int kSide = 32;
 constexpr int64_t kPixels = 3 * kSide * kSide;  // 3072
 
 struct CifarFormat {
-  std::string dataset;     // "cifar10"
-  std::string subdir;      // "cifar-10-batches-bin"
-  int label_bytes;         // 1 (CIFAR-10) or 2 (CIFAR-100: coarse, fine)
-  int label_index;         // which label byte is used
-  int num_classes;         // 10 or 100
-  int records_per_file;    // official count, for messages
+  std::string dataset;   // "cifar10"
+  std::string subdir;    // "cifar-10-batches-bin"
+  int label_bytes;       // 1 (CIFAR-10) or 2 (CIFAR-100: coarse, fine)
+  int label_index;       // which label byte is used
+  int num_classes;       // 10 or 100
+  int records_per_file;  // official count, for messages
   std::vector<std::string> class_names;
 };
 
 class CifarDataset final : public StoredDataset {
  public:
-  CifarDataset(Geometry geo, int64_t n, std::vector<int64_t> labels, std::vector<std::shared_ptr<const FileBytes>> files,
-               std::vector<int64_t> first, int64_t record, int label_bytes, const std::string& listing)
+  CifarDataset(Geometry geo, int64_t n, std::vector<int64_t> labels,
+               std::vector<std::shared_ptr<const FileBytes>> files, std::vector<int64_t> first, int64_t record,
+               int label_bytes, const std::string& listing)
       : StoredDataset(std::move(geo), n, std::move(labels), listing),
-        files_(std::move(files)), first_(std::move(first)), record_(record), label_bytes_(label_bytes) {}
+        files_(std::move(files)),
+        first_(std::move(first)),
+        record_(record),
+        label_bytes_(label_bytes) {}
 
   using StoredDataset::ApplyLimit;
   using StoredDataset::SetClassNames;
@@ -69,8 +73,9 @@ std::shared_ptr<const Dataset> OpenCifar(const DatasetSpec& spec, const CifarFor
                       " label byte(s) + 3072 pixels); expected " + std::to_string(fmt.records_per_file * record) +
                       " bytes for the official file: truncated or not a " + fmt.dataset + " binary file");
     const int64_t n = static_cast<int64_t>(f->size() / record);
-    if (n == 0) throw UserError(path + ": contains zero images (empty file; expected " +
-                                std::to_string(fmt.records_per_file * record) + " bytes)");
+    if (n == 0)
+      throw UserError(path + ": contains zero images (empty file; expected " +
+                      std::to_string(fmt.records_per_file * record) + " bytes)");
     for (int64_t i = 0; i < n; ++i) {
       const uint8_t* rec = f->data() + i * record;
       for (int b = 0; b < fmt.label_bytes; ++b) {
@@ -113,10 +118,18 @@ std::shared_ptr<const Dataset> OpenCifar(const DatasetSpec& spec, const CifarFor
 }  // namespace
 
 std::shared_ptr<const Dataset> OpenCifar10(const DatasetSpec& spec) {
-  static const CifarFormat fmt{"cifar10", "cifar-10-batches-bin", 1, 0, 10, 10000,
-                               {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}};
+  static const CifarFormat fmt{
+      "cifar10",
+      "cifar-10-batches-bin",
+      1,
+      0,
+      10,
+      10000,
+      {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}};
   if (spec.split == "train")
-    return OpenCifar(spec, fmt, {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"});
+    return OpenCifar(
+        spec, fmt,
+        {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"});
   if (spec.split == "test") return OpenCifar(spec, fmt, {"test_batch.bin"});
   ThrowBadSplit("cifar10", spec.split, {"train", "test"});
 }

@@ -23,7 +23,8 @@ std::string DatasetDir(const std::string& data_dir, const std::string& sub) {
   return IsDirectory(nested) ? nested : data_dir;
 }
 
-std::string FindFile(const std::string& what, const std::vector<std::string>& dirs, const std::vector<std::string>& names) {
+std::string FindFile(const std::string& what, const std::vector<std::string>& dirs,
+                     const std::vector<std::string>& names) {
   std::string looked;
   for (const auto& d : dirs) {
     for (const auto& n : names) {
@@ -42,16 +43,16 @@ void ThrowBadSplit(const std::string& dataset, const std::string& split, const s
 }
 
 const std::vector<std::string>& DatasetNames() {
-  static const std::vector<std::string> names = {"cifar10", "cifar100", "stl10", "fashion_mnist", "mnist", "image_folder",
-                                                 "tensor_cache"};
+  static const std::vector<std::string> names = {"cifar10", "cifar100",     "stl10",       "fashion_mnist",
+                                                 "mnist",   "image_folder", "tensor_cache"};
   return names;
 }
 
 std::shared_ptr<const Dataset> OpenDataset(const DatasetSpec& spec) {
   using Factory = std::shared_ptr<const Dataset> (*)(const DatasetSpec&);
   static const std::map<std::string, Factory> factories = {
-      {"cifar10", &OpenCifar10},   {"cifar100", &OpenCifar100}, {"stl10", &OpenStl10},
-      {"fashion_mnist", &OpenIdx}, {"mnist", &OpenIdx},         {"image_folder", &OpenImageFolder},
+      {"cifar10", &OpenCifar10},          {"cifar100", &OpenCifar100}, {"stl10", &OpenStl10},
+      {"fashion_mnist", &OpenIdx},        {"mnist", &OpenIdx},         {"image_folder", &OpenImageFolder},
       {"tensor_cache", &OpenTensorCache},
   };
   auto f = factories.find(spec.name);
@@ -60,8 +61,10 @@ std::shared_ptr<const Dataset> OpenDataset(const DatasetSpec& spec) {
     for (const auto& n : DatasetNames()) v += (v.empty() ? "" : ", ") + n;
     throw UserError("unknown dataset '" + spec.name + "' (valid: " + v + ")");
   }
-  if (spec.data_dir.empty()) throw UserError(spec.name + ": data_dir is empty; set data.data_dir to the dataset's folder");
-  if (spec.limit < 0) throw UserError(spec.name + ": limit must be >= 0 (0 = all images), got " + std::to_string(spec.limit));
+  if (spec.data_dir.empty())
+    throw UserError(spec.name + ": data_dir is empty; set data.data_dir to the dataset's folder");
+  if (spec.limit < 0)
+    throw UserError(spec.name + ": limit must be >= 0 (0 = all images), got " + std::to_string(spec.limit));
   if (!IsDirectory(spec.data_dir) && !(spec.name == "tensor_cache" && IsRegularFile(spec.data_dir)))
     throw UserError(spec.name + ": data_dir " + spec.data_dir + " does not exist or is not a folder" +
                     (spec.name == "tensor_cache" ? " or a .safetensors file" : ""));

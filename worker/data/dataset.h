@@ -3,7 +3,8 @@
 // live in their own files and are created through OpenDataset:
 //
 //   name           data_dir holds                                      splits
-//   cifar10        cifar-10-batches-bin/ (or its files directly):       train (data_batch_1..5.bin), test (test_batch.bin)
+//   cifar10        cifar-10-batches-bin/ (or its files directly):       train (data_batch_1..5.bin), test
+//   (test_batch.bin)
 //                  records of 1 label byte + 3072 pixel bytes (RGB planes, row-major)
 //   cifar100       cifar-100-binary/ (or its files): train.bin, test.bin; records of coarse + fine label
 //                  bytes + 3072 pixels; the FINE label (100 classes) is used
@@ -45,11 +46,11 @@ class Dataset {
  public:
   virtual ~Dataset() = default;
   virtual int64_t size() const = 0;
-  virtual int num_classes() const = 0;          // 0 = unlabeled
-  virtual int channels() const = 0;             // as stored (1 or 3); Fetch always returns 3
+  virtual int num_classes() const = 0;  // 0 = unlabeled
+  virtual int channels() const = 0;     // as stored (1 or 3); Fetch always returns 3
   virtual int height() const = 0;
   virtual int width() const = 0;
-  virtual std::string name() const = 0;         // "cifar10:train" etc., for messages
+  virtual std::string name() const = 0;  // "cifar10:train" etc., for messages
   // Class names when the format knows them (CIFAR, Fashion-MNIST, image folders, caches), else empty.
   virtual std::vector<std::string> class_names() const { return {}; }
   // Per-channel mean/std of the images on the 0..1 scale (3 values, grayscale replicated).
@@ -64,11 +65,11 @@ class Dataset {
 };
 
 struct DatasetSpec {
-  std::string name;        // cifar10 | cifar100 | stl10 | fashion_mnist | mnist | image_folder | tensor_cache
+  std::string name;  // cifar10 | cifar100 | stl10 | fashion_mnist | mnist | image_folder | tensor_cache
   std::string data_dir;
-  std::string split;       // train | test | unlabeled | train+unlabeled
-  int64_t limit = 0;       // first N (0 = all)
-  int resize = 0;          // image_folder only: 0 = all images share one size; N = resize + center-crop to N x N
+  std::string split;  // train | test | unlabeled | train+unlabeled
+  int64_t limit = 0;  // first N (0 = all)
+  int resize = 0;     // image_folder only: 0 = all images share one size; N = resize + center-crop to N x N
 };
 
 // The dataset names OpenDataset accepts.

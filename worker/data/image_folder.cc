@@ -57,7 +57,8 @@ class ImageFolderDataset final : public StoredDataset {
   ImageFolderDataset(Geometry geo, std::vector<std::string> files, std::vector<int64_t> labels, int resize,
                      const std::string& root)
       : StoredDataset(std::move(geo), static_cast<int64_t>(files.size()), std::move(labels), "image folder " + root),
-        files_(std::move(files)), resize_(resize) {}
+        files_(std::move(files)),
+        resize_(resize) {}
   using StoredDataset::ApplyLimit;
   using StoredDataset::SetClassNames;
 
@@ -102,7 +103,8 @@ std::shared_ptr<const Dataset> OpenImageFolder(const DatasetSpec& spec) {
   std::string root = JoinPath(spec.data_dir, spec.split);
   if (!IsDirectory(root)) {
     if (spec.split != "train" || !IsDirectory(spec.data_dir))
-      throw UserError("image_folder: missing folder " + root + (spec.split == "train" ? " (and " + spec.data_dir + " is not a folder)" : "") +
+      throw UserError("image_folder: missing folder " + root +
+                      (spec.split == "train" ? " (and " + spec.data_dir + " is not a folder)" : "") +
                       "; expected <data_dir>/<split>/<class>/<image>.{jpg,jpeg,png}");
     root = spec.data_dir;
   }
@@ -121,7 +123,8 @@ std::shared_ptr<const Dataset> OpenImageFolder(const DatasetSpec& spec) {
     }
   }
   if (files.empty())
-    throw UserError("image_folder: " + root + " contains zero images (expected <class>/<image>.{jpg,jpeg,png} under it; found " +
+    throw UserError("image_folder: " + root +
+                    " contains zero images (expected <class>/<image>.{jpg,jpeg,png} under it; found " +
                     std::to_string(classes.size()) + " class folder(s))");
   int h0 = 0, w0 = 0;
   for (size_t i = 0; i < files.size(); ++i) {
@@ -132,8 +135,8 @@ std::shared_ptr<const Dataset> OpenImageFolder(const DatasetSpec& spec) {
       h0 = h;
       w0 = w;
     } else if (spec.resize == 0 && (h != h0 || w != w0)) {
-      throw UserError("image_folder: " + files[i] + " is " + std::to_string(w) + "x" + std::to_string(h) + " but " + files[0] +
-                      " is " + std::to_string(w0) + "x" + std::to_string(h0) +
+      throw UserError("image_folder: " + files[i] + " is " + std::to_string(w) + "x" + std::to_string(h) + " but " +
+                      files[0] + " is " + std::to_string(w0) + "x" + std::to_string(h0) +
                       "; all images must share one size unless a resize size is set (DatasetSpec::resize)");
     }
   }

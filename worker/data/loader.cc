@@ -23,12 +23,13 @@ std::vector<int64_t> EpochPermutation(int64_t n, bool shuffle, uint64_t seed, in
   std::iota(perm.begin(), perm.end(), 0);
   if (!shuffle) return perm;
   SampleRng rng(MixSeed(MixSeed(seed, 0x7065726d /* "perm" */), static_cast<uint64_t>(epoch)));
-  for (int64_t i = n - 1; i > 0; --i) std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(rng.Below(i + 1))]);
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(rng.Below(i + 1))]);
   return perm;
 }
 
-std::vector<int64_t> EpochShard(int64_t dataset_size, int batch_size, int rank, int world_size, bool shuffle, uint64_t seed,
-                                int64_t epoch) {
+std::vector<int64_t> EpochShard(int64_t dataset_size, int batch_size, int rank, int world_size, bool shuffle,
+                                uint64_t seed, int64_t epoch) {
   VICREG_CHECK(batch_size >= 1 && world_size >= 1 && rank >= 0 && rank < world_size,
                "EpochShard: need batch_size >= 1 and 0 <= rank < world_size");
   const int64_t global = static_cast<int64_t>(batch_size) * world_size;
@@ -57,7 +58,8 @@ template <typename Fallback>
 std::array<double, 3> Stat(const std::vector<double>& v, Fallback fallback, const char* field) {
   if (v.empty()) return fallback();  // the dataset's statistics are computed only when needed
   if (v.size() != 1 && v.size() != 3)
-    throw UserError(std::string("augment.") + field + " must have 1 or 3 values (per channel), got " + std::to_string(v.size()));
+    throw UserError(std::string("augment.") + field + " must have 1 or 3 values (per channel), got " +
+                    std::to_string(v.size()));
   std::array<double, 3> out{};
   for (size_t c = 0; c < 3; ++c) out[c] = v[v.size() == 1 ? 0 : c];
   return out;
@@ -116,7 +118,8 @@ struct Loader::Impl {
       int64_t k;
       {
         std::unique_lock<std::mutex> lock(mu);
-        cv_work.wait(lock, [&] { return stop || (next_claim < batches && next_claim < next_deliver + opts.prefetch_batches); });
+        cv_work.wait(
+            lock, [&] { return stop || (next_claim < batches && next_claim < next_deliver + opts.prefetch_batches); });
         if (stop) return;
         k = next_claim++;
       }
@@ -153,15 +156,19 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, const config::AugmentConf
   if (opts.world_size < 1) bad("world_size must be >= 1, got " + std::to_string(opts.world_size));
   if (opts.rank < 0 || opts.rank >= opts.world_size)
     bad("rank must be in [0, " + std::to_string(opts.world_size) + "), got " + std::to_string(opts.rank));
-  if (opts.num_workers < 0) bad("data.num_workers must be >= 0 (0 = load in the caller), got " + std::to_string(opts.num_workers));
-  if (opts.prefetch_batches < 1) bad("data.prefetch_batches must be >= 1, got " + std::to_string(opts.prefetch_batches));
+  if (opts.num_workers < 0)
+    bad("data.num_workers must be >= 0 (0 = load in the caller), got " + std::to_string(opts.num_workers));
+  if (opts.prefetch_batches < 1)
+    bad("data.prefetch_batches must be >= 1, got " + std::to_string(opts.prefetch_batches));
   if (opts.image_size < 1) bad("image_size must be >= 1, got " + std::to_string(opts.image_size));
-  TuneHostAllocator();   // no page faults on every fresh batch tensor (common/host_memory.h)
+  TuneHostAllocator();  // no page faults on every fresh batch tensor (common/host_memory.h)
   Impl& s = *impl_;
   s.dataset = std::move(dataset);
   s.opts = opts;
-  s.mean = Stat(augment.mean, [&] { return s.dataset->mean(); }, "mean");
-  s.std = Stat(augment.std, [&] { return s.dataset->std(); }, "std");
+  s.mean = Stat(
+      augment.mean, [&] { return s.dataset->mean(); }, "mean");
+  s.std = Stat(
+      augment.std, [&] { return s.dataset->std(); }, "std");
   for (double v : s.std)
     if (!(v > 0)) bad("augment.std values must be > 0, got " + std::to_string(v));
   s.aug1 = std::make_unique<ViewAugmenter>(augment.view1, opts.image_size, s.mean, s.std, opts.augment_options);
@@ -188,10 +195,12 @@ std::array<double, 3> Loader::std() const { return impl_->std; }
 void Loader::StartEpoch(int64_t epoch, int64_t skip_batches) {
   Impl& s = *impl_;
   if (skip_batches < 0 || skip_batches > s.batches)  // checked first: a failed call leaves the current epoch running
-    throw UserError("data loader: cannot skip " + std::to_string(skip_batches) + " batches of epoch " + std::to_string(epoch) +
-                    ": an epoch has " + std::to_string(s.batches) + " (did the dataset or batch size change since the checkpoint?)");
+    throw UserError("data loader: cannot skip " + std::to_string(skip_batches) + " batches of epoch " +
+                    std::to_string(epoch) + ": an epoch has " + std::to_string(s.batches) +
+                    " (did the dataset or batch size change since the checkpoint?)");
   s.StopThreads();
-  s.shard = EpochShard(s.dataset->size(), s.opts.batch_size, s.opts.rank, s.opts.world_size, s.opts.shuffle, s.opts.seed, epoch);
+  s.shard = EpochShard(s.dataset->size(), s.opts.batch_size, s.opts.rank, s.opts.world_size, s.opts.shuffle,
+                       s.opts.seed, epoch);
   s.epoch = epoch;
   s.ready.clear();
   s.next_claim = s.next_deliver = skip_batches;

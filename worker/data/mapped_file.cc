@@ -84,8 +84,7 @@ std::shared_ptr<const FileBytes> FileBytes::Gunzip(const std::string& path) {
     ::gzclose(gz);
     throw UserError("dataset file " + path + " is a corrupt or truncated gzip stream: " + m);
   }
-  if (::gzclose(gz) != Z_OK)
-    throw UserError("dataset file " + path + " is a corrupt or truncated gzip stream");
+  if (::gzclose(gz) != Z_OK) throw UserError("dataset file " + path + " is a corrupt or truncated gzip stream");
   f->data_ = out.data();
   f->size_ = out.size();
   return f;

@@ -10,12 +10,12 @@
 
 namespace vicreg::data {
 
-std::shared_ptr<const Dataset> OpenCifar10(const DatasetSpec& spec);     // cifar.cc
-std::shared_ptr<const Dataset> OpenCifar100(const DatasetSpec& spec);    // cifar.cc
-std::shared_ptr<const Dataset> OpenStl10(const DatasetSpec& spec);       // stl10.cc
-std::shared_ptr<const Dataset> OpenIdx(const DatasetSpec& spec);         // idx.cc (mnist, fashion_mnist)
-std::shared_ptr<const Dataset> OpenImageFolder(const DatasetSpec& spec); // image_folder.cc
-std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec); // tensor_cache.cc
+std::shared_ptr<const Dataset> OpenCifar10(const DatasetSpec& spec);      // cifar.cc
+std::shared_ptr<const Dataset> OpenCifar100(const DatasetSpec& spec);     // cifar.cc
+std::shared_ptr<const Dataset> OpenStl10(const DatasetSpec& spec);        // stl10.cc
+std::shared_ptr<const Dataset> OpenIdx(const DatasetSpec& spec);          // idx.cc (mnist, fashion_mnist)
+std::shared_ptr<const Dataset> OpenImageFolder(const DatasetSpec& spec);  // image_folder.cc
+std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec);  // tensor_cache.cc
 
 std::string JoinPath(const std::string& dir, const std::string& name);
 // <data_dir>/<sub> if that folder exists, else data_dir (users point at either level).

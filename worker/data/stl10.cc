@@ -24,7 +24,8 @@ struct Part {
 
 class Stl10Dataset final : public StoredDataset {
  public:
-  Stl10Dataset(Geometry geo, int64_t n, std::vector<int64_t> labels, std::vector<Part> parts, const std::string& listing)
+  Stl10Dataset(Geometry geo, int64_t n, std::vector<int64_t> labels, std::vector<Part> parts,
+               const std::string& listing)
       : StoredDataset(std::move(geo), n, std::move(labels), listing), parts_(std::move(parts)) {}
   using StoredDataset::ApplyLimit;
   using StoredDataset::SetClassNames;
@@ -62,8 +63,8 @@ void AddPart(const std::string& dir, const std::string& prefix, bool labeled, st
     const std::string ypath = FindFile("stl10 " + prefix + " labels", {dir}, {prefix + "_y.bin"});
     auto y = FileBytes::Map(ypath);
     if (static_cast<int64_t>(y->size()) != n)
-      throw UserError("stl10: inconsistent image/label counts: " + xpath + " holds " + std::to_string(n) + " images but " +
-                      ypath + " holds " + std::to_string(y->size()) + " labels (one byte each)");
+      throw UserError("stl10: inconsistent image/label counts: " + xpath + " holds " + std::to_string(n) +
+                      " images but " + ypath + " holds " + std::to_string(y->size()) + " labels (one byte each)");
     for (int64_t i = 0; i < n; ++i) {
       const int v = y->data()[i];
       if (v < 1 || v > 10) ThrowLabelOutOfRange(ypath, i, v, 1, 10);
@@ -84,7 +85,8 @@ std::shared_ptr<const Dataset> OpenStl10(const DatasetSpec& spec) {
   std::vector<int64_t> labels;
   int64_t total = 0;
   std::string listing;
-  if (spec.split == "train" || spec.split == "train+unlabeled") AddPart(dir, "train", true, &parts, &labels, &total, &listing);
+  if (spec.split == "train" || spec.split == "train+unlabeled")
+    AddPart(dir, "train", true, &parts, &labels, &total, &listing);
   if (spec.split == "test") AddPart(dir, "test", true, &parts, &labels, &total, &listing);
   if (spec.split == "unlabeled" || spec.split == "train+unlabeled")
     AddPart(dir, "unlabeled", false, &parts, &labels, &total, &listing);

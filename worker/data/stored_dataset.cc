@@ -37,7 +37,8 @@ void StoredDataset::SetStats(std::array<double, 3> mean, std::array<double, 3> s
 }
 
 void StoredDataset::ApplyLimit(int64_t limit) {
-  if (limit < 0) throw UserError(geo_.name + ": data.limit must be >= 0 (0 = all images), got " + std::to_string(limit));
+  if (limit < 0)
+    throw UserError(geo_.name + ": data.limit must be >= 0 (0 = all images), got " + std::to_string(limit));
   if (limit > 0 && limit < size_) {
     size_ = limit;
     if (!labels_.empty()) labels_.resize(static_cast<size_t>(limit));
@@ -58,8 +59,8 @@ void StoredDataset::Fetch(const std::vector<int64_t>& indices, at::Tensor* image
   int64_t* ldst = lab.data_ptr<int64_t>();
   for (int64_t k = 0; k < b; ++k) {
     const int64_t i = indices[static_cast<size_t>(k)];
-    VICREG_CHECK(i >= 0 && i < size_, geo_.name + ": index " + std::to_string(i) + " out of range [0, " +
-                                          std::to_string(size_) + ")");
+    VICREG_CHECK(i >= 0 && i < size_,
+                 geo_.name + ": index " + std::to_string(i) + " out of range [0, " + std::to_string(size_) + ")");
     uint8_t* img = dst + k * 3 * plane;
     ReadImage(i, img);
     if (geo_.channels == 1) {  // grayscale replicated to 3 channels

@@ -21,10 +21,10 @@ constexpr int64_t kStatsMaxImages = 10000;
 class StoredDataset : public Dataset {
  public:
   struct Geometry {
-    std::string name;        // "cifar10:train"
-    int channels = 3;        // 1 or 3, as stored
+    std::string name;  // "cifar10:train"
+    int channels = 3;  // 1 or 3, as stored
     int height = 0, width = 0;
-    int num_classes = 0;     // 0 = unlabeled
+    int num_classes = 0;  // 0 = unlabeled
   };
 
   int64_t size() const override { return size_; }

@@ -5,6 +5,8 @@
 //   __metadata__: format=vicreg-tensor-cache-v1, layout, num_classes, classes (JSON list of
 //           names), mean / std (JSON lists, 0..1 scale, 1 or 3 values), source (dataset name)
 // The file is mmap'ed; ReadImage copies (NCHW) or transposes (NHWC) one image.
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -17,8 +19,6 @@
 #include "worker/data/readers.h"
 #include "worker/data/stored_dataset.h"
 
-#include <ATen/ATen.h>
-
 namespace vicreg::data {
 namespace {
 
@@ -28,7 +28,10 @@ class TensorCacheDataset final : public StoredDataset {
  public:
   TensorCacheDataset(Geometry geo, int64_t n, std::vector<int64_t> labels, std::shared_ptr<const FileBytes> file,
                      const uint8_t* images, bool nhwc)
-      : StoredDataset(std::move(geo), n, std::move(labels), file->path()), file_(std::move(file)), images_(images), nhwc_(nhwc) {}
+      : StoredDataset(std::move(geo), n, std::move(labels), file->path()),
+        file_(std::move(file)),
+        images_(images),
+        nhwc_(nhwc) {}
   using StoredDataset::ApplyLimit;
   using StoredDataset::SetClassNames;
   using StoredDataset::SetStats;
@@ -81,15 +84,15 @@ std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec) {
   if (!IsRegularFile(path)) {
     path = JoinPath(spec.data_dir, spec.split + ".safetensors");
     if (!IsRegularFile(path))
-      throw UserError("tensor_cache: missing file: data_dir " + spec.data_dir + " is neither a .safetensors file nor a folder holding " +
-                      spec.split + ".safetensors (looked for " + spec.data_dir + " and " + path + ")");
+      throw UserError("tensor_cache: missing file: data_dir " + spec.data_dir +
+                      " is neither a .safetensors file nor a folder holding " + spec.split +
+                      ".safetensors (looked for " + spec.data_dir + " and " + path + ")");
   }
   auto file = FileBytes::Map(path);
   const st::Header h = st::ParseHeader(file->bytes(), path);
   const st::TensorInfo* im = h.Find("images");
   if (!im) throw UserError(path + ": no tensor named 'images' (expected uint8 [N, C, H, W] or [N, H, W, C])");
-  if (im->dtype != st::DType::kU8)
-    throw UserError(path + ": 'images' must be U8, found " + st::DTypeName(im->dtype));
+  if (im->dtype != st::DType::kU8) throw UserError(path + ": 'images' must be U8, found " + st::DTypeName(im->dtype));
   std::string layout;
   if (auto it = h.metadata.find("layout"); it != h.metadata.end()) layout = it->second;
   if (!layout.empty() && layout != "NCHW" && layout != "NHWC")
@@ -102,11 +105,15 @@ std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec) {
   } else if (s.size() == 4) {
     const bool chw_ok = s[1] == 1 || s[1] == 3, hwc_ok = s[3] == 1 || s[3] == 3;
     if (layout.empty()) {
-      if (chw_ok) layout = "NCHW";
-      else if (hwc_ok) layout = "NHWC";
+      if (chw_ok)
+        layout = "NCHW";
+      else if (hwc_ok)
+        layout = "NHWC";
     }
-    if (layout == "NCHW" && chw_ok) n = s[0], c = s[1], ht = s[2], wd = s[3];
-    else if (layout == "NHWC" && hwc_ok) n = s[0], ht = s[1], wd = s[2], c = s[3], nhwc = true;
+    if (layout == "NCHW" && chw_ok)
+      n = s[0], c = s[1], ht = s[2], wd = s[3];
+    else if (layout == "NHWC" && hwc_ok)
+      n = s[0], ht = s[1], wd = s[2], c = s[3], nhwc = true;
     else
       throw UserError(path + ": 'images' shape " + ShapeStr(s) + " is not [N, C, H, W] or [N, H, W, C] with C 1 or 3" +
                       (layout.empty() ? "" : " (metadata layout " + layout + ")"));
@@ -130,8 +137,9 @@ std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec) {
   std::vector<int64_t> labels;
   if (const st::TensorInfo* lt = h.Find("labels")) {
     if (lt->shape.size() != 1 || lt->shape[0] != n)
-      throw UserError("tensor_cache: inconsistent image/label counts in " + path + ": 'images' holds " + std::to_string(n) +
-                      " images but 'labels' has shape " + ShapeStr(lt->shape) + " (expected [" + std::to_string(n) + "])");
+      throw UserError("tensor_cache: inconsistent image/label counts in " + path + ": 'images' holds " +
+                      std::to_string(n) + " images but 'labels' has shape " + ShapeStr(lt->shape) + " (expected [" +
+                      std::to_string(n) + "])");
     const std::string_view lb = st::TensorBytes(file->bytes(), h, *lt);
     labels.resize(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
@@ -139,11 +147,20 @@ std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec) {
       int64_t v = 0;
       switch (lt->dtype) {
         case st::DType::kI64: std::memcpy(&v, p, 8); break;
-        case st::DType::kI32: { int32_t x; std::memcpy(&x, p, 4); v = x; break; }
-        case st::DType::kI16: { int16_t x; std::memcpy(&x, p, 2); v = x; break; }
+        case st::DType::kI32: {
+          int32_t x;
+          std::memcpy(&x, p, 4);
+          v = x;
+          break;
+        }
+        case st::DType::kI16: {
+          int16_t x;
+          std::memcpy(&x, p, 2);
+          v = x;
+          break;
+        }
         case st::DType::kU8: v = static_cast<uint8_t>(*p); break;
-        default:
-          throw UserError(path + ": 'labels' must be I64 (or I32/I16/U8), found " + st::DTypeName(lt->dtype));
+        default: throw UserError(path + ": 'labels' must be I64 (or I32/I16/U8), found " + st::DTypeName(lt->dtype));
       }
       labels[static_cast<size_t>(i)] = v;
     }
@@ -158,12 +175,13 @@ std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec) {
   }
   if (num_classes < 0) num_classes = 0;
 
-  StoredDataset::Geometry geo{"tensor_cache:" + spec.split, static_cast<int>(c), static_cast<int>(ht), static_cast<int>(wd),
-                              num_classes};
+  StoredDataset::Geometry geo{"tensor_cache:" + spec.split, static_cast<int>(c), static_cast<int>(ht),
+                              static_cast<int>(wd), num_classes};
   const uint8_t* images = reinterpret_cast<const uint8_t*>(st::TensorBytes(file->bytes(), h, *im).data());
   auto ds = std::make_shared<TensorCacheDataset>(geo, n, std::move(labels), file, images, nhwc);
   std::array<double, 3> mean{}, sd{};
-  const bool has_mean = ParseTriple(h.metadata, "mean", path, &mean), has_std = ParseTriple(h.metadata, "std", path, &sd);
+  const bool has_mean = ParseTriple(h.metadata, "mean", path, &mean),
+             has_std = ParseTriple(h.metadata, "std", path, &sd);
   if (has_mean && has_std) {
     for (double v : sd)
       if (!(v > 0)) throw UserError(path + ": metadata std values must be > 0, found '" + h.metadata.at("std") + "'");
@@ -171,7 +189,8 @@ std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec) {
   }
   if (auto it = h.metadata.find("classes"); it != h.metadata.end()) {
     nlohmann::json j = nlohmann::json::parse(it->second, nullptr, false);
-    if (!j.is_array()) throw UserError(path + ": metadata classes must be a JSON list of names, found '" + it->second + "'");
+    if (!j.is_array())
+      throw UserError(path + ": metadata classes must be a JSON list of names, found '" + it->second + "'");
     std::vector<std::string> names;
     for (const auto& v : j) {
       if (!v.is_string()) throw UserError(path + ": metadata classes must hold strings, found '" + it->second + "'");

@@ -28,13 +28,11 @@ std::vector<int> ListEpochCheckpoints(const std::string& dir) {
   while (const dirent* e = readdir(d)) {
     // epoch_0007.pt exactly (not epoch_0007.pt.tmp.123, not epoch_0007.json)
     const std::string name = e->d_name;
-    if (name.size() <= 9 || name.compare(0, 6, "epoch_") != 0 || name.compare(name.size() - 3, 3, ".pt") != 0)
-      continue;
+    if (name.size() <= 9 || name.compare(0, 6, "epoch_") != 0 || name.compare(name.size() - 3, 3, ".pt") != 0) continue;
     const std::string digits = name.substr(6, name.size() - 9);
     if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
     const int epoch = std::stoi(digits);
-    if (name == train::CheckpointManager::EpochFileName(epoch))
-      epochs.push_back(epoch);
+    if (name == train::CheckpointManager::EpochFileName(epoch)) epochs.push_back(epoch);
   }
   closedir(d);
   std::sort(epochs.begin(), epochs.end());
@@ -88,7 +86,8 @@ model::VisionTransformer BuildEncoder(const config::ModelConfig& m, int image_si
   auto opts = model::VitOptions::FromConfig(m);
   if (image_size > 0 && image_size % opts.patch_size != 0)
     throw UserError("--image-size " + std::to_string(image_size) + ": must be a multiple of the encoder's patch size " +
-                    std::to_string(opts.patch_size) + " (the model was trained at " + std::to_string(opts.image_size) + ")");
+                    std::to_string(opts.patch_size) + " (the model was trained at " + std::to_string(opts.image_size) +
+                    ")");
   if (image_size > 0) opts.image_size = image_size;
   opts.drop_path_rate = 0.0;
   opts.Validate();

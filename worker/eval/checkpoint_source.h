@@ -30,8 +30,8 @@ struct GivenModelConfig {
 struct CheckpointEncoder {
   std::string path;
   int64_t epoch = 0;
-  config::ModelConfig model;       // resolved (presets expanded)
-  NamedTensors state;              // timm keys (the "encoder." prefix dropped, projector discarded)
+  config::ModelConfig model;  // resolved (presets expanded)
+  NamedTensors state;         // timm keys (the "encoder." prefix dropped, projector discarded)
 };
 
 // "<dir>/epoch_0007.pt"

@@ -2,10 +2,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -69,8 +69,7 @@ std::string CheckedDevice(const std::string& flag) {
     d = c10::Device(flag);
   } catch (const c10::Error&) {
   }
-  if (!d || !(d->is_cpu() || d->is_cuda()))
-    throw UserError("--device " + flag + ": expected cpu, cuda or cuda:N");
+  if (!d || !(d->is_cpu() || d->is_cuda())) throw UserError("--device " + flag + ": expected cpu, cuda or cuda:N");
   if (d->is_cuda()) {
     if (!at::hasCUDA())
       throw UserError("--device " + flag + ": this build or machine has no CUDA device (use --device cpu)");
@@ -108,7 +107,8 @@ struct ModelFlags {
     mc->excludes(jb);
   }
   std::optional<GivenModelConfig> Load() {
-    if (!model_config.empty()) return GivenModelConfig{config::LoadSeedModelConfig(model_config), "--model_config " + model_config};
+    if (!model_config.empty())
+      return GivenModelConfig{config::LoadSeedModelConfig(model_config), "--model_config " + model_config};
     if (!job.empty()) {
       job_cfg = config::LoadJobFile(job);
       return GivenModelConfig{job_cfg->model, "--job " + job};
@@ -126,9 +126,10 @@ std::string TimmName(const std::string& backbone) {
 }  // namespace
 
 int EvaluateCommand(int argc, char** argv) {
-  CLI::App app{"Linear probe and weighted kNN of VICReg checkpoints, with raw-pixel and random-init reference rows.\n"
-               "Subcommands: vicreg_eval export|extract|convert --help",
-               "vicreg_eval"};
+  CLI::App app{
+      "Linear probe and weighted kNN of VICReg checkpoints, with raw-pixel and random-init reference rows.\n"
+      "Subcommands: vicreg_eval export|extract|convert --help",
+      "vicreg_eval"};
   EvaluateOptions o;
   ModelFlags mf;
   mf.Add(app);
@@ -145,20 +146,25 @@ int EvaluateCommand(int argc, char** argv) {
   auto* ds = app.add_option("--dataset", o.dataset, dataset_help);
   auto* dd = app.add_option(Names("--data-dir"), o.data_dir, "dataset folder (or .safetensors for tensor_cache)");
   app.add_option("--mode", mode, "training mode of the checkpoints (only vicreg)")->check(CLI::IsMember({"vicreg"}));
-  auto* ep = app.add_option("--epochs", o.epochs, "epochs to evaluate (epoch_%04d.pt); default: every checkpoint found");
+  auto* ep =
+      app.add_option("--epochs", o.epochs, "epochs to evaluate (epoch_%04d.pt); default: every checkpoint found");
   auto* pr = app.add_option("--probe", probe, "linear | knn | all")->check(CLI::IsMember({"linear", "knn", "all"}));
   auto* kk = app.add_option(Names("--knn-k"), knn_k, "kNN neighbours")->check(CLI::PositiveNumber);
   auto* kt = app.add_option(Names("--knn-temperature"), knn_t, "kNN vote temperature")->check(CLI::PositiveNumber);
-  app.add_option("--out", o.out_json, "result JSON (CSV beside it); default <checkpoint_dir>/../eval/eval_<dataset>.json");
+  app.add_option("--out", o.out_json,
+                 "result JSON (CSV beside it); default <checkpoint_dir>/../eval/eval_<dataset>.json");
   app.add_option(Names("--batch-size"), o.batch_size, "feature-extraction batch size")->check(CLI::PositiveNumber);
   app.add_option("--device", o.device, "where the encoder extracts features: cpu | cuda | cuda:N (probes run on CPU)");
   app.add_option("--threads", threads, "intra-op threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  auto* lt = app.add_option(Names("--limit-train"), o.limit_train, "use the first N train images (0 = all)")->check(CLI::NonNegativeNumber);
-  auto* ls = app.add_option(Names("--limit-test"), o.limit_test, "use the first N test images (0 = all)")->check(CLI::NonNegativeNumber);
+  auto* lt = app.add_option(Names("--limit-train"), o.limit_train, "use the first N train images (0 = all)")
+                 ->check(CLI::NonNegativeNumber);
+  auto* ls = app.add_option(Names("--limit-test"), o.limit_test, "use the first N test images (0 = all)")
+                 ->check(CLI::NonNegativeNumber);
   app.add_flag(Names("--no-reference"), no_reference, "skip the raw_pixels and random_init reference rows");
   app.add_option(Names("--image-size"), o.image_size, "encoder input size (default: the model's; pos_embed resampled)")
       ->check(CLI::PositiveNumber);
-  app.add_option("--resize", o.resize, "image_folder only: resize + center-crop images to N x N")->check(CLI::NonNegativeNumber);
+  app.add_option("--resize", o.resize, "image_folder only: resize + center-crop images to N x N")
+      ->check(CLI::NonNegativeNumber);
   app.add_option(Names("--random-init-seed"), o.random_init_seed, "seed of the random_init reference encoder");
   app.add_flag("--quiet", quiet, "no progress lines");
   (void)ep;
@@ -172,8 +178,9 @@ int EvaluateCommand(int argc, char** argv) {
       const auto& j = *mf.job_cfg;
       if (!ds->count()) o.dataset = j.eval.datasets.empty() ? j.data.dataset : j.eval.datasets.front().name;
       if (!dd->count())
-        o.data_dir = !j.eval.datasets.empty() && !j.eval.datasets.front().data_dir.empty() ? j.eval.datasets.front().data_dir
-                                                                                           : j.data.data_dir;
+        o.data_dir = !j.eval.datasets.empty() && !j.eval.datasets.front().data_dir.empty()
+                         ? j.eval.datasets.front().data_dir
+                         : j.data.data_dir;
       if (!kk->count()) knn_k = j.eval.knn_k;
       if (!kt->count()) knn_t = j.eval.knn_temperature;
       if (!lt->count()) o.limit_train = j.eval.limit_train;
@@ -211,8 +218,9 @@ int EvaluateCommand(int argc, char** argv) {
     std::fflush(stdout);
     spdlog::info("wrote {} and {}", o.out_json, CsvPathFor(o.out_json));
     if (res.evaluated == 0) {
-      std::fprintf(stderr, "vicreg_eval: no checkpoint was evaluated%s\n",
-                   res.failures.empty() ? "" : (" (" + std::to_string(res.failures.size()) + " failed to load)").c_str());
+      std::fprintf(
+          stderr, "vicreg_eval: no checkpoint was evaluated%s\n",
+          res.failures.empty() ? "" : (" (" + std::to_string(res.failures.size()) + " failed to load)").c_str());
       return kExitFailure;
     }
     return kExitOk;
@@ -232,7 +240,8 @@ int ExportCommand(int argc, char** argv) {
     const auto geometry = model::VitOptions::FromConfig(ck.model);
     EncoderExportOptions eo;
     eo.architecture = TimmName(ck.model.backbone_name);
-    eo.extra_metadata = {{"source_checkpoint", ckpt}, {"epoch", std::to_string(ck.epoch)}, {"producer", "vicreg_eval export"}};
+    eo.extra_metadata = {
+        {"source_checkpoint", ckpt}, {"epoch", std::to_string(ck.epoch)}, {"producer", "vicreg_eval export"}};
     int64_t params = 0;
     for (const auto& [k, t] : ck.state) params += t.numel();
     const int64_t n = ExportEncoderSafetensors(ck.state, geometry, out, eo);
@@ -244,9 +253,10 @@ int ExportCommand(int argc, char** argv) {
 }
 
 int ExtractCommand(int argc, char** argv) {
-  CLI::App app{"Write the frozen features (normed CLS token) of a dataset split as safetensors: "
-               "features fp32 [N, D], labels int64 [N]",
-               "vicreg_eval extract"};
+  CLI::App app{
+      "Write the frozen features (normed CLS token) of a dataset split as safetensors: "
+      "features fp32 [N, D], labels int64 [N]",
+      "vicreg_eval extract"};
   std::string ckpt, out, dataset, data_dir, split = "test", dataset_help = "dataset name";
   AddDatasetNames(&dataset_help);
   ModelFlags mf;
@@ -263,7 +273,8 @@ int ExtractCommand(int argc, char** argv) {
   app.add_option("--out", out, "output .safetensors")->required();
   app.add_option("--limit", limit, "first N images (0 = all)")->check(CLI::NonNegativeNumber);
   app.add_option(Names("--batch-size"), batch_size, "batch size")->check(CLI::PositiveNumber);
-  app.add_option(Names("--image-size"), image_size, "encoder input size (default: the model's)")->check(CLI::PositiveNumber);
+  app.add_option(Names("--image-size"), image_size, "encoder input size (default: the model's)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "intra-op threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   app.add_option("--resize", resize, "image_folder only: resize + center-crop to N x N")->check(CLI::NonNegativeNumber);
   app.add_flag("--quiet", quiet, "no progress lines");
@@ -341,7 +352,8 @@ int EvalMain(int argc, char** argv) {
     if (sub == "convert") return ConvertCommand(argc - 1, argv + 1);
     if (sub == "evaluate") return EvaluateCommand(argc - 1, argv + 1);
     if (!sub.empty() && sub[0] != '-') {
-      std::fprintf(stderr, "vicreg_eval: unknown subcommand '%s' (valid: export, extract, convert; or flags for evaluation)\n",
+      std::fprintf(stderr,
+                   "vicreg_eval: unknown subcommand '%s' (valid: export, extract, convert; or flags for evaluation)\n",
                    sub.c_str());
       return kExitUsage;
     }

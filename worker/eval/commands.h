@@ -8,7 +8,7 @@
 
 namespace vicreg::eval {
 
-int EvalMain(int argc, char** argv);      // dispatches on argv[1]
+int EvalMain(int argc, char** argv);  // dispatches on argv[1]
 int EvaluateCommand(int argc, char** argv);
 int ExportCommand(int argc, char** argv);
 int ExtractCommand(int argc, char** argv);

@@ -97,10 +97,11 @@ at::Tensor ResamplePosEmbed(const at::Tensor& pos_embed, int new_grid) {
   if (g == new_grid) return pos_embed;
   const int64_t D = pos_embed.size(2);
   auto orig = pos_embed.scalar_type();
-  auto cls = pos_embed.narrow(1, 0, 1);                                                   // [1, 1, D]
+  auto cls = pos_embed.narrow(1, 0, 1);                                                                  // [1, 1, D]
   auto grid = pos_embed.narrow(1, 1, g * g).to(at::kFloat).reshape({1, g, g, D}).permute({0, 3, 1, 2});  // [1, D, g, g]
-  auto resized = at::upsample_bicubic2d(grid.contiguous(), {new_grid, new_grid}, /*align_corners=*/false);  // [1, D, n, n]
-  auto flat = resized.permute({0, 2, 3, 1}).reshape({1, new_grid * new_grid, D}).to(orig);  // [1, n*n, D]
+  auto resized =
+      at::upsample_bicubic2d(grid.contiguous(), {new_grid, new_grid}, /*align_corners=*/false);  // [1, D, n, n]
+  auto flat = resized.permute({0, 2, 3, 1}).reshape({1, new_grid * new_grid, D}).to(orig);       // [1, n*n, D]
   return at::cat({cls, flat}, 1);
 }
 
@@ -151,8 +152,8 @@ void LoadEncoderSafetensors(model::VisionTransformer& vit, const std::string& pa
   LoadEncoderState(vit, file.tensors, path, resample_pos_embed);
 }
 
-int64_t ExportEncoderSafetensors(const NamedTensors& state, const model::VitOptions& geometry,
-                                 const std::string& path, const EncoderExportOptions& opts) {
+int64_t ExportEncoderSafetensors(const NamedTensors& state, const model::VitOptions& geometry, const std::string& path,
+                                 const EncoderExportOptions& opts) {
   const auto expected = TimmEncoderKeys(geometry);
   std::unordered_map<std::string, at::Tensor> by_key;
   for (const auto& [k, t] : state) by_key[k] = t;

@@ -43,8 +43,7 @@ void LoadEncoderState(model::VisionTransformer& vit, const NamedTensors& state, 
                       bool resample_pos_embed = false);
 
 // Reads an exported file into `vit` (strict). Throws UserError naming the file and key.
-void LoadEncoderSafetensors(model::VisionTransformer& vit, const std::string& path,
-                            bool resample_pos_embed = false);
+void LoadEncoderSafetensors(model::VisionTransformer& vit, const std::string& path, bool resample_pos_embed = false);
 
 struct EncoderExportOptions {
   std::string architecture = "vit_small_patch16_224";  // timm model name (metadata only)
@@ -52,7 +51,7 @@ struct EncoderExportOptions {
 };
 // Validates `state` against the geometry (strict, as LoadEncoderState) and writes it fp32 with
 // timm's key order and the metadata above. Returns the number of tensors written.
-int64_t ExportEncoderSafetensors(const NamedTensors& state, const model::VitOptions& geometry,
-                                 const std::string& path, const EncoderExportOptions& opts = {});
+int64_t ExportEncoderSafetensors(const NamedTensors& state, const model::VitOptions& geometry, const std::string& path,
+                                 const EncoderExportOptions& opts = {});
 
 }  // namespace vicreg::eval

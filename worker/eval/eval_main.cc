@@ -14,6 +14,6 @@ int main(int argc, char** argv) {
   if (getenv("OMP_WAIT_POLICY") == nullptr && setenv("OMP_WAIT_POLICY", "passive", 1) == 0) {
     execv("/proc/self/exe", argv);  // returns only on failure: then continue with the default policy
   }
-  vicreg::TuneHostAllocator();   // reuse freed batch/feature memory (common/host_memory.h)
+  vicreg::TuneHostAllocator();  // reuse freed batch/feature memory (common/host_memory.h)
   return vicreg::eval::EvalMain(argc, argv);
 }

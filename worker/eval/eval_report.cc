@@ -1,9 +1,8 @@
 #include "worker/eval/eval_report.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "common/errors.h"
@@ -34,8 +33,8 @@ std::string ReportToCsv(const EvalReport& r) {
   os << "model,epoch,probe,top1,top5,fit_seconds\n";
   char buf[256];
   for (const auto& row : r.rows) {
-    std::snprintf(buf, sizeof buf, "%s,%d,%s,%.6f,%.6f,%.3f\n", row.model.c_str(), row.epoch,
-                  row.probe.c_str(), row.top1, row.top5, row.fit_seconds);
+    std::snprintf(buf, sizeof buf, "%s,%d,%s,%.6f,%.6f,%.3f\n", row.model.c_str(), row.epoch, row.probe.c_str(),
+                  row.top1, row.top5, row.fit_seconds);
     os << buf;
   }
   return os.str();
@@ -54,8 +53,8 @@ std::string ReportToTable(const EvalReport& r) {
   os << buf << std::string(wm, '-') << "-+-------+-" << std::string(wp, '-') << "-+---------+---------+----------\n";
   for (const auto& row : r.rows) {
     std::snprintf(buf, sizeof buf, "%-*s | %5d | %-*s | %6.2f%% | %6.2f%% | %8.1fs\n", static_cast<int>(wm),
-                  row.model.c_str(), row.epoch, static_cast<int>(wp), row.probe.c_str(), 100 * row.top1,
-                  100 * row.top5, row.fit_seconds);
+                  row.model.c_str(), row.epoch, static_cast<int>(wp), row.probe.c_str(), 100 * row.top1, 100 * row.top5,
+                  row.fit_seconds);
     os << buf;
   }
   if (!r.missing_epochs.empty()) {

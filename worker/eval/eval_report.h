@@ -15,12 +15,12 @@
 namespace vicreg::eval {
 
 struct EvalRow {
-  std::string model;        // vicreg | random_init | raw_pixels
-  int epoch = 0;            // 0 for the reference rows
-  std::string probe;        // linear | knn
-  double top1 = 0;          // ratios in [0, 1]
+  std::string model;  // vicreg | random_init | raw_pixels
+  int epoch = 0;      // 0 for the reference rows
+  std::string probe;  // linear | knn
+  double top1 = 0;    // ratios in [0, 1]
   double top5 = 0;
-  double fit_seconds = 0;   // probe fit (+ predict) time, not feature extraction
+  double fit_seconds = 0;  // probe fit (+ predict) time, not feature extraction
 };
 
 struct EvalReport {
@@ -30,9 +30,9 @@ struct EvalReport {
   std::vector<int> missing_epochs;
 };
 
-std::string ReportToJson(const EvalReport& r);     // pretty-printed, trailing newline
+std::string ReportToJson(const EvalReport& r);  // pretty-printed, trailing newline
 std::string ReportToCsv(const EvalReport& r);
-std::string ReportToTable(const EvalReport& r);    // aligned, for the terminal
+std::string ReportToTable(const EvalReport& r);  // aligned, for the terminal
 // Parses ReportToJson's output; throws UserError naming `source` and the bad field.
 EvalReport ReportFromJson(const std::string& text, const std::string& source);
 

@@ -1,10 +1,9 @@
 #include "worker/eval/evaluate.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 #include <spdlog/spdlog.h>
-
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
 #include <chrono>
@@ -35,10 +34,11 @@ Splits OpenSplits(const EvaluateOptions& o) {
   s.train = data::OpenDataset({o.dataset, o.data_dir, "train", o.limit_train, o.resize});
   s.test = data::OpenDataset({o.dataset, o.data_dir, "test", o.limit_test, o.resize});
   s.num_classes = s.train->num_classes();
-  if (s.num_classes < 1) throw UserError("--dataset " + o.dataset + ": the train split is unlabeled; probes need labels");
+  if (s.num_classes < 1)
+    throw UserError("--dataset " + o.dataset + ": the train split is unlabeled; probes need labels");
   if (s.test->num_classes() != s.num_classes)
-    throw UserError("--dataset " + o.dataset + ": train has " + std::to_string(s.num_classes) + " classes but test has " +
-                    std::to_string(s.test->num_classes()));
+    throw UserError("--dataset " + o.dataset + ": train has " + std::to_string(s.num_classes) +
+                    " classes but test has " + std::to_string(s.test->num_classes()));
   s.mean = s.train->mean();
   s.std = s.train->std();
   auto take = [&](const std::vector<double>& v, std::array<double, 3>* out, const char* what) {
@@ -58,8 +58,9 @@ void Probe(const EvaluateOptions& o, const Splits& s, const FeatureSet& tr, cons
   if (o.linear) {
     const auto t0 = Clock::now();
     auto clf = FitLinearProbe(tr.features, tr.labels, s.num_classes, o.linear_opts);
-    auto scores = clf.Scores(te.features);                                 // [M, C]
-    EvalRow r{model, epoch, "linear", TopKAccuracy(scores, te.labels, 1), TopKAccuracy(scores, te.labels, 5), Since(t0)};
+    auto scores = clf.Scores(te.features);  // [M, C]
+    EvalRow r{model,    epoch, "linear", TopKAccuracy(scores, te.labels, 1), TopKAccuracy(scores, te.labels, 5),
+              Since(t0)};
     spdlog::info("{} epoch {} linear: top1 {:.4f} top5 {:.4f} (l2 {:g}, {:.1f}s)", model, epoch, r.top1, r.top5, clf.l2,
                  r.fit_seconds);
     rows->push_back(r);

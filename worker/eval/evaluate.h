@@ -17,31 +17,31 @@
 namespace vicreg::eval {
 
 struct EvaluateOptions {
-  std::string checkpoint_dir;              // epoch_XXXX.pt files ...
-  std::string checkpoint_file;             // ... or one file (then epochs is ignored)
-  std::vector<int> epochs;                 // empty = every epoch_XXXX.pt in checkpoint_dir
-  std::optional<GivenModelConfig> given;   // --model_config / --job
-  std::string dataset;                     // cifar10 | cifar100 | stl10 | fashion_mnist | mnist | image_folder | tensor_cache
+  std::string checkpoint_dir;             // epoch_XXXX.pt files ...
+  std::string checkpoint_file;            // ... or one file (then epochs is ignored)
+  std::vector<int> epochs;                // empty = every epoch_XXXX.pt in checkpoint_dir
+  std::optional<GivenModelConfig> given;  // --model_config / --job
+  std::string dataset;  // cifar10 | cifar100 | stl10 | fashion_mnist | mnist | image_folder | tensor_cache
   std::string data_dir;
-  int resize = 0;                          // image_folder: DatasetSpec::resize
-  int64_t limit_train = 0, limit_test = 0; // first N (0 = all)
-  std::vector<double> mean, std;           // normalization; empty = the train split's own statistics
+  int resize = 0;                           // image_folder: DatasetSpec::resize
+  int64_t limit_train = 0, limit_test = 0;  // first N (0 = all)
+  std::vector<double> mean, std;            // normalization; empty = the train split's own statistics
   bool linear = true, knn = true;
   LinearProbeOptions linear_opts;
   KnnOptions knn_opts;
   int batch_size = 256;
-  std::string device = "cpu";              // feature extraction: cpu | cuda | cuda:N (probes run on CPU)
-  int image_size = 0;                      // 0 = the model's; otherwise pos_embed is resampled
-  bool references = true;                  // raw_pixels + random_init rows
+  std::string device = "cpu";  // feature extraction: cpu | cuda | cuda:N (probes run on CPU)
+  int image_size = 0;          // 0 = the model's; otherwise pos_embed is resampled
+  bool references = true;      // raw_pixels + random_init rows
   uint64_t random_init_seed = 0;
   bool progress = true;
-  std::string out_json;                    // when set: JSON + CSV rewritten after each checkpoint
+  std::string out_json;  // when set: JSON + CSV rewritten after each checkpoint
 };
 
 struct EvaluateResult {
   EvalReport report;
-  int evaluated = 0;                       // checkpoints evaluated
-  std::vector<std::string> failures;       // "epoch 3: <reason>" for checkpoints that exist but failed to load
+  int evaluated = 0;                  // checkpoints evaluated
+  std::vector<std::string> failures;  // "epoch 3: <reason>" for checkpoints that exist but failed to load
 };
 
 // Throws UserError for invalid input that stops everything (dataset, flags, no checkpoint dir).

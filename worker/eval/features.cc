@@ -18,7 +18,9 @@ namespace {
 std::vector<int64_t> AllOr(const std::vector<int64_t>& indices, int64_t n) {
   if (!indices.empty()) {
     for (int64_t i : indices)
-      if (i < 0 || i >= n) throw UserError("feature extraction: index " + std::to_string(i) + " out of range [0, " + std::to_string(n) + ")");
+      if (i < 0 || i >= n)
+        throw UserError("feature extraction: index " + std::to_string(i) + " out of range [0, " + std::to_string(n) +
+                        ")");
     return indices;
   }
   std::vector<int64_t> all(static_cast<size_t>(n));
@@ -69,7 +71,7 @@ FeatureSet ExtractFeatures(const EncodeFn& encode, const data::Dataset& dataset,
   };
   Pipelined(nb, prepare, [&](int64_t, PreparedBatch& pb) {
     at::NoGradGuard no_grad;
-    auto f = encode(pb.images.to(opts.device));                         // [B, D]
+    auto f = encode(pb.images.to(opts.device));  // [B, D]
     VICREG_CHECK(f.dim() == 2 && f.size(0) == pb.images.size(0), "encoder must return [B, D]");
     feats.push_back(f.to(at::kCPU, at::kFloat));
     labels.push_back(pb.labels.to(at::kLong));
@@ -83,8 +85,8 @@ FeatureSet ExtractFeatures(const EncodeFn& encode, const data::Dataset& dataset,
   return out;
 }
 
-FeatureSet ExtractFeatures(model::VisionTransformer& encoder, const data::Dataset& dataset,
-                           const ExtractOptions& opts, const std::vector<int64_t>& indices) {
+FeatureSet ExtractFeatures(model::VisionTransformer& encoder, const data::Dataset& dataset, const ExtractOptions& opts,
+                           const std::vector<int64_t>& indices) {
   const bool was_training = encoder->is_training();
   encoder->eval();
   struct Restore {
@@ -102,7 +104,7 @@ FeatureSet RawPixelFeatures(const data::Dataset& dataset, std::array<double, 3> 
   const int64_t n = dataset.size();
   const int c = dataset.channels() == 1 ? 1 : 3;
   const int64_t dim = static_cast<int64_t>(c) * dataset.height() * dataset.width();
-  auto out_feats = at::empty({n, dim}, at::kFloat);                      // [N, C*H*W]
+  auto out_feats = at::empty({n, dim}, at::kFloat);  // [N, C*H*W]
   auto out_labels = at::empty({n}, at::kLong);
   const auto m = at::tensor({mean[0], mean[1], mean[2]}, at::kFloat).narrow(0, 0, c).view({1, c, 1, 1});
   const auto s = at::tensor({std[0], std[1], std[2]}, at::kFloat).narrow(0, 0, c).view({1, c, 1, 1});
@@ -113,7 +115,7 @@ FeatureSet RawPixelFeatures(const data::Dataset& dataset, std::array<double, 3> 
     std::vector<int64_t> idx(static_cast<size_t>(len));
     std::iota(idx.begin(), idx.end(), start);
     PreparedBatch pb;
-    dataset.Fetch(idx, &pb.images, &pb.labels);                          // uint8 [B, 3, H, W]
+    dataset.Fetch(idx, &pb.images, &pb.labels);  // uint8 [B, 3, H, W]
     return pb;
   };
   Pipelined(nb, prepare, [&](int64_t b, PreparedBatch& pb) {

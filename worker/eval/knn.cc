@@ -39,16 +39,16 @@ at::Tensor KnnVotes(const at::Tensor& bank_in, const at::Tensor& bank_labels, co
     throw UserError("kNN: bank labels must lie in [0, " + std::to_string(num_classes) + "), found " +
                     std::to_string(lo < 0 ? lo : hi) + " (an unlabeled split cannot be used as the bank)");
 
-  const auto bank_t = L2Normalize(bank_in).t().contiguous();                 // [D, N]
-  const auto queries = L2Normalize(queries_in);                              // [M, D]
+  const auto bank_t = L2Normalize(bank_in).t().contiguous();  // [D, N]
+  const auto queries = L2Normalize(queries_in);               // [M, D]
   const int64_t m = queries.size(0), n = bank_t.size(1);
   const int64_t k = std::min<int64_t>(opts.k, n);
-  auto votes = at::zeros({m, num_classes}, queries.options());               // [M, C]
+  auto votes = at::zeros({m, num_classes}, queries.options());  // [M, C]
   for (int64_t start = 0; start < m; start += opts.chunk_size) {
     const int64_t len = std::min(opts.chunk_size, m - start);
-    auto sim = at::mm(queries.narrow(0, start, len), bank_t);                // [L, N]
+    auto sim = at::mm(queries.narrow(0, start, len), bank_t);                                  // [L, N]
     auto [top_sim, top_idx] = at::topk(sim, k, /*dim=*/1, /*largest=*/true, /*sorted=*/true);  // [L, k]
-    auto top_labels = labels.index_select(0, top_idx.reshape({-1})).view({len, k});  // [L, k]
+    auto top_labels = labels.index_select(0, top_idx.reshape({-1})).view({len, k});            // [L, k]
     // exp(sim / T) scaled by the row's exp(-max / T): the same ranking of classes, no overflow
     // for small T. (Votes are therefore relative within a row.)
     auto weights = top_sim.sub(top_sim.narrow(1, 0, 1)).div_(opts.temperature).exp_();  // [L, k]
@@ -62,7 +62,7 @@ KnnResult KnnClassify(const at::Tensor& bank, const at::Tensor& bank_labels, con
   // bank: [N, D], queries: [M, D], query_labels: [M]
   if (query_labels.dim() != 1 || query_labels.size(0) != queries.size(0))
     throw UserError("kNN: query labels must be [M] with M = " + std::to_string(queries.size(0)));
-  auto votes = KnnVotes(bank, bank_labels, queries, num_classes, opts);       // [M, C]
+  auto votes = KnnVotes(bank, bank_labels, queries, num_classes, opts);  // [M, C]
   KnnResult r;
   r.top1 = TopKAccuracy(votes, query_labels, 1);
   r.top5 = TopKAccuracy(votes, query_labels, 5);

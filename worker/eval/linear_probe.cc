@@ -41,9 +41,9 @@ LinearFitInfo FitRotated(const at::Tensor& xr, const at::Tensor& s, const at::Te
                          const LinearProbeOptions& opts, at::Tensor* w, at::Tensor* b) {
   // xr: [N, k], s: [k], y: [N] -> *w [C, k], *b [C]
   if (!s.defined()) return FitSoftmaxRegression(xr, y, num_classes, l2, opts, w, b);
-  const auto a = (s + l2 / kCurvature).rsqrt();                          // [k]
-  const auto z = (xr * a).contiguous();                                  // [N, k]
-  at::Tensor v = w->defined() ? *w / a : at::Tensor();                   // [C, k]
+  const auto a = (s + l2 / kCurvature).rsqrt();         // [k]
+  const auto z = (xr * a).contiguous();                 // [N, k]
+  at::Tensor v = w->defined() ? *w / a : at::Tensor();  // [C, k]
   auto info = FitSoftmaxRegression(z, y, num_classes, l2, opts, &v, b, a * a);
   *w = v * a;
   return info;
@@ -56,15 +56,15 @@ at::Tensor LinearClassifier::Scores(const at::Tensor& x) const {
   return at::addmm(bias_, xs, weight_.t());
 }
 
-LinearFitInfo FitSoftmaxRegression(const at::Tensor& xs, const at::Tensor& y, int num_classes,
-                                   double l2, const LinearProbeOptions& opts, at::Tensor* w,
-                                   at::Tensor* b, const at::Tensor& penalty_in) {
+LinearFitInfo FitSoftmaxRegression(const at::Tensor& xs, const at::Tensor& y, int num_classes, double l2,
+                                   const LinearProbeOptions& opts, at::Tensor* w, at::Tensor* b,
+                                   const at::Tensor& penalty_in) {
   // xs: [N, D] fp32, y: int64 [N]; w: [C, D], b: [C]; penalty_in: [D]
   const int64_t n = xs.size(0), d = xs.size(1);
   auto fopts = xs.options();
   at::Tensor W = (w->defined() ? w->detach().clone() : at::zeros({num_classes, d}, fopts)).requires_grad_(true);
   at::Tensor B = (b->defined() ? b->detach().clone() : at::zeros({num_classes}, fopts)).requires_grad_(true);
-  const auto yy = y.unsqueeze(1);                                        // [N, 1]
+  const auto yy = y.unsqueeze(1);  // [N, 1]
   const auto minus_one = at::full({n, 1}, -1.0 / static_cast<double>(n), fopts);
   const double inv_n = 1.0 / static_cast<double>(n);
   const at::Tensor penalty = (penalty_in.defined() ? penalty_in.to(at::kFloat) : at::ones({d}, fopts)).mul(l2);  // [D]
@@ -72,14 +72,14 @@ LinearFitInfo FitSoftmaxRegression(const at::Tensor& xs, const at::Tensor& y, in
   // Analytic loss and gradient (no autograd graph): the closure sets W.grad and B.grad.
   auto closure = [&]() -> at::Tensor {
     at::NoGradGuard no_grad;
-    auto logits = at::addmm(B, xs, W.t());                               // [N, C]
-    auto logp = at::log_softmax(logits, 1);                              // [N, C]
+    auto logits = at::addmm(B, xs, W.t());   // [N, C]
+    auto logp = at::log_softmax(logits, 1);  // [N, C]
     auto nll = -logp.gather(1, yy).sum() * inv_n;
-    auto pw = W * penalty;                                               // [C, D]
+    auto pw = W * penalty;  // [C, D]
     auto loss = nll + 0.5 * (pw * W).sum();
-    auto g = logp.exp_().mul_(inv_n).scatter_add_(1, yy, minus_one);     // (P - Y) / N  [N, C]
-    W.mutable_grad() = at::addmm(pw, g.t(), xs);                         // [C, D]
-    B.mutable_grad() = g.sum(0);                                         // [C]
+    auto g = logp.exp_().mul_(inv_n).scatter_add_(1, yy, minus_one);  // (P - Y) / N  [N, C]
+    W.mutable_grad() = at::addmm(pw, g.t(), xs);                      // [C, D]
+    B.mutable_grad() = g.sum(0);                                      // [C]
     return loss;
   };
 
@@ -111,21 +111,22 @@ LinearClassifier FitLinearProbe(const at::Tensor& x_in, const at::Tensor& y_in, 
   CheckInputs(x_in, y_in, num_classes);
   if (opts.l2_grid.empty()) throw UserError("linear probe: l2_grid must not be empty");
   for (double v : opts.l2_grid)
-    if (!(v >= 0) || !std::isfinite(v)) throw UserError("linear probe: l2 values must be >= 0, got " + std::to_string(v));
+    if (!(v >= 0) || !std::isfinite(v))
+      throw UserError("linear probe: l2 values must be >= 0, got " + std::to_string(v));
   const auto x = x_in.to(at::kFloat).contiguous();
   const auto y = y_in.to(at::kLong).contiguous();
   const int64_t n = x.size(0);
 
   LinearClassifier clf;
-  clf.mean_ = x.mean(0);                                                 // [D]
-  clf.std_ = x.std(0, /*unbiased=*/false);                               // [D]
+  clf.mean_ = x.mean(0);                    // [D]
+  clf.std_ = x.std(0, /*unbiased=*/false);  // [D]
   clf.std_ = at::where(clf.std_ < 1e-6, at::ones_like(clf.std_), clf.std_);
-  at::Tensor xs = ((x - clf.mean_) / clf.std_).contiguous();             // [N, D]
+  at::Tensor xs = ((x - clf.mean_) / clf.std_).contiguous();  // [N, D]
 
   // Rotate into the eigenbasis of the training covariance (see the header): xr = xs U.
-  at::Tensor u;          // [D, k]
-  at::Tensor s;          // [k] eigenvalues; undefined = no preconditioning
-  at::Tensor xr = xs;    // [N, k]
+  at::Tensor u;        // [D, k]
+  at::Tensor s;        // [k] eigenvalues; undefined = no preconditioning
+  at::Tensor xr = xs;  // [N, k]
   const int64_t d = x.size(1);
   if (std::min(n, d) <= opts.precondition_max_dim) {
     // Eigenvalues below 1e-7 * max: no training variance there; the optimum has W = 0 along them.
@@ -136,19 +137,19 @@ LinearClassifier FitLinearProbe(const at::Tensor& x_in, const at::Tensor& y_in, 
       const auto cov = at::mm(xs.t(), xs).to(at::kDouble).div_(static_cast<double>(n));
       auto [evals, evecs] = at::linalg_eigh(cov);
       const auto keep = keep_of(evals);
-      s = evals.index_select(0, keep).to(at::kFloat);                   // [k]
-      u = evecs.index_select(1, keep).to(at::kFloat).contiguous();       // [D, k]
-      xr = at::mm(xs, u).contiguous();                                   // [N, k]
-    } else {       // fewer samples than dims: Gram [N, N] = V L V^T, U = xs^T V (n L)^-1/2
+      s = evals.index_select(0, keep).to(at::kFloat);               // [k]
+      u = evecs.index_select(1, keep).to(at::kFloat).contiguous();  // [D, k]
+      xr = at::mm(xs, u).contiguous();                              // [N, k]
+    } else {  // fewer samples than dims: Gram [N, N] = V L V^T, U = xs^T V (n L)^-1/2
       const auto gram = at::mm(xs, xs.t()).to(at::kDouble).div_(static_cast<double>(n));
       auto [evals, evecs] = at::linalg_eigh(gram);
       const auto keep = keep_of(evals);
-      const auto l = evals.index_select(0, keep);                        // [k]
-      const auto v = evecs.index_select(1, keep);                        // [N, k]
-      const auto root = (l * static_cast<double>(n)).sqrt();             // [k]
+      const auto l = evals.index_select(0, keep);             // [k]
+      const auto v = evecs.index_select(1, keep);             // [N, k]
+      const auto root = (l * static_cast<double>(n)).sqrt();  // [k]
       s = l.to(at::kFloat);
       u = (at::mm(xs.t().to(at::kDouble), v) / root).to(at::kFloat).contiguous();  // [D, k]
-      xr = (v * root).to(at::kFloat).contiguous();                       // [N, k] = xs U
+      xr = (v * root).to(at::kFloat).contiguous();                                 // [N, k] = xs U
     }
   }
   xs = at::Tensor();
@@ -176,9 +177,8 @@ LinearClassifier FitLinearProbe(const at::Tensor& x_in, const at::Tensor& y_in, 
       auto info = FitRotated(xf, s, yf, num_classes, l2, sel, &w, &b);
       info.holdout_top1 = TopKAccuracy(at::addmm(b, xh, w.t()), yh, 1);
       if (opts.verbose)
-        std::fprintf(stderr, "linear probe: l2=%g holdout top1=%.4f loss=%.5f max|grad|=%.2e evals=%lld (%.1fs)\n",
-                     l2, info.holdout_top1, info.loss, info.max_abs_grad,
-                     static_cast<long long>(info.function_evals),
+        std::fprintf(stderr, "linear probe: l2=%g holdout top1=%.4f loss=%.5f max|grad|=%.2e evals=%lld (%.1fs)\n", l2,
+                     info.holdout_top1, info.loss, info.max_abs_grad, static_cast<long long>(info.function_evals),
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       clf.fits.push_back(info);
       if (info.holdout_top1 > best) {  // strict: on ties the stronger regularization stays
@@ -194,13 +194,13 @@ LinearClassifier FitLinearProbe(const at::Tensor& x_in, const at::Tensor& y_in, 
   const auto t0 = std::chrono::steady_clock::now();
   auto info = FitRotated(xr, s, y, num_classes, chosen, opts, &w, &b);
   if (opts.verbose)
-    std::fprintf(stderr, "linear probe: refit on all %lld samples with l2=%g loss=%.5f max|grad|=%.2e evals=%lld (%.1fs)\n",
-                 static_cast<long long>(n), chosen, info.loss, info.max_abs_grad,
-                 static_cast<long long>(info.function_evals),
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::fprintf(
+        stderr, "linear probe: refit on all %lld samples with l2=%g loss=%.5f max|grad|=%.2e evals=%lld (%.1fs)\n",
+        static_cast<long long>(n), chosen, info.loss, info.max_abs_grad, static_cast<long long>(info.function_evals),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   clf.fits.push_back(info);
   clf.l2 = chosen;
-  clf.weight_ = u.defined() ? at::mm(w, u.t()) : w;                    // [C, D] on standardized features
+  clf.weight_ = u.defined() ? at::mm(w, u.t()) : w;  // [C, D] on standardized features
   clf.bias_ = b;
   return clf;
 }

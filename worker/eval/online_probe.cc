@@ -24,10 +24,14 @@ struct OnlineLinearProbe::Impl {
 
 OnlineLinearProbe::OnlineLinearProbe(const OnlineLinearProbeOptions& opts, c10::Device device)
     : impl_(std::make_unique<Impl>(opts, device)) {
-  if (opts.feature_dim < 1) throw UserError("online probe: feature_dim must be >= 1, got " + std::to_string(opts.feature_dim));
-  if (opts.num_classes < 2) throw UserError("online probe: num_classes must be >= 2, got " + std::to_string(opts.num_classes));
-  if (!(opts.lr > 0) || !std::isfinite(opts.lr)) throw UserError("online probe: lr must be > 0, got " + std::to_string(opts.lr));
-  if (!(opts.weight_decay >= 0)) throw UserError("online probe: weight_decay must be >= 0, got " + std::to_string(opts.weight_decay));
+  if (opts.feature_dim < 1)
+    throw UserError("online probe: feature_dim must be >= 1, got " + std::to_string(opts.feature_dim));
+  if (opts.num_classes < 2)
+    throw UserError("online probe: num_classes must be >= 2, got " + std::to_string(opts.num_classes));
+  if (!(opts.lr > 0) || !std::isfinite(opts.lr))
+    throw UserError("online probe: lr must be > 0, got " + std::to_string(opts.lr));
+  if (!(opts.weight_decay >= 0))
+    throw UserError("online probe: weight_decay must be >= 0, got " + std::to_string(opts.weight_decay));
   if (opts.optimizer != "adam" && opts.optimizer != "sgd")
     throw UserError("online probe: optimizer must be adam or sgd, got '" + opts.optimizer + "'");
   {
@@ -64,22 +68,23 @@ OnlineProbeStep OnlineLinearProbe::Update(const at::Tensor& features, const at::
   auto& im = *impl_;
   if (features.dim() != 2 || features.size(1) != im.opts.feature_dim)
     throw UserError("online probe: features must be [B, " + std::to_string(im.opts.feature_dim) + "], got dim " +
-                    std::to_string(features.dim()) + (features.dim() == 2 ? " width " + std::to_string(features.size(1)) : ""));
+                    std::to_string(features.dim()) +
+                    (features.dim() == 2 ? " width " + std::to_string(features.size(1)) : ""));
   if (labels.dim() != 1 || labels.size(0) != features.size(0))
     throw UserError("online probe: labels must be [B] with B = " + std::to_string(features.size(0)));
   auto y = labels.to(im.device, at::kLong);
-  auto keep = y.ge(0);                                                   // [B]
+  auto keep = y.ge(0);  // [B]
   if (y.numel() && y.max().item<int64_t>() >= im.opts.num_classes)
     throw UserError("online probe: label " + std::to_string(y.max().item<int64_t>()) + " >= num_classes " +
                     std::to_string(im.opts.num_classes));
   OnlineProbeStep out;
-  const auto idx = keep.nonzero().squeeze(1);                            // [B']
+  const auto idx = keep.nonzero().squeeze(1);  // [B']
   out.samples = idx.size(0);
   if (out.samples == 0) return out;
   auto x = features.detach().to(im.device, at::kFloat).index_select(0, idx);  // [B', D]
-  y = y.index_select(0, idx);                                            // [B']
+  y = y.index_select(0, idx);                                                 // [B']
   at::AutoGradMode grad_on(true);
-  auto logits = im.linear->forward(x);                                   // [B', C]
+  auto logits = im.linear->forward(x);  // [B', C]
   auto loss = at::cross_entropy_loss(logits, y);
   im.optimizer->zero_grad();
   loss.backward();
@@ -116,9 +121,12 @@ OnlineKnn::OnlineKnn(std::shared_ptr<const data::Dataset> dataset, OnlineKnnOpti
   if (dataset_->num_classes() < 1)
     throw UserError("online kNN: dataset " + dataset_->name() + " is unlabeled; use a labeled split (e.g. train)");
   const int64_t n = dataset_->size();
-  if (n < 2) throw UserError("online kNN: dataset " + dataset_->name() + " has " + std::to_string(n) + " samples, need >= 2");
-  if (opts_.query_size < 1) throw UserError("online kNN: eval.online_knn_subset must be >= 1, got " + std::to_string(opts_.query_size));
-  if (opts_.bank_size < 0) throw UserError("online kNN: bank_size must be >= 0, got " + std::to_string(opts_.bank_size));
+  if (n < 2)
+    throw UserError("online kNN: dataset " + dataset_->name() + " has " + std::to_string(n) + " samples, need >= 2");
+  if (opts_.query_size < 1)
+    throw UserError("online kNN: eval.online_knn_subset must be >= 1, got " + std::to_string(opts_.query_size));
+  if (opts_.bank_size < 0)
+    throw UserError("online kNN: bank_size must be >= 0, got " + std::to_string(opts_.bank_size));
   // A local generator: the global RNG (and so the training run) is not affected.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(opts_.seed);
   const auto perm = at::randperm(n, gen, at::TensorOptions().dtype(at::kLong));

@@ -42,16 +42,16 @@ namespace vicreg::eval {
 struct OnlineLinearProbeOptions {
   int feature_dim = 384;
   int num_classes = 10;
-  std::string optimizer = "adam";    // adam | sgd
+  std::string optimizer = "adam";  // adam | sgd
   double lr = 1e-3;
-  double momentum = 0.9;             // sgd only
+  double momentum = 0.9;  // sgd only
   double weight_decay = 0.0;
 };
 
 struct OnlineProbeStep {
-  double loss = 0;                   // cross-entropy of this batch (before the update)
-  double batch_top1 = 0;             // accuracy on this batch (before the update)
-  int64_t samples = 0;               // labeled rows used (rows with label < 0 are ignored)
+  double loss = 0;        // cross-entropy of this batch (before the update)
+  double batch_top1 = 0;  // accuracy on this batch (before the update)
+  int64_t samples = 0;    // labeled rows used (rows with label < 0 are ignored)
 };
 
 class OnlineLinearProbe {
@@ -67,7 +67,7 @@ class OnlineLinearProbe {
   // features: [B, D] -> logits [B, C] (no grad).
   at::Tensor Predict(const at::Tensor& features) const;
 
-  double running_top1() const;       // correct / seen since the last ResetStats (0 if none)
+  double running_top1() const;  // correct / seen since the last ResetStats (0 if none)
   int64_t correct() const;
   int64_t seen() const;
   void ResetStats();
@@ -80,11 +80,11 @@ class OnlineLinearProbe {
 };
 
 struct OnlineKnnOptions {
-  int64_t query_size = 2000;         // held-out queries (eval.online_knn_subset)
-  int64_t bank_size = 10000;         // bank drawn from the remaining samples (0 = all of them)
-  KnnOptions knn;                    // k = 20, T = 0.07
-  ExtractOptions extract;            // batch size, image size, mean/std, device, progress
-  uint64_t seed = 0;                 // which samples are queries / bank
+  int64_t query_size = 2000;  // held-out queries (eval.online_knn_subset)
+  int64_t bank_size = 10000;  // bank drawn from the remaining samples (0 = all of them)
+  KnnOptions knn;             // k = 20, T = 0.07
+  ExtractOptions extract;     // batch size, image size, mean/std, device, progress
+  uint64_t seed = 0;          // which samples are queries / bank
 };
 
 class OnlineKnn {

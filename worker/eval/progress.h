@@ -11,18 +11,18 @@ namespace vicreg::eval {
 
 struct ProgressOptions {
   bool enabled = true;
-  double log_interval_s = 10.0;      // non-terminal output: seconds between lines
+  double log_interval_s = 10.0;  // non-terminal output: seconds between lines
   std::string unit = "img";
 };
 
 class Progress {
  public:
   Progress(std::string label, int64_t total, ProgressOptions opts = {});
-  void Advance(int64_t n);           // n more items done
-  void Finish();                     // final line (idempotent; also called by the destructor)
+  void Advance(int64_t n);  // n more items done
+  void Finish();            // final line (idempotent; also called by the destructor)
   ~Progress();
   double elapsed_s() const;
-  double rate() const;               // items per second so far
+  double rate() const;  // items per second so far
 
  private:
   void Print(bool final_line);

@@ -13,8 +13,8 @@ namespace vicreg::eval {
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 struct TensorFile {
-  NamedTensors tensors;                          // in file (data offset) order, CPU, owning copies
-  std::map<std::string, std::string> metadata;   // "__metadata__"
+  NamedTensors tensors;                         // in file (data offset) order, CPU, owning copies
+  std::map<std::string, std::string> metadata;  // "__metadata__"
 };
 
 // Throws UserError naming the file (missing, truncated, bad header, unsupported dtype).

@@ -20,10 +20,9 @@ at::Tensor TopKClasses(const at::Tensor& scores, int k) {
 
 double TopKAccuracy(const at::Tensor& scores, const at::Tensor& labels, int k) {
   // scores: [M, C], labels: [M]
-  VICREG_CHECK(labels.dim() == 1 && labels.size(0) == scores.size(0),
-               "labels must be [M] matching scores [M, C]");
+  VICREG_CHECK(labels.dim() == 1 && labels.size(0) == scores.size(0), "labels must be [M] matching scores [M, C]");
   if (scores.size(0) == 0) return 0.0;
-  auto top = TopKClasses(scores, k);                                     // [M, k]
+  auto top = TopKClasses(scores, k);                                             // [M, k]
   auto hit = top.eq(labels.to(at::kLong).to(top.device()).unsqueeze(1)).any(1);  // [M]
   return hit.to(at::kDouble).mean().item<double>();
 }

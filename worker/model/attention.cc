@@ -39,7 +39,7 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
                             bool shared) {
     const auto g = GeometryOf(q_src, kv_src, dim, heads);
     auto scores = at::empty({g.B, g.H, g.Nq, g.N}, q_src.options());  // [B, H, Nq, N]
-    auto out = at::empty({g.B, g.Nq, g.D}, q_src.options());           // [B, Nq, D]
+    auto out = at::empty({g.B, g.Nq, g.D}, q_src.options());          // [B, Nq, D]
     AT_DISPATCH_FLOATING_TYPES(q_src.scalar_type(), "vicreg_attention_fwd", [&] {
       SingleThreadedBlas one;
       const auto* qs = q_src.data_ptr<scalar_t>();
@@ -50,16 +50,16 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
           const scalar_t* Q = qs + b * g.Nq * g.Cq + q_off + h * g.hd;
           const scalar_t* K = kvs + b * g.N * g.Ckv + k_off + h * g.hd;
           Gemm<scalar_t>(false, true, g.Nq, g.N, g.hd, static_cast<scalar_t>(scale), Q, g.Cq, K, g.Ckv, 0,
-                         s + (b * g.H + h) * g.Nq * g.N, g.N);               // S = scale Q K^T
+                         s + (b * g.H + h) * g.Nq * g.N, g.N);  // S = scale Q K^T
         }
-      auto probs = at::_softmax(scores, -1, false);                       // [B, H, Nq, N]
+      auto probs = at::_softmax(scores, -1, false);  // [B, H, Nq, N]
       const auto* p = probs.data_ptr<scalar_t>();
       auto* o = out.data_ptr<scalar_t>();
       for (int64_t b = 0; b < g.B; ++b)
         for (int64_t h = 0; h < g.H; ++h) {
           const scalar_t* V = kvs + b * g.N * g.Ckv + v_off + h * g.hd;
           Gemm<scalar_t>(false, false, g.Nq, g.hd, g.N, 1, p + (b * g.H + h) * g.Nq * g.N, g.N, V, g.Ckv, 0,
-                         o + b * g.Nq * g.D + h * g.hd, g.D);                // O = P V
+                         o + b * g.Nq * g.D + h * g.hd, g.D);  // O = P V
         }
       scores = probs;
     });
@@ -82,7 +82,7 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     const double scale = ctx->saved_data["scale"].toDouble();
     const bool shared = ctx->saved_data["shared"].toBool();
     const auto g = GeometryOf(q_src, kv_src, offs[3], offs[4]);
-    auto dout = grad[0].contiguous();                                      // [B, Nq, D]
+    auto dout = grad[0].contiguous();  // [B, Nq, D]
     // Gradient buffers; columns no slice writes (none in the ViT's layouts) must be zero.
     const bool kv_covered = shared ? (g.Ckv == 3 * g.D) : (g.Ckv == 2 * g.D);
     auto dkv = kv_covered ? at::empty_like(kv_src) : at::zeros_like(kv_src);
@@ -90,7 +90,7 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     if (!shared) dq = (g.Cq == g.D) ? at::empty_like(q_src) : at::zeros_like(q_src);
     const auto& dq_buf = shared ? dkv : dq;
     const int64_t ldq = shared ? g.Ckv : g.Cq;
-    auto dprobs = at::empty_like(probs);                                  // [B, H, Nq, N]
+    auto dprobs = at::empty_like(probs);  // [B, H, Nq, N]
     AT_DISPATCH_FLOATING_TYPES(q_src.scalar_type(), "vicreg_attention_bwd", [&] {
       SingleThreadedBlas one;
       const auto* qs = q_src.data_ptr<scalar_t>();
@@ -105,7 +105,7 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
           const scalar_t* V = kvs + b * g.N * g.Ckv + v_off + h * g.hd;
           const scalar_t* dOb = dO + b * g.Nq * g.D + h * g.hd;
           Gemm<scalar_t>(true, false, g.N, g.hd, g.Nq, 1, p + bh, g.N, dOb, g.D, 0,
-                         dKV + b * g.N * g.Ckv + v_off + h * g.hd, g.Ckv);   // dV = P^T dO
+                         dKV + b * g.N * g.Ckv + v_off + h * g.hd, g.Ckv);                       // dV = P^T dO
           Gemm<scalar_t>(false, true, g.Nq, g.N, g.hd, 1, dOb, g.D, V, g.Ckv, 0, dp + bh, g.N);  // dP = dO V^T
         }
       auto dscores = at::_softmax_backward_data(dprobs, probs, -1, probs.scalar_type());  // [B, H, Nq, N]
@@ -118,9 +118,9 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
           const scalar_t* Q = qs + b * g.Nq * g.Cq + q_off + h * g.hd;
           const scalar_t* K = kvs + b * g.N * g.Ckv + k_off + h * g.hd;
           Gemm<scalar_t>(false, false, g.Nq, g.hd, g.N, sc, ds + bh, g.N, K, g.Ckv, 0,
-                         dQ + b * g.Nq * ldq + q_off + h * g.hd, ldq);        // dQ = scale dS K
+                         dQ + b * g.Nq * ldq + q_off + h * g.hd, ldq);  // dQ = scale dS K
           Gemm<scalar_t>(true, false, g.N, g.hd, g.Nq, sc, ds + bh, g.N, Q, g.Cq, 0,
-                         dKV + b * g.N * g.Ckv + k_off + h * g.hd, g.Ckv);    // dK = scale dS^T Q
+                         dKV + b * g.N * g.Ckv + k_off + h * g.hd, g.Ckv);  // dK = scale dS^T Q
         }
     });
     torch::autograd::variable_list res(9);
@@ -158,12 +158,12 @@ at::Tensor MultiHeadAttentionComposite(const AttentionInputs& in) {
   CheckInputs(in);
   const int64_t B = in.q_src.size(0), Nq = in.q_src.size(1), N = in.kv_src.size(1), D = in.dim, H = in.heads;
   const int64_t hd = D / H;
-  auto heads = [&](const at::Tensor& src, int64_t off, int64_t n) {   // -> [B, H, n, hd]
+  auto heads = [&](const at::Tensor& src, int64_t off, int64_t n) {  // -> [B, H, n, hd]
     return src.narrow(2, off, D).reshape({B, n, H, hd}).permute({0, 2, 1, 3});
   };
   auto q = heads(in.q_src, in.q_off, Nq), k = heads(in.kv_src, in.k_off, N), v = heads(in.kv_src, in.v_off, N);
   auto probs = at::softmax(at::matmul(q, k.transpose(-2, -1)) * in.scale, -1);  // [B, H, Nq, N]
-  return at::matmul(probs, v).transpose(1, 2).reshape({B, Nq, D});            // [B, Nq, D]
+  return at::matmul(probs, v).transpose(1, 2).reshape({B, Nq, D});              // [B, Nq, D]
 }
 
 at::Tensor MultiHeadAttention(const AttentionInputs& in) {
@@ -173,11 +173,11 @@ at::Tensor MultiHeadAttention(const AttentionInputs& in) {
       std::abs(in.scale - 1.0 / std::sqrt(static_cast<double>(hd))) < 1e-12) {
     // CUDA (LibTorch >= 2.0): the fused flash / memory-efficient kernels, same math and scale.
     const int64_t B = in.q_src.size(0), Nq = in.q_src.size(1), N = in.kv_src.size(1), D = in.dim, H = in.heads;
-    auto heads = [&](const at::Tensor& src, int64_t off, int64_t n) {   // -> [B, H, n, hd]
+    auto heads = [&](const at::Tensor& src, int64_t off, int64_t n) {  // -> [B, H, n, hd]
       return src.narrow(2, off, D).view({B, n, H, hd}).transpose(1, 2);
     };
     auto o = compat::Sdpa(heads(in.q_src, in.q_off, Nq), heads(in.kv_src, in.k_off, N), heads(in.kv_src, in.v_off, N));
-    return o.transpose(1, 2).reshape({B, Nq, D});                       // [B, Nq, D]
+    return o.transpose(1, 2).reshape({B, Nq, D});  // [B, Nq, D]
   }
   if (!AttentionFastPathAvailable(in.q_src) || in.kv_src.scalar_type() != in.q_src.scalar_type() ||
       !in.kv_src.device().is_cpu())

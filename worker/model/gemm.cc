@@ -14,8 +14,8 @@ namespace {
 // Fortran BLAS gemm (column-major); the trailing lengths are gfortran's hidden string-length
 // arguments (C implementations such as OpenBLAS ignore them).
 template <typename T>
-using BlasGemm = void (*)(const char*, const char*, const int*, const int*, const int*, const T*, const T*,
-                          const int*, const T*, const int*, const T*, T*, const int*, size_t, size_t);
+using BlasGemm = void (*)(const char*, const char*, const int*, const int*, const int*, const T*, const T*, const int*,
+                          const T*, const int*, const T*, T*, const int*, size_t, size_t);
 // oneDNN (row-major): dnnl_status_t dnnl_sgemm(char, char, dim M, N, K, float alpha, const float* A,
 // dim lda, const float* B, dim ldb, float beta, float* C, dim ldc); dnnl_dim_t = int64_t, 0 = success.
 using DnnlSgemm = int (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
@@ -53,8 +53,8 @@ int ToInt(int64_t v) {
 
 // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T on the same memory.
 template <typename T>
-void BlasRowMajor(BlasGemm<T> gemm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-                  int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+void BlasRowMajor(BlasGemm<T> gemm, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+                  const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
   const char first = tb ? 'T' : 'N', second = ta ? 'T' : 'N';
   const int m = ToInt(N), n = ToInt(M), k = ToInt(K), la = ToInt(ldb), lb = ToInt(lda), lc = ToInt(ldc);
   gemm(&first, &second, &m, &n, &k, &alpha, B, &la, A, &lb, &beta, C, &lc, 1, 1);

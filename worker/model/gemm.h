@@ -18,9 +18,9 @@ void GemmRowMajor(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alph
                   const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
 // Which kernels exist in this process.
-bool HaveFloatGemm();      // dnnl_sgemm or sgemm_
-bool HaveDoubleGemm();     // dgemm_
-bool UsingOneDnnGemm();    // fp32 goes to dnnl_sgemm
+bool HaveFloatGemm();    // dnnl_sgemm or sgemm_
+bool HaveDoubleGemm();   // dgemm_
+bool UsingOneDnnGemm();  // fp32 goes to dnnl_sgemm
 
 // While alive, the BLAS (OpenBLAS) runs single-threaded (no-op for other BLAS / for oneDNN, whose
 // threads follow ATen's). For loops of many tiny GEMMs, where OpenBLAS's thread hand-off costs more

@@ -27,7 +27,7 @@ class LinearFunction : public torch::autograd::Function<LinearFunction> {
     const int64_t M = x2.size(0), in = x2.size(1), out = w.size(0);
     at::Tensor y;
     if (b.defined()) {
-      y = b.expand({M, out}).contiguous();                        // C = bias, then C += X W^T
+      y = b.expand({M, out}).contiguous();  // C = bias, then C += X W^T
     } else {
       y = at::empty({M, out}, x2.options());
     }
@@ -52,12 +52,12 @@ class LinearFunction : public torch::autograd::Function<LinearFunction> {
     if (ctx->needs_input_grad(0)) dx = at::empty({M, in}, x2.options());
     if (ctx->needs_input_grad(1)) dw = at::empty({out, in}, w.options());
     AT_DISPATCH_FLOATING_TYPES(x2.scalar_type(), "vicreg_linear_bwd", [&] {
-      if (dx.defined())   // dX = dY W
-        GemmRowMajor(false, false, M, in, out, scalar_t(1), dy.data_ptr<scalar_t>(), out, w.data_ptr<scalar_t>(),
-                     in, scalar_t(0), dx.data_ptr<scalar_t>(), in);
-      if (dw.defined())   // dW = dY^T X
-        GemmRowMajor(true, false, out, in, M, scalar_t(1), dy.data_ptr<scalar_t>(), out, x2.data_ptr<scalar_t>(),
-                     in, scalar_t(0), dw.data_ptr<scalar_t>(), in);
+      if (dx.defined())  // dX = dY W
+        GemmRowMajor(false, false, M, in, out, scalar_t(1), dy.data_ptr<scalar_t>(), out, w.data_ptr<scalar_t>(), in,
+                     scalar_t(0), dx.data_ptr<scalar_t>(), in);
+      if (dw.defined())  // dW = dY^T X
+        GemmRowMajor(true, false, out, in, M, scalar_t(1), dy.data_ptr<scalar_t>(), out, x2.data_ptr<scalar_t>(), in,
+                     scalar_t(0), dw.data_ptr<scalar_t>(), in);
     });
     if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) db = dy.sum(0);
     return {dx, dw, db, at::Tensor()};
@@ -68,15 +68,14 @@ class LinearFunction : public torch::autograd::Function<LinearFunction> {
 
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   if (!FastPath(x, weight, bias) || x.dim() < 1 || weight.dim() != 2 || x.size(-1) != weight.size(1))
-    return at::linear(x, weight, bias);   // also produces ATen's shape errors
+    return at::linear(x, weight, bias);  // also produces ATen's shape errors
   const int64_t in = x.size(-1), out = weight.size(0);
   std::vector<int64_t> out_shape(x.sizes().begin(), x.sizes().end());
   out_shape.back() = out;
-  auto x2 = x.reshape({-1, in}).contiguous();                     // [M, in]
+  auto x2 = x.reshape({-1, in}).contiguous();  // [M, in]
   // (Custom autograd functions take no undefined tensors: a bias-less layer passes an empty one.)
   auto y = LinearFunction::apply(x2, weight.contiguous(),
-                                 bias.defined() ? bias.contiguous() : at::empty({0}, weight.options()),
-                                 bias.defined());
+                                 bias.defined() ? bias.contiguous() : at::empty({0}, weight.options()), bias.defined());
   return y.view(out_shape);
 }
 

@@ -11,9 +11,8 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 bool ExcludedFromWeightDecay(const std::string& name, const at::Tensor& p) {
-  if (p.dim() <= 1) return true;   // biases, LayerNorm / BatchNorm weight and bias
-  return name == "pos_embed" || name == "cls_token" || EndsWith(name, ".pos_embed") ||
-         EndsWith(name, ".cls_token");
+  if (p.dim() <= 1) return true;  // biases, LayerNorm / BatchNorm weight and bias
+  return name == "pos_embed" || name == "cls_token" || EndsWith(name, ".pos_embed") || EndsWith(name, ".cls_token");
 }
 
 ParamGroups SplitParamGroups(const torch::nn::Module& module) {

@@ -16,9 +16,9 @@ class Module;
 namespace vicreg::model {
 
 struct ParamGroups {
-  std::vector<at::Tensor> decay;             // weight decay + LARS adaptation
+  std::vector<at::Tensor> decay;  // weight decay + LARS adaptation
   std::vector<std::string> decay_names;
-  std::vector<at::Tensor> no_decay;          // neither
+  std::vector<at::Tensor> no_decay;  // neither
   std::vector<std::string> no_decay_names;
 };
 

@@ -22,8 +22,8 @@ ProjectorOptions ProjectorOptions::FromConfig(int64_t in_dim, const config::Vicr
 }
 
 struct ProjectorImpl::Parts {
-  std::vector<torch::nn::Linear> linears;     // layers entries
-  std::vector<SyncBatchNorm1d> norms;         // layers - 1 entries
+  std::vector<torch::nn::Linear> linears;  // layers entries
+  std::vector<SyncBatchNorm1d> norms;      // layers - 1 entries
 };
 
 ProjectorImpl::ProjectorImpl(const ProjectorOptions& opts, comm::Communicator* comm)
@@ -35,8 +35,8 @@ ProjectorImpl::ProjectorImpl(const ProjectorOptions& opts, comm::Communicator* c
   for (int64_t l = 0; l < opts_.layers(); ++l) {
     const bool last = l + 1 == opts_.layers();
     const int64_t out = last ? opts_.out_dim() : opts_.hidden_dim();
-    parts_->linears.push_back(register_module(
-        std::to_string(index++), torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(!last))));
+    parts_->linears.push_back(
+        register_module(std::to_string(index++), torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(!last))));
     if (!last) {
       parts_->norms.push_back(register_module(
           std::to_string(index++),
@@ -60,7 +60,7 @@ at::Tensor ProjectorImpl::forward(const at::Tensor& h) {
   auto z = h;
   const auto& lin = parts_->linears;
   for (size_t l = 0; l < lin.size(); ++l) {
-    z = model::Linear(z, lin[l]->weight, lin[l]->bias);             // [B, H] or [B, P]
+    z = model::Linear(z, lin[l]->weight, lin[l]->bias);  // [B, H] or [B, P]
     if (l + 1 < lin.size()) z = at::relu(parts_->norms[l]->forward(z));
   }
   return z;
@@ -74,11 +74,11 @@ at::Tensor ProjectorImpl::forward_stacked(const at::Tensor& h, int64_t groups) {
   auto z = h;
   const auto& lin = parts_->linears;
   for (size_t l = 0; l < lin.size(); ++l) {
-    z = model::Linear(z, lin[l]->weight, lin[l]->bias);             // [G*B, H] or [G*B, P]
+    z = model::Linear(z, lin[l]->weight, lin[l]->bias);  // [G*B, H] or [G*B, P]
     if (l + 1 < lin.size()) {
       std::vector<at::Tensor> normed;
       for (int64_t g = 0; g < groups; ++g) normed.push_back(parts_->norms[l]->forward(z.narrow(0, g * B, B)));
-      z = at::cat(normed, 0);                                    // [G*B, H]
+      z = at::cat(normed, 0);  // [G*B, H]
       z.relu_();
     }
   }

@@ -32,7 +32,7 @@ struct ProjectorOptions {
   TORCH_ARG(int64_t, in_dim);
   TORCH_ARG(int64_t, hidden_dim);
   TORCH_ARG(int64_t, out_dim);
-  TORCH_ARG(int64_t, layers);        // number of Linear layers (>= 1)
+  TORCH_ARG(int64_t, layers);  // number of Linear layers (>= 1)
   TORCH_ARG(double, bn_eps) = 1e-5;
   TORCH_ARG(double, bn_momentum) = 0.1;
 };
@@ -47,7 +47,7 @@ class ProjectorImpl : public torch::nn::Module {
   // on all G*B rows.
   at::Tensor forward_stacked(const at::Tensor& h, int64_t groups);
   void set_communicator(comm::Communicator* comm);
-  void reset_parameters();          // PyTorch defaults: Linear kaiming_uniform(a=sqrt(5)), BN 1/0
+  void reset_parameters();  // PyTorch defaults: Linear kaiming_uniform(a=sqrt(5)), BN 1/0
   const ProjectorOptions& options() const { return opts_; }
 
  private:

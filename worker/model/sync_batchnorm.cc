@@ -22,24 +22,24 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
  public:
   // x: [B, C] (fp32/fp64), weight/bias: [C]; running_mean/var: [C] and num_batches_tracked: [] are
   // updated in place. Returns y: [B, C].
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                            const at::Tensor& bias, at::Tensor running_mean, at::Tensor running_var,
-                            at::Tensor num_batches_tracked, comm::Communicator* comm, double eps, double momentum) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                            at::Tensor running_mean, at::Tensor running_var, at::Tensor num_batches_tracked,
+                            comm::Communicator* comm, double eps, double momentum) {
     const int64_t B = x.size(0), C = x.size(1);
     auto [var_local, mean_local] = at::var_mean(x, {0}, /*unbiased=*/false);  // [C], [C]
     at::Tensor mean, var;
     double count = static_cast<double>(B);
     if (Distributed(comm)) {
       // One collective: every rank's [mean, M2, count] -> combine (Chan et al.), exact for unequal counts.
-      auto packed = at::cat({mean_local, var_local * static_cast<double>(B),
-                             at::full({1}, static_cast<double>(B), x.options())})
-                        .unsqueeze(0);                                   // [1, 2C+1]
-      auto all = comm->AllGather(packed);                                // [W, 2C+1]
-      auto counts = all.select(1, 2 * C).unsqueeze(1);                   // [W, 1]
+      auto packed =
+          at::cat({mean_local, var_local * static_cast<double>(B), at::full({1}, static_cast<double>(B), x.options())})
+              .unsqueeze(0);                            // [1, 2C+1]
+      auto all = comm->AllGather(packed);               // [W, 2C+1]
+      auto counts = all.select(1, 2 * C).unsqueeze(1);  // [W, 1]
       count = counts.sum().item<double>();
-      auto means = all.narrow(1, 0, C);                                  // [W, C]
-      auto m2s = all.narrow(1, C, C);                                    // [W, C]
-      mean = (means * counts).sum(0) / count;                            // [C]
+      auto means = all.narrow(1, 0, C);                                      // [W, C]
+      auto m2s = all.narrow(1, C, C);                                        // [W, C]
+      mean = (means * counts).sum(0) / count;                                // [C]
       var = (m2s.sum(0) + ((means - mean).pow(2) * counts).sum(0)) / count;  // [C] biased
     } else {
       mean = mean_local;
@@ -50,15 +50,15 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
                       std::to_string(static_cast<int64_t>(count)) +
                       " (increase train.batch_size or the number of ranks)");
     }
-    auto invstd = at::rsqrt(var + eps);                                  // [C]
+    auto invstd = at::rsqrt(var + eps);  // [C]
     {
       running_mean.mul_(1.0 - momentum).add_(mean, momentum);
       running_var.mul_(1.0 - momentum).add_(var * (count / (count - 1.0)), momentum);
       num_batches_tracked.add_(1);
     }
-    auto scale = invstd * weight;                                        // [C]
-    auto shift = bias - mean * scale;                                    // [C]
-    auto y = at::addcmul(shift, x, scale);                               // [B, C]
+    auto scale = invstd * weight;           // [C]
+    auto shift = bias - mean * scale;       // [C]
+    auto y = at::addcmul(shift, x, scale);  // [B, C]
     ctx->save_for_backward({x, weight, mean, invstd});
     ctx->saved_data["comm"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(comm));
     ctx->saved_data["count"] = count;
@@ -74,27 +74,27 @@ class SyncBatchNormFunction : public torch::autograd::Function<SyncBatchNormFunc
     const auto& invstd = saved[3];
     auto* comm = reinterpret_cast<comm::Communicator*>(static_cast<intptr_t>(ctx->saved_data["comm"].toInt()));
     const double count = ctx->saved_data["count"].toDouble();
-    auto dy = grad_out[0].contiguous();                                  // [B, C]
+    auto dy = grad_out[0].contiguous();  // [B, C]
     const int64_t C = x.size(1);
-    auto xmu = x - mean;                                                 // [B, C]
-    auto sum_dy = dy.sum(0);                                             // [C]
-    auto sum_dy_xmu = (dy * xmu).sum(0);                                 // [C]
+    auto xmu = x - mean;                  // [B, C]
+    auto sum_dy = dy.sum(0);              // [C]
+    auto sum_dy_xmu = (dy * xmu).sum(0);  // [C]
     auto grad_weight = sum_dy_xmu * invstd;
     auto grad_bias = sum_dy;
     at::Tensor g_sum_dy = sum_dy, g_sum_dy_xmu = sum_dy_xmu;
     if (Distributed(comm)) {
-      auto packed = at::cat({sum_dy, sum_dy_xmu});                       // [2C]
+      auto packed = at::cat({sum_dy, sum_dy_xmu});  // [2C]
       comm->AllReduceSum(packed);
       g_sum_dy = packed.narrow(0, 0, C);
       g_sum_dy_xmu = packed.narrow(0, C, C);
     }
-    auto mean_dy = g_sum_dy / count;                                     // [C]
-    auto k = invstd * invstd * (g_sum_dy_xmu / count);                   // [C]
-    auto a = invstd * weight;                                            // [C]
+    auto mean_dy = g_sum_dy / count;                    // [C]
+    auto k = invstd * invstd * (g_sum_dy_xmu / count);  // [C]
+    auto a = invstd * weight;                           // [C]
     // dx = (dy - mean_dy - xmu * k) * a
     auto dx = at::addcmul(dy - mean_dy, xmu, k, -1.0).mul_(a);
-    return {dx, grad_weight, grad_bias, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor()};
+    return {dx,           grad_weight,  grad_bias,    at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -135,8 +135,8 @@ at::Tensor SyncBatchNorm1dImpl::forward(const at::Tensor& x) {
     y = SyncBatchNormFunction::apply(xin.contiguous(), weight, bias, running_mean, running_var, num_batches_tracked,
                                      comm_, opts_.eps(), opts_.momentum());
   } else {
-    y = at::batch_norm(xin, weight, bias, running_mean, running_var, /*training=*/false, opts_.momentum(),
-                       opts_.eps(), /*cudnn_enabled=*/false);
+    y = at::batch_norm(xin, weight, bias, running_mean, running_var, /*training=*/false, opts_.momentum(), opts_.eps(),
+                       /*cudnn_enabled=*/false);
   }
   return reduced ? y.to(x.scalar_type()) : y;
 }

@@ -36,11 +36,11 @@ class SyncBatchNorm1dImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
   void set_communicator(comm::Communicator* comm) { comm_ = comm; }
   comm::Communicator* communicator() const { return comm_; }
-  void reset_parameters();       // weight 1, bias 0, running stats reset
+  void reset_parameters();  // weight 1, bias 0, running stats reset
   void reset_running_stats();
   const SyncBatchNormOptions& options() const { return opts_; }
 
-  at::Tensor weight, bias;                                   // [C]
+  at::Tensor weight, bias;                                    // [C]
   at::Tensor running_mean, running_var, num_batches_tracked;  // [C], [C], scalar int64
 
  private:

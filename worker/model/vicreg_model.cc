@@ -23,21 +23,21 @@ VicregModelImpl::VicregModelImpl(const VicregModelOptions& opts, comm::Communica
 
 VicregOutput VicregModelImpl::forward(const at::Tensor& x) {
   VicregOutput out;
-  out.features = encoder->forward(x);          // [B, D]
-  out.z = projector->forward(out.features);    // [B, P]
+  out.features = encoder->forward(x);        // [B, D]
+  out.z = projector->forward(out.features);  // [B, P]
   return out;
 }
 
 VicregPairOutput VicregModelImpl::forward_pair(const at::Tensor& xa, const at::Tensor& xb) {
-  VICREG_CHECK(xa.sizes() == xb.sizes(), "forward_pair: views differ in shape: " + c10::str(xa.sizes()) + " vs " +
-                                              c10::str(xb.sizes()));
+  VICREG_CHECK(xa.sizes() == xb.sizes(),
+               "forward_pair: views differ in shape: " + c10::str(xa.sizes()) + " vs " + c10::str(xb.sizes()));
   const int64_t B = xa.size(0);
-  auto feats = encoder->forward(at::cat({xa, xb}, 0));   // [2B, D]
-  auto z = projector->forward_stacked(feats, 2);         // [2B, P], BN statistics per view
+  auto feats = encoder->forward(at::cat({xa, xb}, 0));  // [2B, D]
+  auto z = projector->forward_stacked(feats, 2);        // [2B, P], BN statistics per view
   VicregPairOutput out;
-  out.features_a = feats.narrow(0, 0, B);                // [B, D]
+  out.features_a = feats.narrow(0, 0, B);  // [B, D]
   out.features_b = feats.narrow(0, B, B);
-  out.za = z.narrow(0, 0, B);                            // [B, P]
+  out.za = z.narrow(0, 0, B);  // [B, P]
   out.zb = z.narrow(0, B, B);
   return out;
 }

@@ -27,13 +27,13 @@ struct VicregModelOptions {
 };
 
 struct VicregOutput {
-  at::Tensor features;   // [B, D] normed CLS token (what evaluation uses)
-  at::Tensor z;          // [B, P] projector output (what the loss uses)
+  at::Tensor features;  // [B, D] normed CLS token (what evaluation uses)
+  at::Tensor z;         // [B, P] projector output (what the loss uses)
 };
 
 struct VicregPairOutput {
-  at::Tensor features_a, features_b;   // [B, D] each
-  at::Tensor za, zb;                   // [B, P] each
+  at::Tensor features_a, features_b;  // [B, D] each
+  at::Tensor za, zb;                  // [B, P] each
 };
 
 class VicregModelImpl : public torch::nn::Module {

@@ -61,7 +61,7 @@ VitOptions VitOptions::FromConfig(const config::ModelConfig& m) {
   o.num_heads = r.num_heads;
   o.mlp_ratio = r.mlp_ratio;
   o.drop_path_rate = r.drop_path_rate;
-  auto checked = FromName(m.backbone_name, r.image_size, o);   // same sizes for the known presets
+  auto checked = FromName(m.backbone_name, r.image_size, o);  // same sizes for the known presets
   checked.mlp_ratio = r.mlp_ratio;
   checked.Validate();
   return checked;
@@ -87,8 +87,8 @@ void VitOptions::Validate() const {
     errs.push_back("model.image_size: must be divisible by model.patch_size (" + std::to_string(patch_size) +
                    "), got " + std::to_string(image_size));
   if (embed_dim > 0 && num_heads > 0 && embed_dim % num_heads != 0)
-    errs.push_back("model.embed_dim: must be divisible by model.num_heads (" + std::to_string(num_heads) +
-                   "), got " + std::to_string(embed_dim));
+    errs.push_back("model.embed_dim: must be divisible by model.num_heads (" + std::to_string(num_heads) + "), got " +
+                   std::to_string(embed_dim));
   if (embed_dim > 0 && mlp_ratio > 0 && static_cast<int>(embed_dim * mlp_ratio) < 1)
     errs.push_back("model.mlp_ratio: embed_dim * mlp_ratio must be >= 1");
   if (!(drop_path_rate >= 0.0 && drop_path_rate < 1.0)) {
@@ -114,7 +114,7 @@ class PatchEmbedImpl : public torch::nn::Module {
   // x: [B, C, S, S] -> [B, (S/P)^2, D]. Conv2d(kernel=stride=P) computed as one GEMM on the
   // unfolded patches (same math as the convolution, patches in row-major order like timm's flatten(2)).
   at::Tensor forward(const at::Tensor& x) {
-    const auto& w = proj->weight;                      // [D, C, P, P]
+    const auto& w = proj->weight;  // [D, C, P, P]
     const int64_t B = x.size(0), C = x.size(1), S = x.size(2);
     const int64_t D = w.size(0), P = w.size(2), g = S / P;
     auto patches = x.reshape({B, C, g, P, g, P}).permute({0, 2, 4, 1, 3, 5}).reshape({B, g * g, C * P * P});
@@ -153,7 +153,9 @@ constexpr double kLnEps = 1e-6;
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const VitOptions& o, double drop_path)
-      : dim_(o.embed_dim), heads_(o.num_heads), drop_path_(drop_path),
+      : dim_(o.embed_dim),
+        heads_(o.num_heads),
+        drop_path_(drop_path),
         scale_(1.0 / std::sqrt(static_cast<double>(o.head_dim()))) {
     auto ln = torch::nn::LayerNormOptions({o.embed_dim}).eps(kLnEps).elementwise_affine(true);
     norm1 = register_module("norm1", torch::nn::LayerNorm(ln));
@@ -167,21 +169,21 @@ class BlockImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, bool cls_only) {
     const int64_t D = dim_, H = heads_;
     auto h = at::layer_norm(x, {D}, norm1->weight, norm1->bias, kLnEps);  // [B, N, D]
-    const auto& wqkv = attn->qkv->weight;                                  // [3D, D]
-    const auto& bqkv = attn->qkv->bias;                                    // [3D]
+    const auto& wqkv = attn->qkv->weight;                                 // [3D, D]
+    const auto& bqkv = attn->qkv->bias;                                   // [3D]
     AttentionInputs ai;
     ai.dim = D, ai.heads = H, ai.scale = scale_;
     if (!cls_only) {
-      ai.q_src = ai.kv_src = Linear(h, wqkv, bqkv);                     // [B, N, 3D] = [q | k | v]
+      ai.q_src = ai.kv_src = Linear(h, wqkv, bqkv);  // [B, N, 3D] = [q | k | v]
       ai.q_off = 0, ai.k_off = D, ai.v_off = 2 * D;
     } else {
       // Only the class token's query; every token still provides keys and values.
       ai.q_src = Linear(h.narrow(1, 0, 1), wqkv.narrow(0, 0, D), bqkv.narrow(0, 0, D));  // [B, 1, D]
-      ai.kv_src = Linear(h, wqkv.narrow(0, D, 2 * D), bqkv.narrow(0, D, 2 * D));        // [B, N, 2D]
+      ai.kv_src = Linear(h, wqkv.narrow(0, D, 2 * D), bqkv.narrow(0, D, 2 * D));         // [B, N, 2D]
       ai.q_off = 0, ai.k_off = 0, ai.v_off = D;
     }
-    auto o = MultiHeadAttention(ai);                                               // [B, nq, D]
-    auto resid = cls_only ? x.narrow(1, 0, 1) : x;                         // [B, nq, D]
+    auto o = MultiHeadAttention(ai);                // [B, nq, D]
+    auto resid = cls_only ? x.narrow(1, 0, 1) : x;  // [B, nq, D]
     auto y = resid + DropPath(Linear(o, attn->proj->weight, attn->proj->bias));
     auto h2 = at::layer_norm(y, {D}, norm2->weight, norm2->bias, kLnEps);
     return y + DropPath(mlp->forward(h2));
@@ -210,8 +212,8 @@ TORCH_MODULE(Block);
 }  // namespace
 
 struct VisionTransformerImpl::Parts {
-  at::Tensor cls_token;   // [1, 1, D]
-  at::Tensor pos_embed;   // [1, 1+Np, D]
+  at::Tensor cls_token;  // [1, 1, D]
+  at::Tensor pos_embed;  // [1, 1+Np, D]
   PatchEmbed patch_embed{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   std::vector<Block> block_list;
@@ -243,7 +245,7 @@ void VisionTransformerImpl::reset_parameters() {
   auto& p = *parts_;
   TruncNormal_(p.pos_embed, 0.0, 0.02);
   p.cls_token.normal_(0.0, 1e-6);
-  p.patch_embed->proj->reset_parameters();   // PyTorch default Conv2d init (timm keeps it)
+  p.patch_embed->proj->reset_parameters();  // PyTorch default Conv2d init (timm keeps it)
   for (auto& b : p.block_list) {
     for (torch::nn::Linear lin : {b->attn->qkv, b->attn->proj, b->mlp->fc1, b->mlp->fc2}) {
       TruncNormal_(lin->weight, 0.0, 0.02);
@@ -265,11 +267,10 @@ int64_t VisionTransformerImpl::num_parameters() const {
 }
 
 at::Tensor VisionTransformerImpl::embed(const at::Tensor& x) {
-  VICREG_CHECK(x.dim() == 4 && x.size(1) == opts_.in_chans && x.size(2) == opts_.image_size &&
-                   x.size(3) == opts_.image_size,
-               "VisionTransformer expects [B, " + std::to_string(opts_.in_chans) + ", " +
-                   std::to_string(opts_.image_size) + ", " + std::to_string(opts_.image_size) + "], got " +
-                   c10::str(x.sizes()));
+  VICREG_CHECK(
+      x.dim() == 4 && x.size(1) == opts_.in_chans && x.size(2) == opts_.image_size && x.size(3) == opts_.image_size,
+      "VisionTransformer expects [B, " + std::to_string(opts_.in_chans) + ", " + std::to_string(opts_.image_size) +
+          ", " + std::to_string(opts_.image_size) + "], got " + c10::str(x.sizes()));
   auto& p = *parts_;
   const int64_t B = x.size(0), D = opts_.embed_dim;
   auto tokens = p.patch_embed->forward(x);                                     // [B, Np, D]
@@ -278,16 +279,16 @@ at::Tensor VisionTransformerImpl::embed(const at::Tensor& x) {
 }
 
 at::Tensor VisionTransformerImpl::forward_tokens(const at::Tensor& x) {
-  auto t = embed(x);                                                      // [B, 1+Np, D]
+  auto t = embed(x);  // [B, 1+Np, D]
   for (auto& b : parts_->block_list) t = b->forward(t, /*cls_only=*/false);
   return at::layer_norm(t, {opts_.embed_dim}, parts_->norm->weight, parts_->norm->bias, kLnEps);
 }
 
 at::Tensor VisionTransformerImpl::forward(const at::Tensor& x) {
-  auto t = embed(x);                                                      // [B, 1+Np, D]
+  auto t = embed(x);  // [B, 1+Np, D]
   auto& blocks = parts_->block_list;
   for (size_t i = 0; i < blocks.size(); ++i) t = blocks[i]->forward(t, /*cls_only=*/i + 1 == blocks.size());
-  auto cls = t.select(1, 0);                                                   // [B, D]
+  auto cls = t.select(1, 0);  // [B, D]
   return at::layer_norm(cls, {opts_.embed_dim}, parts_->norm->weight, parts_->norm->bias, kLnEps);
 }
 

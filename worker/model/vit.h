@@ -30,7 +30,7 @@ struct VitOptions {
   int depth = 12;
   int num_heads = 6;
   double mlp_ratio = 4.0;
-  double drop_path_rate = 0.0;       // stochastic depth, linearly increasing over blocks (timm dpr)
+  double drop_path_rate = 0.0;  // stochastic depth, linearly increasing over blocks (timm dpr)
 
   // Presets: vit_tiny(_patch16_224) 16/192/12/3, vit_small(_patch16_224) 16/384/12/6,
   // vit_base(_patch16_224) 16/768/12/12; vit_custom / custom takes the explicit fields of m.
@@ -56,10 +56,10 @@ class VisionTransformerImpl : public torch::nn::Module {
   // x: [B, C, S, S] -> [B, 1 + (S/P)^2, D] all normed tokens.
   at::Tensor forward_tokens(const at::Tensor& x);
   const VitOptions& options() const { return opts_; }
-  void reset_parameters();           // timm init (trunc_normal .02, cls 1e-6, zeros/ones)
+  void reset_parameters();  // timm init (trunc_normal .02, cls 1e-6, zeros/ones)
   int64_t num_parameters() const;
 
-  struct Parts;                      // submodules registered under timm's names (vit.cc)
+  struct Parts;  // submodules registered under timm's names (vit.cc)
 
  private:
   // x: [B, C, S, S] -> [B, 1+Np, D] patch tokens with the class token and pos_embed (block input).

@@ -33,9 +33,7 @@ AutocastScope::~AutocastScope() {
 
 LossScaler::LossScaler(bool enabled) { state_.enabled = enabled; }
 
-at::Tensor LossScaler::Scale(const at::Tensor& loss) const {
-  return state_.enabled ? loss * state_.scale : loss;
-}
+at::Tensor LossScaler::Scale(const at::Tensor& loss) const { return state_.enabled ? loss * state_.scale : loss; }
 
 void LossScaler::Unscale(const std::vector<at::Tensor>& params) const {
   if (!state_.enabled) return;

@@ -3,9 +3,9 @@
 #include <ATen/ATen.h>
 #include <ATen/core/Dict.h>
 #include <ATen/core/List.h>
-#include <torch/serialize.h>
-
 #include <dirent.h>
+#include <spdlog/spdlog.h>
+#include <torch/serialize.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,16 +14,15 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <spdlog/spdlog.h>
 
 #include "common/errors.h"
 #include "common/fs.h"
 
 namespace vicreg::train {
 
-const std::vector<std::string> kCheckpointKeys = {
-    "format", "model",          "optimizer",  "scheduler", "scaler",      "epoch",        "global_step",
-    "batch_in_epoch", "epoch_complete", "rng", "config", "world_size", "global_batch", "nonfinite_total"};
+const std::vector<std::string> kCheckpointKeys = {"format", "model",       "optimizer",      "scheduler",      "scaler",
+                                                  "epoch",  "global_step", "batch_in_epoch", "epoch_complete", "rng",
+                                                  "config", "world_size",  "global_batch",   "nonfinite_total"};
 
 namespace {
 
@@ -234,8 +233,7 @@ std::string CheckpointManager::StepFileName(int64_t global_step) {
   return buf;
 }
 
-std::string CheckpointManager::Save(const std::string& file_name, const std::string& kind,
-                                    const CheckpointPayload& p) {
+std::string CheckpointManager::Save(const std::string& file_name, const std::string& kind, const CheckpointPayload& p) {
   VICREG_CHECK(file_name.find('/') == std::string::npos && file_name.size() > 3 &&
                    file_name.compare(file_name.size() - 3, 3, ".pt") == 0,
                "bad checkpoint file name " + file_name);
@@ -249,9 +247,14 @@ std::string CheckpointManager::Save(const std::string& file_name, const std::str
   if (fs::Exists(manifest) && ::unlink(manifest.c_str()) != 0)
     throw RuntimeFailure("cannot remove " + manifest + ": " + std::strerror(errno));
   fs::AtomicWriteFile(path, view);
-  nlohmann::json m = {{"file", file_name},     {"bytes", bytes.size()},         {"crc32", fs::Crc32(view)},
-                      {"epoch", p.epoch},      {"global_step", p.global_step}, {"kind", kind},
-                      {"format", kCheckpointFormat}, {"created", UtcNow()}};
+  nlohmann::json m = {{"file", file_name},
+                      {"bytes", bytes.size()},
+                      {"crc32", fs::Crc32(view)},
+                      {"epoch", p.epoch},
+                      {"global_step", p.global_step},
+                      {"kind", kind},
+                      {"format", kCheckpointFormat},
+                      {"created", UtcNow()}};
   fs::AtomicWriteFile(manifest, m.dump(2) + "\n");
   fs::AtomicWriteFile(opts_.dir + "/latest", file_name + "\n");
   ApplyRetention(file_name);
@@ -272,8 +275,8 @@ CheckpointPayload CheckpointManager::Load(const std::string& path, bool require_
     throw UserError("checkpoint " + path + ": its manifest " + manifest_path +
                     " is missing, so the checkpoint is incomplete (the writer stopped before finishing it)");
   } else {
-    spdlog::warn("checkpoint {}: no manifest {}; size and CRC32 cannot be verified, checking the archive only",
-                 path, manifest_path);
+    spdlog::warn("checkpoint {}: no manifest {}; size and CRC32 cannot be verified, checking the archive only", path,
+                 manifest_path);
   }
   std::string data = fs::ReadFile(path);
   if (manifest) {
@@ -398,8 +401,8 @@ std::optional<std::pair<std::string, CheckpointPayload>> CheckpointManager::Resu
     if (it->file == latest) continue;
     try {
       auto p = Load(it->path);
-      if (!latest.empty()) spdlog::warn("--resume auto: resuming from {} (step {}) instead of {}", it->file,
-                                        it->global_step, latest);
+      if (!latest.empty())
+        spdlog::warn("--resume auto: resuming from {} (step {}) instead of {}", it->file, it->global_step, latest);
       return std::make_pair(it->path, std::move(p));
     } catch (const UserError& e) {
       spdlog::warn("--resume auto: skipping {}: {}", it->file, e.what());
@@ -416,8 +419,10 @@ std::optional<std::pair<std::string, CheckpointPayload>> CheckpointManager::Resu
       ::closedir(d);
     }
     if (!orphans.empty())
-      spdlog::warn("--resume auto: ignoring {} incomplete checkpoint(s) without a manifest in {} (e.g. {}); "
-                   "starting from scratch", orphans.size(), opts_.dir, orphans.front());
+      spdlog::warn(
+          "--resume auto: ignoring {} incomplete checkpoint(s) without a manifest in {} (e.g. {}); "
+          "starting from scratch",
+          orphans.size(), opts_.dir, orphans.front());
     return std::nullopt;
   }
   std::string msg = "--resume auto: no usable checkpoint in " + opts_.dir + ":";

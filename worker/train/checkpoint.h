@@ -54,8 +54,8 @@ struct CheckpointPayload {
   int64_t global_step = 0;
   int64_t batch_in_epoch = 0;
   bool epoch_complete = false;
-  at::Tensor rng_cpu;                                     // uint8, at::Generator::get_state()
-  std::vector<at::Tensor> rng_cuda;                       // one per visible device (empty on CPU)
+  at::Tensor rng_cpu;                // uint8, at::Generator::get_state()
+  std::vector<at::Tensor> rng_cuda;  // one per visible device (empty on CPU)
   std::string config_yaml;
   int64_t world_size = 1;
   int64_t global_batch = 0;
@@ -68,19 +68,19 @@ std::vector<char> EncodeCheckpoint(const CheckpointPayload& p);
 CheckpointPayload DecodeCheckpoint(const std::vector<char>& bytes, const std::string& source);
 
 struct CheckpointManagerOptions {
-  std::string dir;                 // <run_dir>/checkpoints
-  int keep_last = 3;               // newest N complete checkpoints are kept ...
-  std::vector<int> keep_epochs;    // ... plus the epoch checkpoints of these epochs
+  std::string dir;               // <run_dir>/checkpoints
+  int keep_last = 3;             // newest N complete checkpoints are kept ...
+  std::vector<int> keep_epochs;  // ... plus the epoch checkpoints of these epochs
 };
 
-struct CheckpointInfo {            // one complete checkpoint, as described by its manifest
-  std::string file;                // "epoch_0003.pt"
-  std::string path;                // dir + "/" + file
+struct CheckpointInfo {  // one complete checkpoint, as described by its manifest
+  std::string file;      // "epoch_0003.pt"
+  std::string path;      // dir + "/" + file
   int64_t bytes = 0;
   uint32_t crc32 = 0;
   int64_t epoch = 0;
   int64_t global_step = 0;
-  std::string kind;                // "epoch" | "step"
+  std::string kind;  // "epoch" | "step"
 };
 
 class CheckpointManager {

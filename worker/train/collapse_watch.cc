@@ -29,14 +29,16 @@ std::vector<std::string> CollapseWatch::Observe(const StepReport& r) {
     const double v = *r.std_min;
     if (v < opts_.collapse_std)
       emit(kCollapseRisk, fmt::format("collapse risk at step {}: min_std={:.4g} < {} (very low variance in some "
-                                      "dimensions)", r.step, v, opts_.collapse_std));
+                                      "dimensions)",
+                                      r.step, v, opts_.collapse_std));
     else if (v < opts_.low_std)
-      emit(kLowVariance, fmt::format("low variance at step {}: min_std={:.4g} < {} (monitor for collapse)", r.step,
-                                     v, opts_.low_std));
+      emit(kLowVariance, fmt::format("low variance at step {}: min_std={:.4g} < {} (monitor for collapse)", r.step, v,
+                                     opts_.low_std));
   }
   if (r.pairwise_sim && *r.pairwise_sim > opts_.similarity)
     emit(kFeatureCollapse, fmt::format("feature collapse at step {}: pairwise_sim={:.4g} > {} (features are too "
-                                       "similar)", r.step, *r.pairwise_sim, opts_.similarity));
+                                       "similar)",
+                                       r.step, *r.pairwise_sim, opts_.similarity));
   return out;
 }
 

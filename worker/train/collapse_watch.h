@@ -20,7 +20,7 @@ struct CollapseWatchOptions {
   double collapse_std = 0.01;
   double low_std = 0.1;
   double similarity = 0.9;
-  int64_t min_interval_steps = 100;   // per kind
+  int64_t min_interval_steps = 100;  // per kind
 };
 
 class CollapseWatch {

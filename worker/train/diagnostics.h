@@ -10,16 +10,16 @@ struct StepReport;
 namespace vicreg::train {
 
 struct DiagnosticsOptions {
-  double collapse_std_threshold = 0.01;   // a dim with std below this counts as collapsed
-  double rankme_eps = 1e-7;               // RankMe (Garrido et al. 2023): p_k = sigma_k / ||sigma||_1 + eps
+  double collapse_std_threshold = 0.01;  // a dim with std below this counts as collapsed
+  double rankme_eps = 1e-7;              // RankMe (Garrido et al. 2023): p_k = sigma_k / ||sigma||_1 + eps
 };
 
 struct Diagnostics {
-  double std_min = 0, std_mean = 0, std_max = 0;   // per-dim std of z (unbiased, over samples)
-  double pairwise_sim = 0;     // mean cosine similarity over pairs of different samples (i != j)
-  double cov_offdiag_sq = 0;   // mean over the P(P-1) off-diagonal elements of Cov(z)^2 (unbiased Cov)
-  double collapsed_dims = 0;   // fraction of the P dims with std < collapse_std_threshold
-  double rankme = 0;           // exp(-sum_k p_k log p_k) over the singular values of the features
+  double std_min = 0, std_mean = 0, std_max = 0;  // per-dim std of z (unbiased, over samples)
+  double pairwise_sim = 0;                        // mean cosine similarity over pairs of different samples (i != j)
+  double cov_offdiag_sq = 0;  // mean over the P(P-1) off-diagonal elements of Cov(z)^2 (unbiased Cov)
+  double collapsed_dims = 0;  // fraction of the P dims with std < collapse_std_threshold
+  double rankme = 0;          // exp(-sum_k p_k log p_k) over the singular values of the features
 };
 
 // z: [N, P] projector outputs, features: [N', D] encoder features (N, N' >= 2; usually the same

@@ -14,7 +14,7 @@ GradClipResult ClipGradNorm(const std::vector<at::Tensor>& params, double max_no
     const auto& g = p.grad();
     if (!g.defined()) continue;
     grads.push_back(g);
-    norms.push_back(at::linalg_vector_norm(g, 2));                 // [] per tensor
+    norms.push_back(at::linalg_vector_norm(g, 2));  // [] per tensor
   }
   GradClipResult r;
   if (grads.empty()) return r;

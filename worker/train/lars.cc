@@ -1,14 +1,15 @@
 #include "worker/train/lars.h"
+
 #include "worker/train/optimizer.h"
 #define VICREG_COMPAT_OPTIM
-#include "worker/torch_compat.h"
-
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 #include <torch/optim/serialize.h>
 #include <torch/serialize/archive.h>
 
 #include <string>
+
+#include "worker/torch_compat.h"
 
 namespace vicreg::train {
 
@@ -28,9 +29,7 @@ void LarsOptions::serialize(torch::serialize::InputArchive& archive) {
   _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(bool, exclude);
 }
 
-void LarsParamState::serialize(torch::serialize::OutputArchive& archive) const {
-  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(mu);
-}
+void LarsParamState::serialize(torch::serialize::OutputArchive& archive) const { _TORCH_OPTIM_SERIALIZE_TORCH_ARG(mu); }
 
 void LarsParamState::serialize(torch::serialize::InputArchive& archive) {
   _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(at::Tensor, mu);
@@ -54,11 +53,10 @@ at::Tensor Lars::step(LossClosure closure) {
       at::Tensor dp = p.grad();
       if (!o.exclude()) {
         dp = dp.add(p, o.weight_decay());
-        auto param_norm = at::linalg_vector_norm(p, 2);             // []
-        auto update_norm = at::linalg_vector_norm(dp, 2);           // []
+        auto param_norm = at::linalg_vector_norm(p, 2);    // []
+        auto update_norm = at::linalg_vector_norm(dp, 2);  // []
         auto one = at::ones_like(param_norm);
-        auto q = at::where(param_norm > 0.0,
-                           at::where(update_norm > 0, o.eta() * param_norm / update_norm, one), one);
+        auto q = at::where(param_norm > 0.0, at::where(update_norm > 0, o.eta() * param_norm / update_norm, one), one);
         dp = dp.mul(q);
       }
       const auto key = compat::OptimKey(p);

@@ -20,7 +20,7 @@ struct LarsOptions : public torch::optim::OptimizerCloneableOptions<LarsOptions>
   TORCH_ARG(double, weight_decay) = 0.0;
   TORCH_ARG(double, momentum) = 0.9;
   TORCH_ARG(double, eta) = 0.001;
-  TORCH_ARG(bool, exclude) = false;    // true: no weight decay and no trust-ratio adaptation
+  TORCH_ARG(bool, exclude) = false;  // true: no weight decay and no trust-ratio adaptation
 
  public:
   void serialize(torch::serialize::InputArchive& archive) override;
@@ -30,7 +30,7 @@ struct LarsOptions : public torch::optim::OptimizerCloneableOptions<LarsOptions>
 };
 
 struct LarsParamState : public torch::optim::OptimizerCloneableParamState<LarsParamState> {
-  TORCH_ARG(at::Tensor, mu);           // momentum buffer, like p
+  TORCH_ARG(at::Tensor, mu);  // momentum buffer, like p
 
  public:
   void serialize(torch::serialize::InputArchive& archive) override;

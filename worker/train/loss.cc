@@ -25,9 +25,7 @@ VicregLossOptions VicregLossOptions::FromConfig(const config::VicregConfig& v) {
 namespace {
 
 // fp64 stays fp64 (finite-difference tests); every other float type computes in fp32.
-at::Tensor Upcast(const at::Tensor& z) {
-  return z.scalar_type() == at::kDouble ? z : z.to(at::kFloat);
-}
+at::Tensor Upcast(const at::Tensor& z) { return z.scalar_type() == at::kDouble ? z : z.to(at::kFloat); }
 
 // cov: [D, D] -> the D*(D-1) off-diagonal elements (facebookresearch's off_diagonal view, no copy).
 at::Tensor OffDiagonal(const at::Tensor& cov) {
@@ -36,8 +34,8 @@ at::Tensor OffDiagonal(const at::Tensor& cov) {
 }
 
 struct ViewTerms {
-  at::Tensor std_hinge;     // scalar: mean_j relu(gamma - std_j)
-  at::Tensor offdiag_sq;    // scalar: sum_{i != j} Cov_ij^2
+  at::Tensor std_hinge;   // scalar: mean_j relu(gamma - std_j)
+  at::Tensor offdiag_sq;  // scalar: sum_{i != j} Cov_ij^2
 };
 
 // z: [N, D] the gathered global batch of one view.
@@ -57,33 +55,33 @@ ViewTerms Terms(const at::Tensor& z, double gamma, double eps) {
 
 VicregLossOutput VicregLoss(const at::Tensor& za_in, const at::Tensor& zb_in, const at::Tensor& za_all_in,
                             const at::Tensor& zb_all_in, const VicregLossOptions& opts) {
-  VICREG_CHECK(za_in.dim() == 2 && za_in.sizes() == zb_in.sizes(),
-               "VicregLoss: za, zb must both be [B, D], got " + c10::str(za_in.sizes()) + " and " +
-                   c10::str(zb_in.sizes()));
+  VICREG_CHECK(
+      za_in.dim() == 2 && za_in.sizes() == zb_in.sizes(),
+      "VicregLoss: za, zb must both be [B, D], got " + c10::str(za_in.sizes()) + " and " + c10::str(zb_in.sizes()));
   VICREG_CHECK(za_all_in.dim() == 2 && za_all_in.sizes() == zb_all_in.sizes() && za_all_in.size(1) == za_in.size(1),
-               "VicregLoss: za_all, zb_all must both be [N, D] with D = " + std::to_string(za_in.size(1)) +
-                   ", got " + c10::str(za_all_in.sizes()) + " and " + c10::str(zb_all_in.sizes()));
-  VICREG_CHECK(za_all_in.size(0) >= 2, "VicregLoss: the global batch needs >= 2 samples, got " +
-                                           std::to_string(za_all_in.size(0)));
+               "VicregLoss: za_all, zb_all must both be [N, D] with D = " + std::to_string(za_in.size(1)) + ", got " +
+                   c10::str(za_all_in.sizes()) + " and " + c10::str(zb_all_in.sizes()));
+  VICREG_CHECK(za_all_in.size(0) >= 2,
+               "VicregLoss: the global batch needs >= 2 samples, got " + std::to_string(za_all_in.size(0)));
   VICREG_CHECK(opts.covariance_reduction == "paper" || opts.covariance_reduction == "seed",
                "VicregLoss: covariance_reduction must be paper|seed, got " + opts.covariance_reduction);
-  auto za = Upcast(za_in), zb = Upcast(zb_in);                     // [B, D]
-  auto za_all = Upcast(za_all_in), zb_all = Upcast(zb_all_in);     // [N, D]
+  auto za = Upcast(za_in), zb = Upcast(zb_in);                  // [B, D]
+  auto za_all = Upcast(za_all_in), zb_all = Upcast(zb_all_in);  // [N, D]
   const double D = static_cast<double>(za.size(1));
 
   VicregLossOutput out;
-  out.invariance = (za - zb).pow(2).mean();                        // mse over the local batch
+  out.invariance = (za - zb).pow(2).mean();  // mse over the local batch
   auto ta = Terms(za_all, opts.gamma, opts.epsilon);
   auto tb = Terms(zb_all, opts.gamma, opts.epsilon);
   out.variance = (ta.std_hinge + tb.std_hinge) / 2.0;
   if (opts.covariance_reduction == "paper") {
-    out.covariance = (ta.offdiag_sq + tb.offdiag_sq) / D;          // C(za) + C(zb), C = sum offdiag^2 / D
+    out.covariance = (ta.offdiag_sq + tb.offdiag_sq) / D;  // C(za) + C(zb), C = sum offdiag^2 / D
   } else {
-    const double pairs = D > 1 ? D * (D - 1) : 1.0;                // mean over off-diagonal elements ...
+    const double pairs = D > 1 ? D * (D - 1) : 1.0;                    // mean over off-diagonal elements ...
     out.covariance = (ta.offdiag_sq + tb.offdiag_sq) / (2.0 * pairs);  // ... averaged over the two views
   }
-  out.total = opts.lambda_invariance * out.invariance + opts.mu_variance * out.variance +
-              opts.nu_covariance * out.covariance;
+  out.total =
+      opts.lambda_invariance * out.invariance + opts.mu_variance * out.variance + opts.nu_covariance * out.covariance;
   return out;
 }
 

@@ -15,15 +15,15 @@ struct VicregLossOptions {
   double nu_covariance = 1.0;
   double gamma = 1.0;
   double epsilon = 1e-4;
-  std::string covariance_reduction = "paper";   // paper | seed
+  std::string covariance_reduction = "paper";  // paper | seed
   static VicregLossOptions FromConfig(const config::VicregConfig& v);
 };
 
 struct VicregLossOutput {
-  at::Tensor total;          // scalar fp32, differentiable
-  at::Tensor invariance;     // scalar, unweighted
-  at::Tensor variance;       // scalar, unweighted
-  at::Tensor covariance;     // scalar, unweighted
+  at::Tensor total;       // scalar fp32, differentiable
+  at::Tensor invariance;  // scalar, unweighted
+  at::Tensor variance;    // scalar, unweighted
+  at::Tensor covariance;  // scalar, unweighted
 };
 
 // za, zb: [B, D] this rank's projector outputs; za_all, zb_all: [N, D] the all-gathered global

@@ -33,8 +33,8 @@ LrScheduleOptions LrScheduleOptions::FromConfig(const config::TrainConfig& t, in
   o.base_lr = t.learning_rate;
   o.min_lr = t.min_lr;
   o.total_steps = static_cast<int64_t>(t.num_epochs) * steps_per_epoch;
-  o.warmup_steps = std::min<int64_t>(std::llround(t.warmup_epochs * static_cast<double>(steps_per_epoch)),
-                                     o.total_steps - 1);
+  o.warmup_steps =
+      std::min<int64_t>(std::llround(t.warmup_epochs * static_cast<double>(steps_per_epoch)), o.total_steps - 1);
   return o;
 }
 

@@ -27,7 +27,7 @@ struct LrScheduleOptions {
 class LrSchedule {
  public:
   explicit LrSchedule(const LrScheduleOptions& opts);
-  double At(int64_t step) const;    // step: 0-based global optimizer step
+  double At(int64_t step) const;  // step: 0-based global optimizer step
   const LrScheduleOptions& options() const { return opts_; }
 
  private:

@@ -1,7 +1,6 @@
 #include "worker/train/online_monitor.h"
 
 #include <ATen/ATen.h>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -35,8 +34,8 @@ OnlineMonitor::OnlineMonitor(const config::JobConfig& cfg, std::shared_ptr<const
   if (e.online_knn_every_epochs > 0) {
     std::shared_ptr<const data::Dataset> ds = train_set;
     if (!e.datasets.empty()) {
-      data::DatasetSpec spec{e.datasets[0].name, e.datasets[0].data_dir.empty() ? cfg.data.data_dir : e.datasets[0].data_dir,
-                             "train", 0};
+      data::DatasetSpec spec{e.datasets[0].name,
+                             e.datasets[0].data_dir.empty() ? cfg.data.data_dir : e.datasets[0].data_dir, "train", 0};
       ds = data::OpenDataset(spec);
     }
     if (ds->num_classes() <= 0)

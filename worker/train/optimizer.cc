@@ -68,7 +68,7 @@ class FusedAdamW : public torch::optim::AdamW {
                static_cast<float>(beta1), static_cast<float>(1 - beta1), static_cast<float>(beta2),
                static_cast<float>(1 - beta2), static_cast<float>(std::sqrt(bc2)), static_cast<float>(o.eps()),
                static_cast<float>(-(o.lr() / bc1)), o.weight_decay() != 0);
-        p.unsafeGetTensorImpl()->bump_version();   // in-place update, visible to autograd's checks
+        p.unsafeGetTensorImpl()->bump_version();  // in-place update, visible to autograd's checks
         st.exp_avg().unsafeGetTensorImpl()->bump_version();
         st.exp_avg_sq().unsafeGetTensorImpl()->bump_version();
       }
@@ -99,7 +99,7 @@ class FusedAdamW : public torch::optim::AdamW {
     for (auto& group : param_groups_) {
       const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
       const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
-      std::map<int64_t, std::vector<size_t>> by_step;   // step count -> indices into group.params()
+      std::map<int64_t, std::vector<size_t>> by_step;  // step count -> indices into group.params()
       auto& params = group.params();
       for (size_t i = 0; i < params.size(); ++i) {
         const auto& p = params[i];
@@ -112,8 +112,7 @@ class FusedAdamW : public torch::optim::AdamW {
         std::vector<at::Tensor> ps, gs, ms, vs;
         for (size_t i : idx) {
           const auto& p = params[i];
-          auto& st = static_cast<torch::optim::AdamWParamState&>(
-              *state_.at(compat::OptimKey(p)));
+          auto& st = static_cast<torch::optim::AdamWParamState&>(*state_.at(compat::OptimKey(p)));
           ps.push_back(p);
           gs.push_back(p.grad());
           ms.push_back(st.exp_avg());
@@ -147,7 +146,7 @@ class FusedAdamW : public torch::optim::AdamW {
   static void Update(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
                      int64_t n, float decay, float b1, float omb1, float b2, float omb2, float sqrt_bc2, float eps,
                      float neg_step, bool apply_decay) {
-    if (!apply_decay) decay = 1.0f;   // x * 1.0f == x exactly: one branch-free loop
+    if (!apply_decay) decay = 1.0f;  // x * 1.0f == x exactly: one branch-free loop
     for (int64_t i = 0; i < n; ++i) {
       const float gi = g[i];
       const float pi = p[i] * decay;
@@ -187,8 +186,7 @@ OptimizerOptions OptimizerOptions::FromConfig(const config::TrainConfig& t) {
   return o;
 }
 
-std::unique_ptr<torch::optim::Optimizer> BuildOptimizer(const model::ParamGroups& groups,
-                                                        const OptimizerOptions& o) {
+std::unique_ptr<torch::optim::Optimizer> BuildOptimizer(const model::ParamGroups& groups, const OptimizerOptions& o) {
   using torch::optim::OptimizerParamGroup;
   if (o.name == "adamw") {
     auto base = torch::optim::AdamWOptions(o.lr).betas(std::make_tuple(o.beta1, o.beta2)).eps(o.eps);
@@ -296,7 +294,9 @@ class StateReader {
 
 // Checkpoints hold host tensors: a checkpoint written on a GPU loads in a CPU-only process (and in
 // torch.load without map_location).
-static at::Tensor HostCopy(const at::Tensor& t) { return t.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true); }
+static at::Tensor HostCopy(const at::Tensor& t) {
+  return t.detach().to(at::kCPU, /*non_blocking=*/false, /*copy=*/true);
+}
 
 c10::IValue SaveState(const torch::optim::Optimizer& opt) {
   const std::string kind = OptimizerKind(opt);
@@ -338,7 +338,7 @@ void LoadState(torch::optim::Optimizer& opt, const c10::IValue& value, const std
   if (r.Int("num_groups") != static_cast<int64_t>(groups.size()))
     r.Fail("num_groups", "is " + std::to_string(r.Int("num_groups")) + ", expected " + std::to_string(groups.size()));
   // Validate everything before touching the optimizer, so a bad state leaves it unchanged.
-  std::decay_t<decltype(opt.state())> fresh;   // key type differs across LibTorch versions
+  std::decay_t<decltype(opt.state())> fresh;  // key type differs across LibTorch versions
   std::vector<double> lrs;
   for (size_t g = 0; g < groups.size(); ++g) {
     const std::string gp = "group" + std::to_string(g) + ".";

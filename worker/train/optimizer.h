@@ -13,7 +13,7 @@
 
 #include <ATen/core/Tensor.h>
 #include <ATen/core/ivalue.h>
-#include <torch/optim/optimizer.h>   // callers step() / zero_grad() what BuildOptimizer returns
+#include <torch/optim/optimizer.h>  // callers step() / zero_grad() what BuildOptimizer returns
 
 #include <memory>
 #include <string>
@@ -24,11 +24,11 @@
 namespace vicreg::train {
 
 struct OptimizerOptions {
-  std::string name = "adamw";     // adamw | lars
-  double lr = 1e-3;               // initial lr (the schedule overwrites it every step)
+  std::string name = "adamw";  // adamw | lars
+  double lr = 1e-3;            // initial lr (the schedule overwrites it every step)
   double weight_decay = 1e-4;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;   // adamw
-  double momentum = 0.9, eta = 0.001;              // lars
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
+  double momentum = 0.9, eta = 0.001;             // lars
   // AdamW update kernel: "auto" = one fused pass for CPU fp32 params, multi-tensor (_foreach) ops for
   // CUDA params (a few kernel launches per group instead of ~9 per parameter), LibTorch's otherwise;
   // "foreach" / "reference" force one of those (tests compare them). State and results are the same.
@@ -37,8 +37,7 @@ struct OptimizerOptions {
   static OptimizerOptions FromConfig(const config::TrainConfig& t);
 };
 
-std::unique_ptr<torch::optim::Optimizer> BuildOptimizer(const model::ParamGroups& groups,
-                                                        const OptimizerOptions& opts);
+std::unique_ptr<torch::optim::Optimizer> BuildOptimizer(const model::ParamGroups& groups, const OptimizerOptions& opts);
 
 // "adamw" | "lars" (from the optimizer's dynamic type).
 // torch.optim's closure protocol, shared by this folder's step() implementations: evaluates the loss
@@ -47,7 +46,7 @@ at::Tensor EvaluateClosure(const torch::optim::Optimizer::LossClosure& closure);
 
 std::string OptimizerKind(const torch::optim::Optimizer& opt);
 void SetLearningRate(torch::optim::Optimizer& opt, double lr);
-double GetLearningRate(const torch::optim::Optimizer& opt);   // group 0's lr
+double GetLearningRate(const torch::optim::Optimizer& opt);  // group 0's lr
 
 // The full optimizer state as a flat dict (str -> IValue) that torch::pickle_save stores and
 // Python's torch.load reads:

@@ -32,24 +32,24 @@ struct EndpointInfo {
   int local_rank = 0;
   int64_t pid = 0;
   std::string host;
-  std::string metrics;            // "127.0.0.1:PORT", or "" when the endpoint is disabled (written as null)
+  std::string metrics;  // "127.0.0.1:PORT", or "" when the endpoint is disabled (written as null)
 };
 
 struct Progress {
-  int64_t step = 0;               // iterations done
-  int64_t total_steps = 0;        // iterations this run will do (num_epochs * batches_per_epoch or max_steps)
-  int64_t epoch = 0;              // current epoch (1-based)
+  int64_t step = 0;         // iterations done
+  int64_t total_steps = 0;  // iterations this run will do (num_epochs * batches_per_epoch or max_steps)
+  int64_t epoch = 0;        // current epoch (1-based)
   int64_t num_epochs = 0;
   double loss = 0;
   double images_per_s = 0;
 };
 
 struct RunResult {
-  std::string status;             // "succeeded" | "failed"
-  std::string reason;             // "" on success; "terminated", "non-finite loss ...", the error text, ...
+  std::string status;  // "succeeded" | "failed"
+  std::string reason;  // "" on success; "terminated", "non-finite loss ...", the error text, ...
   int64_t step = 0;
   int64_t epoch = 0;
-  std::string checkpoint;         // last checkpoint written or resumed from ("" if none)
+  std::string checkpoint;  // last checkpoint written or resumed from ("" if none)
   double wall_s = 0;
 };
 
@@ -74,13 +74,13 @@ class RunDir {
   std::string log_file(int rank) const;
   std::string endpoint_file(int rank) const;
 
-  void WriteJobYaml(const std::string& yaml) const;          // atomic
-  void WriteEndpoint(const EndpointInfo& e) const;           // atomic, endpoints/rank-<e.rank>.json
+  void WriteJobYaml(const std::string& yaml) const;  // atomic
+  void WriteEndpoint(const EndpointInfo& e) const;   // atomic, endpoints/rank-<e.rank>.json
   // Keeps the lines with step <= keep_through_step (0 on a fresh start), then opens for appending.
   void OpenMetrics(int64_t keep_through_step);
-  void AppendMetrics(const StepReport& r);                   // requires OpenMetrics
-  void WriteProgress(const Progress& p) const;               // atomic
-  void WriteResult(const RunResult& r) const;                // atomic
+  void AppendMetrics(const StepReport& r);      // requires OpenMetrics
+  void WriteProgress(const Progress& p) const;  // atomic
+  void WriteResult(const RunResult& r) const;   // atomic
 
  private:
   std::string root_;

@@ -54,7 +54,7 @@ void InstallStopHandlers() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::thread([set] {
     for (;;) {
-      siginfo_t info {};
+      siginfo_t info{};
       const int sig = sigwaitinfo(&set, &info);
       if (sig > 0) Dispatch(sig, &info);
     }

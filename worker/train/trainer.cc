@@ -3,27 +3,27 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <torch/autograd.h>
 #include <torch/optim/optimizer.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fmt/format.h>
 #include <limits>
 #include <map>
 #include <mutex>
-#include <spdlog/spdlog.h>
 
 #include "common/config_loader.h"
 #include "common/errors.h"
 #include "common/metrics.h"
-#include "worker/data/augment.h"
-#include "worker/data/dataset.h"
-#include "worker/data/loader.h"
 #include "worker/comm/gather.h"
 #include "worker/comm/grad_sync.h"
 #include "worker/comm/state_sync.h"
+#include "worker/data/augment.h"
+#include "worker/data/dataset.h"
+#include "worker/data/loader.h"
 #include "worker/eval/encoder_io.h"
 #include "worker/model/vicreg_model.h"
 #include "worker/train/amp.h"
@@ -46,9 +46,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+double UnixNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 std::string Hms(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "?";
@@ -76,7 +74,7 @@ struct Trainer::Impl {
   int world = 1;
 
   model::VicregModel model{nullptr};
-  std::vector<at::Tensor> params;               // trainable parameters, model order
+  std::vector<at::Tensor> params;  // trainable parameters, model order
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<LrSchedule> schedule;
   VicregLossOptions loss_opts;
@@ -84,8 +82,8 @@ struct Trainer::Impl {
   LossScaler scaler{false};
   std::shared_ptr<const data::Dataset> dataset;
   std::unique_ptr<data::Loader> loader;
-  std::unique_ptr<CheckpointManager> ckpt;      // rank 0
-  std::unique_ptr<OnlineMonitor> monitor;       // eval.online_* (null when off)
+  std::unique_ptr<CheckpointManager> ckpt;  // rank 0
+  std::unique_ptr<OnlineMonitor> monitor;   // eval.online_* (null when off)
   CollapseWatch watch;
 
   // Position. step = iterations done; epoch 1-based; batch_in_epoch = batches of `epoch` consumed.
@@ -172,9 +170,10 @@ void Trainer::Impl::Build() {
   loader = std::make_unique<data::Loader>(dataset, cfg.augment, lo);
   steps_per_epoch = loader->batches_per_epoch();
   if (steps_per_epoch < 1)
-    throw UserError(fmt::format("data: {} has {} images, fewer than one global batch ({} rank(s) x "
-                                "train.batch_size {} = {}); lower train.batch_size or raise data.limit",
-                                dataset->name(), dataset->size(), world, cfg.train.batch_size, global_batch()));
+    throw UserError(
+        fmt::format("data: {} has {} images, fewer than one global batch ({} rank(s) x "
+                    "train.batch_size {} = {}); lower train.batch_size or raise data.limit",
+                    dataset->name(), dataset->size(), world, cfg.train.batch_size, global_batch()));
   if (cfg.eval.online_linear || cfg.eval.online_knn_every_epochs > 0)
     monitor = std::make_unique<OnlineMonitor>(cfg, dataset, model->options().encoder.embed_dim, device);
   total_steps = cfg.train.num_epochs * steps_per_epoch;
@@ -197,16 +196,17 @@ void Trainer::Impl::Build() {
         co.keep_epochs.push_back(e);
     ckpt = std::make_unique<CheckpointManager>(co);
   }
-  spdlog::info("model: {} params ({} trainable tensors), {} x {} px, global batch {} ({} rank(s) x {}), {} "
-               "step(s)/epoch, {} epoch(s), {} step(s) in total; optimizer {}, precision {}, {} thread(s)",
-               [&] {
-                 int64_t n = 0;
-                 for (const auto& p : params) n += p.numel();
-                 return n;
-               }(),
-               params.size(), cfg.model.image_size, cfg.model.image_size, global_batch(), world,
-               cfg.train.batch_size, steps_per_epoch, cfg.train.num_epochs, total_steps, cfg.train.optimizer,
-               cuda ? cfg.train.precision : std::string("fp32"), at::get_num_threads());
+  spdlog::info(
+      "model: {} params ({} trainable tensors), {} x {} px, global batch {} ({} rank(s) x {}), {} "
+      "step(s)/epoch, {} epoch(s), {} step(s) in total; optimizer {}, precision {}, {} thread(s)",
+      [&] {
+        int64_t n = 0;
+        for (const auto& p : params) n += p.numel();
+        return n;
+      }(),
+      params.size(), cfg.model.image_size, cfg.model.image_size, global_batch(), world, cfg.train.batch_size,
+      steps_per_epoch, cfg.train.num_epochs, total_steps, cfg.train.optimizer,
+      cuda ? cfg.train.precision : std::string("fp32"), at::get_num_threads());
 }
 
 std::vector<std::pair<std::string, at::Tensor>> Trainer::Impl::State() const {
@@ -307,9 +307,10 @@ void Trainer::Impl::Resume() {
     at::Tensor all = comm->AllGather(mine).cpu();
     for (int64_t r = 1; r < all.size(0); ++r)
       if (all[r][0].item<double>() != all[0][0].item<double>())
-        throw RuntimeFailure(fmt::format("ranks disagree on the checkpoint to resume from (rank 0: step {}, rank "
-                                         "{}: step {}); every rank must see the same run dir",
-                                         all[0][0].item<double>(), r, all[r][0].item<double>()));
+        throw RuntimeFailure(
+            fmt::format("ranks disagree on the checkpoint to resume from (rank 0: step {}, rank "
+                        "{}: step {}); every rank must see the same run dir",
+                        all[0][0].item<double>(), r, all[r][0].item<double>()));
   }
   if (!found) {
     if (opts.resume == "auto") spdlog::info("--resume auto: no checkpoint yet, starting from scratch");
@@ -317,16 +318,17 @@ void Trainer::Impl::Resume() {
   }
   const auto& [path, p] = *found;
   if (p.global_batch != global_batch())
-    throw UserError(fmt::format("checkpoint {}: written with a global batch of {} but this run has {} ({} rank(s) "
-                                "x train.batch_size {}); resume with the same ranks x batch_size",
-                                path, p.global_batch, global_batch(), world, cfg.train.batch_size));
+    throw UserError(
+        fmt::format("checkpoint {}: written with a global batch of {} but this run has {} ({} rank(s) "
+                    "x train.batch_size {}); resume with the same ranks x batch_size",
+                    path, p.global_batch, global_batch(), world, cfg.train.batch_size));
   try {
     // Keys that change what is learned (not how the run is executed, logged or stored) deserve a warning.
     auto operational = [](const std::string& k) {
-      for (const char* prefix : {"name", "priority", "max_restarts", "resources.", "metrics.", "checkpoint.", "eval.",
-                                 "data.num_workers", "data.prefetch_batches", "data.augment_on_device",
-                                 "train.max_steps", "train.log_every", "train.diagnostics_every",
-                                 "train.batch_size" /* the global batch is checked above */})
+      for (const char* prefix :
+           {"name", "priority", "max_restarts", "resources.", "metrics.", "checkpoint.", "eval.", "data.num_workers",
+            "data.prefetch_batches", "data.augment_on_device", "train.max_steps", "train.log_every",
+            "train.diagnostics_every", "train.batch_size" /* the global batch is checked above */})
         if (k.rfind(prefix, 0) == 0) return true;
       return false;
     };
@@ -343,8 +345,8 @@ void Trainer::Impl::Resume() {
   batch_in_epoch = p.batch_in_epoch;
   nonfinite_total = p.nonfinite_total;
   if (batch_in_epoch > steps_per_epoch)
-    throw UserError(fmt::format("checkpoint {}: {} batches done in epoch {}, but an epoch has {}", path,
-                                batch_in_epoch, epoch, steps_per_epoch));
+    throw UserError(fmt::format("checkpoint {}: {} batches done in epoch {}, but an epoch has {}", path, batch_in_epoch,
+                                epoch, steps_per_epoch));
   if (batch_in_epoch == steps_per_epoch) {  // the epoch was complete
     ++epoch;
     batch_in_epoch = 0;
@@ -450,8 +452,8 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
     last_nonfinite_step = this_step;
     if (metrics) metrics->OnNonFiniteLoss();
     spdlog::warn("step {}: non-finite {} ({} in a row, {} in total); the step was skipped", this_step,
-                 nonfinite_loss ? fmt::format("loss (total {} inv {} var {} cov {})", r.loss, r.invariance,
-                                              r.variance, r.covariance)
+                 nonfinite_loss ? fmt::format("loss (total {} inv {} var {} cov {})", r.loss, r.invariance, r.variance,
+                                              r.covariance)
                                 : fmt::format("gradient (norm {})", r.grad_norm),
                  consecutive_nonfinite, nonfinite_total);
   } else {
@@ -520,10 +522,11 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
   if (has_diag)
     diag = fmt::format(" | std min {:.3f} mean {:.3f} sim {:.3f} rankme {:.1f}", *r.std_min, *r.std_mean,
                        *r.pairwise_sim, *r.rankme);
-  spdlog::info("epoch {}/{} step {}/{} loss {:.4f} (inv {:.4f} var {:.4f} cov {:.4f}) lr {:.3e} grad {:.3f}{} | "
-               "{:.1f} img/s, data wait {:.1f}% | ETA {}",
-               r.epoch, cfg.train.num_epochs, r.step, total_steps, r.loss, r.invariance, r.variance, r.covariance,
-               r.lr, r.grad_norm, diag, r.images_per_s, 100.0 * wait_frac, Hms(eta));
+  spdlog::info(
+      "epoch {}/{} step {}/{} loss {:.4f} (inv {:.4f} var {:.4f} cov {:.4f}) lr {:.3e} grad {:.3f}{} | "
+      "{:.1f} img/s, data wait {:.1f}% | ETA {}",
+      r.epoch, cfg.train.num_epochs, r.step, total_steps, r.loss, r.invariance, r.variance, r.covariance, r.lr,
+      r.grad_norm, diag, r.images_per_s, 100.0 * wait_frac, Hms(eta));
   window_start = now;
   window_steps = 0;
   window_samples = 0;
@@ -580,7 +583,8 @@ RunResult Trainer::Run() {
       const bool last_epoch = m.epoch == m.cfg.train.num_epochs;
       const bool max_reached = m.cfg.train.max_steps > 0 && m.step >= m.cfg.train.max_steps;
       const bool epoch_due =
-          epoch_end && (last_epoch || (m.cfg.checkpoint.every_epochs > 0 && m.epoch % m.cfg.checkpoint.every_epochs == 0));
+          epoch_end &&
+          (last_epoch || (m.cfg.checkpoint.every_epochs > 0 && m.epoch % m.cfg.checkpoint.every_epochs == 0));
       const bool step_due = m.cfg.checkpoint.every_steps > 0 && m.step % m.cfg.checkpoint.every_steps == 0;
       // Periodic checkpoints wait until a step succeeds again, so that "the last good checkpoint" precedes a
       // non-finite streak; a stop (signal, max_steps) still writes one (its parameters are finite-checked).
@@ -594,9 +598,9 @@ RunResult Trainer::Run() {
       }
       if (o.stop_requested) {
         const int sig = StopSignal();
-        return finish("failed", sig == 15   ? "terminated by SIGTERM"
-                                : sig == 2  ? "terminated by SIGINT"
-                                            : "terminated (another rank received a stop signal)");
+        return finish("failed", sig == 15  ? "terminated by SIGTERM"
+                                : sig == 2 ? "terminated by SIGINT"
+                                           : "terminated (another rank received a stop signal)");
       }
       if (max_reached) return finish("succeeded", fmt::format("max_steps {} reached", m.cfg.train.max_steps));
     }

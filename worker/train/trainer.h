@@ -36,16 +36,16 @@ struct Batch;
 namespace vicreg::train {
 
 struct TrainerOptions {
-  std::string resume = "none";   // none | auto | PATH (checkpoint.h CheckpointManager::Resume)
-  std::string device = "cpu";    // "cpu" or "cuda:<local_rank>"
+  std::string resume = "none";  // none | auto | PATH (checkpoint.h CheckpointManager::Resume)
+  std::string device = "cpu";   // "cpu" or "cuda:<local_rank>"
 };
 
 // What one Step() did (this rank's view; loss values are global after the all-reduce).
 struct StepOutcome {
-  bool applied = false;          // false: skipped (non-finite loss / gradient, or fp16 overflow)
-  bool nonfinite = false;        // skipped because the loss or the gradient was NaN/Inf
-  bool stop_requested = false;   // some rank received SIGTERM/SIGINT
-  StepReport report;             // step, epoch, losses (global), lr, grad_norm, diagnostics if computed
+  bool applied = false;         // false: skipped (non-finite loss / gradient, or fp16 overflow)
+  bool nonfinite = false;       // skipped because the loss or the gradient was NaN/Inf
+  bool stop_requested = false;  // some rank received SIGTERM/SIGINT
+  StepReport report;            // step, epoch, losses (global), lr, grad_norm, diagnostics if computed
 };
 
 class Trainer {
