@@ -18,10 +18,10 @@
 #include "common/errors.h"
 #include "common/fs.h"
 #include "common/metrics.h"
+#include "common/run_contract.h"
 #include "server/eval_runner.h"
 #include "server/job_manager.h"
 #include "server/launcher.h"
-#include "server/run_dir.h"
 #include "server/scheduler.h"
 #include "server/service.h"
 #include "server/store.h"
@@ -54,7 +54,7 @@ struct Coordinator::Impl {
     nlohmann::json groups = nlohmann::json::array();
     if (!manager) return groups.dump();
     for (const auto& [job_id, run_dir] : manager->ActiveRunDirs()) {
-      for (const auto& ep : ReadEndpoints(RunDir{run_dir})) {
+      for (const auto& ep : contract::ReadEndpoints(contract::RunPaths(run_dir))) {
         if (ep.metrics.empty()) continue;
         groups.push_back(
             {{"targets", {ep.metrics}}, {"labels", {{"job_id", job_id}, {"rank", std::to_string(ep.rank)}}}});

@@ -296,7 +296,7 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
     return false;
   } catch (const CLI::ParseError& e) {
     std::cerr << "vicreg_coordinator: " << e.what() << "\n(run vicreg_coordinator --help for the flags)\n";
-    *exit_code = 2;
+    *exit_code = kExitUsage;
     return false;
   }
   return true;

@@ -14,6 +14,7 @@
 #include "common/errors.h"
 #include "common/fs.h"
 #include "common/metrics.h"
+#include "common/run_contract.h"
 
 namespace vicreg::server {
 
@@ -69,8 +70,8 @@ void EvalRunner::ScanJob(const JobRecord& job) {
   if (!cfg) return;
   const config::EvalConfig& ev = cfg->eval;
   if (ev.epochs.empty() && ev.every_epochs <= 0) return;
-  RunDir d{job.run_dir};
-  std::vector<int> due = DueEpochs(ev, CheckpointEpochs(d));
+  const contract::RunPaths d(job.run_dir);
+  std::vector<int> due = DueEpochs(ev, contract::CheckpointEpochs(d));
   if (due.empty()) return;
   std::vector<config::EvalDatasetConfig> datasets = ev.datasets;
   if (datasets.empty()) datasets.push_back({cfg->data.dataset, cfg->data.data_dir});
@@ -83,7 +84,7 @@ void EvalRunner::ScanJob(const JobRecord& job) {
       t.data_dir = ds.data_dir.empty() ? cfg->data.data_dir : ds.data_dir;
       t.state = EvalState::kPending;
       t.updated_unix = NowUnix();
-      t.output_path = d.Eval() + "/epoch_" + std::to_string(epoch) + "_" + ds.name + ".json";
+      t.output_path = d.eval_dir() + "/epoch_" + std::to_string(epoch) + "_" + ds.name + ".json";
       if (store_.InsertEvalTask(t) && sink_) {
         sink_(job.id, "eval queued: epoch " + std::to_string(epoch) + " on " + ds.name);
       }
@@ -100,16 +101,17 @@ void EvalRunner::StartTask(EvalTaskRecord task) {
     run_dir = job->run_dir;
     run_dirs_[task.job_id] = run_dir;
   }
-  RunDir d{run_dir};
+  const contract::RunPaths d(run_dir);
   task.attempts += 1;
   task.updated_unix = NowUnix();
-  std::string log_path = d.Eval() + "/epoch_" + std::to_string(task.epoch) + "_" + task.dataset + ".log";
+  std::string log_path = d.eval_dir() + "/epoch_" + std::to_string(task.epoch) + "_" + task.dataset + ".log";
   try {
-    fs::MakeDirs(d.Eval());
+    fs::MakeDirs(d.eval_dir());
     std::remove(task.output_path.c_str());
     SpawnOptions so;
-    so.argv = {options_.eval_binary,       "--job",     d.JobYaml(), "--checkpoint_dir", d.Checkpoints(), "--epochs",
-               std::to_string(task.epoch), "--dataset", task.dataset};
+    so.argv = {
+        options_.eval_binary,       "--job",     d.job_yaml(), "--checkpoint_dir", d.checkpoints_dir(), "--epochs",
+        std::to_string(task.epoch), "--dataset", task.dataset};
     if (!task.data_dir.empty()) {
       so.argv.push_back("--data-dir");
       so.argv.push_back(task.data_dir);
@@ -230,7 +232,7 @@ void EvalRunner::Finish(Running& r, int wait_status) {
             "eval epoch " + std::to_string(t.epoch) + " on " + t.dataset + ": " + (summary.empty() ? "done" : summary));
     return;
   }
-  std::string tail = TailFile(r.log_path, 5);
+  std::string tail = contract::TailLines(r.log_path, 5);
   t.error = error + (tail.empty() ? "" : "; last lines of " + r.log_path + ":\n" + tail);
   int max_attempts = 1;
   if (auto job = store_.GetJob(t.job_id, true)) {

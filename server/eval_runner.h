@@ -21,7 +21,6 @@
 #include "common/config.h"
 #include "server/job.h"
 #include "server/process.h"
-#include "server/run_dir.h"
 #include "server/store.h"
 
 namespace vicreg::metrics {

@@ -33,6 +33,24 @@ bool IsTerminal(JobState s) { return s == JobState::kSucceeded || s == JobState:
 
 bool IsActive(JobState s) { return s == JobState::kStarting || s == JobState::kRunning || s == JobState::kRestarting; }
 
+const char* RestartReasonName(RestartReason r) {
+  switch (r) {
+    case RestartReason::kRankExit: return "rank_exit";
+    case RestartReason::kNoProgress: return "no_progress";
+    case RestartReason::kLaunchFailure: return "launch_failure";
+    case RestartReason::kCoordinatorRestart: return "coordinator_restart";
+    default: return "";
+  }
+}
+
+RestartReason ParseRestartReason(const std::string& name) {
+  for (RestartReason r : {RestartReason::kRankExit, RestartReason::kNoProgress, RestartReason::kLaunchFailure,
+                          RestartReason::kCoordinatorRestart}) {
+    if (name == RestartReasonName(r)) return r;
+  }
+  return RestartReason::kNone;
+}
+
 const char* EvalStateName(EvalState s) {
   switch (s) {
     case EvalState::kPending: return "PENDING";

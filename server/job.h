@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/run_contract.h"
+
 namespace vicreg::server {
 
 // Values are stored in SQLite and match vicreg.v1.JobState numbers.
@@ -28,18 +30,24 @@ bool IsTerminal(JobState s);
 // Holds slots (placed): STARTING, RUNNING, RESTARTING.
 bool IsActive(JobState s);
 
-// Progress of the current attempt (from <run_dir>/progress.json plus the coordinator's rate).
-struct Progress {
-  int64_t step = 0;
-  int64_t total_steps = 0;
-  int64_t epoch = 0;
-  int64_t num_epochs = 0;
-  double loss = 0;
-  double images_per_s = 0;
+// Progress of the current attempt: what the worker reports in progress.json (contract::Progress)
+// plus the coordinator's rate and ETA.
+struct JobProgress : contract::Progress {
   double steps_per_s = 0;
   double eta_seconds = 0;
-  double updated_unix = 0;
+  double updated_unix = 0;  // when the coordinator last saw the step advance
 };
+
+// Why an attempt was started (stored as its name; the metric label of vicreg_job_restarts_total).
+enum class RestartReason {
+  kNone,                // the first attempt
+  kRankExit,            // the previous attempt ended with a failure
+  kNoProgress,          // the previous attempt was stopped: no step advance for no_progress_timeout_s
+  kLaunchFailure,       // the previous attempt could not be launched
+  kCoordinatorRestart,  // the previous attempt was lost while the coordinator was down
+};
+const char* RestartReasonName(RestartReason r);             // "", "rank_exit", "no_progress", ...
+RestartReason ParseRestartReason(const std::string& name);  // kNone for "" or an unknown name
 
 struct JobRecord {
   std::string id;   // "job-000042"
@@ -58,7 +66,7 @@ struct JobRecord {
   std::string pending_reason;
   std::string last_error;
   std::string result_reason;
-  Progress progress;
+  JobProgress progress;
   std::string run_dir;
   std::string placement;  // "cpu:0,1" / "gpu:2,3" / ""
   std::string client_request_id;
@@ -78,7 +86,7 @@ struct AttemptRecord {
   double ended_unix = 0;
   int exit_code = -1;
   std::string cause;
-  std::string restart_reason;
+  RestartReason restart_reason = RestartReason::kNone;
   int64_t start_step = 0;
 };
 
@@ -91,7 +99,7 @@ struct EventRecord {
   EventKind kind = EventKind::kMessage;
   JobState state = JobState::kUnspecified;
   std::string message;
-  Progress progress;
+  JobProgress progress;
   int attempt = 0;
 };
 

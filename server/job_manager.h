@@ -1,14 +1,16 @@
-// The job manager owns every job's lifecycle:
-//   QUEUED -> STARTING -> RUNNING -> SUCCEEDED | FAILED | CANCELLED, RESTARTING between attempts.
-// One manager thread ("tick", every poll_interval_s or when woken) places queued jobs (Scheduler),
-// launches attempts (Launcher), follows progress (<run_dir>/progress.json), detects ended
-// attempts (rank exit, launcher exit) and stalls (no step advance for no_progress_timeout_s),
-// stops and restarts attempts, reaps cancelled ones and drives the EvalRunner.
-// gRPC threads call Submit/Cancel/WaitForEvents; every state change goes to the store (with an
-// event) before it is visible, so a coordinator restart (Start -> Recover) loses nothing.
+// The job manager: the coordinator's one owner of job lifecycles, and the seam the gRPC service
+// talks to. It holds the queue and the manager thread; the work is done by one piece per job:
+//   admission.h        Submit: validation and the QUEUED record (gRPC threads)
+//   scheduler.h        placement of queued jobs on slots (priority, FIFO, gang)
+//   attempt_machine.h  the attempts of placed jobs: launch, progress, stall, end, restart, cancel
+//   failure.h          why an attempt failed, and whether restarting can help
+//   recovery.h         the store's open jobs after a coordinator restart
+//   job_journal.h      every change stored with its event before it is visible; WatchJob wakeups
+// One manager thread ("tick", every poll_interval_s or when woken) cancels, advances attempts,
+// places queued jobs and drives the EvalRunner. A coordinator restart (Start -> recovery) loses
+// nothing.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -18,8 +20,11 @@
 #include <thread>
 #include <vector>
 
+#include "server/admission.h"
+#include "server/attempt_machine.h"
 #include "server/eval_runner.h"
 #include "server/job.h"
+#include "server/job_journal.h"
 #include "server/launcher.h"
 #include "server/scheduler.h"
 #include "server/store.h"
@@ -52,17 +57,12 @@ class JobManager {
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
 
-  // Reloads the store (queued jobs stay queued, running ones are re-adopted or restarted) and
-  // starts the manager thread.
+  // Recovers the store's open jobs (recovery.h) and starts the manager thread.
   void Start();
   // Stops the manager thread. Running attempts keep running; the next Start re-adopts them.
   void Stop();
 
-  struct SubmitRequest {
-    std::string yaml;
-    std::string client_request_id;
-    std::vector<std::string> overrides;
-  };
+  using SubmitRequest = server::SubmitRequest;
   struct SubmitResult {
     JobRecord job;
     bool duplicate = false;
@@ -90,65 +90,42 @@ class JobManager {
   int capacity() const { return capacity_; }
 
  private:
-  struct ActiveJob;
-  struct Stopping;
+  struct Queued {
+    QueuedJob job;
+    std::string pending_reason;  // last recorded reason
+  };
+  static Queued QueuedOf(const JobRecord& rec) {
+    return {{rec.id, rec.ranks, rec.priority, rec.seq}, rec.pending_reason};
+  }
 
   void Run();
   void Tick();
   void Recover();
   void ScheduleQueued();
-  void LaunchAttempt(ActiveJob& job, const std::string& restart_reason);
-  void PollRunning(ActiveJob& job, double now);
-  void UpdateProgress(ActiveJob& job, double now);
-  void EndAttempt(ActiveJob& job, const AttemptStatus& status, const std::string& forced_cause,
-                  const std::string& restart_reason_if_any);
-  void CancelActive(ActiveJob& job, const std::string& reason);
-  void Finish(ActiveJob& job, JobState state, const std::string& message);
-  void ReapStopping(double now);
   void UpdateGauges(bool force);
-  std::string DescribeFailure(const ActiveJob& job, const AttemptStatus& status);
-  int64_t WriteJob(JobRecord& rec, EventKind kind, const std::string& message);
-  void Notify(const std::string& job_id, int64_t sequence);
 
   JobManagerOptions options_;
   JobStore& store_;
+  JobJournal journal_;
   Scheduler scheduler_;
   std::unique_ptr<Launcher> launcher_;
   metrics::CoordinatorMetrics* metrics_;
   EvalRunner* evals_;
+  AttemptMachine attempts_;
   int capacity_ = 0;
 
-  // mu_ guards queue_, live_reasons_, the structure of active_, cancel_requests_ and cancelled_.
+  // mu_ guards queue_, live_reasons_, cancel_requests_, cancelled_ and the moves between queue_ and attempts_.
   std::mutex mu_;
   std::condition_variable wake_cv_;         // wakes the manager thread
   std::condition_variable cancel_done_cv_;  // a cancel request was processed
   bool wake_ = false;
   bool stop_ = false;
-  struct Queued {
-    QueuedJob job;
-    std::string pending_reason;  // last recorded reason
-  };
   std::vector<Queued> queue_;
-  std::map<std::string, std::string> live_reasons_;           // queued job id -> current reason
-  std::map<std::string, std::unique_ptr<ActiveJob>> active_;  // contents: manager thread only
-  std::map<std::string, std::string> cancel_requests_;        // job id -> reason
-  std::vector<std::string> cancelled_;                        // processed cancel requests
+  std::map<std::string, std::string> live_reasons_;     // queued job id -> current reason
+  std::map<std::string, std::string> cancel_requests_;  // job id -> reason
+  std::vector<std::string> cancelled_;                  // processed cancel requests
   std::thread thread_;
-
-  std::vector<std::unique_ptr<Stopping>> stopping_;  // manager thread only
   double last_gauges_ = 0;
-
-  // Event notification for WatchJob.
-  std::mutex events_mu_;
-  std::condition_variable events_cv_;
-  std::map<std::string, int64_t> last_event_;
 };
-
-// Stable 64-bit FNV-1a of the submitted text and overrides (idempotency check), hex.
-std::string SpecHash(const std::string& yaml, const std::vector<std::string>& overrides);
-// [A-Za-z0-9._:-]{1,128}
-bool ValidClientRequestId(const std::string& id);
-// "job-000042"
-bool ValidJobId(const std::string& id);
 
 }  // namespace vicreg::server

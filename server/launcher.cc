@@ -13,16 +13,17 @@ namespace {
 class NoneLauncher : public Launcher {
  public:
   std::string name() const override { return "none"; }
+  LauncherCapabilities capabilities() const override { return {}; }
   std::string Launch(const LaunchSpec&) override {
     throw std::runtime_error("the coordinator runs with --launcher none: jobs are never started");
   }
-  AttemptStatus Poll(const std::string&, const RunDir&, int) override {
+  AttemptStatus Poll(const AttemptRef&) override {
     AttemptStatus s;
     s.phase = AttemptStatus::Phase::kLost;
     s.detail = "launcher none";
     return s;
   }
-  void Stop(const std::string&, const RunDir&, int, bool) override {}
+  void Stop(const AttemptRef&, bool) override {}
 };
 
 }  // namespace

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "server/run_dir.h"
+#include "common/run_contract.h"
 #include "server/scheduler.h"
 
 namespace vicreg::server {
@@ -22,12 +22,20 @@ namespace vicreg::server {
 struct LaunchSpec {
   std::string job_id;
   int attempt = 1;
-  RunDir run_dir;
+  contract::RunPaths run;
   int ranks = 1;
   SlotKind kind = SlotKind::kCpu;
   std::vector<int> slots;                // placement (GPU indices for kGpu)
   std::vector<std::string> worker_argv;  // vicreg_worker --job ... --run-dir ... --resume auto --job-id ...
   std::string workdir;                   // working directory of the ranks
+};
+
+// An attempt to poll or stop, also one this coordinator did not start (re-adopted after a restart).
+struct AttemptRef {
+  std::string job_id;
+  int attempt = 0;
+  contract::RunPaths run;
+  std::string handle;  // from Launch; "" when the coordinator died before recording it
 };
 
 struct AttemptStatus {
@@ -58,16 +66,24 @@ struct LauncherOptions {
   double command_timeout_s = 30;         // for sbatch/squeue/scancel/sacct
 };
 
+// What the job manager may rely on, per backend (policy follows capabilities, never names).
+struct LauncherCapabilities {
+  // A failed Launch fails the same way when repeated (local: the shim or mpirun cannot be started),
+  // so the job is not restarted; false where a launch can fail transiently (sbatch, busy controller).
+  bool launch_failures_are_permanent = false;
+};
+
 class Launcher {
  public:
   virtual ~Launcher() = default;
-  virtual std::string name() const = 0;
+  virtual std::string name() const = 0;  // recorded with each attempt: local | slurm | none
+  virtual LauncherCapabilities capabilities() const = 0;
   // Starts the attempt; returns its handle. Throws std::runtime_error with the reason.
   virtual std::string Launch(const LaunchSpec& spec) = 0;
-  virtual AttemptStatus Poll(const std::string& handle, const RunDir& run_dir, int attempt) = 0;
+  virtual AttemptStatus Poll(const AttemptRef& attempt) = 0;
   // Stops every process of the attempt: force=false sends SIGTERM (and SIGCONT, so that stopped
   // ranks see it), force=true SIGKILL. Safe to call on an attempt that already ended.
-  virtual void Stop(const std::string& handle, const RunDir& run_dir, int attempt, bool force) = 0;
+  virtual void Stop(const AttemptRef& attempt, bool force) = 0;
 };
 
 std::unique_ptr<Launcher> MakeLauncher(const LauncherOptions& options);

@@ -17,6 +17,7 @@
 #include <stdexcept>
 
 #include "common/fs.h"
+#include "common/run_contract.h"
 #include "server/launcher.h"
 #include "server/process.h"
 
@@ -35,17 +36,22 @@ class LocalLauncher : public Launcher {
  public:
   explicit LocalLauncher(LauncherOptions options) : options_(std::move(options)) {}
   std::string name() const override { return "local"; }
+  LauncherCapabilities capabilities() const override {
+    LauncherCapabilities c;
+    c.launch_failures_are_permanent = true;  // a local spawn that failed fails again
+    return c;
+  }
 
   std::string Launch(const LaunchSpec& spec) override {
-    const RunDir& d = spec.run_dir;
-    fs::MakeDirs(d.Logs());
-    fs::MakeDirs(d.AttemptRanks(spec.attempt));
+    const contract::RunPaths& d = spec.run;
+    fs::MakeDirs(d.logs_dir());
+    fs::MakeDirs(d.attempt_ranks_dir(spec.attempt));
     std::vector<std::string> argv = {options_.shim_binary,
                                      "supervise",
                                      "--status",
-                                     d.AttemptStatus(spec.attempt),
+                                     d.attempt_status(spec.attempt),
                                      "--info",
-                                     d.AttemptInfo(spec.attempt),
+                                     d.attempt_launcher_info(spec.attempt),
                                      "--",
                                      options_.mpirun,
                                      "-np",
@@ -61,29 +67,30 @@ class LocalLauncher : public Launcher {
       env.push_back(devices);
     }
     argv.insert(argv.end(), options_.mpirun_args.begin(), options_.mpirun_args.end());
-    argv.insert(argv.end(), {options_.shim_binary, "rank", "--log-dir", d.Logs(), "--status-dir",
-                             d.AttemptRanks(spec.attempt), "--attempt", std::to_string(spec.attempt), "--"});
+    argv.insert(argv.end(), {options_.shim_binary, "rank", "--log-dir", d.logs_dir(), "--status-dir",
+                             d.attempt_ranks_dir(spec.attempt), "--attempt", std::to_string(spec.attempt), "--"});
     argv.insert(argv.end(), spec.worker_argv.begin(), spec.worker_argv.end());
 
     SpawnOptions so;
     so.argv = argv;
     so.env_set = env;
     so.cwd = spec.workdir;
-    so.output_path = d.LauncherLog();
+    so.output_path = d.launcher_log();
     so.new_session = true;
     ProcessRef p = Spawn(so);
     return "local:" + std::to_string(p.pid) + ":" + std::to_string(p.start_ticks);
   }
 
-  AttemptStatus Poll(const std::string& handle, const RunDir& d, int attempt) override {
+  AttemptStatus Poll(const AttemptRef& a) override {
     AttemptStatus s;
+    const std::string status_path = a.run.attempt_status(a.attempt);
     ProcessRef p;
-    if (!ParseHandle(handle, &p)) {
+    if (!ParseHandle(a.handle, &p)) {
       // The coordinator died between launching and recording the handle: the shim's own record.
-      auto info = ReadLauncherInfo(d.AttemptInfo(attempt));
+      auto info = contract::ReadLauncherInfo(a.run.attempt_launcher_info(a.attempt));
       if (!info) {
         s.phase = AttemptStatus::Phase::kLost;
-        s.detail = "no launcher handle recorded and no " + d.AttemptInfo(attempt);
+        s.detail = "no launcher handle recorded and no " + a.run.attempt_launcher_info(a.attempt);
         return s;
       }
       p.pid = info->pid;
@@ -97,7 +104,7 @@ class LocalLauncher : public Launcher {
       return s;  // not our child (adopted after a coordinator restart), alive
     }
     // Ended: the shim's status file has mpirun's exit status.
-    if (auto rec = ReadExitRecord(d.AttemptStatus(attempt))) {
+    if (auto rec = contract::ReadExitRecord(status_path)) {
       s.phase = AttemptStatus::Phase::kExited;
       s.exit_code = rec->exit_code;
       s.signal = rec->signal;
@@ -108,18 +115,18 @@ class LocalLauncher : public Launcher {
       s.phase = AttemptStatus::Phase::kExited;
       if (WIFEXITED(*reaped)) s.exit_code = WEXITSTATUS(*reaped);
       if (WIFSIGNALED(*reaped)) s.signal = WTERMSIG(*reaped);
-      s.detail = "the launcher (vicreg_job_shim) ended without writing " + d.AttemptStatus(attempt);
+      s.detail = "the launcher (vicreg_job_shim) ended without writing " + status_path;
       return s;
     }
     s.phase = AttemptStatus::Phase::kLost;
-    s.detail = "launcher process " + std::to_string(p.pid) + " is gone and wrote no " + d.AttemptStatus(attempt);
+    s.detail = "launcher process " + std::to_string(p.pid) + " is gone and wrote no " + status_path;
     return s;
   }
 
-  void Stop(const std::string& handle, const RunDir& d, int attempt, bool force) override {
+  void Stop(const AttemptRef& a, bool force) override {
     ProcessRef p;
-    if (!ParseHandle(handle, &p)) {
-      auto info = ReadLauncherInfo(d.AttemptInfo(attempt));
+    if (!ParseHandle(a.handle, &p)) {
+      auto info = contract::ReadLauncherInfo(a.run.attempt_launcher_info(a.attempt));
       if (!info) return;
       p.pid = info->pid;
       p.start_ticks = info->start_ticks;

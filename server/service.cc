@@ -8,12 +8,13 @@
 #include <thread>
 
 #include "common/metrics.h"
+#include "common/run_contract.h"
 #include "server/service_error.h"
 
 namespace vicreg::server {
 namespace {
 
-void ToProto(const Progress& p, v1::Progress* out) {
+void ToProto(const JobProgress& p, v1::Progress* out) {
   out->set_step(p.step);
   out->set_total_steps(p.total_steps);
   out->set_epoch(p.epoch);
@@ -58,7 +59,7 @@ void ToProto(const AttemptRecord& a, v1::Attempt* out) {
   out->set_ended_unix(a.ended_unix);
   out->set_exit_code(a.exit_code);
   out->set_cause(a.cause);
-  out->set_restart_reason(a.restart_reason);
+  out->set_restart_reason(RestartReasonName(a.restart_reason));
   out->set_start_step(a.start_step);
 }
 
@@ -375,17 +376,17 @@ grpc::Status CoordinatorService::StreamLogs(grpc::ServerContext* ctx, const v1::
                              std::to_string(job.ranks - 1) + ")",
                          {{"rank", "out of range"}});
     }
-    RunDir d{job.run_dir};
+    const contract::RunPaths d(job.run_dir);
     struct Source {
       int rank;
       std::string path;
       int64_t offset;
     };
     std::vector<Source> sources;
-    if (req->include_launcher()) sources.push_back({-1, d.LauncherLog(), req->offset()});
+    if (req->include_launcher()) sources.push_back({-1, d.launcher_log(), req->offset()});
     for (int r = 0; r < job.ranks; ++r) {
       if (req->has_rank() && r != req->rank()) continue;
-      sources.push_back({r, d.RankLog(r), req->offset()});
+      sources.push_back({r, d.rank_output(r), req->offset()});
     }
     std::vector<char> buf(static_cast<size_t>(options_.log_chunk_bytes));
     bool final_pass = false;

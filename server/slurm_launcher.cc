@@ -15,6 +15,7 @@
 #include <stdexcept>
 
 #include "common/fs.h"
+#include "common/run_contract.h"
 #include "server/launcher.h"
 #include "server/process.h"
 
@@ -39,18 +40,19 @@ class SlurmLauncher : public Launcher {
  public:
   explicit SlurmLauncher(LauncherOptions options) : options_(std::move(options)) {}
   std::string name() const override { return "slurm"; }
+  LauncherCapabilities capabilities() const override { return {}; }  // sbatch may fail transiently
 
   std::string Launch(const LaunchSpec& spec) override {
-    const RunDir& d = spec.run_dir;
-    fs::MakeDirs(d.Logs());
-    fs::MakeDirs(d.AttemptRanks(spec.attempt));
+    const contract::RunPaths& d = spec.run;
+    fs::MakeDirs(d.logs_dir());
+    fs::MakeDirs(d.attempt_ranks_dir(spec.attempt));
 
-    std::vector<std::string> cmd = {options_.shim_binary,          "supervise", "--status",
-                                    d.AttemptStatus(spec.attempt), "--",        options_.srun,
+    std::vector<std::string> cmd = {options_.shim_binary,           "supervise", "--status",
+                                    d.attempt_status(spec.attempt), "--",        options_.srun,
                                     "--mpi=" + options_.srun_mpi};
     cmd.insert(cmd.end(), options_.srun_args.begin(), options_.srun_args.end());
-    cmd.insert(cmd.end(), {options_.shim_binary, "rank", "--log-dir", d.Logs(), "--status-dir",
-                           d.AttemptRanks(spec.attempt), "--attempt", std::to_string(spec.attempt), "--"});
+    cmd.insert(cmd.end(), {options_.shim_binary, "rank", "--log-dir", d.logs_dir(), "--status-dir",
+                           d.attempt_ranks_dir(spec.attempt), "--attempt", std::to_string(spec.attempt), "--"});
     cmd.insert(cmd.end(), spec.worker_argv.begin(), spec.worker_argv.end());
     std::ostringstream script;
     script << "#!/bin/bash\n"
@@ -58,14 +60,14 @@ class SlurmLauncher : public Launcher {
            << "exec";
     for (const auto& a : cmd) script << " " << ShellQuote(a);
     script << "\n";
-    std::string script_path = d.Attempt(spec.attempt) + "/job.sbatch";
+    std::string script_path = d.attempt_sbatch(spec.attempt);
     fs::AtomicWriteFile(script_path, script.str());
 
     std::vector<std::string> argv = {options_.sbatch,
                                      "--parsable",
                                      "--job-name=vicreg-" + spec.job_id + "-a" + std::to_string(spec.attempt),
                                      "--ntasks=" + std::to_string(spec.ranks),
-                                     "--output=" + d.LauncherLog(),
+                                     "--output=" + d.launcher_log(),
                                      "--open-mode=append"};
     if (!spec.workdir.empty()) argv.push_back("--chdir=" + spec.workdir);
     if (!options_.partition.empty()) argv.push_back("--partition=" + options_.partition);
@@ -77,35 +79,36 @@ class SlurmLauncher : public Launcher {
     std::string out = Trim(r.out);
     // --parsable prints "<id>" or "<id>;<cluster>".
     std::string id = out.substr(0, out.find(';'));
-    if (r.exit_code != 0 || id.empty() || id.find_first_not_of("0123456789_") != std::string::npos) {
+    if (r.exit_code != kExitOk || id.empty() || id.find_first_not_of("0123456789_") != std::string::npos) {
       throw std::runtime_error("sbatch failed (exit " + std::to_string(r.exit_code) +
                                (r.timed_out ? ", timed out" : "") + "): " + Trim(r.err + " " + r.out));
     }
     return "slurm:" + id;
   }
 
-  AttemptStatus Poll(const std::string& handle, const RunDir& d, int attempt) override {
+  AttemptStatus Poll(const AttemptRef& ref) override {
     AttemptStatus s;
-    std::string id = JobIdOf(handle);
+    const std::string status_path = ref.run.attempt_status(ref.attempt);
+    std::string id = JobIdOf(ref.handle);
     if (id.empty()) {
       s.phase = AttemptStatus::Phase::kLost;
-      s.detail = "bad slurm handle '" + handle + "'";
+      s.detail = "bad slurm handle '" + ref.handle + "'";
       return s;
     }
     CommandResult q = RunCommand({options_.squeue, "-h", "-j", id, "-o", "%T"}, options_.command_timeout_s);
     std::string state = Trim(q.out);
-    if (q.exit_code == 0 && !state.empty()) {
+    if (q.exit_code == kExitOk && !state.empty()) {
       static const char* kActive[] = {"PENDING",     "CONFIGURING",   "RUNNING",   "COMPLETING", "SUSPENDED",
                                       "REQUEUED",    "RESIZING",      "SIGNALING", "STAGE_OUT",  "REQUEUE_HOLD",
                                       "REQUEUE_FED", "RESV_DEL_HOLD", "STOPPED"};
       for (const char* a : kActive)
         if (state == a) return s;
-    } else if (q.exit_code != 0 && q.err.find("Invalid job id") == std::string::npos) {
+    } else if (q.exit_code != kExitOk && q.err.find("Invalid job id") == std::string::npos) {
       // The controller did not answer: keep the attempt running, try again next poll.
       return s;
     }
     // Left the queue (or shown in a terminal state).
-    if (auto rec = ReadExitRecord(d.AttemptStatus(attempt))) {
+    if (auto rec = contract::ReadExitRecord(status_path)) {
       s.phase = AttemptStatus::Phase::kExited;
       s.exit_code = rec->exit_code;
       s.signal = rec->signal;
@@ -115,7 +118,7 @@ class SlurmLauncher : public Launcher {
     CommandResult a =
         RunCommand({options_.sacct, "-n", "-P", "-X", "-j", id, "-o", "State,ExitCode"}, options_.command_timeout_s);
     std::string line = Trim(a.out.substr(0, a.out.find('\n')));
-    if (a.exit_code == 0 && !line.empty()) {
+    if (a.exit_code == kExitOk && !line.empty()) {
       // "FAILED|1:0"
       auto bar = line.find('|');
       std::string st = line.substr(0, bar);
@@ -130,17 +133,17 @@ class SlurmLauncher : public Launcher {
         } catch (const std::exception&) {
         }
       }
-      if (st.rfind("COMPLETED", 0) != 0 && s.exit_code == 0) s.exit_code = -1;
+      if (st.rfind("COMPLETED", 0) != 0 && s.exit_code == kExitOk) s.exit_code = -1;
       return s;
     }
     s.phase = AttemptStatus::Phase::kLost;
     s.detail = "slurm job " + id + " left the queue" + (state.empty() ? "" : " in state " + state) +
-               " without writing " + d.AttemptStatus(attempt) + " (and sacct has no record)";
+               " without writing " + status_path + " (and sacct has no record)";
     return s;
   }
 
-  void Stop(const std::string& handle, const RunDir&, int, bool force) override {
-    std::string id = JobIdOf(handle);
+  void Stop(const AttemptRef& a, bool force) override {
+    std::string id = JobIdOf(a.handle);
     if (id.empty()) return;
     if (force) {
       RunCommand({options_.scancel, "--signal=KILL", "--full", id}, options_.command_timeout_s);

@@ -613,7 +613,7 @@ void JobStore::UpsertAttempt(const AttemptRecord& a) {
          "ended = ?7, exit_code = ?8, cause = ?9, restart_reason = ?10, start_step = ?11");
   s.Bind(1, a.job_id).Bind(2, a.number).Bind(3, a.placement).Bind(4, a.launcher).Bind(5, a.handle);
   s.Bind(6, a.started_unix).Bind(7, a.ended_unix).Bind(8, a.exit_code).Bind(9, a.cause);
-  s.Bind(10, a.restart_reason).Bind(11, a.start_step);
+  s.Bind(10, std::string(RestartReasonName(a.restart_reason))).Bind(11, a.start_step);
   s.Run();
 }
 
@@ -629,7 +629,7 @@ AttemptRecord ReadAttempt(const JobStore::Stmt& s) {
   a.ended_unix = s.Real(6);
   a.exit_code = static_cast<int>(s.Int(7));
   a.cause = s.Text(8);
-  a.restart_reason = s.Text(9);
+  a.restart_reason = ParseRestartReason(s.Text(9));
   a.start_step = s.Int(10);
   return a;
 }

@@ -238,7 +238,7 @@ int Run(int argc, char** argv) {
     if (run_dir && rank.rank == 0) {
       try {
         vicreg::train::RunResult r;
-        r.status = "failed";
+        r.status = vicreg::contract::RunStatus::kFailed;
         r.reason = reason;
         r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         run_dir->WriteResult(r);
@@ -308,11 +308,11 @@ int Run(int argc, char** argv) {
     vicreg::train::RunResult result = trainer.Run();
     result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (rank.rank == 0) run_dir->WriteResult(result);
-    spdlog::info("finished: {}{}{} at step {} (epoch {}), {:.1f} s", result.status, result.reason.empty() ? "" : ": ",
-                 result.reason, result.step, result.epoch, result.wall_s);
+    spdlog::info("finished: {}{}{} at step {} (epoch {}), {:.1f} s", vicreg::contract::RunStatusName(result.status),
+                 result.reason.empty() ? "" : ": ", result.reason, result.step, result.epoch, result.wall_s);
     spdlog::default_logger()->flush();
     comm->Barrier();
-    return result.status == "succeeded" ? vicreg::kExitOk : vicreg::kExitFailure;
+    return result.status == vicreg::contract::RunStatus::kSucceeded ? vicreg::kExitOk : vicreg::kExitFailure;
   } catch (const ConfigError& e) {
     return fail(vicreg::kExitUsage, std::string("invalid input: ") + e.what());
   } catch (const UserError& e) {

@@ -28,6 +28,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/run_contract.h"
 #include "vicreg/v1/coordinator.grpc.pb.h"
 
 namespace {
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
       std::string k = item.substr(0, eq);
       if (eq == std::string::npos || !weights.count(k)) {
         std::cerr << "vicreg_coordinator_bench: --mix: expected submit=N,get=N,list=N, got '" << o.mix << "'\n";
-        return 2;
+        return vicreg::kExitUsage;
       }
       weights[k] = std::atoi(item.c_str() + eq + 1);
     }
@@ -123,13 +124,13 @@ int main(int argc, char** argv) {
   int total_weight = weights["submit"] + weights["get"] + weights["list"];
   if (total_weight <= 0) {
     std::cerr << "vicreg_coordinator_bench: --mix: the weights sum to 0\n";
-    return 2;
+    return vicreg::kExitUsage;
   }
   if (!o.token_file.empty()) {
     std::ifstream f(o.token_file);
     if (!(f >> o.token)) {
       std::cerr << "vicreg_coordinator_bench: cannot read --token-file " << o.token_file << "\n";
-      return 2;
+      return vicreg::kExitUsage;
     }
   }
   std::string yaml = "name: bench\nresources: {ranks: 1}\ntrain: {batch_size: 32, num_epochs: 2, warmup_epochs: 0}\n";
@@ -137,7 +138,7 @@ int main(int argc, char** argv) {
     std::ifstream f(o.job_file);
     if (!f) {
       std::cerr << "vicreg_coordinator_bench: cannot read --job " << o.job_file << "\n";
-      return 2;
+      return vicreg::kExitUsage;
     }
     std::stringstream ss;
     ss << f.rdbuf();
@@ -156,7 +157,7 @@ int main(int argc, char** argv) {
     grpc::Status st = stub->SubmitJob(ctx.get(), req, &resp);
     if (!st.ok()) {
       std::cerr << "vicreg_coordinator_bench: SubmitJob to " << o.server << " failed: " << st.error_message() << "\n";
-      return 1;
+      return vicreg::kExitFailure;
     }
     ids.push_back(resp.job_id());
   }
@@ -317,5 +318,5 @@ int main(int argc, char** argv) {
                       {"full_scan", {{"jobs", seen}, {"pages_of_1000", pages}, {"ms", scan_ms}}}};
   }
   std::cout << out.dump(2) << std::endl;
-  return 0;
+  return vicreg::kExitOk;
 }

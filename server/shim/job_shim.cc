@@ -11,7 +11,8 @@
 //       as a child that dies with the shim (PR_SET_PDEATHSIG), forwards signals, and writes
 //       STATUS_DIR/rank-<r>.json {"rank","pid","exit_code","signal","finished"} when it ends. It then
 //       exits the same way as the worker (same code, or the same signal).
-// No dependencies beyond libc: it runs once per rank.
+// The records' format and the exit codes are common/run_contract.h's (header only: no dependencies
+// beyond libc and libstdc++, it runs once per rank).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -31,7 +32,11 @@
 #include <string>
 #include <vector>
 
+#include "common/run_contract.h"
+
 namespace {
+
+using vicreg::contract::ExitRecord;
 
 volatile sig_atomic_t g_child = 0;
 
@@ -97,14 +102,15 @@ int WaitChild(pid_t pid) {
   return status;
 }
 
-std::string StatusJson(const char* extra, pid_t pid, int status) {
-  int code = -1, sig = 0;
-  if (status >= 0 && WIFEXITED(status)) code = WEXITSTATUS(status);
-  if (status >= 0 && WIFSIGNALED(status)) sig = WTERMSIG(status);
-  char buf[256];
-  std::snprintf(buf, sizeof(buf), "{%s\"pid\":%d,\"exit_code\":%d,\"signal\":%d,\"finished\":%.3f}\n", extra,
-                static_cast<int>(pid), code, sig, Now());
-  return buf;
+// The exit record of a child (rank -1: the supervisor's record) from its wait status.
+ExitRecord RecordOf(int rank, pid_t pid, int status) {
+  ExitRecord r;
+  r.rank = rank;
+  r.pid = static_cast<int>(pid);
+  if (status >= 0 && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (status >= 0 && WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  r.finished = Now();
+  return r;
 }
 
 [[noreturn]] void ExitLike(int status) {
@@ -118,7 +124,7 @@ std::string StatusJson(const char* extra, pid_t pid, int status) {
     raise(sig);
     _exit(128 + sig);
   }
-  _exit(status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+  _exit(status >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : vicreg::kExitFailure);
 }
 
 int RankFromEnv() {
@@ -131,26 +137,26 @@ int RankFromEnv() {
 
 int Supervise(const std::string& status_path, const std::string& info_path, std::vector<char*> cmd) {
   if (!info_path.empty()) {
-    char buf[128];
-    std::snprintf(buf, sizeof(buf), "{\"pid\":%d,\"start_ticks\":%llu}\n", static_cast<int>(getpid()),
-                  StartTicks(getpid()));
-    WriteAtomic(info_path, buf);
+    vicreg::contract::LauncherInfo info;
+    info.pid = static_cast<int>(getpid());
+    info.start_ticks = StartTicks(getpid());
+    WriteAtomic(info_path, vicreg::contract::FormatLauncherInfo(info));
   }
   InstallForwarding();
   pid_t pid = fork();
   if (pid < 0) {
     std::perror("vicreg_job_shim: fork");
-    return 1;
+    return vicreg::kExitFailure;
   }
   if (pid == 0) {
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGQUIT}) signal(sig, SIG_DFL);
     execvp(cmd[0], cmd.data());
     std::fprintf(stderr, "vicreg_job_shim: cannot run %s: %s\n", cmd[0], std::strerror(errno));
-    _exit(127);
+    _exit(vicreg::kExitCannotExecute);
   }
   g_child = pid;
   int status = WaitChild(pid);
-  if (!WriteAtomic(status_path, StatusJson("", pid, status))) {
+  if (!WriteAtomic(status_path, vicreg::contract::FormatExitRecord(RecordOf(-1, pid, status)))) {
     std::fprintf(stderr, "vicreg_job_shim: cannot write %s: %s\n", status_path.c_str(), std::strerror(errno));
   }
   ExitLike(status);
@@ -158,11 +164,11 @@ int Supervise(const std::string& status_path, const std::string& info_path, std:
 
 int Rank(const std::string& log_dir, const std::string& status_dir, int attempt, std::vector<char*> cmd) {
   int rank = RankFromEnv();
-  std::string log_path = log_dir + "/rank-" + std::to_string(rank) + ".out";
+  std::string log_path = vicreg::contract::RankOutputPath(log_dir, rank);
   int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) {
     std::fprintf(stderr, "vicreg_job_shim: cannot open %s: %s\n", log_path.c_str(), std::strerror(errno));
-    return 1;
+    return vicreg::kExitFailure;
   }
   {
     time_t t = time(nullptr);
@@ -178,24 +184,22 @@ int Rank(const std::string& log_dir, const std::string& status_dir, int attempt,
   pid_t pid = fork();
   if (pid < 0) {
     std::perror("vicreg_job_shim: fork");
-    return 1;
+    return vicreg::kExitFailure;
   }
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);  // the shim died before prctl took effect
+    if (getppid() != parent) _exit(vicreg::kExitFailure);  // the shim died before prctl took effect
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGQUIT}) signal(sig, SIG_DFL);
     dup2(log_fd, 1);
     dup2(log_fd, 2);
     execvp(cmd[0], cmd.data());
     std::fprintf(stderr, "vicreg_job_shim: cannot run %s: %s\n", cmd[0], std::strerror(errno));
-    _exit(127);
+    _exit(vicreg::kExitCannotExecute);
   }
   g_child = pid;
   int status = WaitChild(pid);
-  char extra[64];
-  std::snprintf(extra, sizeof(extra), "\"rank\":%d,", rank);
-  std::string path = status_dir + "/rank-" + std::to_string(rank) + ".json";
-  WriteAtomic(path, StatusJson(extra, pid, status));
+  WriteAtomic(vicreg::contract::RankExitPath(status_dir, rank),
+              vicreg::contract::FormatExitRecord(RecordOf(rank, pid, status)));
   if (status >= 0 && WIFSIGNALED(status)) {
     char msg[160];
     int n = std::snprintf(msg, sizeof(msg), "=== vicreg: rank %d killed by signal %d (%s) ===\n", rank,
@@ -214,12 +218,12 @@ int Rank(const std::string& log_dir, const std::string& status_dir, int attempt,
 int main(int argc, char** argv) {
   if (argc < 2) {
     Usage();
-    return 2;
+    return vicreg::kExitUsage;
   }
   std::string mode = argv[1];
   if (mode == "--help" || mode == "-h") {
     Usage();
-    return 0;
+    return vicreg::kExitOk;
   }
   std::string status, info, log_dir, status_dir;
   int attempt = 0;
@@ -229,7 +233,7 @@ int main(int argc, char** argv) {
     auto value = [&](std::string& out) {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "vicreg_job_shim: %s needs a value\n", a.c_str());
-        std::exit(2);
+        std::exit(vicreg::kExitUsage);
       }
       out = argv[++i];
     };
@@ -251,29 +255,29 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr, "vicreg_job_shim: unknown option '%s'\n", a.c_str());
       Usage();
-      return 2;
+      return vicreg::kExitUsage;
     }
   }
   if (i >= argc) {
     std::fprintf(stderr, "vicreg_job_shim: missing '-- CMD ARGS...'\n");
-    return 2;
+    return vicreg::kExitUsage;
   }
   std::vector<char*> cmd(argv + i, argv + argc);
   cmd.push_back(nullptr);
   if (mode == "supervise") {
     if (status.empty()) {
       std::fprintf(stderr, "vicreg_job_shim supervise: --status FILE is required\n");
-      return 2;
+      return vicreg::kExitUsage;
     }
     return Supervise(status, info, cmd);
   }
   if (mode == "rank") {
     if (log_dir.empty() || status_dir.empty()) {
       std::fprintf(stderr, "vicreg_job_shim rank: --log-dir and --status-dir are required\n");
-      return 2;
+      return vicreg::kExitUsage;
     }
     return Rank(log_dir, status_dir, attempt, cmd);
   }
   std::fprintf(stderr, "vicreg_job_shim: unknown mode '%s' (supervise | rank)\n", mode.c_str());
-  return 2;
+  return vicreg::kExitUsage;
 }

@@ -10,8 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/run_contract.h"
 #include "server/process.h"
-#include "server/run_dir.h"
 #include "tests/server/test_util.h"
 
 namespace vicreg {

@@ -12,8 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/run_contract.h"
 #include "server/process.h"
-#include "server/run_dir.h"
 #include "tests/server/test_util.h"
 
 namespace vicreg {
@@ -94,16 +94,18 @@ TEST_F(E2ETest, SubmitWatchLogsAndRunDir) {
   EXPECT_EQ(one.out.find("[rank 1] "), std::string::npos);  // a single rank is printed raw (no prefix)
   EXPECT_NE(one.out.find("rank 1"), std::string::npos) << one.out.substr(0, 2000);
 
-  server::RunDir d{c->RunDir(id)};
-  std::string latest = testutil::ReadText(d.Checkpoints() + "/latest");
+  const contract::RunPaths d(c->RunDir(id));
+  std::string latest = testutil::ReadText(d.checkpoints_dir() + "/latest");
   EXPECT_FALSE(latest.empty());
-  EXPECT_FALSE(server::CheckpointEpochs(d).empty());
-  std::string metrics_jsonl = testutil::ReadText(d.root + "/metrics.jsonl");
+  EXPECT_FALSE(contract::CheckpointEpochs(d).empty());
+  std::string metrics_jsonl = testutil::ReadText(d.metrics_jsonl());
   EXPECT_GT(CountLinesWithStep(metrics_jsonl, 1), 0) << metrics_jsonl.substr(0, 500);
-  EXPECT_NE(testutil::ReadText(d.JobYaml()).find("ranks: 2"), std::string::npos);
-  auto result = server::ReadResult(d);
+  // job.yaml: the worker's resolved config; attempts/1/job.yaml: the spec the coordinator launched.
+  EXPECT_NE(testutil::ReadText(d.job_yaml()).find("ranks: 2"), std::string::npos);
+  EXPECT_EQ(testutil::ReadText(d.job_yaml()), testutil::ReadText(d.attempt_job_yaml(1)));
+  auto result = contract::ReadResult(d);
   ASSERT_TRUE(result);
-  EXPECT_EQ(result->status, "succeeded");
+  EXPECT_EQ(result->status, contract::RunStatus::kSucceeded);
 
   v1::Job job = c->Get(id);
   EXPECT_EQ(job.state(), v1::SUCCEEDED);
@@ -129,12 +131,12 @@ TEST_F(E2ETest, SubmitWatchLogsAndRunDir) {
 
 // Waits until the job runs and has a checkpoint with steps left after it; returns its rank-1 pid.
 int WaitForCheckpointAndRank1(Coordinator& c, const std::string& id) {
-  server::RunDir d{c.RunDir(id)};
+  const contract::RunPaths d(c.RunDir(id));
   int pid = 0;
   bool ok = testutil::WaitFor(
       [&] {
-        if (server::CheckpointEpochs(d).empty()) return false;
-        for (const auto& ep : server::ReadEndpoints(d))
+        if (contract::CheckpointEpochs(d).empty()) return false;
+        for (const auto& ep : contract::ReadEndpoints(d))
           if (ep.rank == 1) pid = ep.pid;
         return pid > 0;
       },

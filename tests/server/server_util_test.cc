@@ -1,5 +1,5 @@
 // Small pieces of the coordinator: tokens, ids, page tokens, shell quoting (checked by a real
-// shell), run-dir readers, eval output parsing, coordinator options, process/session control.
+// shell), eval output parsing, coordinator options, process/session control.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -16,7 +16,6 @@
 #include "server/job_manager.h"
 #include "server/launcher.h"
 #include "server/process.h"
-#include "server/run_dir.h"
 #include "server/service.h"
 #include "server/service_error.h"
 #include "tests/server/test_util.h"
@@ -79,54 +78,6 @@ TEST(ServerUtilTest, ShellQuotingSurvivesARealShell) {
   std::string expected;
   for (const auto& a : args) expected += "<" + a + ">";
   EXPECT_EQ(r.out, expected);
-}
-
-TEST(ServerUtilTest, RunDirReaders) {
-  testutil::TempDir dir("rundir");
-  RunDir d{dir.path()};
-  EXPECT_FALSE(ReadProgress(d));
-  fs::AtomicWriteFile(d.Progress(), R"({"step": 12, "total_steps": 40, "epoch": 2, "num_epochs": 5, "loss": 3.5,
-                                        "images_per_s": 99.5, "time": 1.0})");
-  auto p = ReadProgress(d);
-  ASSERT_TRUE(p);
-  EXPECT_EQ(p->step, 12);
-  EXPECT_EQ(p->total_steps, 40);
-  EXPECT_DOUBLE_EQ(p->loss, 3.5);
-  EXPECT_GT(p->mtime, 0);
-  fs::AtomicWriteFile(d.Progress(), "{\"step\": 1");  // truncated: ignored, never throws
-  EXPECT_FALSE(ReadProgress(d));
-  fs::AtomicWriteFile(d.Result(), R"({"status": "failed", "reason": "non-finite loss 5 times in a row"})");
-  EXPECT_EQ(ReadResult(d)->reason, "non-finite loss 5 times in a row");
-
-  fs::MakeDirs(d.AttemptRanks(1));
-  fs::AtomicWriteFile(d.AttemptRanks(1) + "/rank-0.json",
-                      R"({"rank":0,"pid":5,"exit_code":-1,"signal":15,"finished":20.0})");
-  fs::AtomicWriteFile(d.AttemptRanks(1) + "/rank-1.json",
-                      R"({"rank":1,"pid":6,"exit_code":-1,"signal":9,"finished":10.0})");
-  auto exits = ReadRankExits(d, 1);
-  ASSERT_EQ(exits.size(), 2u);
-  EXPECT_EQ(exits[0].rank, 1);  // ordered by finish time
-  EXPECT_EQ(exits[0].signal, 9);
-
-  fs::MakeDirs(d.Checkpoints());
-  for (const char* f : {"epoch_0002.pt", "epoch_0010.pt", "epoch_0001.pt.tmp.7", "latest", "step_00000100.pt"})
-    fs::AtomicWriteFile(d.Checkpoints() + "/" + f, "x");
-  EXPECT_EQ(CheckpointEpochs(d), (std::vector<int>{2, 10}));
-
-  fs::MakeDirs(d.Endpoints());
-  fs::AtomicWriteFile(d.Endpoints() + "/rank-1.json", R"({"rank":1,"pid":7,"host":"vm","metrics":"127.0.0.1:9465"})");
-  fs::AtomicWriteFile(d.Endpoints() + "/rank-0.json", R"({"rank":0,"pid":6,"host":"vm","metrics":"127.0.0.1:9464"})");
-  auto eps = ReadEndpoints(d);
-  ASSERT_EQ(eps.size(), 2u);
-  EXPECT_EQ(eps[0].metrics, "127.0.0.1:9464");
-
-  std::string log = dir.path() + "/log";
-  std::string text;
-  for (int i = 1; i <= 30; ++i) text += "line " + std::to_string(i) + "\n";
-  fs::AtomicWriteFile(log, text);
-  EXPECT_EQ(TailFile(log, 3), "line 28\nline 29\nline 30");
-  EXPECT_EQ(TailFile(log, 2, 12), "line 30");  // the window starts mid-line: partial line dropped
-  EXPECT_EQ(TailFile(dir.path() + "/missing", 3), "");
 }
 
 TEST(ServerUtilTest, EvalOutputParsingAndDueEpochs) {

@@ -138,7 +138,7 @@ TEST_F(RunDirTest, ProgressResultAndEndpointFiles) {
   EXPECT_GT(j["time"].get<double>(), 1.6e9);
 
   RunResult r;
-  r.status = "failed";
+  r.status = RunStatus::kFailed;
   r.reason = "terminated by SIGTERM";
   r.step = 12;
   r.epoch = 2;

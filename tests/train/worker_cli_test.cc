@@ -277,7 +277,7 @@ TEST_F(WorkerCliTest, SigtermCheckpointsExitsOneAndResumesExactly) {
 }
 
 TEST_F(WorkerCliTest, CoordinatorStyleRelaunchInARunDirHoldingJobYaml) {
-  // The coordinator writes <run_dir>/job.yaml and launches with --resume auto (no checkpoint yet).
+  // A relaunch in a run dir holding the job.yaml the worker wrote, with --resume auto (no checkpoint yet).
   const std::string run = tmp_ + "/job-1";
   ASSERT_EQ(0, ::mkdir(run.c_str(), 0755));
   WriteText(run + "/job.yaml", Slurp(kJob));

@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -13,8 +12,6 @@
 namespace vicreg::train {
 
 namespace {
-
-double UnixNow() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 // JSON has no NaN/Inf: write them as null.
 nlohmann::json Num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
@@ -49,38 +46,24 @@ std::string MetricsJsonLine(const StepReport& r) {
   return j.dump();
 }
 
-RunDir::RunDir(std::string root, int rank) : root_(std::move(root)), rank_(rank) {
-  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
-  VICREG_CHECK(!root_.empty(), "run dir must not be empty");
+RunDir::RunDir(std::string root, int rank) : paths_(std::move(root)), rank_(rank) {
+  VICREG_CHECK(!paths_.root().empty(), "run dir must not be empty");
 }
 
 RunDir::~RunDir() = default;
 
-std::string RunDir::log_file(int rank) const { return root_ + "/logs/rank-" + std::to_string(rank) + ".log"; }
-std::string RunDir::endpoint_file(int rank) const {
-  return root_ + "/endpoints/rank-" + std::to_string(rank) + ".json";
-}
-
 void RunDir::Create() const {
-  fs::MakeDirs(root_ + "/logs");
-  fs::MakeDirs(root_ + "/endpoints");
+  fs::MakeDirs(paths_.logs_dir());
+  fs::MakeDirs(paths_.endpoints_dir());
   if (rank_ == 0) {
-    fs::MakeDirs(checkpoints_dir());
-    fs::MakeDirs(root_ + "/eval");
+    fs::MakeDirs(paths_.checkpoints_dir());
+    fs::MakeDirs(paths_.eval_dir());
   }
 }
 
-void RunDir::WriteJobYaml(const std::string& yaml) const { fs::AtomicWriteFile(job_yaml(), yaml); }
+void RunDir::WriteJobYaml(const std::string& yaml) const { contract::WriteJobYaml(paths_.job_yaml(), yaml); }
 
-void RunDir::WriteEndpoint(const EndpointInfo& e) const {
-  nlohmann::ordered_json j;
-  j["rank"] = e.rank;
-  j["local_rank"] = e.local_rank;
-  j["pid"] = e.pid;
-  j["host"] = e.host;
-  j["metrics"] = e.metrics.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(e.metrics);
-  fs::AtomicWriteFile(endpoint_file(e.rank), j.dump() + "\n");
-}
+void RunDir::WriteEndpoint(const EndpointInfo& e) const { contract::WriteEndpoint(paths_, e); }
 
 void RunDir::OpenMetrics(int64_t keep_through_step) {
   VICREG_CHECK(rank_ == 0, "only rank 0 writes metrics.jsonl");
@@ -118,28 +101,8 @@ void RunDir::AppendMetrics(const StepReport& r) {
   metrics_->Append(MetricsJsonLine(r));
 }
 
-void RunDir::WriteProgress(const Progress& p) const {
-  nlohmann::ordered_json j;
-  j["step"] = p.step;
-  j["total_steps"] = p.total_steps;
-  j["epoch"] = p.epoch;
-  j["num_epochs"] = p.num_epochs;
-  j["loss"] = Num(p.loss);
-  j["images_per_s"] = Num(p.images_per_s);
-  j["time"] = UnixNow();
-  fs::AtomicWriteFile(progress_json(), j.dump() + "\n");
-}
+void RunDir::WriteProgress(const Progress& p) const { contract::WriteProgress(paths_, p); }
 
-void RunDir::WriteResult(const RunResult& r) const {
-  nlohmann::ordered_json j;
-  j["status"] = r.status;
-  j["reason"] = r.reason;
-  j["step"] = r.step;
-  j["epoch"] = r.epoch;
-  j["checkpoint"] = r.checkpoint;
-  j["wall_s"] = Num(r.wall_s);
-  j["time"] = UnixNow();
-  fs::AtomicWriteFile(result_json(), j.dump(2) + "\n");
-}
+void RunDir::WriteResult(const RunResult& r) const { contract::WriteResult(paths_, r); }
 
 }  // namespace vicreg::train

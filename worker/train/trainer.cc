@@ -554,9 +554,9 @@ RunResult Trainer::Run() {
   m.Resume();
   if (m.run_dir && m.rank.rank == 0) m.run_dir->OpenMetrics(m.step);
   RunResult result;
-  result.status = "succeeded";
-  auto finish = [&](std::string status, std::string reason) {
-    result.status = std::move(status);
+  result.status = RunStatus::kSucceeded;
+  auto finish = [&](RunStatus status, std::string reason) {
+    result.status = status;
     result.reason = std::move(reason);
     result.step = m.step;
     result.epoch = m.epoch;
@@ -565,7 +565,7 @@ RunResult Trainer::Run() {
     return result;
   };
   if (m.cfg.train.max_steps > 0 && m.step >= m.cfg.train.max_steps)
-    return finish("succeeded", fmt::format("max_steps {} reached", m.cfg.train.max_steps));
+    return finish(RunStatus::kSucceeded, fmt::format("max_steps {} reached", m.cfg.train.max_steps));
   m.window_start = Clock::now();
   for (; m.epoch <= m.cfg.train.num_epochs; ++m.epoch, m.batch_in_epoch = 0) {
     if (m.metrics) m.metrics->SetEpoch(m.epoch);
@@ -574,11 +574,12 @@ RunResult Trainer::Run() {
     while (auto batch = m.loader->Next()) {
       StepOutcome o = m.Step(*batch);
       if (m.consecutive_nonfinite >= m.cfg.train.max_consecutive_nonfinite)
-        return finish("failed", fmt::format("non-finite loss or gradient in {} consecutive steps (the last at step "
-                                            "{}); stopping. Lower train.learning_rate or enable train.grad_clip; the "
-                                            "last good checkpoint is {}",
-                                            m.consecutive_nonfinite, m.last_nonfinite_step,
-                                            m.last_checkpoint.empty() ? "none" : m.last_checkpoint));
+        return finish(RunStatus::kFailed,
+                      fmt::format("non-finite loss or gradient in {} consecutive steps (the last at step "
+                                  "{}); stopping. Lower train.learning_rate or enable train.grad_clip; the "
+                                  "last good checkpoint is {}",
+                                  m.consecutive_nonfinite, m.last_nonfinite_step,
+                                  m.last_checkpoint.empty() ? "none" : m.last_checkpoint));
       const bool epoch_end = m.batch_in_epoch >= m.steps_per_epoch;
       const bool last_epoch = m.epoch == m.cfg.train.num_epochs;
       const bool max_reached = m.cfg.train.max_steps > 0 && m.step >= m.cfg.train.max_steps;
@@ -598,18 +599,18 @@ RunResult Trainer::Run() {
       }
       if (o.stop_requested) {
         const int sig = StopSignal();
-        return finish("failed", sig == 15  ? "terminated by SIGTERM"
-                                : sig == 2 ? "terminated by SIGINT"
-                                           : "terminated (another rank received a stop signal)");
+        return finish(RunStatus::kFailed, sig == 15  ? "terminated by SIGTERM"
+                                          : sig == 2 ? "terminated by SIGINT"
+                                                     : "terminated (another rank received a stop signal)");
       }
-      if (max_reached) return finish("succeeded", fmt::format("max_steps {} reached", m.cfg.train.max_steps));
+      if (max_reached) return finish(RunStatus::kSucceeded, fmt::format("max_steps {} reached", m.cfg.train.max_steps));
     }
     if (m.batch_in_epoch < m.steps_per_epoch)
       throw RuntimeFailure(fmt::format("the loader ended epoch {} after {} of {} batches", m.epoch, m.batch_in_epoch,
                                        m.steps_per_epoch));
   }
   m.epoch = m.cfg.train.num_epochs;
-  return finish("succeeded", "");
+  return finish(RunStatus::kSucceeded, "");
 }
 
 StepOutcome Trainer::Step(const data::Batch& batch) { return impl_->Step(batch); }

@@ -1,0 +1,487 @@
+#include "server/attempt_machine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "common/fs.h"
+#include "common/metrics.h"
+#include "common/run_contract.h"
+#include "server/failure.h"
+
+namespace vicreg::server {
+
+struct AttemptMachine::ActiveJob {
+  enum class Phase { kNew, kRunning, kStopping, kWaitRestart };
+  JobRecord rec;
+  AttemptRecord attempt;
+  Phase phase = Phase::kNew;
+  double attempt_started = 0;
+  int64_t last_step = -1;  // stall detection: last step seen ...
+  double last_change = 0;  // ... and when it changed
+  double rate_t0 = 0;      // rate: first progress seen in this attempt
+  int64_t rate_step0 = -1;
+  double last_progress_event = 0;
+  bool running_seen = false;  // STARTING -> RUNNING done
+  double stop_deadline = 0;   // kStopping: SIGKILL after this
+  bool killed = false;
+  std::string stop_cause;
+  RestartReason stop_restart_reason = RestartReason::kNone;
+  double next_launch = 0;  // kWaitRestart
+  RestartReason restart_reason = RestartReason::kNone;
+  bool done = false;
+};
+
+// A cancelled attempt whose processes are being stopped (slots already freed).
+struct AttemptMachine::Stopping {
+  AttemptRef ref;
+  double deadline = 0;
+  bool killed = false;
+};
+
+namespace {
+
+std::string Fmt(double v, int prec = 1) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", prec, v);
+  return buf;
+}
+
+}  // namespace
+
+AttemptMachine::AttemptMachine(AttemptOptions options, JobJournal& journal, Scheduler& scheduler, Launcher& launcher,
+                               metrics::CoordinatorMetrics* metrics, EvalRunner* evals)
+    : options_(std::move(options)),
+      journal_(journal),
+      store_(journal.store()),
+      scheduler_(scheduler),
+      launcher_(launcher),
+      metrics_(metrics),
+      evals_(evals) {}
+
+AttemptMachine::~AttemptMachine() = default;
+
+bool AttemptMachine::Has(const std::string& job_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return jobs_.count(job_id) > 0;
+}
+
+std::vector<std::string> AttemptMachine::JobIds() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [id, job] : jobs_) out.push_back(id);
+  return out;
+}
+
+AttemptMachine::ActiveJob& AttemptMachine::Insert(JobRecord rec) {
+  auto job = std::make_unique<ActiveJob>();
+  job->rec = std::move(rec);
+  ActiveJob& raw = *job;
+  std::lock_guard<std::mutex> lock(mu_);
+  jobs_[raw.rec.id] = std::move(job);
+  return raw;
+}
+
+void AttemptMachine::Add(const std::string& job_id) {
+  JobRecord rec;
+  rec.id = job_id;
+  Insert(rec);
+}
+
+void AttemptMachine::Drop(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  jobs_.erase(job_id);
+}
+
+void AttemptMachine::Launch(JobRecord rec) {
+  ActiveJob* job = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(rec.id);
+    if (it != jobs_.end()) job = it->second.get();
+  }
+  if (!job) job = &Insert(rec);
+  job->rec = std::move(rec);
+  LaunchAttempt(*job, RestartReason::kNone);
+}
+
+AttemptRef AttemptMachine::RefOf(const ActiveJob& job) const {
+  AttemptRef r;
+  r.job_id = job.rec.id;
+  r.attempt = job.attempt.number;
+  r.run = contract::RunPaths(job.rec.run_dir);
+  r.handle = job.attempt.handle;
+  return r;
+}
+
+// ---- recovery entry points --------------------------------------------------------------------
+
+void AttemptMachine::Adopt(JobRecord rec, AttemptRecord attempt) {
+  ActiveJob& job = Insert(std::move(rec));
+  const double now = NowUnix();
+  job.attempt = std::move(attempt);
+  job.attempt_started = job.attempt.started_unix;
+  job.last_change = now;  // the stall clock restarts with the coordinator
+  job.running_seen = job.rec.state == JobState::kRunning;
+  job.phase = ActiveJob::Phase::kRunning;
+  job.last_step = job.rec.progress.step;
+  journal_.Message(job.rec.id, "coordinator restarted: re-adopted attempt " + std::to_string(job.attempt.number) +
+                                   " (" + job.attempt.handle + ")");
+}
+
+void AttemptMachine::AccountEnded(JobRecord rec, AttemptRecord attempt, const AttemptStatus& status) {
+  ActiveJob& job = Insert(std::move(rec));
+  job.attempt = std::move(attempt);
+  job.attempt_started = job.attempt.started_unix;
+  job.last_change = NowUnix();
+  job.running_seen = job.rec.state == JobState::kRunning;
+  job.phase = ActiveJob::Phase::kRunning;
+  EndAttempt(job, status, "", RestartReason::kRankExit);
+}
+
+void AttemptMachine::RestartLost(JobRecord rec, std::optional<AttemptRecord> attempt, const AttemptStatus& status) {
+  ActiveJob& job = Insert(std::move(rec));
+  const double now = NowUnix();
+  if (attempt) {
+    job.attempt = *attempt;
+    launcher_.Stop(RefOf(job), true);  // stragglers
+    job.attempt.ended_unix = now;
+    job.attempt.cause = "lost across a coordinator restart: " + status.detail;
+    store_.UpsertAttempt(job.attempt);
+  }
+  job.rec.state = JobState::kRestarting;
+  job.phase = ActiveJob::Phase::kWaitRestart;
+  job.next_launch = now;
+  job.restart_reason = RestartReason::kCoordinatorRestart;
+  if (metrics_) metrics_->OnRestart(RestartReasonName(RestartReason::kCoordinatorRestart));
+  journal_.Record(job.rec, EventKind::kState,
+                  "coordinator restarted and attempt " + std::to_string(job.attempt.number) + " is gone (" +
+                      status.detail + "); restarting from the latest checkpoint");
+}
+
+void AttemptMachine::RestartNow(JobRecord rec) {
+  ActiveJob& job = Insert(std::move(rec));
+  job.phase = ActiveJob::Phase::kWaitRestart;
+  job.next_launch = NowUnix();
+  job.restart_reason = RestartReason::kCoordinatorRestart;
+}
+
+// ---- the tick ---------------------------------------------------------------------------------
+
+std::vector<std::string> AttemptMachine::Tick(double now, const std::map<std::string, std::string>& cancels) {
+  std::vector<ActiveJob*> jobs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, job] : jobs_) jobs.push_back(job.get());
+  }
+  for (ActiveJob* job : jobs) {
+    if (job->done || job->phase == ActiveJob::Phase::kNew) continue;
+    auto c = cancels.find(job->rec.id);
+    if (c != cancels.end()) {
+      CancelActive(*job, c->second);
+      continue;
+    }
+    switch (job->phase) {
+      case ActiveJob::Phase::kWaitRestart:
+        if (now >= job->next_launch) LaunchAttempt(*job, job->restart_reason);
+        break;
+      case ActiveJob::Phase::kRunning: PollRunning(*job, now); break;
+      case ActiveJob::Phase::kStopping: PollStopping(*job, now); break;
+      case ActiveJob::Phase::kNew: break;
+    }
+    if (!job->done && evals_) evals_->ScanJob(job->rec);
+  }
+  ReapStopping(now);
+  return Sweep();
+}
+
+std::vector<std::string> AttemptMachine::Sweep() {
+  std::vector<std::string> ended;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    if (it->second->done) {
+      ended.push_back(it->first);
+      it = jobs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return ended;
+}
+
+// ---- attempts ---------------------------------------------------------------------------------
+
+void AttemptMachine::LaunchAttempt(ActiveJob& job, RestartReason restart_reason) {
+  JobRecord& rec = job.rec;
+  const double now = NowUnix();
+  const contract::RunPaths d(rec.run_dir);
+  const int n = rec.attempt + 1;
+  AttemptRecord a;
+  a.job_id = rec.id;
+  a.number = n;
+  a.placement = rec.placement;
+  a.launcher = launcher_.name();
+  a.started_unix = now;
+  a.restart_reason = restart_reason;
+  a.start_step = rec.progress.step;
+  job.attempt = a;
+  job.phase = ActiveJob::Phase::kRunning;
+  job.attempt_started = now;
+  job.last_step = -1;
+  job.last_change = now;
+  job.rate_step0 = -1;
+  job.running_seen = false;
+  job.killed = false;
+  job.stop_cause.clear();
+
+  std::string launch_error;
+  try {
+    if (!fs::IsInside(options_.runs_root, d.root())) {
+      throw std::runtime_error("run dir " + d.root() + " is outside " + options_.runs_root);
+    }
+    fs::MakeDirs(d.root());
+    fs::MakeDirs(d.attempt_dir(n));
+    // The spec this attempt runs (the worker writes the resolved <run>/job.yaml itself).
+    contract::WriteJobYaml(d.attempt_job_yaml(n), rec.spec_yaml);
+    // A result.json of the previous attempt must not be mistaken for this one's.
+    if (fs::Exists(d.result_json())) std::rename(d.result_json().c_str(), d.attempt_result(n - 1).c_str());
+  } catch (const std::exception& e) {
+    launch_error = std::string("cannot prepare the run dir: ") + e.what();
+  }
+
+  rec.state = JobState::kStarting;
+  rec.attempt = n;
+  if (rec.started_unix == 0) rec.started_unix = now;
+  rec.pending_reason.clear();
+  store_.UpsertAttempt(a);  // the intent, before anything is launched
+  const std::string reason_name = RestartReasonName(restart_reason);
+  journal_.Record(rec, EventKind::kState,
+                  "starting attempt " + std::to_string(n) + " on " + rec.placement + " (" + launcher_.name() +
+                      " launcher)" + (reason_name.empty() ? "" : ", restart reason " + reason_name));
+
+  if (launch_error.empty()) {
+    LaunchSpec spec;
+    spec.job_id = rec.id;
+    spec.attempt = n;
+    spec.run = d;
+    spec.ranks = rec.ranks;
+    spec.kind = scheduler_.kind();
+    spec.slots = Scheduler::ParsePlacement(rec.placement).value_or(std::vector<int>{});
+    spec.worker_argv = {options_.worker_binary,
+                        "--job",
+                        d.attempt_job_yaml(n),
+                        "--run-dir",
+                        d.root(),
+                        "--resume",
+                        "auto",
+                        "--job-id",
+                        rec.id};
+    spec.workdir = options_.workdir;
+    try {
+      job.attempt.handle = launcher_.Launch(spec);
+      store_.UpsertAttempt(job.attempt);
+      spdlog::info("coordinator: {} attempt {} launched ({})", rec.id, n, job.attempt.handle);
+      return;
+    } catch (const std::exception& e) {
+      launch_error = std::string("launch failed: ") + e.what();
+    }
+  }
+  spdlog::warn("coordinator: {} attempt {}: {}", rec.id, n, launch_error);
+  AttemptStatus st;
+  st.phase = AttemptStatus::Phase::kLost;
+  st.detail = launch_error;
+  EndAttempt(job, st, launch_error, RestartReason::kLaunchFailure);
+}
+
+void AttemptMachine::UpdateProgress(ActiveJob& job, double now) {
+  const contract::RunPaths d(job.rec.run_dir);
+  auto snap = contract::ReadProgress(d);
+  const bool fresh = snap && snap->mtime >= job.attempt_started - 1.0;
+  if (!job.running_seen) {
+    bool started = fresh;
+    if (!started) {
+      for (const auto& ep : contract::ReadEndpoints(d))
+        if (ep.mtime >= job.attempt_started - 1.0) started = true;
+    }
+    if (started) {
+      job.running_seen = true;
+      job.rec.state = JobState::kRunning;
+      journal_.Record(job.rec, EventKind::kState, "running (attempt " + std::to_string(job.attempt.number) + ")");
+    }
+  }
+  if (!fresh) return;
+  const contract::Progress& p = snap->progress;
+  JobProgress& pr = job.rec.progress;
+  const bool changed = p.step != job.last_step;
+  if (changed) {
+    job.last_step = p.step;
+    job.last_change = now;
+  }
+  if (job.rate_step0 < 0) {
+    job.rate_step0 = p.step;
+    job.rate_t0 = now;
+  }
+  static_cast<contract::Progress&>(pr) = p;
+  if (changed) pr.updated_unix = now;
+  const double dt = now - job.rate_t0;
+  if (dt > 0.5 && p.step > job.rate_step0) {
+    pr.steps_per_s = static_cast<double>(p.step - job.rate_step0) / dt;
+    pr.eta_seconds = pr.total_steps > pr.step ? (pr.total_steps - pr.step) / pr.steps_per_s : 0;
+  }
+  if (changed && now - job.last_progress_event >= options_.progress_event_interval_s) {
+    job.last_progress_event = now;
+    std::string msg = "step " + std::to_string(pr.step) + (pr.total_steps ? "/" + std::to_string(pr.total_steps) : "") +
+                      ", epoch " + std::to_string(pr.epoch) +
+                      (pr.num_epochs ? "/" + std::to_string(pr.num_epochs) : "") + ", loss " + Fmt(pr.loss, 4);
+    journal_.Record(job.rec, EventKind::kProgress, msg);
+  }
+}
+
+void AttemptMachine::PollRunning(ActiveJob& job, double now) {
+  const AttemptRef ref = RefOf(job);
+  AttemptStatus st = launcher_.Poll(ref);
+  UpdateProgress(job, now);
+  if (st.phase != AttemptStatus::Phase::kRunning) {
+    EndAttempt(job, st, "", RestartReason::kRankExit);
+    return;
+  }
+  if (options_.no_progress_timeout_s > 0 && now - job.last_change > options_.no_progress_timeout_s) {
+    std::string cause = "no progress for " + Fmt(now - job.last_change, 0) + " s (limit " +
+                        Fmt(options_.no_progress_timeout_s, 0) + " s; " +
+                        (job.last_step >= 0 ? "step stuck at " + std::to_string(job.last_step)
+                                            : std::string("no progress.json from this attempt")) +
+                        ")";
+    spdlog::warn("coordinator: {} attempt {}: {}; stopping it", job.rec.id, job.attempt.number, cause);
+    launcher_.Stop(ref, false);
+    job.phase = ActiveJob::Phase::kStopping;
+    job.stop_deadline = now + options_.stop_grace_s;
+    job.stop_cause = cause;
+    job.stop_restart_reason = RestartReason::kNoProgress;
+  }
+}
+
+void AttemptMachine::PollStopping(ActiveJob& job, double now) {
+  const AttemptRef ref = RefOf(job);
+  AttemptStatus st = launcher_.Poll(ref);
+  if (st.phase != AttemptStatus::Phase::kRunning) {
+    EndAttempt(job, st, job.stop_cause, job.stop_restart_reason);
+  } else if (now >= job.stop_deadline && !job.killed) {
+    launcher_.Stop(ref, true);
+    job.killed = true;
+  }
+}
+
+void AttemptMachine::EndAttempt(ActiveJob& job, const AttemptStatus& st, const std::string& forced_cause,
+                                RestartReason restart_reason) {
+  JobRecord& rec = job.rec;
+  const contract::RunPaths d(rec.run_dir);
+  const double now = NowUnix();
+  // Stragglers (a rank's child that outlived it): the attempt is over, kill what is left.
+  if (!job.attempt.handle.empty() && st.phase != AttemptStatus::Phase::kRunning) {
+    launcher_.Stop(RefOf(job), true);
+  }
+  if (st.phase == AttemptStatus::Phase::kExited || st.phase == AttemptStatus::Phase::kLost) {
+    UpdateProgress(job, now);  // the final progress.json
+  }
+  const auto result = contract::ReadResult(d);
+  const bool success = forced_cause.empty() && AttemptSucceeded(st, result);
+  job.attempt.ended_unix = now;
+  job.attempt.exit_code = st.exit_code;
+  if (result) rec.result_reason = result->reason;
+
+  if (success) {
+    job.attempt.cause = "succeeded";
+    store_.UpsertAttempt(job.attempt);
+    if (rec.progress.total_steps > 0 && rec.progress.step < rec.progress.total_steps && result &&
+        result->step > rec.progress.step) {
+      rec.progress.step = result->step;
+    }
+    rec.progress.eta_seconds = 0;
+    Finish(job, JobState::kSucceeded,
+           "succeeded (attempt " + std::to_string(job.attempt.number) + ", " + std::to_string(rec.restarts) +
+               (rec.restarts == 1 ? " restart" : " restarts") + ")" +
+               (result && !result->reason.empty() ? ": " + result->reason : ""));
+    return;
+  }
+
+  std::string cause = forced_cause.empty() ? DescribeFailure(d, job.attempt.number, st) : forced_cause;
+  if (!forced_cause.empty() && st.phase == AttemptStatus::Phase::kExited &&
+      restart_reason == RestartReason::kNoProgress) {
+    cause += " (stopped by the coordinator)";
+  }
+  job.attempt.cause = cause;
+  store_.UpsertAttempt(job.attempt);
+  rec.last_error = "attempt " + std::to_string(job.attempt.number) + ": " + cause;
+  // A worker that rejected its input fails the same way on every attempt; so does a launch that
+  // this launcher cannot retry.
+  const bool rejected_input = RankRejectedInput(d, job.attempt.number);
+  const bool unlaunchable =
+      restart_reason == RestartReason::kLaunchFailure && launcher_.capabilities().launch_failures_are_permanent;
+  const std::string headline = cause.substr(0, cause.find('\n'));
+  if (!rejected_input && !unlaunchable && rec.restarts < rec.max_restarts) {
+    rec.restarts += 1;
+    rec.state = JobState::kRestarting;
+    job.phase = ActiveJob::Phase::kWaitRestart;
+    job.next_launch = now + options_.restart_backoff_s;
+    job.restart_reason = restart_reason;
+    if (metrics_) metrics_->OnRestart(RestartReasonName(restart_reason));
+    journal_.Record(rec, EventKind::kState,
+                    "attempt " + std::to_string(job.attempt.number) + " failed: " + headline + "; restarting (" +
+                        std::to_string(rec.restarts) + "/" + std::to_string(rec.max_restarts) +
+                        ") from the latest checkpoint");
+    spdlog::warn("coordinator: {} attempt {} failed ({}); restart {}/{}", rec.id, job.attempt.number, headline,
+                 rec.restarts, rec.max_restarts);
+    return;
+  }
+  const std::string why =
+      unlaunchable     ? " (launch failures are not retried)"
+      : rejected_input ? " (a rank rejected its input with exit code " + std::to_string(kExitUsage) + "; not restarted)"
+                       : " (max_restarts " + std::to_string(rec.max_restarts) + " reached)";
+  spdlog::warn("coordinator: {} failed: {}{}", rec.id, headline, why);
+  Finish(job, JobState::kFailed, "failed: " + headline + why);
+}
+
+void AttemptMachine::Finish(ActiveJob& job, JobState state, const std::string& message) {
+  JobRecord& rec = job.rec;
+  rec.state = state;
+  rec.finished_unix = NowUnix();
+  rec.placement.clear();
+  rec.pending_reason.clear();
+  scheduler_.Release(rec.id);
+  journal_.Record(rec, EventKind::kState, message);
+  job.done = true;
+  if (evals_) evals_->ScanJob(rec);
+}
+
+void AttemptMachine::CancelActive(ActiveJob& job, const std::string& reason) {
+  if (job.phase != ActiveJob::Phase::kWaitRestart && !job.attempt.handle.empty()) {
+    auto s = std::make_unique<Stopping>();
+    s->ref = RefOf(job);
+    launcher_.Stop(s->ref, false);
+    s->deadline = NowUnix() + options_.stop_grace_s;
+    stopping_.push_back(std::move(s));
+    job.attempt.ended_unix = NowUnix();
+    job.attempt.cause = reason;
+    store_.UpsertAttempt(job.attempt);
+  }
+  Finish(job, JobState::kCancelled, reason);
+}
+
+void AttemptMachine::ReapStopping(double now) {
+  for (auto it = stopping_.begin(); it != stopping_.end();) {
+    Stopping& s = **it;
+    AttemptStatus st = launcher_.Poll(s.ref);
+    if (st.phase != AttemptStatus::Phase::kRunning) {
+      launcher_.Stop(s.ref, true);  // stragglers
+      it = stopping_.erase(it);
+      continue;
+    }
+    if (now >= s.deadline && !s.killed) {
+      launcher_.Stop(s.ref, true);
+      s.killed = true;
+    }
+    ++it;
+  }
+}
+
+}  // namespace vicreg::server

@@ -1,0 +1,65 @@
+#include "server/failure.h"
+
+#include <signal.h>
+
+#include <vector>
+
+#include "server/process.h"
+
+namespace vicreg::server {
+
+bool AttemptSucceeded(const AttemptStatus& st, const std::optional<contract::RunResult>& result) {
+  return st.phase == AttemptStatus::Phase::kExited && st.exit_code == kExitOk && st.signal == 0 &&
+         !(result && result->status == contract::RunStatus::kFailed);
+}
+
+bool RankRejectedInput(const contract::RunPaths& run, int attempt) {
+  for (const auto& r : contract::ReadRankExits(run, attempt))
+    if (contract::IsInvalidInputExit(r.exit_code)) return true;
+  return false;
+}
+
+std::string DescribeFailure(const contract::RunPaths& d, int attempt, const AttemptStatus& st) {
+  std::vector<contract::ExitRecord> ranks = contract::ReadRankExits(d, attempt);
+  auto failed = [](const contract::ExitRecord& r) { return r.exit_code != kExitOk || r.signal != 0; };
+  const contract::ExitRecord* first = nullptr;
+  for (const auto& r : ranks) {
+    if (failed(r) && r.signal != SIGTERM) {
+      first = &r;
+      break;
+    }
+  }
+  if (!first) {
+    for (const auto& r : ranks)
+      if (failed(r)) {
+        first = &r;
+        break;
+      }
+  }
+  std::string cause;
+  int log_rank = -1;
+  if (first) {
+    cause =
+        "rank " + std::to_string(first->rank) +
+        (first->signal ? " killed by signal " + std::to_string(first->signal) + " (" + SignalName(first->signal) + ")"
+                       : " exited with code " + std::to_string(first->exit_code));
+    log_rank = first->rank;
+  } else if (st.phase == AttemptStatus::Phase::kExited) {
+    cause = st.signal ? "launcher killed by " + SignalName(st.signal)
+                      : "launcher exited with code " + std::to_string(st.exit_code);
+  } else {
+    cause = "attempt lost: " + st.detail;
+  }
+  if (!st.detail.empty() && st.phase == AttemptStatus::Phase::kExited) cause += " (" + st.detail + ")";
+  if (auto res = contract::ReadResult(d); res && res->status == contract::RunStatus::kFailed && !res->reason.empty()) {
+    cause += "; worker: " + res->reason;
+  }
+  const std::string log_path = log_rank >= 0 ? d.rank_output(log_rank) : d.launcher_log();
+  const std::string tail = contract::TailLines(log_path, 8, 4096);
+  if (!tail.empty()) {
+    cause += "\nlast lines of logs/" + log_path.substr(log_path.rfind('/') + 1) + ":\n" + tail;
+  }
+  return cause;
+}
+
+}  // namespace vicreg::server

@@ -1,0 +1,65 @@
+#include "server/recovery.h"
+
+#include <spdlog/spdlog.h>
+
+namespace vicreg::server {
+
+Recovered RecoverJobs(JobJournal& journal, Scheduler& scheduler, Launcher& launcher, AttemptMachine& machine) {
+  JobStore& store = journal.store();
+  Recovered out;
+  for (JobRecord& rec : store.LoadOpenJobs()) {
+    if (rec.state == JobState::kQueued) {
+      out.queue.push_back(rec);
+      continue;
+    }
+    const contract::RunPaths run(rec.run_dir);
+    std::optional<AttemptRecord> a = store.GetAttempt(rec.id, rec.attempt);
+    auto ref_of = [&](const AttemptRecord& attempt) { return AttemptRef{rec.id, attempt.number, run, attempt.handle}; };
+    auto slots = Scheduler::ParsePlacement(rec.placement);
+    if (!slots || !scheduler.Reserve(rec.id, *slots)) {
+      // The slot configuration changed (or the placement is unusable): place it again.
+      spdlog::warn("coordinator: {} held '{}', which this configuration cannot reserve; re-placing it", rec.id,
+                   rec.placement);
+      if (a && rec.state != JobState::kRestarting) {
+        if (launcher.Poll(ref_of(*a)).phase == AttemptStatus::Phase::kRunning) launcher.Stop(ref_of(*a), true);
+      }
+      rec.state = JobState::kQueued;
+      rec.placement.clear();
+      rec.pending_reason = "re-queued after a coordinator restart";
+      journal.Record(rec, EventKind::kState, "re-queued: its placement is not available after the coordinator restart");
+      out.queue.push_back(rec);
+      ++out.requeued;
+      continue;
+    }
+    if (rec.state == JobState::kRestarting) {
+      machine.RestartNow(rec);
+      ++out.restarting;
+      continue;
+    }
+    AttemptStatus st;
+    if (a) {
+      st = launcher.Poll(ref_of(*a));
+    } else {
+      st.phase = AttemptStatus::Phase::kLost;
+      st.detail = "no attempt record";
+    }
+    switch (st.phase) {
+      case AttemptStatus::Phase::kRunning:
+        machine.Adopt(rec, *a);
+        ++out.adopted;
+        break;
+      case AttemptStatus::Phase::kExited:
+        machine.AccountEnded(rec, *a, st);
+        ++out.ended;
+        break;
+      case AttemptStatus::Phase::kLost:
+        machine.RestartLost(rec, a, st);
+        ++out.restarting;
+        break;
+    }
+  }
+  machine.Sweep();  // jobs that ended while the coordinator was down
+  return out;
+}
+
+}  // namespace vicreg::server
