@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Compare two vicreg_worker run directories (used by tests/comm/comm_worker_test.cc).
 
-  compare_runs.py REF OTHER --steps N [--rtol 1e-5] [--bitwise] [--from-step K]
+  compare_runs.py REF OTHER --steps N [--rtol 1e-5] [--bitwise] [--from-step K] [--max-abs-diff D]
 
 Checks, for steps K..N of metrics.jsonl, that the loss components (loss, invariance, variance,
 covariance) agree to a relative tolerance, and that the newest checkpoint of each run (the one
@@ -9,7 +9,10 @@ named by checkpoints/latest) holds the same model tensors:
   default:   max|a - b| <= rtol * max|a| + atol per tensor (parameters and BN buffers), rtol 1e-5 and
              atol 1e-6: relative to each tensor's scale, since BN running means and small biases are
              sums with cancellation whose elements can be far smaller than their rounding error
+  --max-abs-diff D: instead, max|a - b| <= D for every model tensor element (absolute).
   --bitwise: identical loss values and identical model + optimizer tensors.
+The summary line reports the worst loss-component relative difference and the worst absolute
+parameter difference.
 Prints one line per problem and exits 1 if there is any, 0 otherwise.
 """
 import argparse
@@ -61,6 +64,7 @@ def main():
     ap.add_argument("--from-step", type=int, default=1)
     ap.add_argument("--rtol", type=float, default=1e-5)
     ap.add_argument("--atol", type=float, default=1e-6)
+    ap.add_argument("--max-abs-diff", type=float, default=None)
     ap.add_argument("--bitwise", action="store_true")
     a = ap.parse_args()
 
@@ -94,6 +98,7 @@ def main():
         problems.append(f"different tensors: only in ref {sorted(set(ta) - set(tb))[:5]}, "
                         f"only in other {sorted(set(tb) - set(ta))[:5]}")
     worst_param = (0.0, "")
+    worst_abs = (0.0, "")
     for k in sorted(set(ta) & set(tb)):
         x, y = ta[k], tb[k]
         if x.shape != y.shape:
@@ -112,6 +117,14 @@ def main():
             continue
         diff = (x - y).abs().flatten()
         i = int(diff.argmax())
+        worst_abs = max(worst_abs, (diff[i].item(), k))
+        if a.max_abs_diff is not None:
+            tol = a.max_abs_diff
+            worst_param = max(worst_param, (diff[i].item() / tol, k))
+            if diff[i].item() > tol:
+                problems.append(f"{k}[{i}]: {x.flatten()[i].item():.9g} vs {y.flatten()[i].item():.9g}: |diff| "
+                                f"{diff[i].item():.3g} > {tol:g}")
+            continue
         tol = a.rtol * x.abs().max().item() + a.atol
         worst_param = max(worst_param, (diff[i].item() / tol, k))   # > 1: outside the tolerance
         if diff[i].item() > tol:
@@ -120,7 +133,8 @@ def main():
 
     print(f"compared {a.ref} and {a.other}: steps {a.from_step}..{a.steps}, checkpoints {name_a} / {name_b}, "
           f"{len(ta)} tensors; worst loss-component rel diff {worst:.3g}, worst tensor {worst_param[1]} at "
-          f"{worst_param[0]:.3g} x its tolerance" + (" (bitwise)" if a.bitwise else ""))
+          f"{worst_param[0]:.3g} x its tolerance, max |param diff| {worst_abs[0]:.3g} ({worst_abs[1] or '-'})" +
+          (" (bitwise)" if a.bitwise else ""))
     for p in problems:
         print("MISMATCH " + p)
     return 1 if problems else 0

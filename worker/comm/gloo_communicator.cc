@@ -16,8 +16,12 @@
 #include <thread>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
 #include "common/errors.h"
 #include "worker/comm/collective_tracker.h"
+#include "worker/comm/gloo_address.h"
 #include "worker/torch_compat.h"
 
 namespace vicreg::comm {
@@ -56,7 +60,7 @@ class GlooWork : public Work {
 class GlooCommunicator : public Communicator {
  public:
   GlooCommunicator(const RankInfo& info, const GlooCommunicatorOptions& opts)
-      : opts_(opts), rank_(info.rank), world_(info.world_size) {
+      : opts_(opts), rank_(info.rank), world_(info.world_size), local_world_(info.local_world_size) {
     std::string where;
     try {
       if (!opts.rendezvous_dir.empty() || opts.master_addr.empty()) {
@@ -84,7 +88,11 @@ class GlooCommunicator : public Communicator {
       }
       store_->setTimeout(opts.timeout);
       auto gopts = compat::GlooOptions(opts.timeout, /*threads=*/2);
-      gopts->devices.push_back(compat::GlooDeviceForHost(opts.gloo_host));
+      for (const auto& bind : BindAddresses()) {
+        where += ", binding " + bind.address;
+        spdlog::info("gloo: rank {} of {} binds {} ({})", rank_, world_, bind.address, bind.reason);
+        gopts->devices.push_back(compat::GlooDeviceForHost(bind.address));
+      }
       pg_ = c10::make_intrusive<compat::GlooGroup>(c10::make_intrusive<::c10d::PrefixStore>("vicreg/pg", store_), rank_,
                                                    world_, gopts);
     } catch (const UserError&) {
@@ -169,6 +177,34 @@ class GlooCommunicator : public Communicator {
   }
 
  private:
+  // See gloo_address.h. The exchange uses the rendezvous store (keys vicreg/hostaddr/<rank>).
+  std::vector<BindChoice> BindAddresses() {
+    if (!opts_.gloo_host.empty()) return {{opts_.gloo_host, "configured"}};
+    std::string ifnames = opts_.socket_ifname;
+    if (ifnames.empty()) {
+      const char* env = std::getenv("GLOO_SOCKET_IFNAME");
+      ifnames = env ? env : "";
+    }
+    if (!ifnames.empty()) return AddressesOfInterfaces(ifnames, LocalIpv4Interfaces());
+    if (world_ == 1 || local_world_ >= world_) {
+      return {{"127.0.0.1", "all " + std::to_string(world_) + " rank(s) on this host"}};
+    }
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    HostAddresses mine{host, LocalIpv4Interfaces()};
+    const std::string text = EncodeHostAddresses(mine);
+    store_->set("vicreg/hostaddr/" + std::to_string(rank_), std::vector<uint8_t>(text.begin(), text.end()));
+    std::vector<std::string> keys;
+    for (int r = 0; r < world_; ++r) keys.push_back("vicreg/hostaddr/" + std::to_string(r));
+    store_->wait(keys, opts_.timeout);
+    std::vector<HostAddresses> all;
+    for (int r = 0; r < world_; ++r) {
+      const auto v = store_->get(keys[r]);
+      all.push_back(DecodeHostAddresses(std::string(v.begin(), v.end()), "the entry of rank " + std::to_string(r)));
+    }
+    return {ChooseBindAddress(rank_, all, RouteSourceAddress)};
+  }
+
   template <class F>
   c10::intrusive_ptr<compat::C10dWork> Launch(const CollectiveDesc& desc, F&& f) {
     try {
@@ -260,6 +296,7 @@ class GlooCommunicator : public Communicator {
   GlooCommunicatorOptions opts_;
   int rank_;
   int world_;
+  int local_world_;
   c10::intrusive_ptr<::c10d::Store> store_;
   c10::intrusive_ptr<compat::GlooGroup> pg_;
   std::atomic<int64_t> seq_{0};
