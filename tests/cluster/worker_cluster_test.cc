@@ -6,10 +6,14 @@
 //     and inside an sbatch allocation) and the gloo backend (srun; TCP on the nodes' own addresses);
 //   * every rank runs on, logs and records (endpoints/rank-<r>.json "host") its node's hostname, and
 //     its local rank / local world size are the node's own (2 per node);
+//   * a node that dies mid-run ends the step within the collective timeout, naming the lost ranks;
 //   * deploy/slurm/vicreg-train.sbatch runs on the bed as its header documents for CPU nodes.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <regex>
@@ -183,6 +187,55 @@ TEST_F(MultiNodeWorker, GlooTwoNodesTimesTwoRanksEqualsOneNodeTimesFour) {
   std::printf("gloo, srun 2 nodes x 2 vs 1 node x 4: %s", c.output.c_str());
   ExpectPlacement("gloo_1x4", kOneNode, 4);
   ExpectPlacement("gloo_2x2", kTwoNodes, 2);
+}
+
+// A node dies mid-run (its slurmd, step daemon and ranks SIGKILLed): the ranks on the other node
+// leave their collective within the collective timeout, rank 0 records which ranks stopped
+// answering, and srun ends the step with a failure instead of hanging.
+TEST_F(MultiNodeWorker, NodeDeathEndsTheStepWithinTheCollectiveTimeout) {
+  const std::string run = dir_ + "/node_death";
+  std::vector<std::string> a = {"srun", "--mpi=pmix", "--kill-on-bad-exit=1", "-N", "2", "--ntasks-per-node=2",
+                                "--nodelist=node1,node2"};
+  auto w = WorkerArgs("node_death", 4, "mpi");
+  w[6] = "100000";  // --max-steps
+  a.insert(a.end(), w.begin(), w.end());
+  a.insert(a.end(), {"--set", "train.num_epochs=100000", "--set", "resources.collective_timeout_s=8"});
+  std::vector<std::string> argv = {VICREG_SOURCE_DIR "/tests/cluster/testbed.sh", "--dir", bed_->dir(), "exec",
+                                   "login"};
+  argv.insert(argv.end(), a.begin(), a.end());
+  const pid_t srun = SpawnProcess(argv, dir_ + "/node_death.out");
+  ASSERT_GT(srun, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  bool running = false;
+  while (!running && elapsed() < 180) {
+    const std::string metrics = ReadTextFile(run + "/metrics.jsonl");
+    running = std::count(metrics.begin(), metrics.end(), '\n') >= 3;
+    if (!running) usleep(200000);
+  }
+  if (!running) {
+    StopProcess(srun);
+    FAIL() << "the run did not start:\n" << ReadTextFile(dir_ + "/node_death.out");
+  }
+  auto k = bed_->Script({"node-kill", "node2"}, 30);
+  ASSERT_TRUE(k.ok()) << k.output;
+  const double killed_at = elapsed();
+  int status = 0;
+  while (waitpid(srun, &status, WNOHANG) == 0 && elapsed() - killed_at < 120) usleep(100000);
+  const double took = elapsed() - killed_at;
+  if (took >= 120) {
+    StopProcess(srun);
+    FAIL() << "srun still running 120 s after node2 died:\n" << ReadTextFile(dir_ + "/node_death.out");
+  }
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << "status " << status;
+  // 8 s collective timeout + 1 s liveness probe + srun's wait for the dead node's step (KillWait 5 s,
+  // message timeouts): bounded, not a hang.
+  EXPECT_LT(took, 60) << ReadTextFile(dir_ + "/node_death.out");
+  const std::string result = ReadTextFile(run + "/result.json");
+  EXPECT_NE(result.find("\"failed\""), std::string::npos) << result;
+  EXPECT_NE(result.find("did not complete within 8.0 s"), std::string::npos) << result;
+  EXPECT_NE(result.find("unresponsive rank(s): 2 3"), std::string::npos) << result;
+  std::printf("node death: srun ended %.1f s after node2 was killed; result.json: %s\n", took, result.c_str());
 }
 
 // The documented CPU-node use of deploy/slurm/vicreg-train.sbatch, submitted from the login node.
