@@ -118,8 +118,7 @@ class CoordinatorOnBed : public ::testing::Test {
   }
   // A job that holds `nodes` whole nodes (or the named ones) until cancelled: the cluster is full.
   std::string Blocker(const std::vector<std::string>& where) {
-    std::vector<std::string> a = {"sbatch", "--parsable", "--exclusive", "--job-name=blocker",
-                                  "--output=/dev/null"};
+    std::vector<std::string> a = {"sbatch", "--parsable", "--exclusive", "--job-name=blocker", "--output=/dev/null"};
     a.insert(a.end(), where.begin(), where.end());
     a.insert(a.end(), {"--wrap", "sleep 3600"});
     auto r = bed_->Login(a, 30);
@@ -215,8 +214,7 @@ TEST_F(CoordinatorOnBed, NodeDeathDuringATwoNodeJobIsResubmittedFromTheLastCheck
   // Attempt 1 ends (ranks on the surviving node leave their collective within 10 s) ...
   ASSERT_TRUE(WaitFor([&] { return c.Get(id).attempts_size() >= 2 || c.Get(id).state() == v1::FAILED; }, 180))
       << Describe(c, id);
-  const double ended_after =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  const double ended_after = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
   v1::Job j2 = c.Get(id);
   const std::string cause = j2.attempts(0).cause();
   EXPECT_NE(cause.find("rank"), std::string::npos) << cause;
@@ -370,9 +368,10 @@ TEST_F(CoordinatorOnBed, TwoHundredQueuedJobsCostOneSqueuePerPoll) {
   const int polls = calls() - before;
   std::sort(list_ms.begin(), list_ms.end());
   const double p99 = list_ms[std::min(list_ms.size() - 1, static_cast<size_t>(list_ms.size() * 0.99))];
-  std::printf("200 queued jobs: %d squeue calls in %.1f s (poll interval 0.5 s); vicregctl list x%zu: p50 %.0f ms, "
-              "p99 %.0f ms\n",
-              polls, window, list_ms.size(), list_ms[list_ms.size() / 2], p99);
+  std::printf(
+      "200 queued jobs: %d squeue calls in %.1f s (poll interval 0.5 s); vicregctl list x%zu: p50 %.0f ms, "
+      "p99 %.0f ms\n",
+      polls, window, list_ms.size(), list_ms[list_ms.size() / 2], p99);
   EXPECT_LE(polls, static_cast<int>(window / 0.5) + 4) << "more than one squeue call per poll";
   EXPECT_GE(polls, 1);
   bed_->Login({"scancel", blocker}, 30);
@@ -380,15 +379,19 @@ TEST_F(CoordinatorOnBed, TwoHundredQueuedJobsCostOneSqueuePerPoll) {
 
 TEST_F(CoordinatorOnBed, ScheduledEvaluationOfAMultiNodeJobRunsOnAClusterNode) {
   if (auto why = QueueAwareLauncherMissing(); !why.empty()) GTEST_SKIP() << why;
-  Coordinator& c = StartCoordinator(
-      std::string("slots: 16\nno_progress_timeout_s: 300\neval_slots: 1\n") + kTwoNodeSlurm,
-      {"--eval-binary", testutil::BinaryDir() + "/worker/eval/vicreg_eval"});
+  Coordinator& c =
+      StartCoordinator(std::string("slots: 16\nno_progress_timeout_s: 300\neval_slots: 1\n") + kTwoNodeSlurm,
+                       {"--eval-binary", testutil::BinaryDir() + "/worker/eval/vicreg_eval"});
   auto sets = TwoNodeJob(1);
   sets.insert(sets.end(), {"eval.epochs=[1]", "eval.probes=[knn]", "eval.datasets=[fashion_mnist]"});
   const std::string id = Submit(c, sets);
   v1::Job done = c.WaitTerminal(id, 400);
   EXPECT_EQ(done.state(), v1::SUCCEEDED) << Describe(c, id);
-  ASSERT_TRUE(WaitFor([&] { return c.Ctl({"eval", id}, 30).out.find("knn") != std::string::npos; }, 300))
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return c.Ctl({"eval", id}, 30).out.find("knn") != std::string::npos;
+      },
+      300))
       << c.Ctl({"eval", id}, 30).out << Describe(c, id);
   std::string logs;
   auto ls = RunProcess({"sh", "-c", "cat '" + c.RunDir(id) + "'/eval/*.log"}, 30);

@@ -93,16 +93,15 @@ class TestBedEnvironment : public ::testing::Environment {
 };
 
 // Registered once per test binary (inline variable: one instance however many TUs include this).
-inline ::testing::Environment* const kTestBedEnvironment =
-    ::testing::AddGlobalTestEnvironment(new TestBedEnvironment);
+inline ::testing::Environment* const kTestBedEnvironment = ::testing::AddGlobalTestEnvironment(new TestBedEnvironment);
 
-#define REQUIRE_TESTBED()                                                         \
-  do {                                                                            \
-    const std::string& why_ = ::vicreg::testing::TestBed::Get().Up();             \
-    if (::vicreg::testing::TestBed::Get().skip()) GTEST_SKIP() << why_;           \
-    ASSERT_TRUE(why_.empty()) << why_;                                            \
-    const std::string reset_ = ::vicreg::testing::TestBed::Get().Reset();         \
-    ASSERT_TRUE(reset_.empty()) << reset_;                                        \
+#define REQUIRE_TESTBED()                                                 \
+  do {                                                                    \
+    const std::string& why_ = ::vicreg::testing::TestBed::Get().Up();     \
+    if (::vicreg::testing::TestBed::Get().skip()) GTEST_SKIP() << why_;   \
+    ASSERT_TRUE(why_.empty()) << why_;                                    \
+    const std::string reset_ = ::vicreg::testing::TestBed::Get().Reset(); \
+    ASSERT_TRUE(reset_.empty()) << reset_;                                \
   } while (0)
 
 }  // namespace vicreg::testing

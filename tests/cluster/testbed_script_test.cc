@@ -60,8 +60,8 @@ TEST(TestBedScript, StatusOfABedThatIsDown) {
 
 TEST(TestBedScript, Shellcheck) {
   if (!RunProcess({"sh", "-c", "command -v shellcheck"}, 10).ok()) GTEST_SKIP() << "shellcheck is not installed";
-  auto r = RunProcess({"shellcheck", "-S", "warning", kScript, VICREG_SOURCE_DIR "/deploy/slurm/vicreg-train.sbatch"},
-                      60);
+  auto r =
+      RunProcess({"shellcheck", "-S", "warning", kScript, VICREG_SOURCE_DIR "/deploy/slurm/vicreg-train.sbatch"}, 60);
   EXPECT_TRUE(r.ok()) << r.output;
 }
 

@@ -96,17 +96,18 @@ class MultiNodeWorker : public ::testing::Test {
   }
 
   ProcessResult Compare(const std::string& ref, const std::string& other) {
-    return RunProcess({"/usr/bin/python3", VICREG_SOURCE_DIR "/tests/comm/compare_runs.py", dir_ + "/" + ref,
-                       dir_ + "/" + other, "--steps", std::to_string(kSteps), "--rtol", "1e-5", "--max-abs-diff",
-                       "1e-5"},
-                      120);
+    return RunProcess(
+        {"/usr/bin/python3", VICREG_SOURCE_DIR "/tests/comm/compare_runs.py", dir_ + "/" + ref, dir_ + "/" + other,
+         "--steps", std::to_string(kSteps), "--rtol", "1e-5", "--max-abs-diff", "1e-5"},
+        120);
   }
 
   // Each rank's endpoint names the node Slurm put it on, with the node-local rank; its log says so.
   void ExpectPlacement(const std::string& run, const std::vector<std::string>& host_of_rank, int per_node) {
     for (size_t r = 0; r < host_of_rank.size(); ++r) {
       const std::string ep = ReadTextFile(dir_ + "/" + run + "/endpoints/rank-" + std::to_string(r) + ".json");
-      EXPECT_NE(ep.find("\"host\":\"" + host_of_rank[r] + "\""), std::string::npos) << run << " rank " << r << ": " << ep;
+      EXPECT_NE(ep.find("\"host\":\"" + host_of_rank[r] + "\""), std::string::npos)
+          << run << " rank " << r << ": " << ep;
       EXPECT_NE(ep.find("\"local_rank\":" + std::to_string(r % per_node)), std::string::npos)
           << run << " rank " << r << ": " << ep;
       const std::string log = ReadTextFile(dir_ + "/" + run + "/logs/rank-" + std::to_string(r) + ".log");
@@ -116,7 +117,7 @@ class MultiNodeWorker : public ::testing::Test {
           << run << " rank " << r << " log:\n"
           << log.substr(0, 2000);
       EXPECT_NE(log.find(" on " + host_of_rank[r] + ","), std::string::npos) << run << " rank " << r << " log:\n"
-                                                                              << log.substr(0, 2000);
+                                                                             << log.substr(0, 2000);
     }
   }
 
@@ -144,8 +145,8 @@ TEST_F(MultiNodeWorker, MpiTwoNodesTimesTwoRanksEqualsOneNodeTimesFour) {
   // node2 through the bed's rsh agent (an `nsenter` into node2's namespaces).
   const std::string hosts = dir_ + "/hostfile";
   std::ofstream(hosts) << "node1 slots=2\nnode2 slots=2\n";
-  std::vector<std::string> a = {"mpirun", "--mca", "plm_rsh_agent", bed_->bin() + "/rsh", "--hostfile", hosts,
-                                "-np",    "4"};
+  std::vector<std::string> a = {"mpirun",     "--mca", "plm_rsh_agent", bed_->bin() + "/rsh",
+                                "--hostfile", hosts,   "-np",           "4"};
   auto w = WorkerArgs("mpirun_2x2", 4, "mpi");
   a.insert(a.end(), w.begin(), w.end());
   auto m = bed_->Exec("node1", a, 240, {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"});
@@ -178,8 +179,8 @@ TEST_F(MultiNodeWorker, GlooTwoNodesTimesTwoRanksEqualsOneNodeTimesFour) {
   // Each rank binds its own node's address on the bed's subnet, found from the other node's.
   for (int r = 0; r < 4; ++r) {
     const std::string own = r < 2 ? "11" : "12", peer = r < 2 ? "12" : "11";
-    const std::string want = "gloo: rank " + std::to_string(r) + " of 4 binds 10.233.0." + own +
-                             " (eth0, same subnet as rank ";
+    const std::string want =
+        "gloo: rank " + std::to_string(r) + " of 4 binds 10.233.0." + own + " (eth0, same subnet as rank ";
     EXPECT_NE(two.output.find(want), std::string::npos) << want << "\n" << two.output;
   }
   auto c = Compare("gloo_1x4", "gloo_2x2");
@@ -194,8 +195,8 @@ TEST_F(MultiNodeWorker, GlooTwoNodesTimesTwoRanksEqualsOneNodeTimesFour) {
 // answering, and srun ends the step with a failure instead of hanging.
 TEST_F(MultiNodeWorker, NodeDeathEndsTheStepWithinTheCollectiveTimeout) {
   const std::string run = dir_ + "/node_death";
-  std::vector<std::string> a = {"srun", "--mpi=pmix", "--kill-on-bad-exit=1", "-N", "2", "--ntasks-per-node=2",
-                                "--nodelist=node1,node2"};
+  std::vector<std::string> a = {"srun", "--mpi=pmix",          "--kill-on-bad-exit=1",  "-N",
+                                "2",    "--ntasks-per-node=2", "--nodelist=node1,node2"};
   auto w = WorkerArgs("node_death", 4, "mpi");
   w[6] = "100000";  // --max-steps
   a.insert(a.end(), w.begin(), w.end());
@@ -242,11 +243,11 @@ TEST_F(MultiNodeWorker, NodeDeathEndsTheStepWithinTheCollectiveTimeout) {
 TEST_F(MultiNodeWorker, DeploySbatchScriptRunsAsDocumented) {
   const std::string run = dir_ + "/deploy_run";
   const std::string bindir = std::string(VICREG_WORKER).substr(0, std::string(VICREG_WORKER).rfind('/'));
-  auto s = bed_->Login({"sbatch", "--wait", "--gpus-per-task=0", "--ntasks-per-node=2", "--cpus-per-task=1",
-                        "--nodelist=node2,node3", "--output=" + dir_ + "/vicreg-%j.out",
-                        VICREG_SOURCE_DIR "/deploy/slurm/vicreg-train.sbatch", dir_ + "/job.yaml", run, "--set",
-                        "resources.backend=gloo", "--max-steps", "3", "--job-id", tag_},
-                       300, {"VICREG_DEVICE=cpu", "VICREG_BIN=" + bindir});
+  auto s = bed_->Login(
+      {"sbatch", "--wait", "--gpus-per-task=0", "--ntasks-per-node=2", "--cpus-per-task=1", "--nodelist=node2,node3",
+       "--output=" + dir_ + "/vicreg-%j.out", VICREG_SOURCE_DIR "/deploy/slurm/vicreg-train.sbatch", dir_ + "/job.yaml",
+       run, "--set", "resources.backend=gloo", "--max-steps", "3", "--job-id", tag_},
+      300, {"VICREG_DEVICE=cpu", "VICREG_BIN=" + bindir});
   std::string out;
   std::smatch m;
   if (std::regex_search(s.output, m, std::regex("Submitted batch job ([0-9]+)")))

@@ -165,8 +165,8 @@ BindChoice ChooseBindAddress(int rank, const std::vector<HostAddresses>& all, co
       if (!usable(pa.addr)) continue;
       const uint32_t src = route(pa.addr);
       if (src != 0 && !IsLoopback(src) && own(src)) {
-        return {FormatIpv4(src), "route to rank " + std::to_string(p) + " on host " + all[p].host + " (" +
-                                     FormatIpv4(pa.addr) + ")"};
+        return {FormatIpv4(src),
+                "route to rank " + std::to_string(p) + " on host " + all[p].host + " (" + FormatIpv4(pa.addr) + ")"};
       }
     }
   }
@@ -176,8 +176,7 @@ BindChoice ChooseBindAddress(int rank, const std::vector<HostAddresses>& all, co
   throw RuntimeFailure("gloo: rank " + std::to_string(rank) + " on host " + me.host +
                        " has no address that reaches rank " + std::to_string(other) + " on host " + all[other].host +
                        " (addresses of " + me.host + ": " + Describe(me) + "; of " + all[other].host + ": " +
-                       Describe(all[other]) +
-                       "); set GLOO_SOCKET_IFNAME to the interface that connects the nodes");
+                       Describe(all[other]) + "); set GLOO_SOCKET_IFNAME to the interface that connects the nodes");
 }
 
 std::vector<BindChoice> AddressesOfInterfaces(const std::string& names, const std::vector<Ipv4Interface>& local,
@@ -201,8 +200,8 @@ std::vector<BindChoice> AddressesOfInterfaces(const std::string& names, const st
       char host[256] = {0};
       gethostname(host, sizeof host - 1);
       throw UserError("environment variable " + variable + "='" + names + "' names interface '" + name +
-                      "', which has no IPv4 address on host " + host + " (interfaces with one: " +
-                      (have.empty() ? "none" : have) + ")");
+                      "', which has no IPv4 address on host " + host +
+                      " (interfaces with one: " + (have.empty() ? "none" : have) + ")");
     }
   }
   if (out.empty()) {

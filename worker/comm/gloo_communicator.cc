@@ -5,6 +5,8 @@
 #include "worker/comm/gloo_communicator.h"
 
 #include <ATen/ATen.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,9 +17,6 @@
 #include <sstream>
 #include <thread>
 #include <vector>
-
-#include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include "common/errors.h"
 #include "worker/comm/collective_tracker.h"
