@@ -78,6 +78,8 @@ done
 CMD=$1; shift
 [[ $DIR == /* ]] || DIR=$PWD/$DIR
 DIR=${DIR%/}
+# slurmd, slurmstepd and PMIx put Unix sockets under <dir>/nodes/<node>/spool (108 bytes at most).
+[[ ${#DIR} -le 50 ]] || usage_error "--dir '$DIR' is too long (${#DIR} > 50 characters): Slurm's and PMIx's Unix socket paths under it would not fit"
 RUN=$DIR/run          # pids, namespace ids
 LOG=$DIR/log
 

@@ -40,6 +40,7 @@ TEST(TestBedScript, InputErrorsNameTheValueAndExit2) {
       {{"--dir", "/nonexistent/bed", "exec", "node9", "true"}, "exec: unknown member 'node9'"},
       {{"--dir", "/nonexistent/bed", "node-kill", "ctl"}, "expected a node name node1..node3, got 'ctl'"},
       {{"launch"}, "unknown command 'launch'"},
+      {{"--dir", "/tmp/" + std::string(60, 'x'), "status"}, "is too long (65 > 50 characters)"},
       {{}, "missing command"},
   };
   for (const auto& c : cases) {
