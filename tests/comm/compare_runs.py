@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Compare two vicreg_worker run directories (used by tests/comm/comm_worker_test.cc).
 
-  compare_runs.py REF OTHER --steps N [--rtol 1e-5] [--bitwise] [--from-step K] [--max-abs-diff D]
+  compare_runs.py REF OTHER [OTHER...] --steps N [--rtol 1e-5] [--bitwise] [--from-step K] [--max-abs-diff D]
 
 Checks, for steps K..N of metrics.jsonl, that the loss components (loss, invariance, variance,
 covariance) agree to a relative tolerance, and that the newest checkpoint of each run (the one
@@ -59,7 +59,7 @@ def flat_tensors(obj, prefix=""):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("ref")
-    ap.add_argument("other")
+    ap.add_argument("others", nargs="+", metavar="other")
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--from-step", type=int, default=1)
     ap.add_argument("--rtol", type=float, default=1e-5)
@@ -67,14 +67,21 @@ def main():
     ap.add_argument("--max-abs-diff", type=float, default=None)
     ap.add_argument("--bitwise", action="store_true")
     a = ap.parse_args()
+    failed = False
+    for other in a.others:
+        failed = compare(a, other) or failed
+    return 1 if failed else 0
 
+
+def compare(a, other):
+    """Prints the summary line and one MISMATCH line per problem; True if there is any."""
     problems = []
-    ma, mb = metrics(a.ref), metrics(a.other)
+    ma, mb = metrics(a.ref), metrics(other)
     worst = 0.0
     for step in range(a.from_step, a.steps + 1):
         if step not in ma or step not in mb:
             problems.append(f"step {step}: missing from metrics.jsonl of "
-                            f"{a.ref if step not in ma else a.other}")
+                            f"{a.ref if step not in ma else other}")
             continue
         for k in COMPONENTS:
             x, y = ma[step][k], mb[step][k]
@@ -88,7 +95,7 @@ def main():
                     problems.append(f"step {step} {k}: {x:.9g} vs {y:.9g} (rel {rel:.3g} > {a.rtol:g})")
 
     ca, name_a = latest_checkpoint(a.ref)
-    cb, name_b = latest_checkpoint(a.other)
+    cb, name_b = latest_checkpoint(other)
     if ca.get("global_step") != cb.get("global_step"):
         problems.append(f"checkpoints at different steps: {name_a} step {ca.get('global_step')} vs "
                         f"{name_b} step {cb.get('global_step')}")
@@ -131,13 +138,13 @@ def main():
             problems.append(f"{k}[{i}]: {x.flatten()[i].item():.9g} vs {y.flatten()[i].item():.9g}: |diff| "
                             f"{diff[i].item():.3g} > {a.rtol:g} * max|ref| {x.abs().max().item():.3g} + {a.atol:g}")
 
-    print(f"compared {a.ref} and {a.other}: steps {a.from_step}..{a.steps}, checkpoints {name_a} / {name_b}, "
+    print(f"compared {a.ref} and {other}: steps {a.from_step}..{a.steps}, checkpoints {name_a} / {name_b}, "
           f"{len(ta)} tensors; worst loss-component rel diff {worst:.3g}, worst tensor {worst_param[1]} at "
           f"{worst_param[0]:.3g} x its tolerance, max |param diff| {worst_abs[0]:.3g} ({worst_abs[1] or '-'})" +
           (" (bitwise)" if a.bitwise else ""))
     for p in problems:
         print("MISMATCH " + p)
-    return 1 if problems else 0
+    return bool(problems)
 
 
 if __name__ == "__main__":
