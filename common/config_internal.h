@@ -62,6 +62,23 @@ class ParseContext {
 // Reads the map `root` into `cfg` (which holds the defaults), strictly. Problems go to ctx.
 void ReadJobTree(const YAML::Node& root, JobConfig& cfg, ParseContext& ctx);
 
+// Longest field path / message of one ConfigError item; longer ones are clipped in the middle.
+constexpr size_t kMaxFieldChars = 160;
+constexpr size_t kMaxMessageChars = 640;
+// s itself, or its start and end around "...[N bytes omitted]..." when longer than max_chars.
+std::string ClipText(const std::string& s, size_t max_chars);
+
+// A YAML tree (aliases followed, as the reader follows them) larger than this many "bytes"
+// (1 per node + the length of every scalar) is refused before it is read: aliases (*name)
+// re-use a node without copying it in the text, so a small document can stand for a huge one.
+// The limit is a small multiple of what was sent: kExpansionFactor x text + kExpansionSlack.
+constexpr size_t kExpansionFactor = 4;
+constexpr size_t kExpansionSlack = 64 * 1024;
+constexpr int kMaxYamlDepth = 64;
+// Adds an error on "<document>" (and returns false) when `root` expands beyond `budget` or is
+// nested deeper than kMaxYamlDepth.
+bool CheckExpandedSize(const YAML::Node& root, size_t budget, const std::string& what, ParseContext& ctx);
+
 // Shortest decimal text that reads back as exactly `v` ("0.001", "1e-06", "25").
 std::string FormatDouble(double v);
 // "a, b or c"

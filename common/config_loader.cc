@@ -129,6 +129,12 @@ void ApplyOverrides(YAML::Node& root, const std::vector<std::string>& overrides,
   }
 }
 
+// The most a document of `text_bytes` (plus its overrides) may expand to through aliases.
+size_t ExpansionBudget(size_t text_bytes, const std::vector<std::string>& overrides) {
+  for (const auto& o : overrides) text_bytes += o.size();
+  return detail::kExpansionFactor * text_bytes + detail::kExpansionSlack;
+}
+
 // ReadJobTree + presets + Validate, all problems into ctx.
 JobConfig ReadAndValidate(const YAML::Node& root, ParseContext& ctx) {
   JobConfig cfg;
@@ -173,6 +179,9 @@ JobConfig ParseJobYaml(const std::string& yaml_text, const std::string& source_n
   YAML::Node root;
   if (!LoadDocument(yaml_text, source_name, ctx, &root)) Throw(source_name, ctx);
   ApplyOverrides(root, overrides, ctx);
+  if (!detail::CheckExpandedSize(root, ExpansionBudget(yaml_text.size(), overrides), source_name, ctx)) {
+    Throw(source_name, ctx);
+  }
   JobConfig cfg = ReadAndValidate(root, ctx);
   if (!ctx.empty()) Throw(source_name, ctx);
   return cfg;
@@ -189,6 +198,7 @@ JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train
   ParseContext ctx(/*name_files=*/true);
   YAML::Node root(YAML::NodeType::Map);
   std::vector<std::string> given;
+  size_t text_bytes = 0;
   const std::pair<const char*, const std::string*> files[] = {
       {"data", &data_config}, {"train", &train_config}, {"model", &model_config}};
   for (const auto& [section, path] : files) {
@@ -200,6 +210,7 @@ JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train
       ctx.ErrorRaw("<file>", *path + ": " + error, *path);
       continue;
     }
+    text_bytes += text.size();
     YAML::Node doc;
     if (LoadDocument(text, *path, ctx, &doc)) root[section] = doc;
   }
@@ -210,6 +221,7 @@ JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train
     Throw(common.empty() ? all_files : common, ctx);
   }
   ApplyOverrides(root, overrides, ctx);
+  if (!detail::CheckExpandedSize(root, ExpansionBudget(text_bytes, overrides), all_files, ctx)) Throw(all_files, ctx);
   JobConfig cfg = ReadAndValidate(root, ctx);
   if (!ctx.empty()) {
     std::string common = ctx.CommonFile();

@@ -102,6 +102,10 @@ const std::vector<std::pair<std::string, std::string>>& Synonyms() {
 }  // namespace
 
 std::string ClosestMatch(const std::string& key, const std::vector<std::string>& valid) {
+  // Valid names are short: a key this long is nothing's typo, and the edit distances below cost
+  // len(key) x len(name) each (a megabyte key from a request must not cost seconds).
+  constexpr size_t kMaxKeyChars = 128;
+  if (key.size() > kMaxKeyChars) return "";
   const std::string k = Normalize(key);
   if (k.empty() || valid.empty()) return "";
   std::vector<std::string> norm;

@@ -39,6 +39,16 @@ std::string FormatDouble(double v) {
   return buf;
 }
 
+std::string ClipText(const std::string& s, size_t max_chars) {
+  if (s.size() <= max_chars) return s;
+  const size_t tail = max_chars / 3, head = max_chars - tail;
+  size_t h = head, t = s.size() - tail;
+  // Never cut inside a UTF-8 sequence.
+  while (h > 0 && (static_cast<unsigned char>(s[h]) & 0xC0) == 0x80) --h;
+  while (t < s.size() && (static_cast<unsigned char>(s[t]) & 0xC0) == 0x80) ++t;
+  return s.substr(0, h) + "...[" + std::to_string(t - h) + " bytes omitted]..." + s.substr(t);
+}
+
 std::string JoinAlternatives(const std::vector<std::string>& items, const std::string& sep) {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
@@ -597,7 +607,9 @@ std::string ParseContext::Where(const std::string& path) const {
 }
 
 void ParseContext::Add(const std::string& field, const std::string& message, const std::string& file, int line) {
-  items_.push_back({field, message});
+  // Values are quoted in messages; a huge one (or a huge key in the field path) must not make the
+  // error itself huge (it is stored and sent back to clients).
+  items_.push_back({ClipText(field, kMaxFieldChars), ClipText(message, kMaxMessageChars)});
   item_files_.push_back(file);
   item_lines_.push_back(line);
 }
@@ -649,6 +661,58 @@ std::string ParseContext::CommonFile() const {
     if (f != item_files_[0]) return "";
   }
   return item_files_[0];
+}
+
+namespace {
+// Walks the tree as the reader will (aliases followed), charging 1 per node plus every scalar's
+// length, and stops as soon as `left` runs out (so a cycle or an alias bomb costs at most the budget).
+enum class Walk { kOk, kTooBig, kTooDeep };
+Walk Charge(const YAML::Node& n, size_t& left, int depth) {
+  if (depth > kMaxYamlDepth) return Walk::kTooDeep;
+  if (left == 0) return Walk::kTooBig;
+  --left;
+  switch (n.Type()) {
+    case YAML::NodeType::Scalar: {
+      const size_t len = n.Scalar().size();
+      if (len > left) return Walk::kTooBig;
+      left -= len;
+      return Walk::kOk;
+    }
+    case YAML::NodeType::Sequence:
+      for (const auto& item : n) {
+        if (Walk w = Charge(item, left, depth + 1); w != Walk::kOk) return w;
+      }
+      return Walk::kOk;
+    case YAML::NodeType::Map:
+      for (const auto& kv : n) {
+        if (Walk w = Charge(kv.first, left, depth + 1); w != Walk::kOk) return w;
+        if (Walk w = Charge(kv.second, left, depth + 1); w != Walk::kOk) return w;
+      }
+      return Walk::kOk;
+    default: return Walk::kOk;
+  }
+}
+}  // namespace
+
+bool CheckExpandedSize(const YAML::Node& root, size_t budget, const std::string& what, ParseContext& ctx) {
+  size_t left = budget;
+  switch (Charge(root, left, 0)) {
+    case Walk::kOk: return true;
+    case Walk::kTooBig:
+      ctx.ErrorRaw("<document>",
+                   what + " expands to more than " + std::to_string(budget) +
+                       " bytes once its YAML aliases (*name) are resolved; write the values out instead of "
+                       "repeating aliases",
+                   "");
+      return false;
+    case Walk::kTooDeep:
+      ctx.ErrorRaw("<document>",
+                   what + " is nested deeper than " + std::to_string(kMaxYamlDepth) +
+                       " levels (job files have at most 4); check the brackets and indentation",
+                   "");
+      return false;
+  }
+  return false;
 }
 
 void ReadJobTree(const YAML::Node& root, JobConfig& cfg, ParseContext& ctx) {

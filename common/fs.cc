@@ -113,11 +113,20 @@ std::string ReadFile(const std::string& path) {
     ::close(fd);
     throw UserError("cannot read '" + path + "': it is a directory, expected a file");
   }
+  // Only regular files, and never more than the size they had when opened: a device such as
+  // /dev/zero (or a file that keeps growing) must not be read until memory runs out. Files that
+  // report size 0 (those under /proc) are read up to kMaxSizelessBytes.
+  constexpr size_t kMaxSizelessBytes = 16 << 20;
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw UserError("cannot read '" + path + "': not a regular file (a device, pipe or socket); expected a file");
+  }
+  const size_t limit = st.st_size > 0 ? static_cast<size_t>(st.st_size) : kMaxSizelessBytes;
   std::string out;
-  if (st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
+  if (st.st_size > 0) out.reserve(limit);
   char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+  while (out.size() < limit) {
+    ssize_t n = ::read(fd, buf, std::min(sizeof buf, limit - out.size()));
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;

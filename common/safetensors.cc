@@ -91,8 +91,10 @@ Header ParseHeader(std::string_view bytes, const std::string& source) {
     throw UserError(where + ": truncated: expected at least 8 bytes (header length), found " +
                     std::to_string(bytes.size()));
   const uint64_t n = ReadLeU64(bytes.data());
+  // Errors never quote bytes of a file that may not be a safetensors file at all (a data_dir can
+  // point at any file the worker can read): the length field is the file's first 8 bytes.
   if (n > kMaxHeaderBytes || n > bytes.size() - 8)
-    throw UserError(where + ": header length " + std::to_string(n) + " exceeds the file (" +
+    throw UserError(where + ": the header length in its first 8 bytes exceeds the file (" +
                     std::to_string(bytes.size()) + " bytes) or the 100 MB limit: not a safetensors file or truncated");
   const std::string_view text = bytes.substr(8, n);
   if (text.empty() || text.front() != '{')
@@ -100,8 +102,12 @@ Header ParseHeader(std::string_view bytes, const std::string& source) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text.begin(), text.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    // e.what() quotes the bytes last read: say where, not what.
+    throw UserError(where + ": header is not valid JSON (syntax error at byte " + std::to_string(8 + e.byte) +
+                    "): not a safetensors file or corrupted");
   } catch (const nlohmann::json::exception& e) {
-    throw UserError(where + ": header is not valid JSON: " + e.what());
+    throw UserError(where + ": header is not valid JSON: not a safetensors file or corrupted");
   }
   if (!j.is_object()) throw UserError(where + ": header must be a JSON object");
 
@@ -142,7 +148,9 @@ Header ParseHeader(std::string_view bytes, const std::string& source) {
       throw UserError(ctx + ": data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
                       "] outside the data buffer of " + std::to_string(buffer) + " bytes (file truncated?)");
     const int64_t numel = SafeNumel(t.shape);
-    if (numel < 0) throw UserError(ctx + ": shape " + ShapeString(t.shape) + " overflows");
+    // numel * size must not wrap around (a wrapped product could match the offsets and pass).
+    if (numel < 0 || static_cast<uint64_t>(numel) > std::numeric_limits<uint64_t>::max() / DTypeSize(t.dtype))
+      throw UserError(ctx + ": shape " + ShapeString(t.shape) + " overflows");
     const uint64_t expect = static_cast<uint64_t>(numel) * DTypeSize(t.dtype);
     if (t.end - t.begin != expect)
       throw UserError(ctx + ": shape " + ShapeString(t.shape) + " " + DTypeName(t.dtype) + " needs " +

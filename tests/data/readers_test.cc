@@ -503,5 +503,27 @@ TEST(Safetensors, HeaderRoundTripAndValidation) {
               AllOf(HasSubstr("lying.safetensors"), HasSubstr("needs 12 bytes")));
 }
 
+// A tensor_cache data_dir may name any file the worker can read (a key, a password file): the
+// error (which reaches the job's last_error) names the file but never quotes its bytes.
+TEST(TensorCache, ErrorsOnAnyFileNeverQuoteItsBytes) {
+  TempDir tmp;
+  const std::string secret = "SECRET-KEY-abcdefgh-0123456789\nroot:x:0:0:root:/root:/bin/bash\n";
+  WriteBytes(tmp / "private.key", std::vector<uint8_t>(secret.begin(), secret.end()));
+  const std::string header = "{\"SECRET\": tru";  // a length that fits, then broken JSON
+  std::vector<uint8_t> fake(8, 0);
+  fake[0] = static_cast<uint8_t>(header.size());
+  fake.insert(fake.end(), header.begin(), header.end());
+  WriteBytes(tmp / "fake.safetensors", fake);
+  for (const char* name : {"private.key", "fake.safetensors"}) {
+    const std::string msg = UserErrorOf([&] { OpenDataset(Spec("tensor_cache", tmp / name)); });
+    EXPECT_THAT(msg, HasSubstr(name));
+    EXPECT_EQ(msg.find("SECRET"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("root"), std::string::npos) << msg;
+    uint64_t first8 = 0;
+    for (int i = 7; i >= 0; --i) first8 = (first8 << 8) | static_cast<uint8_t>(secret[i]);
+    EXPECT_EQ(msg.find(std::to_string(first8)), std::string::npos) << msg;
+  }
+}
+
 }  // namespace
 }  // namespace vicreg::data
