@@ -179,6 +179,9 @@ void Coordinator::Start() {
     creds = grpc::SslServerCredentials(ssl);
   }
   int selected_port = 0;
+  // gRPC sets SO_REUSEPORT by default, which lets a second coordinator bind the same port and
+  // take half of the requests: turn it off so that the second one fails with "address in use".
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(o.listen, creds, &selected_port);
   builder.RegisterService(m.service.get());
   builder.SetMaxReceiveMessageSize(o.max_request_bytes);

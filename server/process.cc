@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -114,14 +115,20 @@ std::vector<std::string> MergedEnv(const std::vector<std::string>& env_set) {
   return out;
 }
 
-void CloseFdsFrom(int first) {
-#ifdef SYS_close_range
-  if (syscall(SYS_close_range, first, ~0U, 0) == 0) return;
-#endif
-  for (int fd = first; fd < 4096; ++fd) close(fd);
-}
-
 }  // namespace
+
+void CloseFdsFrom(int first, bool use_close_range) {
+#ifdef SYS_close_range
+  if (use_close_range && syscall(SYS_close_range, first, ~0U, 0) == 0) return;
+#endif
+  // Without close_range(2) (kernels before 5.9): every descriptor below the soft limit, which
+  // may be far above 4096 (the unit files raise it to 65536). Async-signal-safe (after fork).
+  rlimit rl{};
+  rlim_t end = 65536;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) end = rl.rlim_cur;
+  if (end > (1u << 20)) end = 1u << 20;
+  for (rlim_t fd = static_cast<rlim_t>(first); fd < end; ++fd) close(static_cast<int>(fd));
+}
 
 ProcessRef Spawn(const SpawnOptions& options) {
   if (options.argv.empty()) throw std::runtime_error("spawn: empty argv");

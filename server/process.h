@@ -70,4 +70,9 @@ std::string FindInPath(const std::string& name);
 // Directory of the running executable (/proc/self/exe).
 std::string SelfExeDir();
 
+// Closes every file descriptor >= first (in a child between fork and exec: async-signal-safe).
+// close_range(2) when the kernel has it (use_close_range false forces the fallback, for tests),
+// else close() up to the RLIMIT_NOFILE soft limit.
+void CloseFdsFrom(int first, bool use_close_range = true);
+
 }  // namespace vicreg::server

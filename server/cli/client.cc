@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/errors.h"
+#include "server/cli/format.h"
 
 namespace vicreg::cli {
 
@@ -82,7 +83,8 @@ int ReportError(const std::string& what, const grpc::Status& s) {
   std::string msg = s.error_message();
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) msg += " (is vicreg_coordinator running there? see --server)";
   if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) msg += " (raise --timeout?)";
-  std::cerr << "vicregctl: " << what << ": " << StatusCodeName(s.error_code()) << ": " << msg << "\n";
+  std::cerr << "vicregctl: " << TerminalSafe(what) << ": " << StatusCodeName(s.error_code()) << ": " << TerminalSafe(msg)
+            << "\n";
   return ExitCodeFor(s);
 }
 

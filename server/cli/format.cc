@@ -9,7 +9,46 @@
 
 namespace vicreg::cli {
 
-std::string RenderTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+std::string TerminalSafe(const std::string& s, bool keep_newlines) {
+  std::string out;
+  out.reserve(s.size());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    // C1 controls as UTF-8 (U+0080..U+009F: C2 80..C2 9F); CSI is also U+009B.
+    const bool c1 = c == 0xC2 && i + 1 < n && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(s[i + 1]) <= 0x9F;
+    if (c == 0x1B || c1) {
+      const unsigned char kind = c1 ? static_cast<unsigned char>(s[i + 1]) - 0x40 : (i + 1 < n ? s[i + 1] : 0);
+      i += 1;  // past ESC (or the C2 of a C1 pair: the loop's ++i skips its second byte)
+      if (kind == '[') {  // CSI: parameters and intermediates, then one final byte 0x40..0x7E
+        while (i + 1 < n && !(s[i + 1] >= 0x40 && s[i + 1] <= 0x7E)) ++i;
+        if (i + 1 < n) ++i;
+      } else if (kind == ']' || kind == 'P' || kind == '_' || kind == '^' || kind == 'X') {
+        // OSC / DCS / APC / PM / SOS: up to BEL or ST (ESC \)
+        while (i + 1 < n && s[i + 1] != '\a' && !(s[i + 1] == 0x1B && i + 2 < n && s[i + 2] == '\\')) ++i;
+        if (i + 1 < n) i += s[i + 1] == '\a' ? 1 : 2;
+      }
+      continue;
+    }
+    if (c == '\n') {
+      out += keep_newlines ? '\n' : ' ';
+    } else if (c == '\t') {
+      out += c;
+    } else if (c < 0x20 || c == 0x7F) {
+      out += '?';
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string RenderTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows_in) {
+  std::vector<std::vector<std::string>> rows = rows_in;
+  for (auto& r : rows) {
+    for (auto& cell : r) cell = TerminalSafe(cell, /*keep_newlines=*/false);
+  }
   std::vector<size_t> w(header.size(), 0);
   auto widen = [&](const std::vector<std::string>& r) {
     for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], r[i].size());

@@ -8,7 +8,13 @@
 
 namespace vicreg::cli {
 
-// Column-aligned table; the last column is not padded.
+// Text from the coordinator (job logs, last_error, event messages, causes) made safe to print on a
+// terminal: escape sequences (CSI "ESC [ ... final", OSC "ESC ] ... BEL|ESC \\", other "ESC x")
+// are removed, other C0/C1 control characters and DEL become '?'. Newlines are kept, tabs too
+// (keep_newlines false turns newlines into spaces); valid UTF-8 text is unchanged.
+std::string TerminalSafe(const std::string& s, bool keep_newlines = true);
+
+// Column-aligned table (cells made TerminalSafe, one line each); the last column is not padded.
 std::string RenderTable(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
 // 3725 -> "1h02m05s", 65 -> "1m05s", 4.2 -> "4s"; negative/0 -> "-".
 std::string Duration(double seconds);

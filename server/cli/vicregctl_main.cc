@@ -73,7 +73,7 @@ class EventPrinter {
       return;
     }
     if (bar_shown_) std::cout << "\r\033[K";
-    std::cout << when << " " << StateName(ev.state()) << " " << ev.message() << std::endl;
+    std::cout << when << " " << StateName(ev.state()) << " " << TerminalSafe(ev.message()) << std::endl;
     bar_shown_ = false;
   }
   void Done() {
@@ -138,7 +138,7 @@ int Watch(Client& client, const Globals& g, const std::string& job_id, int64_t f
       std::cout << " after " << job.restarts() << (job.restarts() == 1 ? " restart" : " restarts");
     std::cout << std::endl;
     if (job.state() != v1::SUCCEEDED && !job.last_error().empty())
-      std::cerr << "last error: " << job.last_error() << "\n";
+      std::cerr << "last error: " << TerminalSafe(job.last_error()) << "\n";
   }
   return job.state() == v1::SUCCEEDED ? kExitOk : kExitFailed;
 }
@@ -287,7 +287,7 @@ int Status(Client& client, const Globals& g, const std::string& id) {
     std::string line;
     while (std::getline(lines, line)) o << "    " << line << "\n";
   }
-  std::cout << o.str();
+  std::cout << TerminalSafe(o.str());  // names, reasons and errors come from job files and clients
   return kExitOk;
 }
 
@@ -303,10 +303,14 @@ int Logs(Client& client, const Globals& g, const std::string& id, bool follow, i
   auto reader = client.stub().StreamLogs(ctx.get(), req);
   v1::LogChunk chunk;
   bool prefix = rank < 0 || launcher;
+  // On a terminal, a log line must not be able to drive it (escape sequences); to a file or a
+  // pipe the bytes pass unchanged.
+  const bool tty = isatty(STDOUT_FILENO) == 1;
+  auto shown = [tty](const std::string& text) { return tty ? TerminalSafe(text) : text; };
   std::map<int, std::string> carry;  // partial last line per source
   auto emit = [&](int r, const std::string& line) {
     if (prefix) std::cout << (r < 0 ? std::string("[launcher] ") : "[rank " + std::to_string(r) + "] ");
-    std::cout << line << "\n";
+    std::cout << shown(line) << "\n";
   };
   while (reader->Read(&chunk)) {
     if (g.json()) {
@@ -314,7 +318,7 @@ int Logs(Client& client, const Globals& g, const std::string& id, bool follow, i
       continue;
     }
     if (!prefix) {
-      std::cout << chunk.data() << std::flush;
+      std::cout << shown(chunk.data()) << std::flush;
       continue;
     }
     std::string& buf = carry[chunk.rank()];
