@@ -45,8 +45,9 @@ case "$kind" in
 esac
 
 t0=$(date +%s)
-cmake -S . -B "$build" "${common_cmake[@]}" "${cmake_args[@]}" >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log"; exit 1; }
+mkdir -p "$build"
+cmake -S . -B "$build" "${common_cmake[@]}" "${cmake_args[@]}" >"$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log"; exit 1; }
 # Every fuzzer this configuration defines (none in the tsan build).
 mapfile -t fuzzers < <(ninja -C "$build" -t targets all | sed -nE 's|^tests/fuzz/(fuzz_[a-z0-9_]+): .*|\1|p' | sort -u)
 cmake --build "$build" -j "$jobs" --target "${targets[@]}" "${fuzzers[@]}"
