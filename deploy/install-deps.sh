@@ -28,6 +28,7 @@ TOOLS=(
   prometheus slurm-wlm munge dataset-fashion-mnist
   iproute2 util-linux                                     # tests/cluster: namespaces, bridge, veth pairs
   shellcheck yamllint procps psmisc
+  clang libclang-rt-14-dev llvm                           # CI's sanitizer and fuzz stages (ASan/UBSan/TSan, libFuzzer, symbolizer)
 )
 
 want=("${BUILD[@]}" "${LIBS[@]}")
