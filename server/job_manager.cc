@@ -197,7 +197,7 @@ void JobManager::ScheduleQueued() {
     {
       // Still queued? (a Cancel may have taken it out since the snapshot)
       std::lock_guard<std::mutex> lock(mu_);
-      auto q = std::find_if(queue_.begin(), queue_.end(), [&](const Queued& e) { return e.job.id == id; });
+      auto q = std::find_if(queue_.begin(), queue_.end(), [&, &id = id](const Queued& e) { return e.job.id == id; });
       if (q == queue_.end()) {
         scheduler_.Release(id);
         continue;

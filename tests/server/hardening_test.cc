@@ -59,7 +59,9 @@ TEST(HardeningTest, VicregctlStripsEscapeSequencesFromServerText) {
     EXPECT_EQ(both.find('\x1b'), std::string::npos) << args[0] << ":\n" << both;
     EXPECT_EQ(both.find('\x07'), std::string::npos) << args[0] << ":\n" << both;
     EXPECT_EQ(both.find('\r'), std::string::npos) << args[0] << ":\n" << both;
-    if (args[0] == "watch") EXPECT_NE(both.find("byered?"), std::string::npos) << args[0] << ":\n" << both;
+    if (args[0] == "watch") {
+      EXPECT_NE(both.find("byered?"), std::string::npos) << args[0] << ":\n" << both;
+    }
   }
 }
 
