@@ -53,7 +53,8 @@ std::string Scheduler::HoldersText() const {
   // "job-000001 holds 2, job-000002 holds 1" in order of first slot.
   std::vector<std::pair<std::string, int>> counts;
   for (const auto& [slot, holder] : holder_) {
-    auto it = std::find_if(counts.begin(), counts.end(), [&](const auto& p) { return p.first == holder; });
+    auto it =
+        std::find_if(counts.begin(), counts.end(), [&, &holder = holder](const auto& p) { return p.first == holder; });
     if (it == counts.end())
       counts.emplace_back(holder, 1);
     else
