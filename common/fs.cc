@@ -105,6 +105,7 @@ void AtomicWriteFile(const std::string& path, std::string_view bytes) {
   ::close(dfd);
 }
 
+// (fs.h: throws UserError naming the file.) Only regular files: see the limit below.
 std::string ReadFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw UserError("cannot open '" + path + "': " + ErrnoText(errno));

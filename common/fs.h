@@ -12,9 +12,7 @@ namespace vicreg::fs {
 // <path>.tmp.<pid> (crash before the rename) is never read as <path>.
 // Throws RuntimeFailure naming the path and the errno text (the tmp file is removed).
 void AtomicWriteFile(const std::string& path, std::string_view bytes);
-// The whole regular file (at most the size it had when opened); throws UserError naming the file,
-// also for a device, pipe or socket (/dev/zero must not be read until memory runs out).
-std::string ReadFile(const std::string& path);
+std::string ReadFile(const std::string& path);  // throws UserError naming the file
 bool Exists(const std::string& path);           // lstat: a dangling symlink exists
 void MakeDirs(const std::string& path);         // mkdir -p; RuntimeFailure naming the component
 // True if `path` lies inside `root` or is `root` itself, after lexical normalization ("." and
