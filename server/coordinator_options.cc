@@ -159,7 +159,7 @@ void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* o) {
   if (root.IsNull()) return;
   if (!root.IsMap()) throw UserError("--config " + path + ": must be a mapping of keys to values");
   for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>();
+    const std::string key = As<std::string>(kv.first, "a key", path, "a plain name");  // not a list or map
     const YAML::Node& v = kv.second;
     auto str = [&](std::string* out) { *out = As<std::string>(v, key, path, "a string"); };
     auto num = [&](double* out) { *out = As<double>(v, key, path, "a number"); };
@@ -226,7 +226,7 @@ void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* o) {
     else if (key == "slurm") {
       if (!v.IsMap()) throw UserError(Where(path, v) + ": slurm: must be a mapping");
       for (const auto& skv : v) {
-        const std::string sk = skv.first.as<std::string>();
+        const std::string sk = As<std::string>(skv.first, "a slurm key", path, "a plain name");
         const YAML::Node& sv = skv.second;
         const std::string full = "slurm." + sk;
         if (sk == "partition")

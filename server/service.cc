@@ -120,9 +120,11 @@ void CheckJobId(const std::string& id) {
 std::string B64Encode(const std::string& in) {
   static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   std::string out;
-  int val = 0, bits = -6;
+  // Unsigned, keeping only the bits not yet emitted: a signed int overflowed (UB) after 4 bytes.
+  uint32_t val = 0;
+  int bits = -6;
   for (unsigned char c : in) {
-    val = (val << 8) + c;
+    val = ((val << 8) | c) & 0xFFFFu;
     bits += 8;
     while (bits >= 0) {
       out.push_back(k[(val >> bits) & 0x3F]);
@@ -134,7 +136,8 @@ std::string B64Encode(const std::string& in) {
 }
 
 bool B64Decode(const std::string& in, std::string* out) {
-  int val = 0, bits = -8;
+  uint32_t val = 0;
+  int bits = -8;
   for (unsigned char c : in) {
     int d;
     if (c >= 'A' && c <= 'Z')
@@ -149,7 +152,7 @@ bool B64Decode(const std::string& in, std::string* out) {
       d = 63;
     else
       return false;
-    val = (val << 6) + d;
+    val = ((val << 6) | static_cast<uint32_t>(d)) & 0xFFFFu;
     bits += 6;
     if (bits >= 0) {
       out->push_back(static_cast<char>((val >> bits) & 0xFF));

@@ -16,7 +16,7 @@ supp=$PWD/tests/sanitizers
 common_cmake=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
   -DVICREG_BUILD_TESTS=ON -DVICREG_CHECK_CUDA_SOURCES=OFF)
 # The server-side binaries the integration suite drives, and the suites that need no LibTorch.
-server_targets=(vicreg_job_shim vicreg_coordinator vicregctl server_unit_test server_coordinator_test)
+server_targets=(vicreg_job_shim vicreg_coordinator vicregctl server_unit_test server_coordinator_test server_hardening_test)
 common_targets=(common_config_test common_fs_logging_test metrics_unit_test)
 # Test folders of the build tree to run (tests of targets not built are skipped: *_NOT_BUILT).
 test_dirs=(tests/common tests/metrics tests/server)
