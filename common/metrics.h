@@ -21,18 +21,25 @@
 namespace prometheus {
 class Registry;
 }
+namespace vicreg::http {
+class Server;
+}
 
 namespace vicreg::metrics {
 
 struct MetricsServerOptions {
   std::string address = "127.0.0.1";  // IPv4 or IPv6 literal ("0.0.0.0", "::1", "::"), or "localhost"
   int port = 0;                       // 0 = pick a free port (see MetricsServer::port()); else 1..65535
-  int threads = 2;                    // HTTP serving threads (1..64)
+  int threads = 2;                    // HTTP serving threads started up front (1..64)
+  int max_threads = 32;               // more are added while all are busy, up to this many
+  double request_timeout_s = 10;      // per connection: read the request, answer, close (common/http_server.h)
 };
 
 // An HTTP endpoint serving GET /metrics (the registry in Prometheus text format) and, optionally,
-// extra GET handlers on the same port (the coordinator's Prometheus HTTP service discovery, /sd).
-// Its own small server, not prometheus::Exposer: see metrics_server.cc for why.
+// extra GET handlers on the same port (the coordinator's Prometheus HTTP service discovery, /sd,
+// and its web UI through http()). Runs on http::Server (common/http_server.h), not
+// prometheus::Exposer: see metrics_server.cc for why. Connections are served concurrently, each
+// within request_timeout_s.
 // Throws UserError for an invalid address/port/threads (naming the value and what is valid),
 // RuntimeFailure when the socket cannot be bound (port in use, address not local).
 class MetricsServer {
@@ -47,6 +54,8 @@ class MetricsServer {
   std::string endpoint() const;  // "127.0.0.1:9464", "[::1]:9464"
   std::string url() const;       // "http://127.0.0.1:9464/metrics"
   std::shared_ptr<prometheus::Registry> registry() const;
+  // The underlying server, to mount more routes on the same port (the coordinator's web UI).
+  http::Server& http();
 
   // Serves GET `path` (exact match, e.g. "/sd") with the body `handler` returns, with the given
   // Content-Type. The handler runs on an HTTP thread (make it thread-safe); if it throws, the

@@ -1,0 +1,39 @@
+#include "common/http_client.h"
+
+#include <httplib.h>
+
+#include <cctype>
+#include <cmath>
+
+namespace vicreg::http {
+
+ClientResponse Get(const std::string& host_port, const std::string& path,
+                   const std::vector<std::pair<std::string, std::string>>& headers, double timeout_s) {
+  ClientResponse out;
+  httplib::Client client("http://" + host_port);
+  const auto sec = static_cast<time_t>(std::floor(timeout_s));
+  const auto usec = static_cast<time_t>((timeout_s - std::floor(timeout_s)) * 1e6);
+  client.set_connection_timeout(sec, usec);
+  client.set_read_timeout(sec, usec);
+  client.set_write_timeout(sec, usec);
+  client.set_decompress(true);
+  httplib::Headers h;
+  for (const auto& [k, v] : headers) h.emplace(k, v);
+  h.emplace("Accept-Encoding", "gzip");
+  auto res = client.Get(path, h);
+  if (!res) {
+    out.error = httplib::to_string(res.error()) + " (" + host_port + ")";
+    return out;
+  }
+  out.status = res->status;
+  out.body = res->body;
+  out.content_type = res->get_header_value("Content-Type");
+  for (const auto& [k, v] : res->headers) {
+    std::string name = k;
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.headers.emplace(name, v);
+  }
+  return out;
+}
+
+}  // namespace vicreg::http
