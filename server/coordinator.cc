@@ -20,6 +20,7 @@
 #include "common/metrics.h"
 #include "common/run_contract.h"
 #include "server/eval_runner.h"
+#include "server/http/web_ui.h"
 #include "server/job_manager.h"
 #include "server/launcher.h"
 #include "server/scheduler.h"
@@ -35,6 +36,7 @@ struct Coordinator::Impl {
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   std::unique_ptr<metrics::CoordinatorMetrics> metrics;
   std::unique_ptr<JobStore> store;
+  std::unique_ptr<web::WebUi> web;  // on metrics_server's port; reads the store
   std::unique_ptr<EvalRunner> evals;
   std::unique_ptr<JobManager> manager;
   std::unique_ptr<CoordinatorService> service;
@@ -107,7 +109,12 @@ void Coordinator::Start() {
     std::string host;
     int port = 0;
     SplitHostPort(o.metrics_listen, "--metrics-port", &host, &port);
-    m.metrics_server = std::make_unique<metrics::MetricsServer>(host, port);
+    metrics::MetricsServerOptions mso;
+    mso.address = host;
+    mso.port = port;
+    mso.threads = 4;  // more (up to max_threads) while all are busy: browsers + Prometheus
+    mso.max_threads = 64;
+    m.metrics_server = std::make_unique<metrics::MetricsServer>(mso);
     m.metrics = std::make_unique<metrics::CoordinatorMetrics>(m.metrics_server->registry());
   }
 
@@ -116,6 +123,16 @@ void Coordinator::Start() {
   so.synchronous_full = o.store_synchronous == "full";
   so.runs_root = runs_root;
   m.store = std::make_unique<JobStore>(so);
+  if (m.metrics_server) {
+    std::string host;
+    int port = 0;
+    SplitHostPort(o.metrics_listen, "--metrics-port", &host, &port);
+    web::WebUiOptions wo;
+    wo.token = m.token;
+    wo.exposed = !IsLoopbackHost(host);
+    m.web = std::make_unique<web::WebUi>(*m.store, wo);
+    m.web->Mount(m.metrics_server->http());
+  }
 
   SchedulerOptions sched;
   if (!o.gpus.empty()) {
@@ -206,6 +223,7 @@ void Coordinator::Start() {
   nlohmann::json info = {{"pid", static_cast<int>(getpid())},
                          {"grpc", m.grpc_address},
                          {"metrics", m.metrics_server ? m.metrics_server->endpoint() : ""},
+                         {"ui", m.metrics_server ? "http://" + m.metrics_server->endpoint() + "/" : ""},
                          {"state_dir", o.state_dir},
                          {"launcher", o.launcher},
                          {"tls", !o.tls_cert.empty()},
@@ -219,6 +237,8 @@ void Coordinator::Start() {
   if (m.metrics_server) {
     spdlog::info("vicreg_coordinator: metrics on http://{}/metrics, Prometheus service discovery on http://{}/sd",
                  m.metrics_server->endpoint(), m.metrics_server->endpoint());
+    spdlog::info("vicreg_coordinator: web UI on http://{}/{}", m.metrics_server->endpoint(),
+                 m.token.empty() ? "" : " (sign in with the token, or open it with ?token=<token>)");
   }
   if (!m.evals->enabled()) {
     spdlog::info(
