@@ -12,6 +12,7 @@ LIBS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler  # coordinator API
   libyaml-cpp-dev                                         # configs and job files
   prometheus-cpp-dev                                      # /metrics endpoints
+  libcpp-httplib-dev                                      # HTTP server: /metrics, /sd, web UI + JSON API
   libspdlog-dev libfmt-dev                                # logging
   libopenmpi-dev openmpi-bin                              # multi-rank launch + MPI communicator
   libgtest-dev libgmock-dev googletest                    # tests
@@ -29,6 +30,7 @@ TOOLS=(
   iproute2 util-linux                                     # tests/cluster: namespaces, bridge, veth pairs
   shellcheck yamllint procps psmisc
   clang libclang-rt-14-dev llvm                           # CI's sanitizer and fuzz stages (ASan/UBSan/TSan, libFuzzer, symbolizer)
+  chromium chromium-driver python3-selenium              # web UI tests in headless Chromium (tests/browser)
 )
 
 want=("${BUILD[@]}" "${LIBS[@]}")

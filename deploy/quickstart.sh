@@ -15,7 +15,8 @@
 #      the time budget, shows where the metrics are and checks that they answer, and follows the job
 #      with `vicregctl watch` (live progress);
 #   5. waits for the scheduled evaluation of the last checkpoint and prints its table: the learned
-#      encoder against a random-init encoder and raw pixels, linear probe and kNN;
+#      encoder against a random-init encoder and raw pixels, linear probe and kNN; writes the job's
+#      self-contained HTML report (vicregctl report) into the run dir (the web UI's URL is printed at 3-4);
 #   6. stops the coordinator (also on Ctrl-C, after cancelling the job) and keeps the run directory.
 #
 # Time budget: --minutes M (or VICREG_QUICKSTART_MINUTES) is the wall time of the WHOLE command,
@@ -279,6 +280,7 @@ for _ in $(seq 1 150); do
 done
 [[ -n "$GRPC" && -n "$METRICS" ]] || die "vicreg_coordinator did not write $STATE_DIR/coordinator.json within 30 s"
 echo "vicreg_coordinator pid $COORD_PID: gRPC $GRPC, state dir $STATE_DIR"
+echo "  web UI:            http://$METRICS/   (jobs, live curves, evaluations, logs; read-only)"
 echo "  metrics:           http://$METRICS/metrics"
 echo "  service discovery: http://$METRICS/sd   (Prometheus http_sd_configs: deploy/prometheus/prometheus.yml)"
 COORD_METRICS_OK=0
@@ -304,6 +306,7 @@ echo "+ vicregctl submit $(basename "$CONFIG") ${PLAN_SETS[*]}"
 JOB_ID=$("${SUBMIT[@]}") || die "vicregctl submit failed (exit $?)"
 RUN_DIR=$STATE_DIR/runs/$JOB_ID
 echo "job $JOB_ID, run dir $RUN_DIR"
+echo "follow it in a browser: http://$METRICS/jobs/$JOB_ID"
 
 # The ranks' /metrics endpoints, from the coordinator's service discovery, once they are up.
 # /sd: [{"labels":{"job_id":"job-000001","rank":"0"},"targets":["127.0.0.1:PORT"]}, ...]
@@ -371,6 +374,13 @@ done
 EVAL_DONE_S=$(elapsed)
 echo "+ vicregctl eval $JOB_ID"
 echo "$table"
+# The shareable report (one self-contained HTML file: curves, evaluation, events, logs).
+REPORT=$RUN_DIR/report.html
+echo "+ vicregctl report $JOB_ID -o $REPORT"
+if ! "$CTL" --server "$GRPC" report "$JOB_ID" -o "$REPORT" --http "$METRICS"; then
+  echo "quickstart: warning: vicregctl report failed" >&2
+  REPORT=""
+fi
 
 # learned vs references, linear probe and kNN
 top1() { awk -v m="$1" -v p="$2" 'NR > 1 && $3 == "SUCCEEDED" && $4 == m && $5 == p {print $6; exit}' <<<"$table"; }
@@ -400,6 +410,7 @@ echo "run dir:        $RUN_DIR  (checkpoints/, metrics.jsonl, logs/, eval/)"
 echo "coordinator:    gRPC $GRPC, http://$METRICS/metrics, http://$METRICS/sd (stopped now)"
 for ep in "${RANK_ENDPOINTS[@]}"; do echo "rank metrics:   http://$ep/metrics (served while the job ran)"; done
 echo "training curve: $RUN_DIR/metrics.jsonl; evaluation: $RUN_DIR/eval/"
+[[ -z "$REPORT" ]] || echo "report:         $REPORT  (open it in a browser; no server needed)"
 if [[ -n "$SUMMARY" ]]; then
   {
     echo "job_id=$JOB_ID"
@@ -421,6 +432,7 @@ if [[ -n "$SUMMARY" ]]; then
     echo "random_init_knn=$R_KNN"
     echo "raw_pixels_knn=$P_KNN"
     echo "verdict=$VERDICT"
+    echo "report=$REPORT"
     echo "build_s=$BUILD_DONE_S"
     echo "train_s=$((TRAIN_DONE_S - BUILD_DONE_S))"
     echo "eval_s=$((EVAL_DONE_S - TRAIN_DONE_S))"

@@ -3,7 +3,7 @@
 //   vicregctl [--server HOST:PORT] [--token-file F] [--output table|json] [--timeout S]
 //             submit FILE [--wait] [--set key=value ...] [--request-id ID]
 //             | list [--state S] [--limit N] [--all] | status ID | watch ID | logs ID [-f] [--rank R]
-//             | cancel ID [--reason TEXT] | eval ID
+//             | cancel ID [--reason TEXT] | eval ID | report ID [-o FILE] [--http HOST:PORT]
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -12,11 +12,14 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include "common/errors.h"
+#include "common/fs.h"
+#include "common/http_client.h"
 #include "server/cli/client.h"
 #include "server/cli/format.h"
 
@@ -390,6 +393,51 @@ int Eval(Client& client, const Globals& g, const std::string& id) {
   return kExitOk;
 }
 
+// ---- report ------------------------------------------------------------------------------------
+
+// The coordinator's HTTP endpoint (web UI + API): --http, else $VICREG_HTTP, else the host of
+// --server on the default metrics port 9400.
+std::string HttpEndpoint(const Globals& g, const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* h = std::getenv("VICREG_HTTP"); h && *h) return h;
+  const std::string& s = g.client.server;
+  const size_t colon = s.rfind(':');
+  std::string host = colon == std::string::npos ? s : s.substr(0, colon);
+  if (host.rfind("dns:", 0) == 0) host = host.substr(4);
+  return (host.empty() ? "127.0.0.1" : host) + ":9400";
+}
+
+// Downloads GET /api/v1/jobs/<id>/report (one self-contained HTML file) and writes it atomically.
+int Report(const Globals& g, const std::string& id, const std::string& http_flag, std::string out) {
+  if (id.empty() || id.size() > 40 || id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos) {
+    throw vicreg::UserError("'" + id.substr(0, 40) + "' is not a job id (job-NNNNNN)");
+  }
+  if (out.empty()) out = id + "-report.html";
+  const std::string endpoint = HttpEndpoint(g, http_flag);
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!g.client.token.empty()) headers.emplace_back("Authorization", "Bearer " + g.client.token);
+  auto r = vicreg::http::Get(endpoint, "/api/v1/jobs/" + id + "/report", headers, std::max(g.client.timeout_s, 30.0));
+  if (!r.error.empty()) {
+    std::cerr << "vicregctl: report " << id << ": cannot reach the coordinator's HTTP endpoint " << endpoint << ": "
+              << r.error << " (give it with --http HOST:PORT or VICREG_HTTP: the coordinator's --metrics-port)\n";
+    return kExitFailed;
+  }
+  if (r.status != 200) {
+    std::string msg = r.body;
+    try {
+      auto j = nlohmann::json::parse(r.body);
+      if (j.contains("error")) msg = j["error"].get<std::string>();
+    } catch (const std::exception&) {
+    }
+    std::cerr << "vicregctl: report " << id << ": HTTP " << r.status << " from " << endpoint << ": " << msg << "\n";
+    return r.status == 404 ? kExitNotFound : r.status == 401 ? kExitAuth : kExitFailed;
+  }
+  vicreg::fs::AtomicWriteFile(out, r.body);
+  std::cout << "wrote " << out << " (" << (r.body.size() + 1023) / 1024 << " KiB): the report of " << id
+            << " (self-contained HTML: open it in any browser, no network needed)" << std::endl;
+  return kExitOk;
+}
+
 }  // namespace
 }  // namespace vicreg::cli
 
@@ -452,6 +500,14 @@ int main(int argc, char** argv) {
   cancel->add_option("--reason", reason, "recorded in the job's events");
   auto* eval = app.add_subcommand("eval", "evaluation results of a job (linear probe / kNN per epoch)");
   eval->add_option("id", id, "job id")->required();
+  std::string report_out, http_endpoint;
+  auto* report = app.add_subcommand(
+      "report", "write a job's self-contained HTML report (curves, evaluation, events, logs) through the web API");
+  report->add_option("id", id, "job id")->required();
+  report->add_option("-o,--out", report_out, "output file (default <id>-report.html)");
+  report->add_option("--http", http_endpoint,
+                     "the coordinator's HTTP HOST:PORT (its --metrics-port; env VICREG_HTTP; default: the --server "
+                     "host, port 9400)");
 
   try {
     app.parse(argc, argv);
@@ -476,6 +532,7 @@ int main(int argc, char** argv) {
     if (*logs) return Logs(client, g, id, follow, rank, launcher, offset);
     if (*cancel) return Cancel(client, g, id, reason);
     if (*eval) return Eval(client, g, id);
+    if (*report) return Report(g, id, http_endpoint, report_out);
   } catch (const vicreg::UserError& e) {
     std::cerr << "vicregctl: " << e.what() << "\n";
     return kExitUsage;

@@ -89,6 +89,13 @@ TEST(Quickstart, SmokeRunGoesThroughEveryComponent) {
   std::string first;
   ASSERT_TRUE(std::getline(m, first)) << "empty metrics.jsonl";
   EXPECT_NE(first.find("\"std_min\""), std::string::npos) << first;
+  // The web UI's URL was printed and the self-contained report written.
+  EXPECT_NE(out.find("web UI:"), std::string::npos) << out;
+  EXPECT_EQ(kv["report"], run + "/report.html") << out;
+  std::ifstream rep(run + "/report.html");
+  std::stringstream rs;
+  rs << rep.rdbuf();
+  EXPECT_NE(rs.str().find("vicreg-report-data"), std::string::npos) << "report.html is not a vicreg report";
   // The coordinator is gone (the state dir's coordinator.json names its pid).
   std::ifstream cj(tmp + "/state/coordinator.json");
   std::stringstream ss;
