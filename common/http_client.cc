@@ -22,7 +22,15 @@ ClientResponse Get(const std::string& host_port, const std::string& path,
   h.emplace("Accept-Encoding", "gzip");
   auto res = client.Get(path, h);
   if (!res) {
-    out.error = httplib::to_string(res.error()) + " (" + host_port + ")";
+    std::string why;
+    switch (res.error()) {
+      case httplib::Error::Connection: why = "cannot connect (nothing listens there, or it is unreachable)"; break;
+      case httplib::Error::ConnectionTimeout: why = "timed out connecting"; break;
+      case httplib::Error::Read: why = "the connection failed or timed out while reading the answer"; break;
+      case httplib::Error::Write: why = "the connection failed while sending the request"; break;
+      default: why = "HTTP client error '" + httplib::to_string(res.error()) + "'"; break;
+    }
+    out.error = why + " (" + host_port + ")";
     return out;
   }
   out.status = res->status;

@@ -6,7 +6,8 @@
 // (docs/ARCHITECTURE.md "metrics.jsonl on resume"), stores a job pointing at it, serves the web UI
 // on a loopback port (the coordinator's http::Server + WebUi) and times, over real HTTP:
 //   cold: the first /api/v1/jobs/<id>/metrics (parses the whole file),
-//   warm: --repeats more (cached columns, downsampled again each time; p50 and max),
+//   warm: --repeats more (cached columns, downsampled again each time; p50 and max), and the same
+//         answer computed in process without HTTP (warm_compute),
 //   grow: after appending 1% more lines (parses only the new bytes),
 // against a reference measured in the same run: reading the file's bytes once (cat-like).
 // Prints one JSON object; exit 1 if a series has more than --max-points points.
@@ -136,6 +137,20 @@ int main(int argc, char** argv) {
       warm.push_back(ms);
     }
     std::sort(warm.begin(), warm.end());
+    // The same answer computed in process (cached columns -> downsampled JSON), without HTTP/gzip.
+    std::vector<double> compute;
+    {
+      auto job = ui.api().FindJob(rec.id);
+      web::SeriesQuery q;
+      q.max_points = max_points;
+      for (int i = 0; i < repeats; ++i) {
+        auto a = Clock::now();
+        const std::string body = ui.api().MetricsJson(*job, q);
+        compute.push_back(Ms(a, Clock::now()));
+        if (body.size() < 10) throw RuntimeFailure("empty metrics JSON");
+      }
+      std::sort(compute.begin(), compute.end());
+    }
     const int64_t more = std::max<int64_t>(1, steps / 100);
     WriteLines(path, steps + 1, more, steps, true);
     double grow_ms = 0;
@@ -153,6 +168,7 @@ int main(int argc, char** argv) {
     out["cold_ms"] = cold_ms;
     out["warm_p50_ms"] = warm[warm.size() / 2];
     out["warm_max_ms"] = warm.back();
+    out["warm_compute_p50_ms"] = compute[compute.size() / 2];
     out["append_1pct_ms"] = grow_ms;
     out["rows_after_append"] = rows_after;
     out["cold_over_read"] = cold_ms / std::max(read_ms, 1e-3);

@@ -89,10 +89,13 @@ std::string CleanLogText(const std::string& in) {
   return out;
 }
 
-// The last complete metrics.jsonl row (numbers and nulls only), or null.
+// The newest value of each key over the last lines of metrics.jsonl (diagnostics are not computed
+// every logged step, so the very last row may hold nulls), with the step of the newest row; null
+// when there is no row yet.
 json LatestRow(const std::string& run_dir) {
   if (run_dir.empty()) return nullptr;
-  const std::string tail = server::TailFile(run_dir + "/metrics.jsonl", 3, 16384);
+  const std::string tail = server::TailFile(run_dir + "/metrics.jsonl", 50, 65536);
+  json out = nullptr;
   size_t end = tail.size();
   while (end > 0) {
     size_t start = tail.rfind('\n', end - 1);
@@ -100,16 +103,17 @@ json LatestRow(const std::string& run_dir) {
     json j = json::parse(tail.begin() + static_cast<std::ptrdiff_t>(start), tail.begin() + static_cast<std::ptrdiff_t>(end),
                          nullptr, false);
     if (j.is_object() && j.contains("step") && j["step"].is_number()) {
-      json out = json::object();
+      if (out.is_null()) out = json::object();
       for (auto it = j.begin(); it != j.end(); ++it) {
-        if (it.value().is_number() || it.value().is_null() || it.value().is_boolean()) out[it.key()] = it.value();
+        const json& v = it.value();
+        if (!(v.is_number() || v.is_boolean())) continue;
+        if (!out.contains(it.key())) out[it.key()] = v;  // newer rows were seen first
       }
-      return out;
     }
     if (start == 0) break;
     end = start - 1;
   }
-  return nullptr;
+  return out;
 }
 
 struct Checkpoint {

@@ -7,8 +7,9 @@ Run by tests/browser/browser_ui_test.cc against a real coordinator and a real fi
               --run-dir RUN_DIR --report report.html --out ARTIFACT_DIR
 Prints one "ok   ..." or "FAIL ..." line per check; exit 1 if any check failed.
 
-Screenshot only (README picture of a job page):
+Screenshot only (the README's picture of a job page, docs/images/job-page.png):
   ui_check.py --url http://127.0.0.1:PORT [--token T] --job ID --screenshot OUT.png [--width 1200]
+              [--max-height 1500]      # cropped, and reduced to 256 colours when python3-pil is there
 """
 import argparse
 import json
@@ -194,6 +195,7 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--screenshot")
     ap.add_argument("--width", type=int, default=1280)
+    ap.add_argument("--max-height", type=int, default=0)
     a = ap.parse_args()
     base = a.url.rstrip("/")
     profile = tempfile.mkdtemp(prefix="vicreg-chromium-")
@@ -206,7 +208,15 @@ def main():
             wait_for(driver, "#eval-table", 20)
             time.sleep(1)
             full_screenshot(driver, a.screenshot, a.width)
-            print("wrote " + a.screenshot)
+            try:
+                from PIL import Image
+                im = Image.open(a.screenshot)
+                if a.max_height and im.size[1] > a.max_height:
+                    im = im.crop((0, 0, im.size[0], a.max_height))
+                im.convert("RGB").quantize(colors=256).save(a.screenshot, optimize=True)
+            except ImportError:
+                pass
+            print("wrote %s (%d KB)" % (a.screenshot, os.path.getsize(a.screenshot) // 1024))
             return 0
         os.makedirs(a.out, exist_ok=True)
         rows = metrics_rows(a.run_dir)

@@ -78,7 +78,11 @@ class WebUiTest : public ::testing::Test {
     fs::MakeDirs(run_ + "/checkpoints");
     std::string metrics;
     for (int s = 1; s <= 12; ++s) {
-      metrics += json{{"step", s}, {"loss", 10.0 / s}, {"std_min", s == 12 ? 0.05 : 0.5}, {"pairwise_sim", 0.95}}.dump() +
+      metrics += json{{"step", s},
+                      {"loss", 10.0 / s},
+                      {"std_min", s == 11 ? json(0.05) : s == 12 ? json(nullptr) : json(0.5)},  // null: not computed
+                      {"pairwise_sim", 0.95}}
+                     .dump() +
                  "\n";
     }
     testutil::WriteText(run_ + "/metrics.jsonl", metrics);
