@@ -17,8 +17,8 @@
 #include "common/build_info.h"
 #include "common/errors.h"
 #include "common/fs.h"
-#include "server/job_manager.h"
-#include "server/run_dir.h"
+#include "common/run_contract.h"
+#include "server/admission.h"
 #include "server/store.h"
 
 namespace vicreg::web {
@@ -94,7 +94,7 @@ std::string CleanLogText(const std::string& in) {
 // when there is no row yet.
 json LatestRow(const std::string& run_dir) {
   if (run_dir.empty()) return nullptr;
-  const std::string tail = server::TailFile(run_dir + "/metrics.jsonl", 50, 65536);
+  const std::string tail = contract::TailLines(contract::RunPaths(run_dir).metrics_jsonl(), 50, 65536);
   json out = nullptr;
   size_t end = tail.size();
   while (end > 0) {
@@ -129,7 +129,7 @@ struct Checkpoint {
 std::vector<Checkpoint> ReadCheckpoints(const std::string& run_dir) {
   std::vector<Checkpoint> out;
   if (run_dir.empty()) return out;
-  const std::string dir = run_dir + "/checkpoints";
+  const std::string dir = contract::RunPaths(run_dir).checkpoints_dir();
   DIR* dp = opendir(dir.c_str());
   if (!dp) return out;
   std::vector<std::string> names;
@@ -179,7 +179,7 @@ bool IsLogName(const std::string& name) {
 std::vector<std::string> LogSources(const std::string& run_dir) {
   std::vector<std::string> names;
   if (run_dir.empty()) return names;
-  const std::string dir = run_dir + "/logs";
+  const std::string dir = contract::RunPaths(run_dir).logs_dir();
   DIR* dp = opendir(dir.c_str());
   if (!dp) return names;
   while (dirent* e = readdir(dp)) {
@@ -246,7 +246,7 @@ std::optional<server::JobRecord> WebApi::FindJob(const std::string& id) const {
 }
 
 json WebApi::Summary(const server::JobRecord& job) const {
-  const server::Progress& p = job.progress;
+  const server::JobProgress& p = job.progress;
   return json{{"id", job.id},
               {"name", job.name},
               {"state", Lower(server::JobStateName(job.state))},
@@ -312,7 +312,7 @@ json WebApi::JobDetail(const server::JobRecord& job) const {
                         {"ended_unix", a.ended_unix},
                         {"exit_code", a.exit_code},
                         {"cause", a.cause},
-                        {"restart_reason", a.restart_reason},
+                        {"restart_reason", server::RestartReasonName(a.restart_reason)},
                         {"start_step", a.start_step}});
   }
   j["attempts"] = attempts;
@@ -328,7 +328,7 @@ json WebApi::JobDetail(const server::JobRecord& job) const {
   j["checkpoints"] = ckpts;
   json endpoints = json::array();
   if (!job.run_dir.empty() && server::IsActive(job.state)) {
-    for (const auto& e : server::ReadEndpoints(server::RunDir{job.run_dir})) {
+    for (const auto& e : contract::ReadEndpoints(contract::RunPaths(job.run_dir))) {
       if (e.metrics.empty()) continue;
       endpoints.push_back({{"rank", e.rank}, {"host", e.host}, {"metrics", e.metrics}});
     }
@@ -340,7 +340,7 @@ json WebApi::JobDetail(const server::JobRecord& job) const {
 
 std::string WebApi::MetricsJson(const server::JobRecord& job, const SeriesQuery& q) {
   Series s;
-  if (!job.run_dir.empty()) s = cache_.Query(job.run_dir + "/metrics.jsonl", q);
+  if (!job.run_dir.empty()) s = cache_.Query(contract::RunPaths(job.run_dir).metrics_jsonl(), q);
   std::string body = SeriesJson(s, q.max_points);
   // Prepend the job id (SeriesJson is an object literal starting with '{').
   return "{\"job_id\":" + Dump(json(job.id)) + "," + body.substr(1);
@@ -475,9 +475,9 @@ json WebApi::Logs(const server::JobRecord& job, const std::string& source, int l
     throw HttpError{400, "query parameter source='" + name.substr(0, 64) + "' is not a log of " + job.id +
                              (valid.empty() ? " (it has no logs yet)" : ": use one of " + valid)};
   }
-  const std::string path = job.run_dir + "/logs/" + name;
+  const std::string path = contract::RunPaths(job.run_dir).logs_dir() + "/" + name;
   constexpr int64_t kMaxBytes = 512 * 1024;
-  std::string text = server::TailFile(path, lines + 1, kMaxBytes);
+  std::string text = contract::TailLines(path, lines + 1, kMaxBytes);
   text = CleanLogText(text);
   size_t count = static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + (text.empty() ? 0 : 1);
   bool truncated = false;
