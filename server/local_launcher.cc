@@ -133,11 +133,11 @@ class LocalLauncher : public Launcher {
     }
     // The shim is the session leader: its pid is the session id of mpirun and every rank
     // (mpirun gives each rank its own process group, so a process-group kill would miss them).
+    // A graceful stop sends one SIGTERM to each worker only (process.h: TerminateSessionPrograms).
     if (force) {
       SignalSessionOf(p, SIGKILL);
     } else {
-      SignalSessionOf(p, SIGTERM);
-      SignalSessionOf(p, SIGCONT);
+      TerminateSessionPrograms(p);
     }
   }
 

@@ -32,11 +32,13 @@ std::optional<ProcStat> ReadProcStat(int pid) {
   std::string line;
   std::getline(f, line);
   // comm is in parentheses and may contain spaces or ')': parse after the last ')'.
+  auto open = line.find('(');
   auto close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
+  if (open == std::string::npos || close == std::string::npos || close < open) return std::nullopt;
   std::istringstream rest(line.substr(close + 1));
   ProcStat st;
   st.pid = pid;
+  st.comm = line.substr(open + 1, close - open - 1);
   // Fields after comm: 3 state, 4 ppid, 5 pgrp, 6 session, 7 tty_nr, 8 tpgid, 9 flags, 10 minflt,
   // 11 cminflt, 12 majflt, 13 cmajflt, 14 utime, 15 stime, 16 cutime, 17 cstime, 18 priority,
   // 19 nice, 20 num_threads, 21 itrealvalue, 22 starttime.
@@ -55,8 +57,11 @@ bool IsAlive(const ProcessRef& p) {
   return st->state != 'Z' && st->state != 'X' && st->state != 'x';
 }
 
-std::vector<int> SessionMembers(int sid) {
-  std::vector<int> out;
+namespace {
+
+// Every live member of session sid, with its /proc stat.
+std::vector<ProcStat> SessionStats(int sid) {
+  std::vector<ProcStat> out;
   if (sid <= 1) return out;
   DIR* d = opendir("/proc");
   if (!d) return out;
@@ -64,9 +69,17 @@ std::vector<int> SessionMembers(int sid) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
     int pid = std::atoi(e->d_name);
     auto st = ReadProcStat(pid);
-    if (st && st->sid == sid && st->state != 'Z' && st->state != 'X') out.push_back(pid);
+    if (st && st->sid == sid && st->state != 'Z' && st->state != 'X') out.push_back(*st);
   }
   closedir(d);
+  return out;
+}
+
+}  // namespace
+
+std::vector<int> SessionMembers(int sid) {
+  std::vector<int> out;
+  for (const ProcStat& st : SessionStats(sid)) out.push_back(st.pid);
   return out;
 }
 
@@ -82,6 +95,26 @@ int SignalSessionOf(const ProcessRef& leader, int sig) {
   auto st = ReadProcStat(leader.pid);
   if (st && leader.start_ticks != 0 && st->start_ticks != leader.start_ticks) return 0;  // pid reused
   return SignalSession(leader.pid, sig);
+}
+
+int TerminateSessionPrograms(const ProcessRef& leader) {
+  auto lead = ReadProcStat(leader.pid);
+  if (lead && leader.start_ticks != 0 && lead->start_ticks != leader.start_ticks) return 0;  // pid reused
+  const std::vector<ProcStat> members = SessionStats(leader.pid);
+  std::vector<int> rank_shims;
+  for (const ProcStat& st : members) {
+    if (st.pid != leader.pid && st.comm == "vicreg_job_shim") rank_shims.push_back(st.pid);
+  }
+  int n = 0;
+  for (const ProcStat& st : members) {
+    if (st.pid == leader.pid) continue;
+    const bool target = rank_shims.empty()
+                            ? true
+                            : std::find(rank_shims.begin(), rank_shims.end(), st.ppid) != rank_shims.end();
+    if (target && ::kill(st.pid, SIGTERM) == 0) ++n;
+  }
+  for (const ProcStat& st : members) ::kill(st.pid, SIGCONT);
+  return n;
 }
 
 namespace {

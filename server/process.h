@@ -23,6 +23,7 @@ struct ProcStat {
   int pgid = 0;
   int sid = 0;
   uint64_t start_ticks = 0;
+  std::string comm;  // executable name, at most 15 characters
 };
 
 std::optional<ProcStat> ReadProcStat(int pid);
@@ -37,6 +38,16 @@ int SignalSession(int sid, int sig);
 // (same pid, other start time): then nothing is signalled. While any member of a session lives,
 // the kernel does not reuse its id, so a session found under a dead leader's pid is still ours.
 int SignalSessionOf(const ProcessRef& leader, int sig);
+
+// A graceful stop of what a launcher's session runs, one SIGTERM per program: SIGTERM to every
+// program a rank shim (`vicreg_job_shim rank`, a member other than the leader) runs, or, when the
+// session has no rank shim (a single program under `vicreg_job_shim supervise`, or mpirun before
+// it started the ranks), to every member but the leader; then SIGCONT to every member (a stopped
+// rank must see it). The leader, mpirun and the rank shims get no SIGTERM: mpirun answers one
+// with SIGTERM to each rank's process group and SIGKILL a second later, and a shim that passed it
+// on made a second SIGTERM, which the worker takes as "exit now" (no stop checkpoint). Returns
+// the number of processes sent SIGTERM. Nothing is signalled if the leader's pid was reused.
+int TerminateSessionPrograms(const ProcessRef& leader);
 
 struct SpawnOptions {
   std::vector<std::string> argv;     // argv[0] is resolved through PATH if it has no '/'

@@ -8,9 +8,14 @@
 //   vicreg_job_shim rank --log-dir DIR --status-dir DIR [--attempt N] -- WORKER ARGS...
 //       One per rank, started by mpirun/srun. Finds its rank (OMPI_COMM_WORLD_RANK, PMIX_RANK,
 //       SLURM_PROCID, RANK), appends the worker's stdout+stderr to DIR/rank-<r>.out, runs the worker
-//       as a child that dies with the shim (PR_SET_PDEATHSIG), forwards signals, and writes
+//       as a child that dies with the shim (PR_SET_PDEATHSIG), and writes
 //       STATUS_DIR/rank-<r>.json {"rank","pid","exit_code","signal","finished"} when it ends. It then
-//       exits the same way as the worker (same code, or the same signal).
+//       exits the same way as the worker (same code, or the same signal). It does NOT pass signals
+//       on: every sender reaches the worker itself (mpirun signals each rank's process group, Slurm
+//       every process of the step, the coordinator the worker: server/process.h
+//       TerminateSessionPrograms), so a forwarded SIGTERM was a second one, which the worker takes
+//       as "exit now" instead of writing its stop checkpoint. The shim catches them and lives on
+//       until the worker ends (a SIGTERM meant for the worker must not kill it through PDEATHSIG).
 // The records' format and the exit codes are common/run_contract.h's (header only: no dependencies
 // beyond libc and libstdc++, it runs once per rank).
 #include <fcntl.h>
@@ -84,10 +89,13 @@ bool WriteAtomic(const std::string& path, const std::string& text) {
   return true;
 }
 
-void InstallForwarding() {
+void Ignore(int) {}
+
+// supervise: forward to the child. rank: catch without forwarding (see the header comment).
+void InstallForwarding(bool forward) {
   struct sigaction sa;
   std::memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = Forward;
+  sa.sa_handler = forward ? Forward : Ignore;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCONT, SIGQUIT}) sigaction(sig, &sa, nullptr);
@@ -142,7 +150,7 @@ int Supervise(const std::string& status_path, const std::string& info_path, std:
     info.start_ticks = StartTicks(getpid());
     WriteAtomic(info_path, vicreg::contract::FormatLauncherInfo(info));
   }
-  InstallForwarding();
+  InstallForwarding(true);
   pid_t pid = fork();
   if (pid < 0) {
     std::perror("vicreg_job_shim: fork");
@@ -179,7 +187,7 @@ int Rank(const std::string& log_dir, const std::string& status_dir, int attempt,
         std::snprintf(header, sizeof(header), "=== vicreg: attempt %d, rank %d, started %s ===\n", attempt, rank, when);
     (void)!write(log_fd, header, static_cast<size_t>(n));
   }
-  InstallForwarding();
+  InstallForwarding(false);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {

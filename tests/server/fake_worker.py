@@ -7,6 +7,7 @@ milliseconds, for coordinator tests that need behaviour the real worker cannot b
   failonce   rank 1 exits 1 at step 3 of the first attempt only
   hang       rank 0 stops making progress at step 3 (sleeps until killed)
   slow       0.3 s per step instead of 0.05 s
+  stubborn   every rank ignores SIGTERM (only SIGKILL ends it) and steps every 0.3 s
 
 Steps: train.max_steps from job.yaml (default 20). Rank 0 writes progress.json, metrics.jsonl,
 checkpoints (epoch_XXXX.pt every 5 steps, 'latest'), result.json; every rank writes
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
 import time
 
@@ -42,6 +44,8 @@ def main():
     run = a.run_dir
     print(f"fake worker rank {rank} job {a.job_id} name {name} pid {os.getpid()} "
           f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}", flush=True)
+    if "stubborn" in name:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if "exit2" in name:
         print("error: invalid input (fake)", file=sys.stderr, flush=True)
         sys.exit(2)
@@ -56,7 +60,7 @@ def main():
         start = int(open(latest).read().strip().split("_")[1].split(".")[0]) * 5
         print(f"rank {rank} resumed at step {start}", flush=True)
     first_attempt = not os.path.exists(f"{run}/.failed_once")
-    delay = 0.3 if "slow" in name else 0.05
+    delay = 0.3 if "slow" in name or "stubborn" in name else 0.05
     for step in range(start + 1, total + 1):
         time.sleep(delay)
         if "failonce" in name and rank == 1 and step == 3 and first_attempt:
