@@ -6,7 +6,7 @@
 // images, mean/std. Promise checked: a bad file is a UserError (which must not quote the file's
 // bytes), never another exception or a crash.
 //
-// Adding a reader (e.g. the pickle/.pt readers): add a case to OpenFromInput below and its name to
+// Adding a reader: add a case to OpenFromInput below and its name to
 // VICREG_FUZZ_READERS in tests/fuzz/CMakeLists.txt, with a seed folder tests/fuzz/corpus/<name>/.
 #include <ATen/core/Tensor.h>
 
@@ -78,6 +78,18 @@ std::shared_ptr<const data::Dataset> OpenFromInput(fz::Bytes& in) {
       fz::WriteFile(cls + "/img" + std::to_string(n++) + ((where & 2) ? ".png" : ".jpg"), in.Chunk());
     }
     return data::OpenImageFolder(spec);
+  }
+  if (kReader == "cifar_python") {  // torchvision's Python version: a pickle per file (+ the meta file)
+    const bool c100 = mode & 1;
+    spec.name = c100 ? "cifar100" : "cifar10";
+    if (mode & 2) fz::WriteFile(dir + (c100 ? "/meta" : "/batches.meta"), in.Chunk());
+    fz::WriteFile(dir + (c100 ? "/test" : "/test_batch"), in.Rest());
+    return c100 ? data::OpenCifar100Python(spec, dir) : data::OpenCifar10Python(spec, dir);
+  }
+  if (kReader == "torch_cache") {  // a torch.save'd .pt (LibTorch's unpickler on a zip archive)
+    spec.name = "tensor_cache";
+    fz::WriteFile(dir + "/test.pt", in.Rest());
+    return data::OpenTorchCache(spec, dir + "/test.pt");
   }
   if (kReader == "tensor_cache") {
     spec.name = "tensor_cache";

@@ -113,6 +113,49 @@ def main():
     put("data_tensor_cache", "nhwc_gray",
         bytes([0]) + safetensors({"images": ("U8", [3, 4, 4], bytes(48))}, {"layout": "NHWC"}))
 
+    # torchvision's CIFAR Python version (cifar_python): mode bit 0 = cifar100, bit 1 = a meta file chunk first.
+    import pickle
+    import numpy as np
+
+    class Py2Pickler(pickle._Pickler):  # bytes as Python 2 str, as in the official files
+        dispatch = dict(pickle._Pickler.dispatch)
+
+        def save_str2(self, obj):
+            obj = obj.encode("latin1") if isinstance(obj, str) else obj
+            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj if len(obj) < 256
+                       else pickle.BINSTRING + len(obj).to_bytes(4, "little") + obj)
+            self.memoize(obj)
+        dispatch[bytes] = dispatch[str] = save_str2
+
+    def py2(obj):
+        out = io.BytesIO()
+        Py2Pickler(out, protocol=2).dump(obj)
+        return out.getvalue()
+
+    img = np.arange(3072, dtype=np.uint32).astype(np.uint8).reshape(1, 3072)
+    c10 = {b"batch_label": b"testing batch 1 of 1", b"labels": [3], b"data": img, b"filenames": [b"a.png"]}
+    c100 = {b"filenames": [b"a"], b"batch_label": b"test", b"fine_labels": [42], b"coarse_labels": [7], b"data": img}
+    put("data_cifar_python", "cifar10_py2", bytes([0]) + py2(c10))
+    put("data_cifar_python", "cifar10_meta_p4",
+        bytes([2]) + chunk(pickle.dumps({b"label_names": [b"n%d" % k for k in range(10)]}, protocol=4)) +
+        pickle.dumps(c10, protocol=4))
+    put("data_cifar_python", "cifar100_p5", bytes([1]) + pickle.dumps(c100, protocol=5))
+    put("data_cifar_python", "cifar100_meta_p2",
+        bytes([3]) + chunk(pickle.dumps({"fine_label_names": ["c%d" % k for k in range(100)]}, protocol=2)) +
+        pickle.dumps(c100, protocol=2))
+
+    # torch.save'd caches (torch_cache): mode byte, then the .pt archive.
+    import torch
+    for name, obj in {
+        "nhwc_u8": {"images": torch.arange(96, dtype=torch.uint8).reshape(2, 4, 4, 3), "labels": torch.tensor([0, 1])},
+        "nchw_float": {"images": torch.rand(2, 3, 4, 4), "labels": torch.tensor([1, -1]), "classes": ["a", "b"]},
+        "gray_int32": {"images": torch.zeros(3, 4, 4, dtype=torch.uint8), "labels": torch.tensor([0, 1, 2]).int(),
+                       "num_classes": 5},
+    }.items():
+        out = io.BytesIO()
+        torch.save(obj, out)
+        put("data_torch_cache", name, bytes([0]) + out.getvalue())
+
     # Checkpoints: an archive written by torch.save (the format torch::pickle_load reads).
     import torch
     payload = {

@@ -1,6 +1,9 @@
 // CIFAR-10 / CIFAR-100 binary versions (https://www.cs.toronto.edu/~kriz/cifar.html):
 // fixed-size records of label byte(s) followed by 3072 pixel bytes (1024 R, 1024 G, 1024 B, each
 // plane row-major 32x32). Files are mmap'ed; a record is copied straight into the batch.
+// The entry points also pick the layout: torchvision's Python version (cifar_python.cc) is read when
+// data_dir holds cifar-10-batches-py/ (cifar-100-python/) and not the binary folder, or directly
+// holds the Python files (data_batch_1, test_batch / train, test) and no binary ones.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -115,9 +118,7 @@ std::shared_ptr<const Dataset> OpenCifar(const DatasetSpec& spec, const CifarFor
   return ds;
 }
 
-}  // namespace
-
-std::shared_ptr<const Dataset> OpenCifar10(const DatasetSpec& spec) {
+std::shared_ptr<const Dataset> OpenCifar10Binary(const DatasetSpec& spec) {
   static const CifarFormat fmt{
       "cifar10",
       "cifar-10-batches-bin",
@@ -134,11 +135,59 @@ std::shared_ptr<const Dataset> OpenCifar10(const DatasetSpec& spec) {
   ThrowBadSplit("cifar10", spec.split, {"train", "test"});
 }
 
-std::shared_ptr<const Dataset> OpenCifar100(const DatasetSpec& spec) {
+std::shared_ptr<const Dataset> OpenCifar100Binary(const DatasetSpec& spec) {
   CifarFormat fmt{"cifar100", "cifar-100-binary", 2, 1, 100, spec.split == "test" ? 10000 : 50000, {}};
   if (spec.split == "train") return OpenCifar(spec, fmt, {"train.bin"});
   if (spec.split == "test") return OpenCifar(spec, fmt, {"test.bin"});
   ThrowBadSplit("cifar100", spec.split, {"train", "test"});
+}
+
+struct Layouts {
+  std::string bin_sub, py_sub;                   // cifar-10-batches-bin, cifar-10-batches-py
+  std::vector<std::string> bin_files, py_files;  // what marks a folder as holding that version
+};
+
+// The folder of torchvision's Python version, or "" for the binary version.
+std::string PythonDir(const std::string& data_dir, const Layouts& l) {
+  if (IsDirectory(JoinPath(data_dir, l.bin_sub))) return "";
+  if (IsDirectory(JoinPath(data_dir, l.py_sub))) return JoinPath(data_dir, l.py_sub);
+  for (const auto& f : l.bin_files)
+    if (IsRegularFile(JoinPath(data_dir, f))) return "";
+  for (const auto& f : l.py_files)
+    if (IsRegularFile(JoinPath(data_dir, f))) return data_dir;
+  return "";
+}
+
+// Binary reader; when nothing is found, the message also names the Python layout.
+template <typename Fn>
+std::shared_ptr<const Dataset> OpenBinary(const DatasetSpec& spec, const Layouts& l, Fn open) {
+  try {
+    return open();
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    if (what.find(": missing file; looked for ") == std::string::npos) throw;
+    throw UserError(what + " (the binary version, " + l.bin_sub + "/; torchvision's Python version is read from " +
+                    JoinPath(spec.data_dir, l.py_sub) + "/ or from " + l.py_files.front() + " directly in data_dir)");
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const Dataset> OpenCifar10(const DatasetSpec& spec) {
+  static const Layouts layouts{"cifar-10-batches-bin",
+                               "cifar-10-batches-py",
+                               {"data_batch_1.bin", "test_batch.bin"},
+                               {"data_batch_1", "test_batch"}};
+  const std::string py = PythonDir(spec.data_dir, layouts);
+  if (!py.empty()) return OpenCifar10Python(spec, py);
+  return OpenBinary(spec, layouts, [&] { return OpenCifar10Binary(spec); });
+}
+
+std::shared_ptr<const Dataset> OpenCifar100(const DatasetSpec& spec) {
+  static const Layouts layouts{"cifar-100-binary", "cifar-100-python", {"train.bin", "test.bin"}, {"train", "test"}};
+  const std::string py = PythonDir(spec.data_dir, layouts);
+  if (!py.empty()) return OpenCifar100Python(spec, py);
+  return OpenBinary(spec, layouts, [&] { return OpenCifar100Binary(spec); });
 }
 
 }  // namespace vicreg::data

@@ -67,7 +67,7 @@ std::shared_ptr<const Dataset> OpenDataset(const DatasetSpec& spec) {
     throw UserError(spec.name + ": limit must be >= 0 (0 = all images), got " + std::to_string(spec.limit));
   if (!IsDirectory(spec.data_dir) && !(spec.name == "tensor_cache" && IsRegularFile(spec.data_dir)))
     throw UserError(spec.name + ": data_dir " + spec.data_dir + " does not exist or is not a folder" +
-                    (spec.name == "tensor_cache" ? " or a .safetensors file" : ""));
+                    (spec.name == "tensor_cache" ? " or a .safetensors / .pt file" : ""));
 
   // Cache key: the canonical path, so "data" and "./data/" share one instance.
   std::string canonical = spec.data_dir;

@@ -1,4 +1,4 @@
-// Image datasets (DESIGN.md section 5). A Dataset holds uint8 images of one fixed size and
+// Image datasets (docs/ARCHITECTURE.md "Data"). A Dataset holds uint8 images of one fixed size and
 // integer labels, memory-mapped or loaded once per process; readers for each official format
 // live in their own files and are created through OpenDataset:
 //
@@ -8,6 +8,10 @@
 //                  records of 1 label byte + 3072 pixel bytes (RGB planes, row-major)
 //   cifar100       cifar-100-binary/ (or its files): train.bin, test.bin; records of coarse + fine label
 //                  bytes + 3072 pixels; the FINE label (100 classes) is used
+//                  cifar10/cifar100 also read torchvision's Python version: cifar-10-batches-py/
+//                  (data_batch_1..5, test_batch, batches.meta) and cifar-100-python/ (train, test, meta),
+//                  or those files directly in data_dir, when no binary version is there; pickles read by
+//                  a data-only reader (pickle_data.h: nothing in the file is ever executed)
 //   stl10          stl10_binary/ (or its files): train_X.bin/train_y.bin, test_X.bin/test_y.bin,
 //                  unlabeled_X.bin; 96x96x3 stored column-major per channel (transposed on read);
 //                  labels 1..10 -> 0..9. Splits train, test, unlabeled, train+unlabeled (labels -1
@@ -24,7 +28,9 @@
 //                  uint8 [N,C,H,W] (C 1 or 3) or [N,H,W,C] (metadata layout=NHWC, or inferred when
 //                  only the last dim is 1/3) or [N,H,W]; `labels` int64 [N] (-1 = unlabeled);
 //                  metadata: num_classes, classes (JSON list), mean, std (JSON lists). Written by
-//                  ConvertToTensorCache
+//                  ConvertToTensorCache. Or a torch.save'd .pt / .pth (data_dir itself, or
+//                  <data_dir>/<split>.pt when no .safetensors): {"images": uint8 [N,H,W,C] / [N,C,H,W] /
+//                  [N,H,W] or float in 0..1, "labels": int64 [N]}, read with LibTorch's unpickler
 //
 // Memory: CIFAR, STL-10, uncompressed IDX and tensor caches are mmap'ed (nothing copied, the page
 // cache is shared by the ranks of a node); gzipped IDX is decompressed into memory once.

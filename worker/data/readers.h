@@ -12,10 +12,15 @@ namespace vicreg::data {
 
 std::shared_ptr<const Dataset> OpenCifar10(const DatasetSpec& spec);      // cifar.cc
 std::shared_ptr<const Dataset> OpenCifar100(const DatasetSpec& spec);     // cifar.cc
+// torchvision's Python version, from the folder holding data_batch_1.. / train (cifar.cc picks the layout).
+std::shared_ptr<const Dataset> OpenCifar10Python(const DatasetSpec& spec, const std::string& dir);   // cifar_python.cc
+std::shared_ptr<const Dataset> OpenCifar100Python(const DatasetSpec& spec, const std::string& dir);  // cifar_python.cc
 std::shared_ptr<const Dataset> OpenStl10(const DatasetSpec& spec);        // stl10.cc
 std::shared_ptr<const Dataset> OpenIdx(const DatasetSpec& spec);          // idx.cc (mnist, fashion_mnist)
 std::shared_ptr<const Dataset> OpenImageFolder(const DatasetSpec& spec);  // image_folder.cc
-std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec);  // tensor_cache.cc
+std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec);  // tensor_cache.cc (.safetensors, or .pt below)
+// A torch.save'd dict {"images", "labels"} (zip archive) read with LibTorch's unpickler.
+std::shared_ptr<const Dataset> OpenTorchCache(const DatasetSpec& spec, const std::string& path);  // torch_cache.cc
 
 std::string JoinPath(const std::string& dir, const std::string& name);
 // <data_dir>/<sub> if that folder exists, else data_dir (users point at either level).

@@ -1,4 +1,4 @@
-// Tensor cache: one safetensors file (common/safetensors.h) with
+// Tensor cache: one safetensors file (common/safetensors.h), or a torch.save'd .pt (torch_cache.cc), with
 //   images  U8 [N, C, H, W] (C = 1 or 3; what ConvertToTensorCache writes), or [N, H, W, C]
 //           (metadata layout=NHWC, or inferred when only the last dim is 1 or 3), or [N, H, W]
 //   labels  I64 [N] (-1 = unlabeled; I32/I16/U8 are accepted too); optional = all unlabeled
@@ -77,16 +77,24 @@ bool ParseTriple(const std::map<std::string, std::string>& meta, const std::stri
   return true;
 }
 
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 }  // namespace
 
 std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec) {
   std::string path = spec.data_dir;
   if (!IsRegularFile(path)) {
     path = JoinPath(spec.data_dir, spec.split + ".safetensors");
+    const std::string pt = JoinPath(spec.data_dir, spec.split + ".pt");
+    if (!IsRegularFile(path) && IsRegularFile(pt)) return OpenTorchCache(spec, pt);
     if (!IsRegularFile(path))
       throw UserError("tensor_cache: missing file: data_dir " + spec.data_dir +
-                      " is neither a .safetensors file nor a folder holding " + spec.split +
-                      ".safetensors (looked for " + spec.data_dir + " and " + path + ")");
+                      " is neither a .safetensors or .pt file nor a folder holding " + spec.split + ".safetensors or " +
+                      spec.split + ".pt (looked for " + spec.data_dir + ", " + path + " and " + pt + ")");
+  } else if (EndsWith(path, ".pt") || EndsWith(path, ".pth")) {
+    return OpenTorchCache(spec, path);
   }
   auto file = FileBytes::Map(path);
   const st::Header h = st::ParseHeader(file->bytes(), path);
