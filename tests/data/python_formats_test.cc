@@ -9,8 +9,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,31 +70,45 @@ void ExpectPixels(const Dataset& ds, int first = 0) {
           ASSERT_EQ(im[i][c][y][x].item<int>(), Pixel(first + i, c, y, x)) << ds.name() << " " << i << c << y << x;
 }
 
-// The files of tests/data/write_python_formats.py, written once for the whole suite.
+// The files of tests/data/write_python_formats.py. Each test asks for the parts it reads (ctest runs
+// every test in its own process; only the part `pt` imports torch, which takes seconds).
 class PythonFormats : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    if (std::system("/usr/bin/python3 -c 'import numpy, torch' >/dev/null 2>&1") != 0) return;
-    dir_ = std::make_unique<TempDir>();
-    marker_ = *dir_ / "EXECUTED";
-    const int rc = testing::RunPython(std::string(VICREG_SOURCE_DIR) + "/tests/data/write_python_formats.py",
-                                      {*dir_ / "files", marker_});
+  static void TearDownTestSuite() { dir_.reset(); }
+  // Writes the parts not written yet in this process; skips the test when Python lacks a module.
+  void Need(const std::vector<std::string>& parts) {
+    const bool torch = std::find(parts.begin(), parts.end(), "pt") != parts.end();
+    const std::string probe = torch ? "import numpy, torch" : "import numpy";
+    if (std::system(("/usr/bin/python3 -c '" + probe + "' >/dev/null 2>&1").c_str()) != 0)
+      GTEST_SKIP() << "/usr/bin/python3 with numpy" << (torch ? " and torch" : "")
+                   << " is needed (deploy/install-deps.sh)";
+    if (!dir_) {
+      dir_ = std::make_unique<TempDir>();
+      marker_ = *dir_ / "EXECUTED";
+    }
+    std::vector<std::string> args = {*dir_ / "files", marker_};
+    for (const auto& p : parts)
+      if (written_.insert(p).second) args.push_back(p);
+    if (args.size() == 2) return;
+    const int rc =
+        testing::RunPython(std::string(VICREG_SOURCE_DIR) + "/tests/data/write_python_formats.py", args);
     ASSERT_EQ(rc, 0) << "write_python_formats.py failed";
     ASSERT_FALSE(Exists(marker_)) << "writing the files ran one";
-  }
-  static void TearDownTestSuite() { dir_.reset(); }
-  void SetUp() override {
-    if (!dir_) GTEST_SKIP() << "/usr/bin/python3 with numpy and torch is needed (deploy/install-deps.sh)";
   }
   static std::string Files(const std::string& sub) { return *dir_ / ("files/" + sub); }
 
   static std::unique_ptr<TempDir> dir_;
   static std::string marker_;
+  static std::set<std::string> written_;
 };
 std::unique_ptr<TempDir> PythonFormats::dir_;
 std::string PythonFormats::marker_;
+std::set<std::string> PythonFormats::written_;
 
-TEST_F(PythonFormats, Cifar10OfficialLayoutInEveryPickleProtocol) {
+// CIFAR-10 and CIFAR-100 in one test (each ctest test is a process that loads LibTorch).
+TEST_F(PythonFormats, Cifar10And100OfficialLayoutInEveryPickleProtocol) {
+  Need({"cifar"});
+  if (IsSkipped() || HasFatalFailure()) return;
   for (const std::string style : {"py2", "2", "3", "4", "5"}) {
     SCOPED_TRACE("style " + style);
     // data_dir = torchvision's root (holding cifar-10-batches-py/), or that folder itself.
@@ -109,9 +125,7 @@ TEST_F(PythonFormats, Cifar10OfficialLayoutInEveryPickleProtocol) {
     EXPECT_EQ(test->label(1), 4);
     ExpectPixels(*test);
   }
-}
-
-TEST_F(PythonFormats, Cifar100OfficialLayoutUsesFineLabelsAndMetaNames) {
+  // CIFAR-100: fine labels, names from meta.
   for (const std::string style : {"py2", "2", "4", "5"}) {
     SCOPED_TRACE("style " + style);
     auto train = OpenDataset(Spec("cifar100", Files(style)));
@@ -126,7 +140,10 @@ TEST_F(PythonFormats, Cifar100OfficialLayoutUsesFineLabelsAndMetaNames) {
   }
 }
 
-TEST_F(PythonFormats, MaliciousPicklesAreRefusedNamingFileAndOpcodeAndNothingRuns) {
+// Malicious, wrong and truncated pickles in one test.
+TEST_F(PythonFormats, MaliciousWrongAndTruncatedPicklesAreRefusedNamingTheFileAndNothingRuns) {
+  Need({"bad", "evil", "cifar"});
+  if (IsSkipped() || HasFatalFailure()) return;
   // First show that the files are what they claim: Python's own pickle.load runs them.
   for (const std::string name : {"reduce_p2", "reduce_p4", "eval_p3", "inst", "obj"}) {
     const std::string cmd = "/usr/bin/python3 -c 'import pickle,sys; pickle.load(open(sys.argv[1],\"rb\"))' '" +
@@ -155,10 +172,8 @@ TEST_F(PythonFormats, MaliciousPicklesAreRefusedNamingFileAndOpcodeAndNothingRun
     for (const auto& p : parts) EXPECT_THAT(msg, HasSubstr(p));
     EXPECT_FALSE(Exists(marker_)) << "reading " << name << " executed it";
   }
-}
 
-TEST_F(PythonFormats, WrongAndTruncatedPicklesNameTheFileAndTheProblem) {
-  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> bad_cases = {
       {"list_top", {"must be a pickled dict", "found a list"}},
       {"no_labels", {"missing key 'labels'", "keys found: data"}},
       {"data_int64", {"uint8 array [N, 3072]", "i8 [2, 3072]"}},
@@ -170,7 +185,7 @@ TEST_F(PythonFormats, WrongAndTruncatedPicklesNameTheFileAndTheProblem) {
       {"truncated", {"truncated pickle"}},
       {"no_stop", {"ends without STOP"}},
   };
-  for (const auto& [name, parts] : cases) {
+  for (const auto& [name, parts] : bad_cases) {
     SCOPED_TRACE(name);
     TempDir tmp;
     ASSERT_EQ(std::system(("cp '" + Files("bad/" + name) + "' '" + tmp / "test_batch" + "'").c_str()), 0);
@@ -198,7 +213,10 @@ TEST_F(PythonFormats, WrongAndTruncatedPicklesNameTheFileAndTheProblem) {
   EXPECT_FALSE(Exists(marker_));
 }
 
-TEST_F(PythonFormats, TorchSaveCacheInEveryLayout) {
+// One test for both (torch is imported once): every layout read, every wrong file refused.
+TEST_F(PythonFormats, TorchSaveCacheInEveryLayoutAndRefusesWhatItCannotRead) {
+  Need({"pt"});
+  if (IsSkipped() || HasFatalFailure()) return;
   for (const std::string name : {"nchw", "nhwc", "nhwc_view", "float"}) {
     SCOPED_TRACE(name);
     auto ds = OpenDataset(Spec("tensor_cache", Files("pt/" + name + ".pt")));
@@ -226,9 +244,7 @@ TEST_F(PythonFormats, TorchSaveCacheInEveryLayout) {
   EXPECT_EQ(OpenDataset(Spec("tensor_cache", tmp.path(), "test"))->size(), 4);
   EXPECT_THAT(UserErrorOf([&] { OpenDataset(Spec("tensor_cache", tmp.path(), "train")); }),
               AllOf(HasSubstr("train.safetensors"), HasSubstr("train.pt")));
-}
 
-TEST_F(PythonFormats, TorchSaveCacheRefusesWhatItCannotReadNamingTheFile) {
   const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
       {"evil", {"unknown type posix.system", "plain torch tensors in a plain dict"}},
       {"numpy", {"unknown type numpy", "numpy arrays"}},
@@ -250,10 +266,10 @@ TEST_F(PythonFormats, TorchSaveCacheRefusesWhatItCannotReadNamingTheFile) {
     EXPECT_THAT(msg, Not(HasSubstr("Exception raised from")));  // one line, no LibTorch stack
   }
   EXPECT_FALSE(Exists(marker_));
-  TempDir tmp;
-  testing::WriteBytes(tmp / "x.pt", {'n', 'o', 't', ' ', 'a', ' ', 'z', 'i', 'p'});
-  EXPECT_THAT(UserErrorOf([&] { OpenDataset(Spec("tensor_cache", tmp / "x.pt")); }),
-              AllOf(HasSubstr(tmp / "x.pt"), HasSubstr("not a file written by torch.save")));
+  TempDir notzip;
+  testing::WriteBytes(notzip / "x.pt", {'n', 'o', 't', ' ', 'a', ' ', 'z', 'i', 'p'});
+  EXPECT_THAT(UserErrorOf([&] { OpenDataset(Spec("tensor_cache", notzip / "x.pt")); }),
+              AllOf(HasSubstr(notzip / "x.pt"), HasSubstr("not a file written by torch.save")));
 }
 
 // ---- the pickle reader on hand-made byte strings (no Python needed) ---------------------------

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Writes the Python-side dataset files the reader tests read (tests/data/python_formats_test.cc).
 
-Usage: /usr/bin/python3 tests/data/write_python_formats.py OUT_DIR MARKER
-(needs Debian's python3-numpy and python3-torch). MARKER is the path that the malicious files
-would create (`touch MARKER`) if anything ever ran them.
+Usage: /usr/bin/python3 tests/data/write_python_formats.py OUT_DIR MARKER [PART ...]
+(needs Debian's python3-numpy; python3-torch for the part `pt`). MARKER is the path that the
+malicious files would create (`touch MARKER`) if anything ever ran them. PART is any of cifar, evil,
+bad, pt (default: all); only `pt` imports torch (seconds), so each test writes only what it reads.
 
 OUT_DIR/<style>/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}   2 images per batch,
 OUT_DIR/<style>/cifar-100-python/{train,test,meta}                              3 and 2 images,
@@ -26,6 +27,7 @@ import sys
 import numpy as np
 
 OUT, MARKER = sys.argv[1], sys.argv[2]
+PARTS = sys.argv[3:] or ["cifar", "evil", "bad", "pt"]
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -167,8 +169,12 @@ def write_pt(d):
         f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
 
 
-for style in ("py2", "2", "3", "4", "5"):
-    write_cifar(os.path.join(OUT, style), style)
-write_evil(os.path.join(OUT, "evil"))
-write_bad(os.path.join(OUT, "bad"))
-write_pt(os.path.join(OUT, "pt"))
+if "cifar" in PARTS:
+    for style in ("py2", "2", "3", "4", "5"):
+        write_cifar(os.path.join(OUT, style), style)
+if "evil" in PARTS:
+    write_evil(os.path.join(OUT, "evil"))
+if "bad" in PARTS:
+    write_bad(os.path.join(OUT, "bad"))
+if "pt" in PARTS:
+    write_pt(os.path.join(OUT, "pt"))
