@@ -5,10 +5,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -171,6 +174,42 @@ JobConfig ReadAndValidate(const YAML::Node& root, ParseContext& ctx) {
 
 [[noreturn]] void Throw(const std::string& source, const ParseContext& ctx) { throw ConfigError(source, ctx.items()); }
 
+// The data_config of MoCo/KD-era pipelines (README "Seed-compatible usage"): their spellings are
+// mapped onto vicreg's keys before the strict reader sees the document; image_size is taken out
+// and checked against model.image_size afterwards (vicreg crops to the model's input size).
+// Returns the image_size node (nullopt if absent).
+std::optional<YAML::Node> MapSeedDataKeys(YAML::Node& doc, const std::string& file, ParseContext& ctx) {
+  static const std::pair<const char*, const char*> kAliases[] = {
+      {"dataset_name", "dataset"}, {"data_root", "data_dir"}, {"root", "data_dir"}};
+  std::map<std::string, std::string> given;  // vicreg key -> the spelling that supplied it
+  std::vector<std::string> keys;
+  for (const auto& kv : doc)
+    if (kv.first.IsScalar()) keys.push_back(kv.first.Scalar());
+  for (const auto& k : keys)
+    if (k == "dataset" || k == "data_dir") given[k] = k;
+  for (const auto& [alias, target] : kAliases) {
+    if (std::find(keys.begin(), keys.end(), alias) == keys.end()) continue;
+    auto it = given.find(target);
+    if (it != given.end()) {
+      ctx.ErrorRaw(std::string("data.") + alias,
+                   std::string("'") + alias + "' and '" + it->second + "' both give data." + target + " in " + file +
+                       "; keep one",
+                   file);
+      doc.remove(alias);
+      continue;
+    }
+    given[target] = alias;
+    doc[target] = YAML::Clone(doc[alias]);
+    doc.remove(alias);
+  }
+  std::optional<YAML::Node> image_size;
+  if (std::find(keys.begin(), keys.end(), "image_size") != keys.end()) {
+    image_size = YAML::Clone(doc["image_size"]);
+    doc.remove("image_size");
+  }
+  return image_size;
+}
+
 }  // namespace
 
 JobConfig ParseJobYaml(const std::string& yaml_text, const std::string& source_name,
@@ -199,6 +238,7 @@ JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train
   YAML::Node root(YAML::NodeType::Map);
   std::vector<std::string> given;
   size_t text_bytes = 0;
+  std::optional<YAML::Node> data_image_size;  // a MoCo/KD data_config's image_size
   const std::pair<const char*, const std::string*> files[] = {
       {"data", &data_config}, {"train", &train_config}, {"model", &model_config}};
   for (const auto& [section, path] : files) {
@@ -212,7 +252,10 @@ JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train
     }
     text_bytes += text.size();
     YAML::Node doc;
-    if (LoadDocument(text, *path, ctx, &doc)) root[section] = doc;
+    if (LoadDocument(text, *path, ctx, &doc)) {
+      if (std::string(section) == "data") data_image_size = MapSeedDataKeys(doc, *path, ctx);
+      root[section] = doc;
+    }
   }
   std::string all_files = detail::JoinAlternatives(given, ", ");
   if (all_files.empty()) all_files = "<defaults>";
@@ -223,11 +266,35 @@ JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train
   ApplyOverrides(root, overrides, ctx);
   if (!detail::CheckExpandedSize(root, ExpansionBudget(text_bytes, overrides), all_files, ctx)) Throw(all_files, ctx);
   JobConfig cfg = ReadAndValidate(root, ctx);
+  if (data_image_size) {
+    const YAML::Node& n = *data_image_size;
+    if (!n.IsScalar() || n.Scalar() != std::to_string(cfg.model.image_size))
+      ctx.ErrorRaw("data.image_size",
+                   "image_size " + (n.IsScalar() ? n.Scalar() : std::string("(not a number)")) +
+                       " in " + data_config + " must equal model.image_size " + std::to_string(cfg.model.image_size) +
+                       (model_config.empty() ? std::string(" (the default)") : " (" + model_config + ")") +
+                       ": vicreg crops and resizes to the model's input size; make them equal or remove image_size "
+                       "from the data config",
+                   data_config);
+  }
   if (!ctx.empty()) {
     std::string common = ctx.CommonFile();
     Throw(common.empty() ? all_files : common, ctx);
   }
+  // Retention must not delete the epochs the seed evaluates (keep_last alone keeps the newest 3).
+  if (!ctx.Present("checkpoint.keep_epochs"))
+    cfg.checkpoint.keep_epochs = SeedKeptEpochs(cfg.train.num_epochs, cfg.checkpoint.every_epochs);
   return cfg;
+}
+
+std::vector<int> SeedKeptEpochs(int num_epochs, int every_epochs) {
+  std::vector<int> out;
+  for (int e = 1; e <= num_epochs; e = e == 1 ? 50 : e + 50) {
+    const bool written = e == num_epochs || (every_epochs > 0 && e % every_epochs == 0);
+    if (written) out.push_back(e);
+  }
+  if (num_epochs >= 1 && (out.empty() || out.back() != num_epochs)) out.push_back(num_epochs);
+  return out;
 }
 
 ModelConfig LoadSeedModelConfig(const std::string& path) { return LoadSeedFiles("", "", path).model; }

@@ -18,6 +18,10 @@ JobConfig ParseJobYaml(const std::string& yaml_text, const std::string& source_n
 // The seed's three files (any may be empty = defaults for that section).
 JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train_config,
                         const std::string& model_config, const std::vector<std::string>& overrides = {});
+// The seed form keeps what the seed's evaluation command asks for (`--epochs 1 50 100 150 200`):
+// unless checkpoint.keep_epochs is given (a --set), LoadSeedFiles sets it to SeedKeptEpochs:
+// epoch 1, every 50th and the last, those of them that get an epoch checkpoint (every_epochs).
+std::vector<int> SeedKeptEpochs(int num_epochs, int every_epochs);
 // Seed model_config alone (vicreg_eval --model_config); returns defaults + the model section.
 ModelConfig LoadSeedModelConfig(const std::string& path);
 

@@ -429,6 +429,11 @@ class Reader {
           message += "; valid keys here: " + JoinAlternatives(valid_, ", ");
         }
       }
+      // The seed form's data_config: say every key it may hold (users bring MoCo/KD-era files).
+      if (path_ == "data" && !ctx_.SectionFile("data").empty())
+        message += "; " + ctx_.SectionFile("data") + " may hold " + JoinAlternatives(valid_, ", ") +
+                   ", and the MoCo/KD spellings dataset_name, data_root, root, image_size (README \"Seed-compatible "
+                   "usage\")";
       YAML::Mark mark = child.key.Mark();
       ctx_.Error(Join(path_, key), message, &mark);
     }

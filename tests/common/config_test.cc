@@ -101,6 +101,7 @@ TEST(ConfigSeed, ShippedSeedFilesLoadUnchanged) {
   EXPECT_EQ(c.data.data_dir, "data/cifar10");
   JobConfig expected;
   expected.data.data_dir = "data/cifar10";
+  expected.checkpoint.keep_epochs = {1, 50, 100, 150, 200};  // the seed form keeps what the seed evaluates
   EXPECT_EQ(DiffConfigs(c, expected), std::vector<std::string>{});
   ModelConfig m = LoadSeedModelConfig(kConfigs + "/model_config_vicreg.yaml");
   EXPECT_EQ(m.backbone_name, "vit_small_patch16_224");
@@ -148,7 +149,9 @@ TEST(ConfigSeed, EverySeedKeyMapsOneToOneAndEqualsTheJobForm) {
     return out;
   };
   JobConfig j = ParseJobYaml("data:\n" + indent(data) + "\ntrain:\n" + indent(train) + "\nmodel:\n" + indent(model));
-  EXPECT_EQ(DiffConfigs(s, j), std::vector<std::string>{});
+  // ... except that the seed form keeps the epochs the seed evaluates (1, every 50th, the last).
+  EXPECT_EQ(DiffConfigs(s, j), std::vector<std::string>{"checkpoint.keep_epochs"});
+  EXPECT_EQ(s.checkpoint.keep_epochs, (std::vector<int>{1, 30}));
 
   // Any one file may be omitted: that section keeps its defaults.
   JobConfig only_train = LoadSeedFiles("", dir + "/t.yaml", "");
@@ -181,6 +184,75 @@ TEST(ConfigSeed, UnknownKeyInASeedFileNamesTheFile) {
     ASSERT_NE(item, nullptr) << Dump(e);
     EXPECT_NE(item->message.find("'model.image_size'"), std::string::npos) << item->message;
   }
+}
+
+// Seed form: retention keeps epoch 1, every 50th and the last (what `vicreg_eval --epochs 1 50 100
+// 150 200` asks for) unless checkpoint.keep_epochs is given; only epochs that get a checkpoint.
+TEST(ConfigSeed, KeepsTheEpochsTheSeedEvaluates) {
+  const std::string t = kConfigs + "/train_config_vicreg.yaml";
+  EXPECT_EQ(LoadSeedFiles("", t, "").checkpoint.keep_epochs, (std::vector<int>{1, 50, 100, 150, 200}));
+  EXPECT_EQ(LoadSeedFiles("", t, "", {"train.num_epochs=120"}).checkpoint.keep_epochs,
+            (std::vector<int>{1, 50, 100, 120}));
+  EXPECT_EQ(LoadSeedFiles("", t, "", {"train.num_epochs=1", "train.warmup_epochs=0"}).checkpoint.keep_epochs,
+            (std::vector<int>{1}));
+  EXPECT_EQ(LoadSeedFiles("", t, "", {"checkpoint.every_epochs=25"}).checkpoint.keep_epochs,
+            (std::vector<int>{50, 100, 150, 200}));
+  EXPECT_EQ(LoadSeedFiles("", t, "", {"checkpoint.every_epochs=0"}).checkpoint.keep_epochs, (std::vector<int>{200}));
+  EXPECT_EQ(LoadSeedFiles("", t, "", {"checkpoint.keep_epochs=[]"}).checkpoint.keep_epochs, (std::vector<int>{}));
+  EXPECT_EQ(LoadSeedFiles("", t, "", {"checkpoint.keep_epochs=[7]"}).checkpoint.keep_epochs, (std::vector<int>{7}));
+  EXPECT_EQ(SeedKeptEpochs(260, 1), (std::vector<int>{1, 50, 100, 150, 200, 250, 260}));
+  // The job form is unchanged: keep_last alone.
+  EXPECT_TRUE(ParseJobYaml("train: {num_epochs: 200}\n").checkpoint.keep_epochs.empty());
+}
+
+// A MoCo/KD-era data_config: dataset_name, data_root / root, num_workers, image_size.
+TEST(ConfigSeed, MocoKdDataConfigKeysAreMapped) {
+  TempDir tmp_dir("mocokd");
+  const std::string dir = tmp_dir.path();
+  const std::string m = kConfigs + "/model_config_vicreg.yaml";  // image_size 96
+  WriteText(dir + "/d1.yaml", "dataset_name: cifar100\ndata_root: /data/torchvision\nnum_workers: 6\nimage_size: 96\n");
+  JobConfig c = LoadSeedFiles(dir + "/d1.yaml", "", m);
+  EXPECT_EQ(c.data.dataset, "cifar100");
+  EXPECT_EQ(c.data.data_dir, "/data/torchvision");
+  EXPECT_EQ(c.data.num_workers, 6);
+  EXPECT_EQ(c.model.image_size, 96);
+  WriteText(dir + "/d2.yaml", "dataset: stl10\nroot: ./stl\n");
+  c = LoadSeedFiles(dir + "/d2.yaml", "", "");
+  EXPECT_EQ(c.data.dataset, "stl10");
+  EXPECT_EQ(c.data.data_dir, "./stl");
+  auto error_of = [&](const std::string& text, const std::string& model) -> std::string {
+    WriteText(dir + "/bad.yaml", text);
+    try {
+      LoadSeedFiles(dir + "/bad.yaml", "", model);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  // image_size must agree with the model's input size.
+  std::string e = error_of("dataset_name: cifar10\nimage_size: 224\n", m);
+  EXPECT_NE(e.find("data.image_size"), std::string::npos) << e;
+  EXPECT_NE(e.find("image_size 224 in " + dir + "/bad.yaml must equal model.image_size 96 (" + m + ")"),
+            std::string::npos)
+      << e;
+  e = error_of("image_size: big\n", "");
+  EXPECT_NE(e.find("image_size big"), std::string::npos) << e;
+  EXPECT_NE(e.find("model.image_size 96 (the default)"), std::string::npos) << e;
+  // One key per meaning.
+  e = error_of("data_root: /a\ndata_dir: /b\n", "");
+  EXPECT_NE(e.find("'data_root' and 'data_dir' both give data.data_dir"), std::string::npos) << e;
+  e = error_of("root: /a\ndata_root: /b\n", "");
+  EXPECT_NE(e.find("both give data.data_dir"), std::string::npos) << e;
+  // A mapped key's bad value is still checked, and unknown keys list what the file may hold.
+  e = error_of("dataset_name: imagenet\n", "");
+  EXPECT_NE(e.find("data.dataset"), std::string::npos) << e;
+  EXPECT_NE(e.find("imagenet"), std::string::npos) << e;
+  e = error_of("dataset_name: cifar10\npin_memory: true\n", "");
+  EXPECT_NE(e.find("data.pin_memory: unknown key"), std::string::npos) << e;
+  EXPECT_NE(e.find("may hold dataset, data_dir, split, num_workers"), std::string::npos) << e;
+  EXPECT_NE(e.find("the MoCo/KD spellings dataset_name, data_root, root, image_size"), std::string::npos) << e;
+  // The job form keeps its strict data section.
+  EXPECT_THROW(ParseJobYaml("data: {dataset_name: cifar10}\n"), ConfigError);
 }
 
 TEST(ConfigSeed, MissingSeedFileIsNamed) {

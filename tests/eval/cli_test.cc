@@ -9,6 +9,7 @@
 
 #include "common/config_loader.h"
 #include "common/fs.h"
+#include "common/run_contract.h"
 #include "tests/eval/eval_test_util.h"
 #include "worker/data/augment.h"
 #include "worker/data/dataset.h"
@@ -135,6 +136,62 @@ TEST_F(EvalCli, ACorruptCheckpointIsReportedAndTheOthersAreEvaluated) {
   EXPECT_CONTAINS(r.err, ck + "/epoch_0002.pt");
 }
 
+// The seed's command names no --data-dir: the run's own config gives it (a checkpoint's embedded
+// config, else <run_dir>/job.yaml), and the command says which; every requested epoch without a
+// checkpoint says why (never written, deleted by retention, not reached, beyond the run).
+TEST_F(EvalCli, WithoutDataDirTheRunsConfigGivesItAndEachMissingEpochSaysWhy) {
+  TempDir d;
+  const std::string ck = d / "run/checkpoints";
+  config::JobConfig job;
+  job.data.dataset = "cifar10";
+  job.data.data_dir = Data();
+  job.train.num_epochs = 8;
+  job.train.warmup_epochs = 0;
+  job.checkpoint.every_epochs = 2;
+  job.checkpoint.keep_last = 1;
+  job.checkpoint.keep_epochs = {2};
+  // Epochs 2 (kept) and 6 (the newest) are on disk; 4 was deleted by retention; 8 is not reached.
+  testing::WriteCheckpoint(ck, 2, testing::TinyModel(), 11, 0.0, &job);
+  testing::WriteCheckpoint(ck, 6, testing::TinyModel(), 13, 0.0, &job);
+  auto r = Eval({"--checkpoint_dir", ck, "--dataset", "cifar10", "--mode", "vicreg", "--epochs", "1", "2", "3", "4",
+                 "6", "8", "9", "--probe", "knn", "--no-reference", "--quiet", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_CONTAINS(r.err, "--data-dir not given: using data.data_dir \"" + Data() + "\" from the config embedded in " +
+                             ck + "/epoch_0002.pt");
+  auto j = nlohmann::json::parse(fs::ReadFile(d / "run/eval/eval_cifar10.json"));
+  EXPECT_EQ(j["missing_epochs"], nlohmann::json::array({1, 3, 4, 8, 9}));
+  ASSERT_EQ(j["rows"].size(), 2u);
+  EXPECT_EQ(j["rows"][1]["epoch"], 6);
+  EXPECT_CONTAINS(r.out,
+                  "epoch 1: never written: checkpoint.every_epochs 2 writes epoch checkpoints at multiples of 2 and at "
+                  "the last epoch (8) only");
+  EXPECT_CONTAINS(r.out, "epoch 3: never written");
+  EXPECT_CONTAINS(r.out,
+                  "epoch 4: not kept: retention deleted it; checkpoint.keep_last 1 keeps only the newest 1 "
+                  "checkpoints, and epoch 4 is not in checkpoint.keep_epochs [2] or eval.epochs []");
+  EXPECT_CONTAINS(r.out, "list the epochs to evaluate in checkpoint.keep_epochs before training");
+  EXPECT_CONTAINS(r.out, "epoch 8: not written yet: the newest epoch checkpoint is epoch 6");
+  EXPECT_CONTAINS(r.out, "epoch 9: does not exist: the run trains train.num_epochs 8 epochs");
+  EXPECT_CONTAINS(r.err, "epoch 4: no checkpoint " + ck + "/epoch_0004.pt: not kept");
+
+  // No checkpoint at all: <run_dir>/job.yaml gives the data location; result.json says the run ended.
+  TempDir d2;
+  std::filesystem::create_directories(d2 / "run/checkpoints");
+  fs::AtomicWriteFile(d2 / "run/job.yaml", config::ToYaml(job));
+  contract::RunResult res;
+  res.status = contract::RunStatus::kFailed;
+  res.reason = "non-finite loss for 5 steps";
+  res.epoch = 7;
+  res.step = 70;
+  contract::WriteResult(contract::RunPaths(d2 / "run"), res);
+  r = Eval({"--checkpoint_dir", d2 / "run/checkpoints", "--dataset", "cifar10", "--epochs", "8", "--quiet"});
+  EXPECT_EQ(r.code, 1) << r.err;  // nothing evaluated
+  EXPECT_CONTAINS(r.err, "using data.data_dir \"" + Data() + "\" from " + d2 / "run/job.yaml");
+  EXPECT_CONTAINS(r.out,
+                  "epoch 8: not written: the run ended (failed at epoch 7, step 70: non-finite loss for 5 steps) "
+                  "before epoch 8 finished");
+}
+
 TEST_F(EvalCli, BadUsageExitsTwoWithAReason) {
   struct Case {
     std::vector<std::string> args;
@@ -151,6 +208,7 @@ TEST_F(EvalCli, BadUsageExitsTwoWithAReason) {
   fs::AtomicWriteFile(other_model,
                       "backbone_name: vit_custom\nimage_size: 32\npatch_size: 8\nembed_dim: 48\n"
                       "depth: 2\nnum_heads: 2\n");
+  std::filesystem::create_directories(*dir_ / "bare_run/checkpoints");
   const std::vector<Case> cases = {
       {with({"--bogus"}), "--bogus"},
       {with({"--probe", "svm"}), "--probe"},
@@ -169,6 +227,10 @@ TEST_F(EvalCli, BadUsageExitsTwoWithAReason) {
         "val", "--out", *dir_ / "f.safetensors"},
        "--split"},
       {{"frobnicate"}, "unknown subcommand 'frobnicate'"},
+      // No --data-dir and no run config to take it from; a run that names no folder for the dataset.
+      {{"--checkpoint_dir", *dir_ / "bare_run/checkpoints", "--dataset", "cifar10"},
+       "--data-dir is required: no run config was found"},
+      {{"--checkpoint_dir", Ckpts(), "--dataset", "cifar100"}, "names no folder for cifar100"},
       {with({"--device", "gpu7"}), "--device gpu7: expected cpu, cuda or cuda:N"},
       {with({"--device", "cuda:99"}), "--device cuda:99"},  // no CUDA here, or fewer devices
       {{"extract", "--checkpoint", Ckpts() + "/epoch_0001.pt", "--dataset", "cifar10", "--data-dir", Data(), "--device",
@@ -239,6 +301,104 @@ TEST_F(EvalCli, ConvertWritesATensorCacheThatEvaluatesLikeTheOriginal) {
   auto j = nlohmann::json::parse(fs::ReadFile(d / "tc.json"));
   ASSERT_EQ(j["rows"].size(), 1u);
   EXPECT_EQ(j["rows"][0]["epoch"], 1);  // from the checkpoint itself
+}
+
+}  // namespace
+}  // namespace vicreg::eval
+
+namespace vicreg::eval {
+namespace {
+
+using testing::RunProcess;
+using testing::TempDir;
+
+// The seed document's three files, exactly as printed there (../shared/seed/vicreg-pipeline.md).
+constexpr const char* kSeedTrainConfig = R"(training_mode: "vicreg"
+
+batch_size: 128
+num_epochs: 200
+learning_rate: 0.001
+weight_decay: 0.0001
+warmup_epochs: 10
+
+vicreg:
+  proj_dim: 2048
+  proj_hidden_dim: 2048
+  lambda_invariance: 25.0
+  mu_variance: 25.0
+  nu_covariance: 1.0
+  gamma: 1.0
+)";
+constexpr const char* kSeedModelConfig = R"(backbone_name: "vit_small_patch16_224"
+image_size: 96
+)";
+// "Same as MoCo/KD": a data config as such a user has it, torchvision's root holding cifar-10-batches-py/.
+constexpr const char* kMocoKdDataConfig = R"(dataset_name: cifar10
+data_root: ./data
+num_workers: 2
+image_size: 96
+)";
+
+// The seed user's workflow end to end: the three files above, CIFAR-10 in torchvision's Python
+// version written by /usr/bin/python3's pickle, the seed's training command (binary name substituted;
+// --device cpu here), then the seed's evaluation command exactly as printed (binary name and
+// checkpoint dir substituted). On CPU a ViT-S step at batch 128 takes 10-40 s, so the run is cut
+// after its first step (--set train.max_steps=1, the one --set): the eval gets epoch 1's rows and
+// says for 50..200 that the run ended before them. With CUDA (or VICREG_SEED_FULL_RUN=1) the whole
+// 200-epoch run trains and every requested epoch gets its rows.
+TEST(SeedCommands, TheSeedsFilesAndCommandsWorkUnchanged) {
+  if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "/usr/bin/python3 with numpy is needed to write the CIFAR pickles (deploy/install-deps.sh)";
+  const bool cuda = at::hasCUDA();
+  const bool full = cuda || std::getenv("VICREG_SEED_FULL_RUN") != nullptr;
+  TempDir d;
+  fs::AtomicWriteFile(d / "train_config_vicreg.yaml", kSeedTrainConfig);
+  fs::AtomicWriteFile(d / "model_config_vicreg.yaml", kSeedModelConfig);
+  fs::AtomicWriteFile(d / "data_config.yaml", kMocoKdDataConfig);
+  // 26 x 5 = 130 training images (one batch of 128 per epoch), 20 test images.
+  const std::string writer = std::string(VICREG_SOURCE_DIR) + "/tests/eval/write_cifar_python.py";
+  ASSERT_EQ(std::system(("/usr/bin/python3 '" + writer + "' '" + d / "data" + "' 26 20").c_str()), 0);
+
+  std::vector<std::string> train = {testing::WorkerBinary(), "--data_config", "data_config.yaml",
+                                    "--train_config", "train_config_vicreg.yaml", "--model_config",
+                                    "model_config_vicreg.yaml", "--device", cuda ? "cuda" : "cpu"};
+  if (!full) train.insert(train.end(), {"--set", "train.max_steps=1"});
+  auto r = RunProcess(train, d.path(), d.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<std::string> runs;
+  for (const auto& e : std::filesystem::directory_iterator(d / "runs")) runs.push_back(e.path().filename().string());
+  ASSERT_EQ(runs.size(), 1u);
+  const std::string run = "runs/" + runs[0];
+  // The seed form keeps what the seed evaluates.
+  const auto job = config::LoadJobFile(d / (run + "/job.yaml"));
+  EXPECT_EQ(job.checkpoint.keep_epochs, (std::vector<int>{1, 50, 100, 150, 200}));
+  EXPECT_EQ(job.data.data_dir, "./data");
+
+  r = RunProcess({testing::EvalBinary(), "--model_config", "model_config_vicreg.yaml", "--checkpoint_dir",
+                  run + "/checkpoints", "--dataset", "cifar10", "--mode", "vicreg", "--epochs", "1", "50", "100", "150",
+                  "200"},
+                 d.path(), d.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_CONTAINS(r.err, "--data-dir not given: using data.data_dir \"./data\" from the config embedded in " + run +
+                             "/checkpoints/epoch_0001.pt");
+  auto j = nlohmann::json::parse(fs::ReadFile(d / (run + "/eval/eval_cifar10.json")));
+  std::vector<int> vicreg_epochs;
+  for (const auto& row : j["rows"])
+    if (row["model"] == "vicreg") vicreg_epochs.push_back(row["epoch"].get<int>());
+  const std::vector<int> want = full ? std::vector<int>{1, 1, 50, 50, 100, 100, 150, 150, 200, 200}
+                                     : std::vector<int>{1, 1};  // linear + knn per epoch
+  EXPECT_EQ(vicreg_epochs, want) << r.out;
+  EXPECT_EQ(j["rows"].size(), want.size() + 4) << r.out;  // + raw_pixels and random_init, linear and knn
+  if (!full) {
+    EXPECT_EQ(j["missing_epochs"], nlohmann::json::array({50, 100, 150, 200}));
+    for (int e : {50, 100, 150, 200})
+      EXPECT_CONTAINS(r.out, "epoch " + std::to_string(e) +
+                                 ": not written: the run ended (succeeded at epoch 1, step 1: max_steps 1 reached) "
+                                 "before epoch " +
+                                 std::to_string(e) + " finished");
+  } else {
+    EXPECT_TRUE(j["missing_epochs"].empty()) << r.out;
+  }
 }
 
 }  // namespace

@@ -57,8 +57,10 @@ struct ProcResult {
   std::string out, err;
 };
 
-// Runs argv (argv[0] = executable path) with stdout/stderr captured through files in `scratch`.
-inline ProcResult RunProcess(const std::vector<std::string>& argv, const std::string& scratch) {
+// Runs argv (argv[0] = executable path) with stdout/stderr captured through files in `scratch`, in
+// the working directory `cwd` (default: this process's).
+inline ProcResult RunProcess(const std::vector<std::string>& argv, const std::string& scratch,
+                             const std::string& cwd = "") {
   static int counter = 0;
   const std::string out_path = scratch + "/proc_" + std::to_string(++counter) + ".out";
   const std::string err_path = scratch + "/proc_" + std::to_string(counter) + ".err";
@@ -70,6 +72,7 @@ inline ProcResult RunProcess(const std::vector<std::string>& argv, const std::st
     if (o < 0 || e < 0) _exit(127);
     dup2(o, 1);
     dup2(e, 2);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) _exit(127);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -86,6 +89,7 @@ inline ProcResult RunProcess(const std::vector<std::string>& argv, const std::st
 }
 
 inline std::string EvalBinary() { return std::string(VICREG_BINARY_DIR) + "/worker/eval/vicreg_eval"; }
+inline std::string WorkerBinary() { return std::string(VICREG_BINARY_DIR) + "/worker/vicreg_worker"; }
 
 // CIFAR-10 binary files (<dir>/cifar-10-batches-bin/data_batch_{1..5}.bin, test_batch.bin):
 // record = 1 label byte + 3072 pixel bytes (R, G, B planes of 32x32).
@@ -126,9 +130,11 @@ inline config::ModelConfig TinyModel(int embed_dim = 32) {
 // Writes <dir>/epoch_XXXX.pt (+ manifest) in the trainer's checkpoint format: "model" holds
 // "encoder.<timm key>" (a ViT of `m` initialized from `seed`) and a projector tensor; "config" the
 // resolved job YAML. perturb > 0 adds perturb * N(0, 1) to every parameter (so that LayerNorm
-// weights/biases are not just ones/zeros). Returns the encoder so tests can compare features.
+// weights/biases are not just ones/zeros). `run` (optional) is the job whose resolved YAML the
+// checkpoint embeds (its model replaced by `m`). Returns the encoder so tests can compare features.
 inline model::VisionTransformer WriteCheckpoint(const std::string& dir, int epoch, const config::ModelConfig& m,
-                                                uint64_t seed, double perturb = 0.0) {
+                                                uint64_t seed, double perturb = 0.0,
+                                                const config::JobConfig* run = nullptr) {
   at::manual_seed(seed);
   model::VisionTransformer vit(model::VitOptions::FromConfig(m));
   if (perturb > 0) {
@@ -148,6 +154,7 @@ inline model::VisionTransformer WriteCheckpoint(const std::string& dir, int epoc
   p.epoch_complete = true;
   p.rng_cpu = at::detail::getDefaultCPUGenerator().get_state();
   config::JobConfig job;
+  if (run) job = *run;
   job.model = m;
   p.config_yaml = config::ToYaml(job);
   p.global_batch = 8;

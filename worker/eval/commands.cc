@@ -21,6 +21,7 @@
 #include "worker/eval/encoder_io.h"
 #include "worker/eval/evaluate.h"
 #include "worker/eval/features.h"
+#include "worker/eval/run_config.h"
 #include "worker/eval/tensor_file.h"
 #define VICREG_COMPAT_DEVICES
 #include "worker/torch_compat.h"
@@ -144,7 +145,8 @@ int EvaluateCommand(int argc, char** argv) {
   auto* cf = app.add_option("--checkpoint", o.checkpoint_file, "one checkpoint file (instead of --checkpoint_dir)");
   cd->excludes(cf);
   auto* ds = app.add_option("--dataset", o.dataset, dataset_help);
-  auto* dd = app.add_option(Names("--data-dir"), o.data_dir, "dataset folder (or .safetensors for tensor_cache)");
+  auto* dd = app.add_option(Names("--data-dir"), o.data_dir, "dataset folder (or .safetensors for tensor_cache); default: the run's own, from a "
+                            "checkpoint's embedded config or <run_dir>/job.yaml");
   app.add_option("--mode", mode, "training mode of the checkpoints (only vicreg)")->check(CLI::IsMember({"vicreg"}));
   auto* ep =
       app.add_option("--epochs", o.epochs, "epochs to evaluate (epoch_%04d.pt); default: every checkpoint found");
@@ -193,8 +195,31 @@ int EvaluateCommand(int argc, char** argv) {
       o.mean = j.augment.mean;
       o.std = j.augment.std;
     }
+    if (o.data_dir.empty()) {
+      // The seed's command names no data folder: take it from the run that wrote the checkpoints
+      // (a checkpoint's embedded config, else <run_dir>/job.yaml) and say which.
+      const auto run = FindRunConfig(o.checkpoint_file, o.checkpoint_dir, o.epochs);
+      if (!run)
+        throw UserError("--data-dir is required: no run config was found to take the data location from (no "
+                        "readable checkpoint in " +
+                        (o.checkpoint_file.empty() ? o.checkpoint_dir : o.checkpoint_file) +
+                        ", no job.yaml in the run directory above it)" +
+                        (o.dataset.empty() ? std::string() : "; pass the folder holding the " + o.dataset + " files"));
+      if (o.dataset.empty()) {
+        o.dataset = run->job.data.dataset;
+        spdlog::info("--dataset not given: using data.dataset {} from {}", o.dataset, run->source);
+      }
+      std::string what;
+      o.data_dir = DataDirFromRun(*run, o.dataset, &what);
+      spdlog::info("--data-dir not given: using {} \"{}\" from {}{}", what, o.data_dir, run->source,
+                   std::filesystem::path(o.data_dir).is_relative() ? " (a relative path: from the current directory)"
+                                                                   : "");
+      if (o.mean.empty() && o.std.empty() && what == "data.data_dir") {
+        o.mean = run->job.augment.mean;  // the normalization the run trained with, when it set one
+        o.std = run->job.augment.std;
+      }
+    }
     if (o.dataset.empty()) throw UserError("--dataset is required (" + DatasetChoices() + ")");
-    if (o.data_dir.empty()) throw UserError("--data-dir is required (the folder holding the " + o.dataset + " files)");
     o.linear = probe == "linear" || probe == "all";
     o.knn = probe == "knn" || probe == "all";
     o.knn_opts.k = knn_k;

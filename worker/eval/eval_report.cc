@@ -61,6 +61,10 @@ std::string ReportToTable(const EvalReport& r) {
     os << "missing epochs (no checkpoint):";
     for (int e : r.missing_epochs) os << " " << e;
     os << "\n";
+    for (int e : r.missing_epochs) {
+      auto it = r.missing_why.find(e);
+      if (it != r.missing_why.end()) os << "  epoch " << e << ": " << it->second << "\n";
+    }
   }
   return os.str();
 }

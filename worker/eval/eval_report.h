@@ -9,6 +9,7 @@
 // CSV: header "model,epoch,probe,top1,top5,fit_seconds", one line per row.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct EvalReport {
   std::string checkpoint_dir;
   std::vector<EvalRow> rows;
   std::vector<int> missing_epochs;
+  std::map<int, std::string> missing_why;  // epoch -> why it has no checkpoint (the table; not in JSON/CSV)
 };
 
 std::string ReportToJson(const EvalReport& r);  // pretty-printed, trailing newline

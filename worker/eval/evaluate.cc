@@ -15,6 +15,7 @@
 #include "worker/data/dataset.h"
 #include "worker/eval/encoder_io.h"
 #include "worker/eval/features.h"
+#include "worker/eval/run_config.h"
 #include "worker/eval/topk.h"
 
 namespace vicreg::eval {
@@ -122,14 +123,20 @@ EvaluateResult RunEvaluation(const EvaluateOptions& o) {
     res.report.checkpoint_dir = o.checkpoint_dir;
     const auto present = ListEpochCheckpoints(o.checkpoint_dir);  // also checks it is a directory
     const auto& wanted = o.epochs.empty() ? present : o.epochs;
+    std::optional<RunConfig> run;
+    bool run_config_read = false;
     if (wanted.empty()) spdlog::error("no epoch_XXXX.pt checkpoints in {}", o.checkpoint_dir);
     for (int e : wanted) {
       const auto path = EpochCheckpointPath(o.checkpoint_dir, e);
       if (fs::Exists(path)) {
         items.push_back({e, path});
       } else {
-        spdlog::warn("epoch {}: no checkpoint {} (reported as missing)", e, path);
+        // Why: never written, not reached yet, or deleted by retention (the run's config says which).
+        if (!run_config_read) run = FindRunConfig("", o.checkpoint_dir, o.epochs), run_config_read = true;
+        const std::string why = WhyNoCheckpoint(e, o.checkpoint_dir, run);
+        spdlog::warn("epoch {}: no checkpoint {}: {}", e, path, why);
         res.report.missing_epochs.push_back(e);
+        res.report.missing_why[e] = why;
       }
     }
   }
