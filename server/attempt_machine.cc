@@ -32,8 +32,10 @@ struct AttemptMachine::ActiveJob {
   bool done = false;
 };
 
-// A cancelled attempt whose processes are being stopped (slots already freed).
+// A cancelled attempt whose processes are being stopped. The job is CANCELLED but keeps its slots
+// (and its stored placement, which is how a restarted coordinator finds it) until they are gone.
 struct AttemptMachine::Stopping {
+  std::string job_id;
   AttemptRef ref;
   double deadline = 0;
   bool killed = false;
@@ -157,6 +159,22 @@ void AttemptMachine::RestartLost(JobRecord rec, std::optional<AttemptRecord> att
   journal_.Record(job.rec, EventKind::kState,
                   "coordinator restarted and attempt " + std::to_string(job.attempt.number) + " is gone (" +
                       status.detail + "); restarting from the latest checkpoint");
+}
+
+void AttemptMachine::AdoptStopping(const JobRecord& rec, std::optional<AttemptRecord> attempt) {
+  auto s = std::make_unique<Stopping>();
+  s->job_id = rec.id;
+  s->ref.job_id = rec.id;
+  s->ref.run = contract::RunPaths(rec.run_dir);
+  if (attempt) {
+    s->ref.attempt = attempt->number;
+    s->ref.handle = attempt->handle;
+  }
+  // The grace period runs from the cancel (the attempt's end time), not from this restart.
+  const double cancelled = attempt && attempt->ended_unix > 0 ? attempt->ended_unix : NowUnix();
+  s->deadline = cancelled + options_.stop_grace_s;
+  launcher_.Stop(s->ref, false);  // again: the coordinator may have died before sending it
+  stopping_.push_back(std::move(s));
 }
 
 void AttemptMachine::RestartNow(JobRecord rec) {
@@ -441,21 +459,25 @@ void AttemptMachine::EndAttempt(ActiveJob& job, const AttemptStatus& st, const s
   Finish(job, JobState::kFailed, "failed: " + headline + why);
 }
 
-void AttemptMachine::Finish(ActiveJob& job, JobState state, const std::string& message) {
+void AttemptMachine::Finish(ActiveJob& job, JobState state, const std::string& message, bool release_slots) {
   JobRecord& rec = job.rec;
   rec.state = state;
   rec.finished_unix = NowUnix();
-  rec.placement.clear();
   rec.pending_reason.clear();
-  scheduler_.Release(rec.id);
+  if (release_slots) {
+    rec.placement.clear();
+    scheduler_.Release(rec.id);
+  }
   journal_.Record(rec, EventKind::kState, message);
   job.done = true;
   if (evals_) evals_->ScanJob(rec);
 }
 
 void AttemptMachine::CancelActive(ActiveJob& job, const std::string& reason) {
-  if (job.phase != ActiveJob::Phase::kWaitRestart && !job.attempt.handle.empty()) {
+  const bool in_flight = job.phase != ActiveJob::Phase::kWaitRestart && !job.attempt.handle.empty();
+  if (in_flight) {
     auto s = std::make_unique<Stopping>();
+    s->job_id = job.rec.id;
     s->ref = RefOf(job);
     launcher_.Stop(s->ref, false);
     s->deadline = NowUnix() + options_.stop_grace_s;
@@ -464,7 +486,8 @@ void AttemptMachine::CancelActive(ActiveJob& job, const std::string& reason) {
     job.attempt.cause = reason;
     store_.UpsertAttempt(job.attempt);
   }
-  Finish(job, JobState::kCancelled, reason);
+  // CANCELLED at once; the slots (and the stored placement) stay until the processes are gone.
+  Finish(job, JobState::kCancelled, reason, !in_flight);
 }
 
 void AttemptMachine::ReapStopping(double now) {
@@ -473,6 +496,14 @@ void AttemptMachine::ReapStopping(double now) {
     AttemptStatus st = launcher_.Poll(s.ref);
     if (st.phase != AttemptStatus::Phase::kRunning) {
       launcher_.Stop(s.ref, true);  // stragglers
+      scheduler_.Release(s.job_id);
+      if (auto rec = store_.GetJob(s.job_id, false); rec && !rec->placement.empty()) {
+        const std::string placement = rec->placement;
+        rec->placement.clear();
+        journal_.Record(*rec, EventKind::kMessage,
+                        "the processes of cancelled attempt " + std::to_string(s.ref.attempt) + " are gone" +
+                            (s.killed ? " (SIGKILL after stop_grace_s)" : "") + "; " + placement + " freed");
+      }
       it = stopping_.erase(it);
       continue;
     }

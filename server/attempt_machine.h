@@ -5,7 +5,9 @@
 //                 └─(no step advance for no_progress_timeout_s)──> stopping (SIGTERM, SIGKILL after
 //                                                                  stop_grace_s) ──> ended
 //   ended with a failure and restarts < max_restarts ──> wait restart_backoff_s ──> launch (RESTARTING)
-//   cancel ──> CANCELLED at once (slots freed); the attempt's processes are reaped in the background.
+//   cancel ──> CANCELLED at once; SIGTERM, SIGKILL after stop_grace_s; the slots are freed (and the
+//              stored placement cleared) only when the attempt's processes are gone, also across a
+//              coordinator restart (recovery.h: AdoptStopping).
 //
 // It follows progress (progress.json: rate, ETA, throttled PROGRESS events; endpoints/ or a fresh
 // progress.json mark STARTING -> RUNNING), judges ended attempts (failure.h) and records every
@@ -68,6 +70,11 @@ class AttemptMachine {
   // the job restarts from its checkpoint without using up one of its max_restarts.
   void RestartLost(JobRecord rec, std::optional<AttemptRecord> attempt, const AttemptStatus& status);
   void RestartNow(JobRecord rec);  // it was RESTARTING: launch the next attempt
+  // A CANCELLED job that still holds its slots (its stored placement is not empty): the coordinator
+  // stopped or died while the attempt's processes were being stopped. Its slots must be reserved
+  // again; it is stopped again (SIGKILL once stop_grace_s has passed since the cancel) and its slots
+  // are freed when its processes are gone.
+  void AdoptStopping(const JobRecord& rec, std::optional<AttemptRecord> attempt);
 
   // Applies cancel requests (job id -> reason), then advances every job; finished jobs leave.
   // Returns the ids of the jobs that left.
@@ -90,7 +97,7 @@ class AttemptMachine {
   void EndAttempt(ActiveJob& job, const AttemptStatus& status, const std::string& forced_cause,
                   RestartReason restart_reason);
   void CancelActive(ActiveJob& job, const std::string& reason);
-  void Finish(ActiveJob& job, JobState state, const std::string& message);
+  void Finish(ActiveJob& job, JobState state, const std::string& message, bool release_slots = true);
   void ReapStopping(double now);
 
   AttemptOptions options_;

@@ -268,9 +268,9 @@ void JobManager::Recover() {
   UpdateGauges(true);
   spdlog::info(
       "coordinator: recovered {} open job(s): {} queued ({} re-queued), {} re-adopted, {} restarting, {} ended while "
-      "down",
+      "down; {} cancelled job(s) still stopping",
       r.queue.size() + r.adopted + r.restarting + r.ended, r.queue.size(), r.requeued, r.adopted, r.restarting,
-      r.ended);
+      r.ended, r.stopping);
 }
 
 }  // namespace vicreg::server

@@ -58,6 +58,16 @@ Recovered RecoverJobs(JobJournal& journal, Scheduler& scheduler, Launcher& launc
         break;
     }
   }
+  // Cancelled jobs whose processes were still being stopped: their slots stay taken until they are gone.
+  for (const JobRecord& rec : store.LoadStoppingJobs()) {
+    auto slots = Scheduler::ParsePlacement(rec.placement);
+    if (!slots || !scheduler.Reserve(rec.id, *slots)) {
+      spdlog::warn("coordinator: cancelled {} held '{}', which this configuration cannot reserve; stopping it anyway",
+                   rec.id, rec.placement);
+    }
+    machine.AdoptStopping(rec, store.GetAttempt(rec.id, rec.attempt));
+    ++out.stopping;
+  }
   machine.Sweep();  // jobs that ended while the coordinator was down
   return out;
 }

@@ -6,6 +6,8 @@
 //                             alive: re-adopted; ended while down: accounted as usual;
 //                             gone without a trace: restarted (coordinator_restart, not counted)
 //   placement unusable     -> (slot configuration changed) attempt stopped, job re-queued
+//   CANCELLED with a placement -> (its processes were being stopped) slots reserved again until
+//                             they are gone (SIGKILL once stop_grace_s has passed since the cancel)
 #pragma once
 
 #include <vector>
@@ -20,7 +22,7 @@ namespace vicreg::server {
 
 struct Recovered {
   std::vector<JobRecord> queue;  // QUEUED again, oldest first
-  int adopted = 0, restarting = 0, ended = 0, requeued = 0;
+  int adopted = 0, restarting = 0, ended = 0, requeued = 0, stopping = 0;
 };
 
 Recovered RecoverJobs(JobJournal& journal, Scheduler& scheduler, Launcher& launcher, AttemptMachine& machine);

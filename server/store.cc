@@ -519,6 +519,15 @@ std::vector<JobRecord> JobStore::LoadOpenJobs() {
   return out;
 }
 
+std::vector<JobRecord> JobStore::LoadStoppingJobs() {
+  ReaderLock reader(this);
+  Conn& c = reader.conn();
+  std::vector<JobRecord> out;
+  Stmt s(c, VICREG_JOB_SELECT("WHERE state = 7 AND placement != '' ORDER BY seq ASC"));
+  while (s.Step()) out.push_back(ReadJob(s, false));
+  return out;
+}
+
 std::map<JobState, int64_t> JobStore::CountByState() {
   ReaderLock reader(this);
   Conn& c = reader.conn();

@@ -71,6 +71,9 @@ class JobStore {
 
   // Jobs in a non-terminal state, oldest first, with spec.
   std::vector<JobRecord> LoadOpenJobs();
+  // CANCELLED jobs that still hold slots (placement not empty: their attempt's processes were
+  // being stopped when the coordinator stopped or died), oldest first.
+  std::vector<JobRecord> LoadStoppingJobs();
   std::map<JobState, int64_t> CountByState();
 
   // Writes the job's mutable columns and, when event is given, appends it (sequence assigned,

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/fs.h"
@@ -48,7 +49,7 @@ class JobManagerTest : public ::testing::Test {
     o.worker_binary = "/opt/vicreg/vicreg_worker";
     o.poll_interval_s = 0.01;
     o.no_progress_timeout_s = no_progress_timeout_s_;
-    o.stop_grace_s = 0.1;
+    o.stop_grace_s = stop_grace_s_;
     o.restart_backoff_s = 0.01;
     o.progress_event_interval_s = 0;
     SchedulerOptions sched;
@@ -114,6 +115,7 @@ class JobManagerTest : public ::testing::Test {
   std::shared_ptr<FakeCluster> cluster_ = std::make_shared<FakeCluster>();
   std::unique_ptr<JobManager> manager_;
   double no_progress_timeout_s_ = 600;
+  double stop_grace_s_ = 0.1;
 };
 
 TEST_F(JobManagerTest, QueueStartProgressSucceed) {
@@ -264,7 +266,7 @@ TEST_F(JobManagerTest, CancelQueuedAndRunningJobs) {
   JobRecord q = manager_->Cancel(queued, "not needed");
   EXPECT_EQ(q.state, JobState::kCancelled);
   JobRecord r = manager_->Cancel(running, "");
-  EXPECT_EQ(r.state, JobState::kCancelled);  // at once, slots freed
+  EXPECT_EQ(r.state, JobState::kCancelled);  // at once; slots freed as soon as its processes are gone (here at once)
   EXPECT_EQ(r.placement, "");
   EXPECT_TRUE(HasMessage(queued, "cancelled: not needed"));
   EXPECT_TRUE(HasMessage(running, "cancelled by a client"));
@@ -274,6 +276,37 @@ TEST_F(JobManagerTest, CancelQueuedAndRunningJobs) {
   // Cancelling an ended job returns it unchanged.
   EXPECT_EQ(manager_->Cancel(running, "again").state, JobState::kCancelled);
   EXPECT_THROW(manager_->Cancel("job-000099", ""), ServiceError);
+}
+
+// Regression test of issue 17's review ("orphan ranks after cancel"): before, a cancel freed the
+// slots at once and the SIGKILL escalation lived only in memory, so ranks ignoring SIGTERM kept
+// running while the next job got their slots, and forever if the coordinator restarted within
+// stop_grace_s.
+TEST_F(JobManagerTest, CancelledJobKeepsItsSlotsUntilItsProcessesAreGoneAcrossARestart) {
+  stop_grace_s_ = 1.5;
+  StartManager(2);
+  std::string stubborn = Submit("stubborn", 2);
+  ASSERT_TRUE(WaitLaunches(stubborn, 1));
+  cluster_->IgnoreSigterm(stubborn);
+  std::string next = Submit("next", 2);
+  const double t0 = NowUnix();
+  JobRecord c = manager_->Cancel(stubborn, "");
+  EXPECT_EQ(c.state, JobState::kCancelled);
+  EXPECT_EQ(c.placement, "cpu:0,1");  // still held: its processes ignore SIGTERM
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(cluster_->launches(next), 0) << "the slots of a cancelled job went to the next job while its ranks live";
+  // The coordinator restarts within stop_grace_s of the cancel: the restarted one finishes the stop.
+  StartManager(2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(cluster_->Running(stubborn));
+  EXPECT_EQ(cluster_->launches(next), 0);
+  ASSERT_TRUE(WaitLaunches(next, 1, 10)) << "the restarted coordinator never finished the stop";
+  EXPECT_GE(NowUnix() - t0, 1.5);  // SIGKILL only after stop_grace_s since the cancel
+  EXPECT_FALSE(cluster_->Running(stubborn));
+  EXPECT_GE(cluster_->Latest(stubborn)->kills, 1);
+  EXPECT_EQ(Job(stubborn).placement, "");
+  EXPECT_EQ(Job(stubborn).state, JobState::kCancelled);
+  EXPECT_TRUE(HasMessage(stubborn, "are gone (SIGKILL after stop_grace_s); cpu:0,1 freed"));
 }
 
 TEST_F(JobManagerTest, LostAttemptIsRestarted) {

@@ -3,6 +3,10 @@
 //    mpirun) finishes its step and writes its stop checkpoint and result.json (before, the
 //    coordinator, mpirun and the rank shim each sent a SIGTERM, the worker took the second as
 //    "exit now" and exited 143 with nothing written);
+//  - orphan ranks after cancel: a cancelled job's slots go to the next job only when its ranks are
+//    gone, also when the coordinator is killed within stop_grace_s of the cancel (before, the slots
+//    were freed at once and the SIGKILL escalation lived only in the dead coordinator's memory, so
+//    a rank ignoring SIGTERM ran on forever next to the job that got its slot).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -83,6 +87,42 @@ TEST_F(StopTest, CancelledRealWorkerWritesItsStopCheckpoint) {
     EXPECT_EQ(rec->exit_code, kExitFailure) << "rank " << rank;
     EXPECT_EQ(rec->signal, 0) << "rank " << rank;
   }
+}
+
+// ---- orphan ranks after cancel ---------------------------------------------------------------
+
+TEST_F(StopTest, CancelledRanksKeepTheirSlotsUntilGoneAcrossACoordinatorKill) {
+  Coordinator c(dir_.path() + "/state", {"--slots", "1", "--worker-binary", testutil::FakeWorker(), "--eval-binary",
+                                         "off", "--poll-interval", "0.1", "--stop-grace", "4"});
+  c.Start();
+  // The fake worker named "stubborn" ignores SIGTERM and would step for 300 s.
+  auto r = c.Ctl({"submit", Write("stubborn.yaml", "name: stubborn\ntrain: {max_steps: 1000}\n")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string stubborn = r.out.substr(0, r.out.find('\n'));
+  ASSERT_TRUE(testutil::WaitFor([&] { return c.Get(stubborn).state() == v1::RUNNING; }, 60)) << c.log();
+  const int leader = LeaderPid(c.Get(stubborn).attempts(0));
+  ASSERT_GT(leader, 0);
+  struct Cleanup {  // whatever happens, no stubborn rank outlives the test
+    int sid;
+    ~Cleanup() { server::SignalSession(sid, SIGKILL); }
+  } cleanup{leader};
+  r = c.Ctl({"submit", Write("next.yaml", "name: next\ntrain: {max_steps: 5}\n")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string next = r.out.substr(0, r.out.find('\n'));
+  r = c.Ctl({"cancel", stubborn});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(c.Get(stubborn).state(), v1::CANCELLED);
+  c.Kill(SIGKILL);  // within stop_grace_s of the cancel
+  EXPECT_FALSE(server::SessionMembers(leader).empty()) << "the stubborn rank should have ignored SIGTERM";
+  c.Start();
+  // The next job starts once the stubborn ranks are gone (SIGKILL ~4 s after the cancel), never before.
+  ASSERT_TRUE(testutil::WaitFor([&] { return c.Get(next).attempts_size() > 0; }, 60)) << c.log();
+  EXPECT_TRUE(server::SessionMembers(leader).empty()) << "job " << next << " got the slot of cancelled " << stubborn
+                                                      << " while its ranks were still running";
+  EXPECT_EQ(c.WaitTerminal(next, 60).state(), v1::SUCCEEDED);
+  v1::Job j = c.Get(stubborn);
+  EXPECT_EQ(j.state(), v1::CANCELLED);
+  EXPECT_EQ(j.placement(), "");
 }
 
 }  // namespace
