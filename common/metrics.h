@@ -33,6 +33,10 @@ struct MetricsServerOptions {
   int threads = 2;                    // HTTP serving threads started up front (1..64)
   int max_threads = 32;               // more are added while all are busy, up to this many
   double request_timeout_s = 10;      // per connection: read the request, answer, close (common/http_server.h)
+  // Non-empty: /metrics and every AddHandler path answer 401 unless the request carries
+  // `Authorization: Bearer <bearer_token>` (what Prometheus sends with `authorization:
+  // {credentials_file: ...}`). Routes added through http() are not affected.
+  std::string bearer_token{};
 };
 
 // An HTTP endpoint serving GET /metrics (the registry in Prometheus text format) and, optionally,

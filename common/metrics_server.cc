@@ -22,9 +22,40 @@
 
 namespace vicreg::metrics {
 
+namespace {
+
+// Constant time in the length of the expected token.
+bool SameToken(const std::string& given, const std::string& expected) {
+  unsigned char diff = given.size() != expected.size() ? 1 : 0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff |= g ^ static_cast<unsigned char>(expected[i]);
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
 struct MetricsServer::Impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   std::unique_ptr<http::Server> http;
+  std::string token;
+
+  // Runs `serve` only for an authorized request (see MetricsServerOptions::bearer_token).
+  http::Handler Guarded(http::Handler serve) const {
+    if (token.empty()) return serve;
+    return [token = token, serve = std::move(serve)](const http::Request& req, http::Response& r) {
+      const std::string auth = req.Header("authorization");
+      if (auth.size() > 7 && (auth.compare(0, 7, "Bearer ") == 0 || auth.compare(0, 7, "bearer ") == 0) &&
+          SameToken(auth.substr(7), token)) {
+        serve(req, r);
+        return;
+      }
+      r.status = 401;
+      r.headers.emplace_back("WWW-Authenticate", "Bearer");
+      r.body = "authentication required: send 'Authorization: Bearer <token>' (the coordinator's --token-file)\n";
+    };
+  }
 };
 
 MetricsServer::MetricsServer(const std::string& address, int port)
@@ -39,10 +70,11 @@ MetricsServer::MetricsServer(const MetricsServerOptions& options) : impl_(std::m
   o.request_timeout_s = options.request_timeout_s;
   o.what = "metrics";
   impl_->http = std::make_unique<http::Server>(o);
-  impl_->http->Get("/metrics", [registry = impl_->registry](const http::Request&, http::Response& r) {
+  impl_->token = options.bearer_token;
+  impl_->http->Get("/metrics", impl_->Guarded([registry = impl_->registry](const http::Request&, http::Response& r) {
     r.body = prometheus::TextSerializer().Serialize(registry->Collect());
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  });
+  }));
 }
 
 MetricsServer::~MetricsServer() = default;
@@ -57,10 +89,11 @@ void MetricsServer::AddHandler(const std::string& path, const std::string& conte
   VICREG_CHECK(!path.empty() && path.front() == '/', "handler path must start with '/': '" + path + "'");
   VICREG_CHECK(path != "/metrics", "/metrics is served from the registry");
   VICREG_CHECK(static_cast<bool>(handler), "empty handler for " + path);
-  impl_->http->Get(path, [content_type, handler = std::move(handler)](const http::Request&, http::Response& r) {
+  impl_->http->Get(path, impl_->Guarded([content_type, handler = std::move(handler)](const http::Request&,
+                                                                                     http::Response& r) {
     r.body = handler();
     r.content_type = content_type;
-  });
+  }));
 }
 
 }  // namespace vicreg::metrics

@@ -17,6 +17,7 @@
 
 #include "common/errors.h"
 #include "common/fs.h"
+#include "common/http_server.h"
 #include "common/metrics.h"
 #include "common/run_contract.h"
 #include "server/eval_runner.h"
@@ -46,6 +47,7 @@ struct Coordinator::Impl {
   std::condition_variable cv;
   bool shutdown = false;
   bool stopped = false;
+  bool serving = false;  // /healthz: from the start of the gRPC service to the shutdown
 
   ~Impl() {
     if (lock_fd >= 0) close(lock_fd);
@@ -114,7 +116,17 @@ void Coordinator::Start() {
     mso.port = port;
     mso.threads = 4;  // more (up to max_threads) while all are busy: browsers + Prometheus
     mso.max_threads = 64;
+    // Off loopback, /metrics and /sd need the token (FinalizeCoordinatorOptions refused the address
+    // without one unless allow_unauthenticated_metrics).
+    if (MetricsNeedToken(o)) mso.bearer_token = m.token;
     m.metrics_server = std::make_unique<metrics::MetricsServer>(mso);
+    // Liveness/readiness for probes that cannot send a token or speak TLS (Kubernetes' gRPC probe
+    // does neither): 200 "ok" while the coordinator serves, and nothing else.
+    m.metrics_server->http().Get("/healthz", [impl = impl_.get()](const http::Request&, http::Response& r) {
+      std::lock_guard<std::mutex> lock(impl->mu);
+      r.status = impl->serving ? 200 : 503;
+      r.body = impl->serving ? "ok\n" : "not serving\n";
+    });
     m.metrics = std::make_unique<metrics::CoordinatorMetrics>(m.metrics_server->registry());
   }
 
@@ -184,6 +196,8 @@ void Coordinator::Start() {
   svc.token = m.token;
   svc.max_page_size = o.max_page_size;
   svc.default_page_size = std::min(100, o.max_page_size);
+  svc.max_streams = o.max_streams;
+  svc.max_streams_per_client = o.max_streams_per_client;
   m.service = std::make_unique<CoordinatorService>(svc, *m.store, *m.manager, m.metrics.get());
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -202,6 +216,12 @@ void Coordinator::Start() {
   builder.AddListeningPort(o.listen, creds, &selected_port);
   builder.RegisterService(m.service.get());
   builder.SetMaxReceiveMessageSize(o.max_request_bytes);
+  // The synchronous server holds one thread per call in flight. Streams are capped by the service
+  // (max_streams); the thread cap leaves room above that for the unary calls, so that thousands of
+  // WatchJob streams can neither exhaust the machine's threads nor starve GetJob.
+  grpc::ResourceQuota quota("vicreg_coordinator");
+  quota.SetMaxThreads(o.max_streams + 64);
+  builder.SetResourceQuota(quota);
   builder.SetMaxSendMessageSize(64 * 1024 * 1024);
   m.server = builder.BuildAndStart();
   if (!m.server || selected_port == 0) {
@@ -219,6 +239,10 @@ void Coordinator::Start() {
   }
   m.server->GetHealthCheckService()->SetServingStatus("vicreg.v1.Coordinator", true);
   m.server->GetHealthCheckService()->SetServingStatus("", true);
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    m.serving = true;
+  }
 
   nlohmann::json info = {{"pid", static_cast<int>(getpid())},
                          {"grpc", m.grpc_address},
@@ -227,7 +251,8 @@ void Coordinator::Start() {
                          {"state_dir", o.state_dir},
                          {"launcher", o.launcher},
                          {"tls", !o.tls_cert.empty()},
-                         {"auth", !m.token.empty()}};
+                         {"auth", !m.token.empty()},
+                         {"metrics_auth", MetricsNeedToken(o)}};
   fs::AtomicWriteFile(o.state_dir + "/coordinator.json", info.dump(2) + "\n");
 
   spdlog::info("vicreg_coordinator: serving vicreg.v1.Coordinator on {}{}{}", m.grpc_address,
@@ -259,6 +284,7 @@ void Coordinator::Shutdown() {
     if (m.stopped) return;
     m.stopped = true;
     m.shutdown = true;
+    m.serving = false;
   }
   m.cv.notify_all();
   if (m.server) {

@@ -30,6 +30,8 @@ const std::vector<std::string>& TopKeys() {
                                              "token_file",
                                              "tls_cert",
                                              "tls_key",
+                                             "allow_insecure_token",
+                                             "allow_unauthenticated_metrics",
                                              "launcher",
                                              "worker_binary",
                                              "eval_binary",
@@ -45,6 +47,8 @@ const std::vector<std::string>& TopKeys() {
                                              "max_ranks_per_job",
                                              "max_request_bytes",
                                              "max_page_size",
+                                             "max_streams",
+                                             "max_streams_per_client",
                                              "eval_slots",
                                              "eval_retry_backoff_s",
                                              "store_synchronous",
@@ -132,6 +136,14 @@ void SplitHostPort(const std::string& s, const std::string& what, std::string* h
   *port = std::stoi(p);
 }
 
+bool MetricsNeedToken(const CoordinatorOptions& o) {
+  if (o.metrics_listen == "off" || o.token_file.empty() || o.allow_unauthenticated_metrics) return false;
+  std::string host;
+  int port = 0;
+  SplitHostPort(o.metrics_listen, "--metrics-port", &host, &port);
+  return !IsLoopbackHost(host);
+}
+
 bool IsLoopbackHost(const std::string& host) {
   // Parsed, not matched by prefix: "127.example.org" is a host name that resolves anywhere.
   if (host == "localhost") return true;
@@ -187,6 +199,10 @@ void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* o) {
       str(&o->tls_cert);
     else if (key == "tls_key")
       str(&o->tls_key);
+    else if (key == "allow_insecure_token")
+      o->allow_insecure_token = As<bool>(v, key, path, "true or false");
+    else if (key == "allow_unauthenticated_metrics")
+      o->allow_unauthenticated_metrics = As<bool>(v, key, path, "true or false");
     else if (key == "launcher")
       str(&o->launcher);
     else if (key == "worker_binary")
@@ -215,6 +231,10 @@ void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* o) {
       integer(&o->max_request_bytes);
     else if (key == "max_page_size")
       integer(&o->max_page_size);
+    else if (key == "max_streams")
+      integer(&o->max_streams);
+    else if (key == "max_streams_per_client")
+      integer(&o->max_streams_per_client);
     else if (key == "eval_slots")
       integer(&o->eval_slots);
     else if (key == "eval_retry_backoff_s")
@@ -276,6 +296,11 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
   app.add_option("--token-file", o->token_file, "file holding the bearer token clients must send");
   app.add_option("--tls-cert", o->tls_cert, "PEM certificate chain (enables TLS with --tls-key)");
   app.add_option("--tls-key", o->tls_key, "PEM private key");
+  app.add_flag("--allow-insecure-token", o->allow_insecure_token,
+               "accept a non-loopback --listen with a token but without TLS (the token travels in cleartext: "
+               "only behind a TLS-terminating mesh)");
+  app.add_flag("--allow-unauthenticated-metrics", o->allow_unauthenticated_metrics,
+               "serve /metrics and /sd on a non-loopback address without the bearer token");
   app.add_option("--launcher", o->launcher, "local | slurm | none (none: never start jobs; benchmarks)")
       ->capture_default_str();
   app.add_option("--worker-binary", o->worker_binary, "vicreg_worker to launch (default: next to this binary)");
@@ -295,6 +320,12 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
       ->capture_default_str();
   app.add_option("--max-request-bytes", o->max_request_bytes, "largest gRPC request accepted")->capture_default_str();
   app.add_option("--max-page-size", o->max_page_size, "most jobs returned by one ListJobs")->capture_default_str();
+  app.add_option("--max-streams", o->max_streams,
+                 "most concurrent WatchJob/StreamLogs streams (each holds a server thread; more: RESOURCE_EXHAUSTED)")
+      ->capture_default_str();
+  app.add_option("--max-streams-per-client", o->max_streams_per_client,
+                 "most concurrent streams from one client address")
+      ->capture_default_str();
   app.add_option("--eval-slots", o->eval_slots, "concurrent vicreg_eval processes (0 = no scheduled eval)")
       ->capture_default_str();
   app.add_option("--eval-retry-backoff", o->eval_retry_backoff_s, "seconds before retrying a failed evaluation")
@@ -353,6 +384,8 @@ void FinalizeCoordinatorOptions(CoordinatorOptions* o) {
   CheckRange("--max-ranks-per-job", o->max_ranks_per_job, 1, 4096);
   CheckRange("--max-request-bytes", o->max_request_bytes, 1024, 64 * 1024 * 1024);
   CheckRange("--max-page-size", o->max_page_size, 1, 100000);
+  CheckRange("--max-streams", o->max_streams, 1, 10000);
+  CheckRange("--max-streams-per-client", o->max_streams_per_client, 1, o->max_streams);
   CheckRange("--eval-slots", o->eval_slots, 0, 256);
   CheckRange("--eval-retry-backoff", o->eval_retry_backoff_s, 0, 24 * 3600);
   if (o->store_synchronous != "normal" && o->store_synchronous != "full") {
@@ -375,6 +408,24 @@ void FinalizeCoordinatorOptions(CoordinatorOptions* o) {
     throw UserError("--listen " + o->listen +
                     " is reachable beyond this machine: a bearer token is required (--token-file FILE); "
                     "listen on 127.0.0.1 for local use");
+  }
+  if (!IsLoopbackHost(host) && o->tls_cert.empty() && !o->allow_insecure_token) {
+    throw UserError("--listen " + o->listen +
+                    " is reachable beyond this machine: TLS is required so that the bearer token is not sent in "
+                    "cleartext (--tls-cert FILE --tls-key FILE); set allow_insecure_token: true "
+                    "(--allow-insecure-token) only where a mesh already encrypts the traffic (in-cluster mTLS)");
+  }
+  if (o->metrics_listen != "off") {
+    std::string mh;
+    int mp = 0;
+    SplitHostPort(o->metrics_listen, "--metrics-port", &mh, &mp);
+    if (!IsLoopbackHost(mh) && o->token_file.empty() && !o->allow_unauthenticated_metrics) {
+      throw UserError("--metrics-port " + o->metrics_listen +
+                      " is reachable beyond this machine: /metrics and /sd need the bearer token there "
+                      "(--token-file FILE; Prometheus sends it with authorization: {credentials_file: ...}); set "
+                      "allow_unauthenticated_metrics: true (--allow-unauthenticated-metrics) to serve them to "
+                      "anyone, or bind it to 127.0.0.1");
+    }
   }
   o->state_dir = Absolute(o->state_dir);
   if (o->workdir.empty()) o->workdir = Absolute(".");

@@ -20,7 +20,9 @@ struct CoordinatorOptions {
   std::string gpus;                               // "0,1,2,3": GPU slots (exclusive with slots)
   std::string metrics_listen = "127.0.0.1:9400";  // /metrics and /sd; "off" disables; port 0 = free one
   std::string token_file;                         // bearer token (required when listening beyond loopback)
-  std::string tls_cert, tls_key;                  // PEM files; both or neither
+  std::string tls_cert, tls_key;                  // PEM files; both or neither (required off loopback)
+  bool allow_insecure_token = false;              // non-loopback listen with a token but without TLS
+  bool allow_unauthenticated_metrics = false;     // non-loopback /metrics and /sd without the token
   std::string launcher = "local";                 // local | slurm | none
   std::string worker_binary;                      // default: next to vicreg_coordinator, then PATH
   std::string eval_binary;                        // default: next to vicreg_coordinator, then PATH; "off" disables
@@ -37,6 +39,8 @@ struct CoordinatorOptions {
   int max_ranks_per_job = 64;
   int max_request_bytes = 4 * 1024 * 1024;  // gRPC max receive message size
   int max_page_size = 1000;
+  int max_streams = 256;             // concurrent WatchJob/StreamLogs streams (each holds a server thread)
+  int max_streams_per_client = 32;   // ... of them from one client address
   int eval_slots = 1;
   double eval_retry_backoff_s = 30;
   std::string store_synchronous = "normal";  // normal | full
@@ -54,5 +58,8 @@ void FinalizeCoordinatorOptions(CoordinatorOptions* options);
 // "127.0.0.1:50051" -> host, port. Throws UserError naming `what`.
 void SplitHostPort(const std::string& s, const std::string& what, std::string* host, int* port);
 bool IsLoopbackHost(const std::string& host);
+// Whether /metrics and /sd require the bearer token: a non-loopback metrics address with a token,
+// unless allow_unauthenticated_metrics.
+bool MetricsNeedToken(const CoordinatorOptions& o);
 
 }  // namespace vicreg::server

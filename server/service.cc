@@ -198,7 +198,54 @@ const char* GrpcCodeName(grpc::StatusCode code) {
 
 CoordinatorService::CoordinatorService(ServiceOptions options, JobStore& store, JobManager& manager,
                                        metrics::CoordinatorMetrics* metrics)
-    : options_(std::move(options)), store_(store), manager_(manager), metrics_(metrics) {}
+    : options_(std::move(options)),
+      streams_(options_.max_streams, options_.max_streams_per_client),
+      store_(store),
+      manager_(manager),
+      metrics_(metrics) {}
+
+std::unique_ptr<StreamLimiter::Slot> StreamLimiter::Acquire(const std::string& client) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (total_ >= max_total_) {
+    throw ServiceError(ErrorCode::kResourceExhausted,
+                       "too many open streams: this coordinator serves at most " + std::to_string(max_total_) +
+                           " WatchJob/StreamLogs streams at once (--max-streams); retry later");
+  }
+  int& mine = per_client_[client];
+  if (mine >= max_per_client_) {
+    if (mine == 0) per_client_.erase(client);
+    throw ServiceError(ErrorCode::kResourceExhausted,
+                       "too many open streams from " + client.substr(0, 100) + ": at most " +
+                           std::to_string(max_per_client_) +
+                           " WatchJob/StreamLogs streams per client address (--max-streams-per-client); close one "
+                           "or retry later");
+  }
+  ++mine;
+  ++total_;
+  return std::make_unique<Slot>(this, client);
+}
+
+void StreamLimiter::Release(const std::string& client) {
+  std::lock_guard<std::mutex> lock(mu_);
+  --total_;
+  auto it = per_client_.find(client);
+  if (it != per_client_.end() && --it->second <= 0) per_client_.erase(it);
+}
+
+int StreamLimiter::open() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return total_;
+}
+
+std::string StreamLimiter::ClientOf(const std::string& peer) {
+  if (peer.rfind("ipv4:", 0) == 0 || peer.rfind("ipv6:", 0) == 0) {
+    auto colon = peer.rfind(':');
+    auto bracket = peer.rfind(']');
+    if (colon != std::string::npos && colon > 4 && (bracket == std::string::npos || colon > bracket))
+      return peer.substr(0, colon);
+  }
+  return peer;
+}
 
 void CoordinatorService::Authorize(grpc::ServerContext* ctx) const {
   if (options_.token.empty()) return;
@@ -346,6 +393,7 @@ grpc::Status CoordinatorService::WatchJob(grpc::ServerContext* ctx, const v1::Wa
     if (req->from_sequence() < 0) {
       throw ServiceError(ErrorCode::kInvalidArgument, "from_sequence must be >= 0", {{"from_sequence", "negative"}});
     }
+    auto slot = streams_.Acquire(StreamLimiter::ClientOf(ctx->peer()));
     int64_t seq = req->from_sequence();
     while (!ctx->IsCancelled()) {
       std::vector<EventRecord> events = store_.EventsAfter(req->job_id(), seq, 256);
@@ -379,6 +427,7 @@ grpc::Status CoordinatorService::StreamLogs(grpc::ServerContext* ctx, const v1::
                              std::to_string(job.ranks - 1) + ")",
                          {{"rank", "out of range"}});
     }
+    auto slot = streams_.Acquire(StreamLimiter::ClientOf(ctx->peer()));
     const contract::RunPaths d(job.run_dir);
     struct Source {
       int rank;

@@ -2,6 +2,9 @@
 // bearer token, mapping ServiceError codes to gRPC status codes and counting RPCs.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "server/job_manager.h"
@@ -20,6 +23,38 @@ struct ServiceOptions {
   int max_page_size = 1000;
   int log_chunk_bytes = 64 * 1024;
   double log_poll_interval_s = 0.25;
+  int max_streams = 256;            // concurrent WatchJob + StreamLogs calls (more: RESOURCE_EXHAUSTED)
+  int max_streams_per_client = 32;  // ... from one client address (ServerContext::peer without the port)
+};
+
+// Counts the open streams, in total and per client; a stream over either limit is refused.
+// Thread-safe.
+class StreamLimiter {
+ public:
+  StreamLimiter(int max_total, int max_per_client) : max_total_(max_total), max_per_client_(max_per_client) {}
+  class Slot {
+   public:
+    Slot(StreamLimiter* owner, std::string client) : owner_(owner), client_(std::move(client)) {}
+    ~Slot() { owner_->Release(client_); }
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+
+   private:
+    StreamLimiter* owner_;
+    std::string client_;
+  };
+  // Throws ServiceError(kResourceExhausted) naming the limit that was reached.
+  std::unique_ptr<Slot> Acquire(const std::string& client);
+  int open() const;
+  // "ipv4:127.0.0.1:5555" -> "ipv4:127.0.0.1", "ipv6:[::1]:5555" -> "ipv6:[::1]", "unix:/p" unchanged.
+  static std::string ClientOf(const std::string& peer);
+
+ private:
+  void Release(const std::string& client);
+  const int max_total_, max_per_client_;
+  mutable std::mutex mu_;
+  int total_ = 0;
+  std::map<std::string, int> per_client_;
 };
 
 class CoordinatorService final : public vicreg::v1::Coordinator::Service {
@@ -52,6 +87,7 @@ class CoordinatorService final : public vicreg::v1::Coordinator::Service {
   JobRecord RequireJob(const std::string& id, bool with_spec);
 
   ServiceOptions options_;
+  StreamLimiter streams_;
   JobStore& store_;
   JobManager& manager_;
   metrics::CoordinatorMetrics* metrics_;

@@ -237,6 +237,10 @@ TEST(DeployCoordinatorConfigs, TheRealCoordinatorAcceptsThem) {
   ASSERT_EQ(cm.code, 0) << cm.out;
   WriteFile(tmp.path() + "/token", "0123456789abcdef\n");
   ::chmod((tmp.path() + "/token").c_str(), 0600);
+  // The k8s config names the TLS Secret's files (TLS is required off loopback): a test pair.
+  Result cert = Sh("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " +
+                   Quote(tmp.path() + "/tls.key") + " -out " + Quote(tmp.path() + "/tls.crt") + " 2>&1");
+  ASSERT_EQ(cert.code, 0) << cert.out;
   const std::vector<std::string> configs = {kSrc + "/docker/coordinator.yaml",
                                             kSrc + "/deploy/systemd/coordinator.yaml",
                                             kSrc + "/deploy/slurm/coordinator-slurm.yaml", tmp.path() + "/k8s.yaml"};
@@ -245,7 +249,8 @@ TEST(DeployCoordinatorConfigs, TheRealCoordinatorAcceptsThem) {
     const std::string state = tmp.path() + "/state" + std::to_string(n++);
     const std::string cmd = Quote(coord) + " --config " + Quote(cfg) + " --state-dir " + Quote(state) + " --workdir " +
                             Quote(tmp.path()) + " --listen 127.0.0.1:0 --metrics-port off" + " --token-file " +
-                            Quote(tmp.path() + "/token") + " --launcher none" + " --worker-binary " +
+                            Quote(tmp.path() + "/token") + " --tls-cert " + Quote(tmp.path() + "/tls.crt") +
+                            " --tls-key " + Quote(tmp.path() + "/tls.key") + " --launcher none" + " --worker-binary " +
                             Quote(kBin + "/worker/vicreg_worker") + " --shim-binary " +
                             Quote(kBin + "/server/vicreg_job_shim") + " --eval-binary off --log-level warn";
     // Start it in the background, wait for coordinator.json, stop it with SIGTERM (exit 0).

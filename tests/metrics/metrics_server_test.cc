@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/http_server.h"
 #include "common/metrics.h"
 #include "tests/metrics/test_support.h"
 
@@ -72,6 +73,35 @@ TEST(MetricsServerTest, SlowClientsDoNotBlockScrapes) {
   stop = true;
   trickle.join();
   for (int fd : slow) close(fd);
+}
+
+// Issue 17: a coordinator's /metrics off loopback requires the bearer token (Prometheus sends it
+// with `authorization: {credentials_file: ...}`); /sd too, routes mounted through http() are not
+// affected (the coordinator's /healthz for probes).
+TEST(MetricsServerTest, BearerTokenGuardsMetricsAndHandlers) {
+  MetricsServerOptions o;
+  o.bearer_token = "s3cret-token";
+  MetricsServer server(o);
+  server.AddHandler("/sd", "application/json", [] { return std::string("[]"); });
+  server.http().Get("/healthz", [](const http::Request&, http::Response& r) { r.body = "ok\n"; });
+  auto get = [&](const std::string& path, const std::string& auth) {
+    int fd = Connect(server.port());
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+                      (auth.empty() ? "" : "Authorization: " + auth + "\r\n") + "\r\n";
+    send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    close(fd);
+    return out.substr(0, out.find("\r\n"));  // the status line
+  };
+  EXPECT_EQ(get("/metrics", ""), "HTTP/1.1 401 Unauthorized");
+  EXPECT_EQ(get("/metrics", "Bearer wrong"), "HTTP/1.1 401 Unauthorized");
+  EXPECT_EQ(get("/metrics", "Bearer s3cret-token"), "HTTP/1.1 200 OK");
+  EXPECT_EQ(get("/sd", ""), "HTTP/1.1 401 Unauthorized");
+  EXPECT_EQ(get("/sd", "Bearer s3cret-token"), "HTTP/1.1 200 OK");
+  EXPECT_EQ(get("/healthz", ""), "HTTP/1.1 200 OK");
 }
 
 }  // namespace

@@ -34,7 +34,8 @@ case "$kind" in
   tsan)
     build=${VICREG_TSAN_BUILD_DIR:-build-tsan}
     cmake_args=(-DVICREG_SANITIZE=thread -DVICREG_BUILD_FUZZERS=OFF)
-    targets=("${server_targets[@]}" metrics_unit_test)
+    # + the job manager's state machine (manager thread vs gRPC threads, in process, < 10 s).
+    targets=("${server_targets[@]}" server_job_manager_test metrics_unit_test)
     test_dirs=(tests/metrics tests/server)
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp"
     ;;

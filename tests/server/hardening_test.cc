@@ -1,10 +1,15 @@
 // Regression tests for defects of the adversarial review (issue 17), with real processes:
 // a second vicreg_coordinator on a port in use is refused ("address in use", not a shared port
 // through SO_REUSEPORT), a host name that merely starts with "127." is not loopback, and
-// vicregctl prints client-controlled text (a cancel reason) without terminal escape sequences.
+// vicregctl prints client-controlled text (a cancel reason) without terminal escape sequences;
+// WatchJob/StreamLogs streams are capped (before: one server thread each, without limit).
 #include <gtest/gtest.h>
 
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
 #include <string>
+#include <vector>
 
 #include "server/process.h"
 #include "tests/server/test_util.h"
@@ -63,6 +68,58 @@ TEST(HardeningTest, VicregctlStripsEscapeSequencesFromServerText) {
       EXPECT_NE(both.find("byered?"), std::string::npos) << args[0] << ":\n" << both;
     }
   }
+}
+
+// Before: 2,000 WatchJob streams held 2,018 server threads and GetJob went from 2 ms to 333 ms.
+// Now streams beyond --max-streams-per-client (per client address) or --max-streams are refused
+// with RESOURCE_EXHAUSTED, and unary calls keep being served.
+TEST(HardeningTest, StreamsAreCappedPerClientAndUnaryCallsStayServed) {
+  TempDir dir("hard");
+  Coordinator c(dir.path() + "/state",
+                {"--launcher", "none", "--max-streams", "6", "--max-streams-per-client", "4"});
+  c.Start();
+  const std::string job = dir.path() + "/job.yaml";
+  testutil::WriteText(job, "name: watched\nresources: {ranks: 1, device: cpu}\n");
+  ASSERT_EQ(c.Ctl({"submit", job}).exit_code, 0);  // stays QUEUED (launcher none): its watches never end
+  auto stub = c.Stub();
+  struct Watch {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReader<v1::JobEvent>> reader;
+  };
+  auto open = [&](Watch* w) {
+    w->reader.reset();  // before its context
+    w->ctx = std::make_unique<grpc::ClientContext>();
+    w->ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::WatchJobRequest req;
+    req.set_job_id("job-000001");
+    w->reader = stub->WatchJob(w->ctx.get(), req);
+    v1::JobEvent ev;
+    return w->reader->Read(&ev);  // the first event: the stream is being served
+  };
+  std::vector<Watch> watches(4);
+  for (auto& w : watches) ASSERT_TRUE(open(&w));
+  Watch extra;
+  EXPECT_FALSE(open(&extra)) << "a 5th stream from one client was served";
+  grpc::Status st = extra.reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_NE(st.error_message().find("--max-streams-per-client"), std::string::npos) << st.error_message();
+  // Unary calls are served while the streams are open.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(c.Get("job-000001").state(), v1::QUEUED);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  // Closing one frees its place.
+  watches[0].ctx->TryCancel();
+  watches[0].reader->Finish();
+  bool reopened = testutil::WaitFor([&] { return open(&watches[0]); }, 10);
+  EXPECT_TRUE(reopened);
+  for (auto& w : watches) {
+    w.ctx->TryCancel();
+    w.reader->Finish();
+  }
+  // Probes that cannot send a token nor speak TLS use /healthz on the metrics port.
+  int code = 0;
+  EXPECT_EQ(testutil::HttpGet(c.metrics(), "/healthz", &code), "ok\n");
+  EXPECT_EQ(code, 200);
 }
 
 }  // namespace

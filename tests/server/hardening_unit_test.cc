@@ -13,6 +13,9 @@
 #include "server/cli/format.h"
 #include "server/coordinator_options.h"
 #include "server/process.h"
+#include "server/service.h"
+#include "server/service_error.h"
+#include "tests/server/test_util.h"
 
 namespace vicreg::server {
 namespace {
@@ -62,6 +65,63 @@ TEST(HardeningTest, TerminalSafeRemovesEscapeSequencesAndControls) {
   EXPECT_EQ(TerminalSafe("two\nlines", /*keep_newlines=*/false), "two lines");
   EXPECT_EQ(TerminalSafe("unterminated \x1b[12"), "unterminated ");
   EXPECT_EQ(TerminalSafe("\x1b"), "");
+}
+
+// Bearer token in cleartext (issue 17): off loopback a token needs TLS unless explicitly allowed,
+// and a non-loopback /metrics needs the token unless explicitly allowed.
+TEST(HardeningTest, NonLoopbackListenersNeedTlsAndTheToken) {
+  testutil::TempDir dir("opts");
+  const std::string token = dir.path() + "/token";
+  testutil::WriteText(token, "0123456789abcdef\n");
+  auto message_of = [&](const std::string& text) {
+    testutil::WriteText(dir.path() + "/c.yaml", text + "launcher: none\n");
+    CoordinatorOptions o;
+    try {
+      LoadCoordinatorConfig(dir.path() + "/c.yaml", &o);
+      FinalizeCoordinatorOptions(&o);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)") + (MetricsNeedToken(o) ? " metrics need the token" : "");
+  };
+  const std::string tok = "token_file: " + token + "\n";
+  EXPECT_NE(message_of("listen: 0.0.0.0:50051\n" + tok).find("TLS is required"), std::string::npos);
+  EXPECT_NE(message_of("listen: 10.1.2.3:50051\n" + tok).find("allow_insecure_token"), std::string::npos);
+  EXPECT_EQ(message_of("listen: 0.0.0.0:50051\nallow_insecure_token: true\nmetrics_listen: 127.0.0.1:0\n" + tok),
+            "(accepted)");
+  EXPECT_NE(message_of("allow_insecure_token: maybe\n").find("allow_insecure_token: must be true or false"),
+            std::string::npos);
+  // /metrics off loopback: the token, or an explicit opt-out.
+  EXPECT_NE(message_of("metrics_listen: 0.0.0.0:9400\n").find("/metrics and /sd need the bearer token"),
+            std::string::npos);
+  EXPECT_EQ(message_of("metrics_listen: 0.0.0.0:9400\n" + tok), "(accepted) metrics need the token");
+  EXPECT_EQ(message_of("metrics_listen: 0.0.0.0:9400\nallow_unauthenticated_metrics: true\n" + tok), "(accepted)");
+  EXPECT_EQ(message_of("metrics_listen: 127.0.0.1:9400\n" + tok), "(accepted)");  // local scrapes need nothing
+  EXPECT_NE(message_of("max_streams: 8\nmax_streams_per_client: 9\n").find("--max-streams-per-client"),
+            std::string::npos);
+}
+
+// One server thread per stream, unbounded (issue 17): the limiter behind WatchJob/StreamLogs.
+TEST(HardeningTest, StreamLimiterCapsTotalAndPerClient) {
+  EXPECT_EQ(StreamLimiter::ClientOf("ipv4:127.0.0.1:5555"), "ipv4:127.0.0.1");
+  EXPECT_EQ(StreamLimiter::ClientOf("ipv6:[::1]:5555"), "ipv6:[::1]");
+  EXPECT_EQ(StreamLimiter::ClientOf("unix:/run/x.sock"), "unix:/run/x.sock");
+  StreamLimiter l(3, 2);
+  auto a1 = l.Acquire("a");
+  auto a2 = l.Acquire("a");
+  try {
+    l.Acquire("a");
+    ADD_FAILURE() << "a third stream of one client was accepted";
+  } catch (const ServiceError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted);
+    EXPECT_NE(std::string(e.what()).find("--max-streams-per-client"), std::string::npos) << e.what();
+  }
+  auto b1 = l.Acquire("b");
+  EXPECT_THROW(l.Acquire("c"), ServiceError);  // 3 in total
+  a1.reset();
+  EXPECT_EQ(l.open(), 2);
+  auto c1 = l.Acquire("c");
+  EXPECT_EQ(l.open(), 3);
 }
 
 }  // namespace
