@@ -279,8 +279,11 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 [[ -n "$GRPC" && -n "$METRICS" ]] || die "vicreg_coordinator did not write $STATE_DIR/coordinator.json within 30 s"
+# vicregctl finds the coordinator's generated token (mode 0600) through its state dir.
+export VICREG_STATE_DIR="$STATE_DIR"
 echo "vicreg_coordinator pid $COORD_PID: gRPC $GRPC, state dir $STATE_DIR"
-echo "  web UI:            http://$METRICS/   (jobs, live curves, evaluations, logs; read-only)"
+echo "  web UI:            http://$METRICS/   (jobs, live curves, evaluations, logs; read-only;"
+echo "                     sign in with the token in $STATE_DIR/token)"
 echo "  metrics:           http://$METRICS/metrics"
 echo "  service discovery: http://$METRICS/sd   (Prometheus http_sd_configs: deploy/prometheus/prometheus.yml)"
 COORD_METRICS_OK=0

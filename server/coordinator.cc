@@ -11,6 +11,7 @@
 
 #include <condition_variable>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -30,10 +31,63 @@
 
 namespace vicreg::server {
 
+namespace {
+
+// The generated local token: created once (O_EXCL, mode 0600, 256 random bits as hex) and reused
+// by every later start on this state dir. A token file others can read is refused.
+std::string LoadOrCreateLocalToken(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd >= 0) {
+    unsigned char raw[32];
+    std::ifstream urandom("/dev/urandom", std::ios::binary);
+    if (!urandom.read(reinterpret_cast<char*>(raw), sizeof raw)) {
+      ::close(fd);
+      ::unlink(path.c_str());
+      throw RuntimeFailure("cannot read /dev/urandom to generate " + path);
+    }
+    static const char* hex = "0123456789abcdef";
+    std::string t;
+    for (unsigned char c : raw) {
+      t.push_back(hex[c >> 4]);
+      t.push_back(hex[c & 15]);
+    }
+    const std::string line = t + "\n";
+    const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok) {
+      ::unlink(path.c_str());
+      throw RuntimeFailure("cannot write " + path + ": " + std::strerror(errno));
+    }
+    spdlog::info("vicreg_coordinator: generated the local access token {} (mode 0600)", path);
+    return t;
+  }
+  if (errno != EEXIST) throw RuntimeFailure("cannot create " + path + ": " + std::strerror(errno));
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    throw RuntimeFailure(path + " is not a regular file: remove it (a new token is generated at the next start)");
+  }
+  if ((st.st_mode & 0077) != 0 || st.st_uid != ::geteuid()) {
+    throw RuntimeFailure(path + " is readable or owned by another user (mode " + [&] {
+      char b[8];
+      std::snprintf(b, sizeof b, "%o", st.st_mode & 0777);
+      return std::string(b);
+    }() + "): chmod 600 it, or remove it to generate a new token");
+  }
+  std::string t = fs::ReadFile(path);
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  if (t.size() < 16 || t.find_first_of(" \t\r\n") != std::string::npos) {
+    throw RuntimeFailure(path + " does not hold a token: remove it to generate a new one");
+  }
+  return t;
+}
+
+}  // namespace
+
 struct Coordinator::Impl {
   CoordinatorOptions o;
   int lock_fd = -1;
   std::string token;
+  std::string token_file;  // the generated local token's file ("" when configured or none)
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   std::unique_ptr<metrics::CoordinatorMetrics> metrics;
   std::unique_ptr<JobStore> store;
@@ -77,7 +131,10 @@ Coordinator::~Coordinator() { Shutdown(); }
 void Coordinator::Start() {
   Impl& m = *impl_;
   const CoordinatorOptions& o = m.o;
+  // A state dir created here is the owner's only: run dirs hold logs, checkpoints and the token.
+  const bool new_state_dir = !fs::Exists(o.state_dir);
   fs::MakeDirs(o.state_dir);
+  if (new_state_dir) ::chmod(o.state_dir.c_str(), 0700);
   const std::string runs_root = o.state_dir + "/runs";
   fs::MakeDirs(runs_root);
 
@@ -105,6 +162,12 @@ void Coordinator::Start() {
     if (m.token.find_first_of(" \t\r\n") != std::string::npos) {
       throw UserError("--token-file " + o.token_file + ": the token must be one word (no whitespace)");
     }
+  } else if (!o.allow_unauthenticated_loopback) {
+    // Local users other than the owner must not submit (jobs run as this user), cancel or read
+    // logs: a loopback coordinator without --token-file requires the token kept (mode 0600) in
+    // <state_dir>/token, which vicregctl finds through the state dir.
+    m.token_file = o.state_dir + "/token";
+    m.token = LoadOrCreateLocalToken(m.token_file);
   }
 
   if (o.metrics_listen != "off") {
@@ -252,11 +315,16 @@ void Coordinator::Start() {
                          {"launcher", o.launcher},
                          {"tls", !o.tls_cert.empty()},
                          {"auth", !m.token.empty()},
+                         {"token_file", m.token_file},
                          {"metrics_auth", MetricsNeedToken(o)}};
   fs::AtomicWriteFile(o.state_dir + "/coordinator.json", info.dump(2) + "\n");
 
   spdlog::info("vicreg_coordinator: serving vicreg.v1.Coordinator on {}{}{}", m.grpc_address,
-               o.tls_cert.empty() ? "" : " (TLS)", m.token.empty() ? "" : " (bearer token required)");
+               o.tls_cert.empty() ? "" : " (TLS)",
+               m.token.empty()          ? " (no token: every local user may submit, cancel and read logs)"
+               : m.token_file.empty() ? " (bearer token required)"
+                                      : " (bearer token required: " + m.token_file +
+                                            "; vicregctl --state-dir " + o.state_dir + " finds it)");
   spdlog::info("vicreg_coordinator: state dir {}, {} launcher, {} {} slot(s), worker {}", o.state_dir, o.launcher,
                m.manager->capacity(), m.manager->slot_kind_name(), o.worker_binary.empty() ? "-" : o.worker_binary);
   if (m.metrics_server) {

@@ -31,6 +31,7 @@ const std::vector<std::string>& TopKeys() {
                                              "tls_cert",
                                              "tls_key",
                                              "allow_insecure_token",
+                                             "allow_unauthenticated_loopback",
                                              "allow_unauthenticated_metrics",
                                              "launcher",
                                              "worker_binary",
@@ -201,6 +202,8 @@ void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* o) {
       str(&o->tls_key);
     else if (key == "allow_insecure_token")
       o->allow_insecure_token = As<bool>(v, key, path, "true or false");
+    else if (key == "allow_unauthenticated_loopback")
+      o->allow_unauthenticated_loopback = As<bool>(v, key, path, "true or false");
     else if (key == "allow_unauthenticated_metrics")
       o->allow_unauthenticated_metrics = As<bool>(v, key, path, "true or false");
     else if (key == "launcher")
@@ -299,6 +302,9 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
   app.add_flag("--allow-insecure-token", o->allow_insecure_token,
                "accept a non-loopback --listen with a token but without TLS (the token travels in cleartext: "
                "only behind a TLS-terminating mesh)");
+  app.add_flag("--allow-unauthenticated-loopback", o->allow_unauthenticated_loopback,
+               "without --token-file, serve a loopback --listen without any token (every local user may submit, "
+               "cancel and read logs); by default a token is generated in <state-dir>/token (mode 0600)");
   app.add_flag("--allow-unauthenticated-metrics", o->allow_unauthenticated_metrics,
                "serve /metrics and /sd on a non-loopback address without the bearer token");
   app.add_option("--launcher", o->launcher, "local | slurm | none (none: never start jobs; benchmarks)")

@@ -22,6 +22,7 @@ struct CoordinatorOptions {
   std::string token_file;                         // bearer token (required when listening beyond loopback)
   std::string tls_cert, tls_key;                  // PEM files; both or neither (required off loopback)
   bool allow_insecure_token = false;              // non-loopback listen with a token but without TLS
+  bool allow_unauthenticated_loopback = false;    // loopback without token_file: no token (else <state_dir>/token)
   bool allow_unauthenticated_metrics = false;     // non-loopback /metrics and /sd without the token
   std::string launcher = "local";                 // local | slurm | none
   std::string worker_binary;                      // default: next to vicreg_coordinator, then PATH

@@ -8,7 +8,7 @@ set -euo pipefail
 BUILD=${1:-build}
 STATE=$(mktemp -d /tmp/vicreg-bench-XXXXXX)
 "$BUILD/server/vicreg_coordinator" --state-dir "$STATE" --listen 127.0.0.1:0 --metrics-port 0 \
-  --launcher none --slots 2 --log-level warn > "$STATE.log" 2>&1 &
+  --launcher none --slots 2 --log-level warn --allow-unauthenticated-loopback > "$STATE.log" 2>&1 &
 COORD=$!
 trap 'kill $COORD 2>/dev/null; wait $COORD 2>/dev/null; rm -rf "$STATE" "$STATE.log"' EXIT
 for _ in $(seq 100); do [[ -s "$STATE/coordinator.json" ]] && break; sleep 0.1; done

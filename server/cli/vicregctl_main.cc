@@ -1,6 +1,6 @@
 // vicregctl: the command-line client of vicreg_coordinator (DESIGN.md section 11).
 //
-//   vicregctl [--server HOST:PORT] [--token-file F] [--output table|json] [--timeout S]
+//   vicregctl [--server HOST:PORT] [--state-dir DIR] [--token-file F] [--output table|json] [--timeout S]
 //             submit FILE [--wait] [--set key=value ...] [--request-id ID]
 //             | list [--state S] [--limit N] [--all] | status ID | watch ID | logs ID [-f] [--rank R]
 //             | cancel ID [--reason TEXT] | eval ID | report ID [-o FILE] [--http HOST:PORT]
@@ -29,6 +29,7 @@ namespace {
 struct Globals {
   ClientOptions client;
   std::string token_file;
+  std::string local_http;  // the local coordinator's HTTP endpoint (from <state-dir>/coordinator.json)
   std::string output = "table";
   double wait_timeout_s = 0;  // watch / submit --wait / logs -f: 0 = no limit
   double reconnect_s = 120;   // how long watch keeps reconnecting after losing the coordinator
@@ -45,6 +46,26 @@ std::string ReadTokenFile(const std::string& path) {
   if (b == std::string::npos) throw UserError("--token-file " + path + ": the file is empty");
   auto e = t.find_last_not_of(" \t\r\n");
   return t.substr(b, e - b + 1);
+}
+
+// What a coordinator on this machine publishes in its state dir: coordinator.json (addresses) and,
+// when it generated one, the token file it names (mode 0600: only its owner can read it).
+struct LocalCoordinator {
+  std::string grpc, http, token_file;
+};
+LocalCoordinator ReadLocalCoordinator(const std::string& state_dir) {
+  LocalCoordinator out;
+  std::ifstream f(state_dir + "/coordinator.json");
+  if (!f) return out;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return out;
+  auto str = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : ""; };
+  out.grpc = str("grpc");
+  out.http = str("metrics");
+  out.token_file = str("token_file");
+  return out;
 }
 
 std::string RandomRequestId() {
@@ -400,6 +421,7 @@ int Eval(Client& client, const Globals& g, const std::string& id) {
 std::string HttpEndpoint(const Globals& g, const std::string& flag) {
   if (!flag.empty()) return flag;
   if (const char* h = std::getenv("VICREG_HTTP"); h && *h) return h;
+  if (!g.local_http.empty()) return g.local_http;
   const std::string& s = g.client.server;
   const size_t colon = s.rfind(':');
   std::string host = colon == std::string::npos ? s : s.substr(0, colon);
@@ -444,18 +466,31 @@ int Report(const Globals& g, const std::string& id, const std::string& http_flag
 int main(int argc, char** argv) {
   using namespace vicreg::cli;
   Globals g;
-  if (const char* s = std::getenv("VICREG_SERVER"); s && *s) g.client.server = s;
+  bool server_from_env = false;
+  if (const char* s = std::getenv("VICREG_SERVER"); s && *s) {
+    g.client.server = s;
+    server_from_env = true;
+  }
+  std::string state_dir = "vicreg-state";  // vicreg_coordinator's default --state-dir
+  if (const char* s = std::getenv("VICREG_STATE_DIR"); s && *s) state_dir = s;
   CLI::App app{"vicregctl: submit and follow VICReg training jobs on a vicreg_coordinator.", "vicregctl"};
   app.require_subcommand(1);
   app.fallthrough();
   app.footer(
       "Environment: VICREG_SERVER (default for --server), VICREG_TOKEN (the token itself),\n"
-      "VICREG_TOKEN_FILE (default for --token-file).\n"
+      "VICREG_TOKEN_FILE (default for --token-file), VICREG_STATE_DIR (default for --state-dir).\n"
+      "A coordinator on this machine is found through its state dir: without --server, the address in\n"
+      "<state-dir>/coordinator.json; without a token, the token file it names (generated, mode 0600).\n"
       "Exit codes: 0 ok (watch/submit --wait: the job SUCCEEDED); 1 the job FAILED or was CANCELLED, or a\n"
       "runtime/connection error; 2 bad usage or a request the coordinator rejected as invalid\n"
       "(INVALID_ARGUMENT, FAILED_PRECONDITION, RESOURCE_EXHAUSTED, ALREADY_EXISTS); 3 job not found;\n"
       "4 authentication failed (missing or wrong token).");
-  app.add_option("--server", g.client.server, "coordinator HOST:PORT (env VICREG_SERVER)")->capture_default_str();
+  auto* server_opt =
+      app.add_option("--server", g.client.server, "coordinator HOST:PORT (env VICREG_SERVER)")->capture_default_str();
+  app.add_option("--state-dir", state_dir,
+                 "a local coordinator's state dir: its address and generated token are read from there when "
+                 "--server / a token are not given (env VICREG_STATE_DIR)")
+      ->capture_default_str();
   app.add_option("--token-file", g.token_file, "file holding the bearer token (env VICREG_TOKEN / VICREG_TOKEN_FILE)");
   app.add_flag("--tls", g.client.tls, "connect with TLS (system roots, or --tls-ca)");
   app.add_option("--tls-ca", g.client.tls_ca,
@@ -523,7 +558,19 @@ int main(int argc, char** argv) {
       else if (const char* tf = std::getenv("VICREG_TOKEN_FILE"); tf && *tf)
         g.token_file = tf;
     }
-    if (!g.token_file.empty()) g.client.token = ReadTokenFile(g.token_file);
+    const bool server_given = server_from_env || server_opt->count() > 0;
+    const LocalCoordinator local = ReadLocalCoordinator(state_dir);
+    const bool local_server = !local.grpc.empty() && (!server_given || g.client.server == local.grpc);
+    if (local_server) {
+      g.client.server = local.grpc;
+      g.local_http = local.http;
+    }
+    if (!g.token_file.empty()) {
+      g.client.token = ReadTokenFile(g.token_file);
+    } else if (g.client.token.empty() && local_server && !local.token_file.empty() &&
+               access(local.token_file.c_str(), R_OK) == 0) {
+      g.client.token = ReadTokenFile(local.token_file);  // only ever sent to the coordinator that wrote it
+    }
     Client client(g.client);
     if (*submit) return Submit(client, g, file, wait, sets, request_id);
     if (*list) return List(client, g, state, limit, all);

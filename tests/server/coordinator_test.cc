@@ -433,7 +433,7 @@ TEST_F(CoordinatorTest, InvalidInputExitIsNotRetried) {
   EXPECT_NE(j.last_error().find("invalid input (fake)"), std::string::npos) << j.last_error();  // log tail
 }
 
-TEST_F(CoordinatorTest, CancelStopsAllRanksAndFreesTheSlotsAtOnce) {
+TEST_F(CoordinatorTest, CancelStopsAllRanksAndFreesTheSlotsOnceTheyAreGone) {
   auto c = StartFake();
   std::string slow = Write("slow.yaml", "name: slow\nresources: {ranks: 2}\ntrain: {max_steps: 1000}\n");
   std::string next = Write("next.yaml", "name: next\nresources: {ranks: 2}\ntrain: {max_steps: 5}\n");
@@ -463,7 +463,8 @@ TEST_F(CoordinatorTest, CancelStopsAllRanksAndFreesTheSlotsAtOnce) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("CANCELLED"), std::string::npos) << r.out;
   EXPECT_EQ(c->Get("job-000001").state(), v1::CANCELLED);
-  // The slots went to the waiting job straight away; the ranks are gone within the grace period.
+  // The ranks (which exit on SIGTERM) are gone within the grace period, and then their slots go to
+  // the waiting job (never while they run: server_stop_test CancelledRanksKeepTheirSlotsUntilGone...).
   EXPECT_TRUE(testutil::WaitFor([&] { return c->Get("job-000002").state() != v1::QUEUED; }, 5));
   EXPECT_TRUE(testutil::WaitFor([&] { return server::SessionMembers(pid).empty(); }, 5));
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 6);

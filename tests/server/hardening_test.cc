@@ -2,10 +2,14 @@
 // a second vicreg_coordinator on a port in use is refused ("address in use", not a shared port
 // through SO_REUSEPORT), a host name that merely starts with "127." is not loopback, and
 // vicregctl prints client-controlled text (a cancel reason) without terminal escape sequences;
-// WatchJob/StreamLogs streams are capped (before: one server thread each, without limit).
+// WatchJob/StreamLogs streams are capped (before: one server thread each, without limit); a
+// loopback coordinator without a configured token requires the one it generates (before: any
+// local user could submit, cancel and read logs).
 #include <gtest/gtest.h>
 
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -120,6 +124,46 @@ TEST(HardeningTest, StreamsAreCappedPerClientAndUnaryCallsStayServed) {
   int code = 0;
   EXPECT_EQ(testutil::HttpGet(c.metrics(), "/healthz", &code), "ok\n");
   EXPECT_EQ(code, 200);
+}
+
+TEST(HardeningTest, LoopbackCoordinatorRequiresItsGeneratedTokenWhichOnlyItsOwnerReads) {
+  TempDir dir("hard");
+  const std::string state = dir.path() + "/state";
+  Coordinator c(state, {"--launcher", "none"});
+  c.require_local_token(true);  // the default: no --allow-unauthenticated-loopback
+  c.Start();
+  struct stat st {};
+  ASSERT_EQ(::stat((state + "/token").c_str(), &st), 0) << c.log();
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat(state.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  const std::string token = testutil::ReadText(state + "/token").substr(0, 64);
+  // No token: refused (gRPC and vicregctl), also by the web API.
+  v1::ListJobsResponse list;
+  EXPECT_EQ(c.Stub()->ListJobs(Coordinator::Ctx().get(), v1::ListJobsRequest(), &list).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(c.Ctl({"list"}).exit_code, 4);
+  int code = 0;
+  testutil::HttpGet(c.metrics(), "/api/v1/jobs", &code);
+  EXPECT_EQ(code, 401);
+  // The owner: vicregctl finds the address and the token through the state dir.
+  server::CommandResult r = server::RunCommand({testutil::CtlBinary(), "--state-dir", state, "list"}, 30);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(c.Stub()->ListJobs(Coordinator::Ctx(token).get(), v1::ListJobsRequest(), &list).error_code(),
+            grpc::StatusCode::OK);
+  // Another local user cannot read the token (nor anything in the state dir).
+  if (::geteuid() == 0 && ::access("/usr/bin/setpriv", X_OK) == 0) {
+    r = server::RunCommand({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            testutil::CtlBinary(), "--state-dir", state, "--server", c.address(), "list"},
+                           30);
+    EXPECT_EQ(r.exit_code, 4) << "another user got in:\n" << r.out << r.err;
+  }
+  // The token survives a restart (clients keep working).
+  c.Stop();
+  c.Start();
+  EXPECT_EQ(testutil::ReadText(state + "/token").substr(0, 64), token);
+  EXPECT_EQ(c.Stub()->ListJobs(Coordinator::Ctx(token).get(), v1::ListJobsRequest(), &list).error_code(),
+            grpc::StatusCode::OK);
 }
 
 }  // namespace

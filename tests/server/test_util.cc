@@ -102,6 +102,7 @@ void Coordinator::Start(double timeout_s) {
   server::SpawnOptions so;
   so.argv = {CoordinatorBinary(), "--state-dir", state_dir_,    "--listen", "127.0.0.1:0",
              "--metrics-port",    "0",           "--log-level", "debug"};
+  if (open_loopback_) so.argv.push_back("--allow-unauthenticated-loopback");
   so.argv.insert(so.argv.end(), args_.begin(), args_.end());
   so.output_path = state_dir_ + ".coordinator.log";
   so.new_session = true;

@@ -46,7 +46,10 @@ class Coordinator {
   Coordinator(std::string state_dir, std::vector<std::string> args);
   ~Coordinator();  // SIGKILL if still running
   // Starts and waits until coordinator.json names this process (throws on failure, with its log).
+  // Unless require_local_token(true) was called, the coordinator runs with
+  // --allow-unauthenticated-loopback (tests talk to it without a token unless they configure one).
   void Start(double timeout_s = 30);
+  void require_local_token(bool on) { open_loopback_ = !on; }
   void Kill(int sig);  // signal, and wait for exit (SIGKILL: no clean shutdown)
   int Stop();          // SIGTERM + wait; returns the exit status
   bool running() const { return proc_.pid > 0; }
@@ -74,6 +77,7 @@ class Coordinator {
   server::ProcessRef proc_;
   std::string address_, metrics_;
   int starts_ = 0;
+  bool open_loopback_ = true;
 };
 
 // HTTP GET http://<host:port><path> (plain sockets); returns the body ("" on failure), status in *code.
