@@ -34,6 +34,7 @@
 #include "common/metrics.h"
 #include "worker/comm/communicator.h"
 #include "worker/data/dataset.h"
+#include "worker/eval/online_monitor.h"
 #include "worker/train/checkpoint.h"
 #include "worker/train/run_dir.h"
 #include "worker/train/stop_signal.h"
@@ -304,6 +305,7 @@ int Run(int argc, char** argv) {
     vicreg::train::TrainerOptions topts;
     topts.resume = f.resume;
     topts.device = device;
+    topts.online_monitors = vicreg::eval::MakeOnlineMonitor;
     vicreg::train::Trainer trainer(cfg, rank, comm, run_dir.get(), metrics.get(), topts);
     vicreg::train::RunResult result = trainer.Run();
     result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

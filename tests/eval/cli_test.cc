@@ -13,7 +13,7 @@
 #include "tests/eval/eval_test_util.h"
 #include "worker/data/augment.h"
 #include "worker/data/dataset.h"
-#include "worker/eval/tensor_file.h"
+#include "worker/model/tensor_file.h"
 
 namespace vicreg::eval {
 namespace {
@@ -257,7 +257,7 @@ TEST_F(EvalCli, ExtractWritesTheEncodersFeaturesAndLabels) {
   auto r = Eval({"extract", "--checkpoint", d / "ck/epoch_0003.pt", "--dataset", "cifar10", "--data_dir", Data(),
                  "--split", "test", "--out", out, "--batch-size", "7", "--quiet"});
   ASSERT_EQ(r.code, 0) << r.err;
-  auto f = ReadTensorFile(out);
+  auto f = model::ReadTensorFile(out);
   ASSERT_EQ(f.tensors.size(), 2u);
   EXPECT_EQ(f.tensors[0].first, "features");
   EXPECT_EQ(f.tensors[1].first, "labels");

@@ -8,7 +8,7 @@
 #include <cstdlib>
 
 #include "tests/eval/eval_test_util.h"
-#include "worker/eval/tensor_file.h"
+#include "worker/model/tensor_file.h"
 
 namespace vicreg::eval {
 namespace {
@@ -28,7 +28,7 @@ TEST(ExportParity, ExportedEncoderMatchesAnIndependentPytorchVit) {
   at::manual_seed(4);
   auto images = at::randint(0, 256, {12, 3, 96, 96}, at::TensorOptions().dtype(at::kByte));
   auto labels = at::arange(12, at::kLong).remainder(3);
-  WriteTensorFile(dir / "cache.safetensors", {{"images", images}, {"labels", labels}},
+  model::WriteTensorFile(dir / "cache.safetensors", {{"images", images}, {"labels", labels}},
                   {{"format", "vicreg-tensor-cache-v1"},
                    {"layout", "NCHW"},
                    {"num_classes", "3"},

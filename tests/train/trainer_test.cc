@@ -6,12 +6,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
+#include <optional>
 
 #include "common/config_loader.h"
+#include "common/errors.h"
 #include "tests/train/test_util.h"
 #include "worker/comm/communicator.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
+#include "worker/train/online_monitor.h"
 
 namespace vicreg::train {
 namespace {
@@ -25,14 +29,39 @@ config::JobConfig TinyConfig() {
   return cfg;
 }
 
-std::unique_ptr<Trainer> MakeTrainer(const config::JobConfig& cfg) {
+std::unique_ptr<Trainer> MakeTrainer(const config::JobConfig& cfg, TrainerOptions opts = {}) {
   comm::RankInfo rank;
   comm::CommunicatorOptions co;
   co.backend = "single";
   auto comm = comm::CreateCommunicator(rank, co);
-  TrainerOptions opts;
   return std::make_unique<Trainer>(cfg, rank, comm, /*run_dir=*/nullptr, /*metrics=*/nullptr, opts);
 }
+
+// Records what the trainer hands to its online monitor (the real ones live in worker/eval).
+struct MonitorCalls {
+  int updates = 0, resets = 0, linear_queries = 0;
+  int64_t feature_dim = 0, batch = 0;
+};
+class RecordingMonitor : public OnlineMonitor {
+ public:
+  explicit RecordingMonitor(MonitorCalls* calls) : calls_(calls) {}
+  void Update(const at::Tensor& features, const at::Tensor& labels) override {
+    ++calls_->updates;
+    calls_->batch = features.size(0);
+    calls_->feature_dim = features.size(1);
+    EXPECT_EQ(labels.size(0), features.size(0));
+  }
+  std::optional<double> LinearTop1(comm::Communicator*) override {
+    ++calls_->linear_queries;
+    return 0.25;
+  }
+  void ResetEpoch() override { ++calls_->resets; }
+  bool KnnDue(int64_t) const override { return false; }
+  double KnnTop1(model::VisionTransformer&) override { return 0; }
+
+ private:
+  MonitorCalls* calls_;
+};
 
 data::Batch FixedBatch(int b, int s) {
   at::manual_seed(123);
@@ -131,6 +160,40 @@ TEST_F(TrainerStepTest, RawBatchesAugmentedInTheTrainerMatchLoaderViews) {
   auto a = t_views->ModelState();
   auto b = t_raws->ModelState();
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i].second, b[i].second)) << a[i].first;
+}
+
+TEST_F(TrainerStepTest, OnlineMonitorsComeFromTheFactoryInTheOptions) {
+  auto cfg = TinyConfig();
+  cfg.eval.online_linear = true;
+  try {
+    MakeTrainer(cfg);  // no factory: train does not know how to monitor (eval does)
+    ADD_FAILURE() << "expected a UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("eval.online_linear"), std::string::npos) << e.what();
+  }
+
+  MonitorCalls calls;
+  int feature_dim_given = 0;
+  TrainerOptions opts;
+  opts.online_monitors = [&](const config::JobConfig&, std::shared_ptr<const data::Dataset> train_set, int feature_dim,
+                             c10::Device) -> std::unique_ptr<OnlineMonitor> {
+    EXPECT_TRUE(train_set != nullptr);
+    feature_dim_given = feature_dim;
+    return std::make_unique<RecordingMonitor>(&calls);
+  };
+  auto trainer = MakeTrainer(cfg, opts);
+  EXPECT_EQ(feature_dim_given, cfg.model.embed_dim);
+  auto batch = FixedBatch(cfg.train.batch_size, cfg.model.image_size);
+  for (int i = 0; i < 5; ++i) {
+    StepOutcome o = trainer->Step(batch);
+    ASSERT_TRUE(o.applied);
+    EXPECT_EQ(o.report.online_linear_top1.has_value(), (i + 1) % 5 == 0) << "reported at log steps";
+    if (o.report.online_linear_top1) EXPECT_EQ(*o.report.online_linear_top1, 0.25);
+  }
+  EXPECT_EQ(calls.updates, 5);
+  EXPECT_EQ(calls.batch, cfg.train.batch_size);
+  EXPECT_EQ(calls.feature_dim, cfg.model.embed_dim);
+  EXPECT_EQ(calls.linear_queries, 1);
 }
 
 }  // namespace

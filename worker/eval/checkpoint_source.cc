@@ -9,7 +9,7 @@
 
 #include "common/config_loader.h"
 #include "common/errors.h"
-#include "worker/eval/encoder_io.h"
+#include "worker/model/encoder_io.h"
 #include "worker/train/checkpoint.h"
 
 namespace vicreg::eval {
@@ -78,7 +78,7 @@ CheckpointEncoder LoadCheckpointEncoder(const std::string& path, const std::opti
   } else {
     throw UserError("checkpoint " + path + " carries no config; pass --model_config or --job to name the architecture");
   }
-  out.state = EncoderStateFromModelState(payload.model, path);
+  out.state = model::EncoderStateFromModelState(payload.model, path);
   return out;
 }
 

@@ -10,7 +10,7 @@
 
 #include "common/config.h"
 #include "common/errors.h"
-#include "worker/eval/tensor_file.h"
+#include "worker/model/tensor_file.h"
 #include "worker/model/vit.h"
 
 namespace vicreg::eval {
@@ -31,7 +31,7 @@ struct CheckpointEncoder {
   std::string path;
   int64_t epoch = 0;
   config::ModelConfig model;  // resolved (presets expanded)
-  NamedTensors state;         // timm keys (the "encoder." prefix dropped, projector discarded)
+  model::NamedTensors state;         // timm keys (the "encoder." prefix dropped, projector discarded)
 };
 
 // "<dir>/epoch_0007.pt"

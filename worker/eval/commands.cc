@@ -18,11 +18,11 @@
 #include "common/logging.h"
 #include "worker/data/dataset.h"
 #include "worker/eval/checkpoint_source.h"
-#include "worker/eval/encoder_io.h"
+#include "worker/model/encoder_io.h"
 #include "worker/eval/evaluate.h"
 #include "worker/eval/features.h"
 #include "worker/eval/run_config.h"
-#include "worker/eval/tensor_file.h"
+#include "worker/model/tensor_file.h"
 #define VICREG_COMPAT_DEVICES
 #include "worker/torch_compat.h"
 
@@ -263,13 +263,13 @@ int ExportCommand(int argc, char** argv) {
     InitLogging(LogOptions{});
     auto ck = LoadCheckpointEncoder(ckpt, mf.Load());
     const auto geometry = model::VitOptions::FromConfig(ck.model);
-    EncoderExportOptions eo;
+    model::EncoderExportOptions eo;
     eo.architecture = TimmName(ck.model.backbone_name);
     eo.extra_metadata = {
         {"source_checkpoint", ckpt}, {"epoch", std::to_string(ck.epoch)}, {"producer", "vicreg_eval export"}};
     int64_t params = 0;
     for (const auto& [k, t] : ck.state) params += t.numel();
-    const int64_t n = ExportEncoderSafetensors(ck.state, geometry, out, eo);
+    const int64_t n = model::ExportEncoderSafetensors(ck.state, geometry, out, eo);
     std::printf("wrote %s: %lld tensors, %lld parameters (%s, img_size %d, epoch %lld)\n", out.c_str(),
                 static_cast<long long>(n), static_cast<long long>(params), eo.architecture.c_str(), geometry.image_size,
                 static_cast<long long>(ck.epoch));
@@ -310,7 +310,7 @@ int ExtractCommand(int argc, char** argv) {
     ConfigureThreads(threads);
     auto ck = LoadCheckpointEncoder(ckpt, mf.Load());
     auto vit = BuildEncoder(ck.model, image_size);
-    LoadEncoderState(vit, ck.state, ckpt, /*resample_pos_embed=*/image_size > 0);
+    model::LoadEncoderState(vit, ck.state, ckpt, /*resample_pos_embed=*/image_size > 0);
     vit->to(c10::Device(device));
     auto ds = data::OpenDataset({dataset, data_dir, split, limit, resize});
     // Normalization: the job's augment.mean/std if set, else the train split's statistics.
@@ -335,7 +335,7 @@ int ExtractCommand(int argc, char** argv) {
                                                {"image_size", std::to_string(eo.image_size)},
                                                {"feature", "normed_cls_token"},
                                                {"num_classes", std::to_string(ds->num_classes())}};
-    WriteTensorFile(out, {{"features", fs.features}, {"labels", fs.labels}}, meta);
+    model::WriteTensorFile(out, {{"features", fs.features}, {"labels", fs.labels}}, meta);
     std::printf("wrote %s: features [%lld, %lld], labels [%lld] (%.1f img/s)\n", out.c_str(),
                 static_cast<long long>(fs.features.size(0)), static_cast<long long>(fs.features.size(1)),
                 static_cast<long long>(fs.labels.size(0)), fs.seconds > 0 ? fs.features.size(0) / fs.seconds : 0.0);

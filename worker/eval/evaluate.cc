@@ -13,7 +13,7 @@
 #include "common/errors.h"
 #include "common/fs.h"
 #include "worker/data/dataset.h"
-#include "worker/eval/encoder_io.h"
+#include "worker/model/encoder_io.h"
 #include "worker/eval/features.h"
 #include "worker/eval/run_config.h"
 #include "worker/eval/topk.h"
@@ -169,7 +169,7 @@ EvaluateResult RunEvaluation(const EvaluateOptions& o) {
     if (arch && !o.given) CheckSameArchitecture(*arch, "an earlier checkpoint", ck->model, item.path);
     arch = ck->model;
     auto vit = BuildEncoder(ck->model, o.image_size);
-    LoadEncoderState(vit, ck->state, item.path, /*resample_pos_embed=*/o.image_size > 0);
+    model::LoadEncoderState(vit, ck->state, item.path, /*resample_pos_embed=*/o.image_size > 0);
     ck->state.clear();
     EncoderRows(o, s, vit, "vicreg", epoch, &vicreg_rows);
     ++res.evaluated;

@@ -24,7 +24,7 @@
 #include "worker/data/augment.h"
 #include "worker/data/dataset.h"
 #include "worker/data/loader.h"
-#include "worker/eval/encoder_io.h"
+#include "worker/model/encoder_io.h"
 #include "worker/model/vicreg_model.h"
 #include "worker/train/amp.h"
 #include "worker/train/checkpoint.h"
@@ -136,7 +136,7 @@ void Trainer::Impl::Build() {
   model = model::VicregModel(model::VicregModelOptions::FromConfig(cfg.model, cfg.train.vicreg), comm.get());
   if (!cfg.model.init_from.empty()) {
     // A timm-keyed encoder (vicreg_eval export, or timm's own weights); pos_embed is resampled to image_size.
-    eval::LoadEncoderSafetensors(model->encoder, cfg.model.init_from, /*resample_pos_embed=*/true);
+    model::LoadEncoderSafetensors(model->encoder, cfg.model.init_from, /*resample_pos_embed=*/true);
     spdlog::info("encoder initialized from {}", cfg.model.init_from);
   }
   model->to(device);
@@ -174,8 +174,13 @@ void Trainer::Impl::Build() {
         fmt::format("data: {} has {} images, fewer than one global batch ({} rank(s) x "
                     "train.batch_size {} = {}); lower train.batch_size or raise data.limit",
                     dataset->name(), dataset->size(), world, cfg.train.batch_size, global_batch()));
-  if (cfg.eval.online_linear || cfg.eval.online_knn_every_epochs > 0)
-    monitor = std::make_unique<OnlineMonitor>(cfg, dataset, model->options().encoder.embed_dim, device);
+  if (cfg.eval.online_linear || cfg.eval.online_knn_every_epochs > 0) {
+    if (!opts.online_monitors)
+      throw UserError(
+          "eval.online_linear / eval.online_knn_every_epochs: this program runs no online monitors (vicreg_worker "
+          "does); set them to false / 0");
+    monitor = opts.online_monitors(cfg, dataset, model->options().encoder.embed_dim, device);
+  }
   total_steps = cfg.train.num_epochs * steps_per_epoch;
   if (cfg.train.max_steps > 0) total_steps = std::min<int64_t>(total_steps, cfg.train.max_steps);
 

@@ -13,9 +13,11 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,13 +33,24 @@ class WorkerMetrics;
 }
 namespace vicreg::data {
 struct Batch;
-}
+class Dataset;
+}  // namespace vicreg::data
 
 namespace vicreg::train {
+
+class OnlineMonitor;  // online_monitor.h
+// Builds the monitors `cfg.eval` asks for. train_set: the training dataset; feature_dim: the encoder's
+// width; device: where the features live. Throws UserError naming the eval.* key that cannot be served.
+using OnlineMonitorFactory = std::function<std::unique_ptr<OnlineMonitor>(
+    const config::JobConfig& cfg, std::shared_ptr<const data::Dataset> train_set, int feature_dim,
+    c10::Device device)>;
 
 struct TrainerOptions {
   std::string resume = "none";  // none | auto | PATH (checkpoint.h CheckpointManager::Resume)
   std::string device = "cpu";   // "cpu" or "cuda:<local_rank>"
+  // Builds the monitors of eval.online_linear / eval.online_knn_every_epochs (vicreg_worker passes
+  // eval::MakeOnlineMonitor). Without one, a config that enables them is refused (UserError).
+  OnlineMonitorFactory online_monitors;
 };
 
 // What one Step() did (this rank's view; loss values are global after the all-reduce).

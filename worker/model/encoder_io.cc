@@ -1,4 +1,4 @@
-#include "worker/eval/encoder_io.h"
+#include "worker/model/encoder_io.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
@@ -10,7 +10,7 @@
 
 #include "common/errors.h"
 
-namespace vicreg::eval {
+namespace vicreg::model {
 namespace {
 
 std::string ShapeStr(at::IntArrayRef s) {
@@ -33,7 +33,7 @@ void ThrowProblems(const std::string& source, const std::vector<std::string>& pr
 }
 
 // Every parameter and buffer of the module by its state_dict key.
-std::vector<std::pair<std::string, at::Tensor>> ModuleState(model::VisionTransformer& vit) {
+std::vector<std::pair<std::string, at::Tensor>> ModuleState(VisionTransformer& vit) {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const auto& p : vit->named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value());
   for (const auto& b : vit->named_buffers(/*recurse=*/true)) out.emplace_back(b.key(), b.value());
@@ -48,7 +48,7 @@ int GridOf(int64_t tokens) {
 
 }  // namespace
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> TimmEncoderKeys(const model::VitOptions& opts) {
+std::vector<std::pair<std::string, std::vector<int64_t>>> TimmEncoderKeys(const VitOptions& opts) {
   const int64_t D = opts.embed_dim, H = opts.mlp_hidden(), P = opts.patch_size, C = opts.in_chans;
   std::vector<std::pair<std::string, std::vector<int64_t>>> k = {
       {"cls_token", {1, 1, D}},
@@ -105,7 +105,7 @@ at::Tensor ResamplePosEmbed(const at::Tensor& pos_embed, int new_grid) {
   return at::cat({cls, flat}, 1);
 }
 
-void LoadEncoderState(model::VisionTransformer& vit, const NamedTensors& state, const std::string& source,
+void LoadEncoderState(VisionTransformer& vit, const NamedTensors& state, const std::string& source,
                       bool resample_pos_embed) {
   auto dst = ModuleState(vit);
   std::unordered_map<std::string, const at::Tensor*> src;
@@ -147,12 +147,12 @@ void LoadEncoderState(model::VisionTransformer& vit, const NamedTensors& state, 
   for (auto& [d, s] : copies) d.copy_(s);
 }
 
-void LoadEncoderSafetensors(model::VisionTransformer& vit, const std::string& path, bool resample_pos_embed) {
+void LoadEncoderSafetensors(VisionTransformer& vit, const std::string& path, bool resample_pos_embed) {
   auto file = ReadTensorFile(path);
   LoadEncoderState(vit, file.tensors, path, resample_pos_embed);
 }
 
-int64_t ExportEncoderSafetensors(const NamedTensors& state, const model::VitOptions& geometry, const std::string& path,
+int64_t ExportEncoderSafetensors(const NamedTensors& state, const VitOptions& geometry, const std::string& path,
                                  const EncoderExportOptions& opts) {
   const auto expected = TimmEncoderKeys(geometry);
   std::unordered_map<std::string, at::Tensor> by_key;
@@ -200,4 +200,4 @@ int64_t ExportEncoderSafetensors(const NamedTensors& state, const model::VitOpti
   return static_cast<int64_t>(out.size());
 }
 
-}  // namespace vicreg::eval
+}  // namespace vicreg::model

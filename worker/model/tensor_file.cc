@@ -1,4 +1,4 @@
-#include "worker/eval/tensor_file.h"
+#include "worker/model/tensor_file.h"
 
 #include <ATen/ATen.h>
 
@@ -8,7 +8,7 @@
 #include "common/fs.h"
 #include "common/safetensors.h"
 
-namespace vicreg::eval {
+namespace vicreg::model {
 namespace {
 
 at::ScalarType ToScalarType(safetensors::DType d, const std::string& name, const std::string& source) {
@@ -87,4 +87,4 @@ void WriteTensorFile(const std::string& path, const NamedTensors& tensors,
   safetensors::WriteFile(path, data, metadata);
 }
 
-}  // namespace vicreg::eval
+}  // namespace vicreg::model

@@ -1,5 +1,5 @@
 // Encoder export/import in timm's format: key list and shapes, exact round trip, strict refusal.
-#include "worker/eval/encoder_io.h"
+#include "worker/model/encoder_io.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -8,13 +8,13 @@
 #include <filesystem>
 
 #include "common/errors.h"
-#include "worker/eval/tensor_file.h"
+#include "worker/model/tensor_file.h"
 
-namespace vicreg::eval {
+namespace vicreg::model {
 namespace {
 
-model::VitOptions Tiny() {
-  model::VitOptions o;
+VitOptions Tiny() {
+  VitOptions o;
   o.image_size = 32;
   o.patch_size = 8;
   o.embed_dim = 32;
@@ -23,7 +23,7 @@ model::VitOptions Tiny() {
   return o;
 }
 
-NamedTensors StateOf(model::VisionTransformer& vit) {
+NamedTensors StateOf(VisionTransformer& vit) {
   NamedTensors s;
   for (const auto& p : vit->named_parameters()) s.emplace_back(p.key(), p.value().detach().clone());
   return s;
@@ -41,7 +41,7 @@ class EncoderIo : public ::testing::Test {
 };
 
 TEST_F(EncoderIo, TimmKeyListMatchesTheModuleForVitSmallAt96) {
-  model::VisionTransformer vit(model::VitOptions::FromName("vit_small_patch16_224", 96));
+  VisionTransformer vit(VitOptions::FromName("vit_small_patch16_224", 96));
   auto keys = TimmEncoderKeys(vit->options());
   auto params = vit->named_parameters();
   ASSERT_EQ(keys.size(), params.size());
@@ -59,14 +59,14 @@ TEST_F(EncoderIo, TimmKeyListMatchesTheModuleForVitSmallAt96) {
 
 TEST_F(EncoderIo, ExportThenImportReproducesIdenticalParameters) {
   at::manual_seed(1);
-  model::VisionTransformer a(Tiny());
+  VisionTransformer a(Tiny());
   const auto path = Path("enc.safetensors");
   EncoderExportOptions eo;
   eo.architecture = "vit_custom";
   eo.extra_metadata["epoch"] = "7";
   EXPECT_EQ(ExportEncoderSafetensors(StateOf(a), a->options(), path, eo), 4 + 2 * 12 + 2);
   at::manual_seed(2);
-  model::VisionTransformer b(Tiny());
+  VisionTransformer b(Tiny());
   LoadEncoderSafetensors(b, path);
   auto pa = a->named_parameters(), pb = b->named_parameters();
   for (const auto& p : pa) EXPECT_TRUE(at::equal(p.value(), pb[p.key()])) << p.key();
@@ -94,7 +94,7 @@ std::string ErrorOf(const std::function<void()>& f) {
 }
 
 TEST_F(EncoderIo, MissingExtraAndMisshapenKeysAreRefusedNamingKeyAndFile) {
-  model::VisionTransformer vit(Tiny());
+  VisionTransformer vit(Tiny());
   auto good = StateOf(vit);
 
   auto missing = good;
@@ -131,10 +131,10 @@ TEST_F(EncoderIo, MissingExtraAndMisshapenKeysAreRefusedNamingKeyAndFile) {
 }
 
 TEST_F(EncoderIo, PosEmbedOfAnotherGridIsResampledOnlyWhenAsked) {
-  model::VisionTransformer small(Tiny());  // grid 4x4
+  VisionTransformer small(Tiny());  // grid 4x4
   auto opts = Tiny();
   opts.image_size = 48;  // grid 6x6
-  model::VisionTransformer big(opts);
+  VisionTransformer big(opts);
   auto state = StateOf(small);
   auto msg = ErrorOf([&] { LoadEncoderState(big, state, "mem"); });
   EXPECT_NE(msg.find("key 'pos_embed' has shape [1, 17, 32], the model expects [1, 37, 32]"), std::string::npos) << msg;
@@ -163,4 +163,4 @@ TEST_F(EncoderIo, EncoderStateFromModelStateDropsTheProjector) {
 }
 
 }  // namespace
-}  // namespace vicreg::eval
+}  // namespace vicreg::model

@@ -21,13 +21,13 @@
 #include <utility>
 #include <vector>
 
-#include "worker/eval/tensor_file.h"
+#include "worker/model/tensor_file.h"
 #include "worker/model/vit.h"
 
-namespace vicreg::eval {
+namespace vicreg::model {
 
 // timm's state_dict keys and shapes for this geometry, in module order.
-std::vector<std::pair<std::string, std::vector<int64_t>>> TimmEncoderKeys(const model::VitOptions& opts);
+std::vector<std::pair<std::string, std::vector<int64_t>>> TimmEncoderKeys(const VitOptions& opts);
 
 // The encoder part of a VicregModel state dict ("encoder.<timm key>" -> "<timm key>"); the
 // projector and anything else are dropped. Throws UserError naming `source` if there is none.
@@ -39,11 +39,11 @@ at::Tensor ResamplePosEmbed(const at::Tensor& pos_embed, int new_grid);
 
 // Copies `state` (timm keys) into `vit` strictly (see above). With resample_pos_embed, a
 // pos_embed of another square grid is resampled instead of refused.
-void LoadEncoderState(model::VisionTransformer& vit, const NamedTensors& state, const std::string& source,
+void LoadEncoderState(VisionTransformer& vit, const NamedTensors& state, const std::string& source,
                       bool resample_pos_embed = false);
 
 // Reads an exported file into `vit` (strict). Throws UserError naming the file and key.
-void LoadEncoderSafetensors(model::VisionTransformer& vit, const std::string& path, bool resample_pos_embed = false);
+void LoadEncoderSafetensors(VisionTransformer& vit, const std::string& path, bool resample_pos_embed = false);
 
 struct EncoderExportOptions {
   std::string architecture = "vit_small_patch16_224";  // timm model name (metadata only)
@@ -51,7 +51,7 @@ struct EncoderExportOptions {
 };
 // Validates `state` against the geometry (strict, as LoadEncoderState) and writes it fp32 with
 // timm's key order and the metadata above. Returns the number of tensors written.
-int64_t ExportEncoderSafetensors(const NamedTensors& state, const model::VitOptions& geometry, const std::string& path,
+int64_t ExportEncoderSafetensors(const NamedTensors& state, const VitOptions& geometry, const std::string& path,
                                  const EncoderExportOptions& opts = {});
 
-}  // namespace vicreg::eval
+}  // namespace vicreg::model

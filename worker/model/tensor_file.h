@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-namespace vicreg::eval {
+namespace vicreg::model {
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
@@ -24,4 +24,4 @@ TensorFile ReadTensorFile(const std::string& path);
 void WriteTensorFile(const std::string& path, const NamedTensors& tensors,
                      const std::map<std::string, std::string>& metadata = {});
 
-}  // namespace vicreg::eval
+}  // namespace vicreg::model
