@@ -64,4 +64,9 @@ std::vector<std::string> AllKeyPaths();
 // The leaf key paths whose values differ between a and b (empty = equal configs).
 std::vector<std::string> DiffConfigs(const JobConfig& a, const JobConfig& b);
 
+// True for a key path ("data.num_workers", "eval.knn_k", "resources") that the schema marks operational
+// (config_schema.h): it changes how a run is executed, logged, stored or evaluated, not what it learns,
+// so it may differ when a run resumes from a checkpoint.
+bool IsOperational(const std::string& key_path);
+
 }  // namespace vicreg::config

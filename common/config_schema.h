@@ -1,6 +1,11 @@
 // The one table of config keys: for every struct of config.h, the YAML key of each field
-// (always equal to the field's name). Parsing, YAML output, key listings and config diffs
-// are visitors over this table, so a field added to config.h needs exactly one line here.
+// (always equal to the field's name) and, for some, its role. Parsing, YAML output, key listings,
+// config diffs and the operational keys are visitors over this table, so a field added to config.h
+// needs exactly one line here.
+//
+// Roles: a key marked kOperational changes how a run is executed, logged, stored or evaluated, not what
+// it learns, so it may differ when a run resumes from a checkpoint (config::IsOperational; the worker
+// warns about every other key that differs). A section marked kOperational makes all its keys so.
 //
 // Internal to common/ (config_*.cc); other areas use config.h and config_loader.h.
 #pragma once
@@ -11,6 +16,9 @@
 
 namespace vicreg::config::schema {
 
+enum class KeyRole { kLearning, kOperational };
+inline constexpr KeyRole kOperational = KeyRole::kOperational;
+
 // Structs that appear as YAML maps (sections).
 template <class S>
 inline constexpr bool kIsSection =
@@ -19,23 +27,24 @@ inline constexpr bool kIsSection =
     std::is_same_v<S, ViewAugmentConfig> || std::is_same_v<S, AugmentConfig> || std::is_same_v<S, CheckpointConfig> ||
     std::is_same_v<S, EvalDatasetConfig> || std::is_same_v<S, EvalConfig> || std::is_same_v<S, MetricsConfig>;
 
-// Calls v(key, field) for every field of section `c` (const or not), in YAML output order.
+// Calls v(key, field) or v(key, field, role) for every field of section `c` (const or not), in YAML
+// output order. Visitors take the role as a defaulted parameter (KeyRole::kLearning).
 template <class V, class T>
 void Fields(V& v, T& c) {
   using S = std::remove_const_t<T>;
   static_assert(kIsSection<S>, "not a config section");
   if constexpr (std::is_same_v<S, JobConfig>) {
-    v("name", c.name);
-    v("max_restarts", c.max_restarts);
-    v("priority", c.priority);
-    v("resources", c.resources);
+    v("name", c.name, kOperational);
+    v("max_restarts", c.max_restarts, kOperational);
+    v("priority", c.priority, kOperational);
+    v("resources", c.resources, kOperational);
     v("data", c.data);
     v("model", c.model);
     v("train", c.train);
     v("augment", c.augment);
-    v("checkpoint", c.checkpoint);
-    v("eval", c.eval);
-    v("metrics", c.metrics);
+    v("checkpoint", c.checkpoint, kOperational);
+    v("eval", c.eval, kOperational);
+    v("metrics", c.metrics, kOperational);
   } else if constexpr (std::is_same_v<S, ResourcesConfig>) {
     v("ranks", c.ranks);
     v("device", c.device);
@@ -46,11 +55,11 @@ void Fields(V& v, T& c) {
     v("dataset", c.dataset);
     v("data_dir", c.data_dir);
     v("split", c.split);
-    v("num_workers", c.num_workers);
-    v("prefetch_batches", c.prefetch_batches);
+    v("num_workers", c.num_workers, kOperational);
+    v("prefetch_batches", c.prefetch_batches, kOperational);
     v("shuffle", c.shuffle);
     v("limit", c.limit);
-    v("augment_on_device", c.augment_on_device);
+    v("augment_on_device", c.augment_on_device, kOperational);
   } else if constexpr (std::is_same_v<S, ModelConfig>) {
     v("backbone_name", c.backbone_name);
     v("image_size", c.image_size);
@@ -74,7 +83,7 @@ void Fields(V& v, T& c) {
     v("covariance_reduction", c.covariance_reduction);
   } else if constexpr (std::is_same_v<S, TrainConfig>) {
     v("training_mode", c.training_mode);
-    v("batch_size", c.batch_size);
+    v("batch_size", c.batch_size, kOperational);  // per rank: resume checks the global batch itself
     v("num_epochs", c.num_epochs);
     v("learning_rate", c.learning_rate);
     v("min_lr", c.min_lr);
@@ -87,10 +96,10 @@ void Fields(V& v, T& c) {
     v("grad_clip", c.grad_clip);
     v("precision", c.precision);
     v("seed", c.seed);
-    v("log_every", c.log_every);
-    v("diagnostics_every", c.diagnostics_every);
+    v("log_every", c.log_every, kOperational);
+    v("diagnostics_every", c.diagnostics_every, kOperational);
     v("max_consecutive_nonfinite", c.max_consecutive_nonfinite);
-    v("max_steps", c.max_steps);
+    v("max_steps", c.max_steps, kOperational);
     v("vicreg", c.vicreg);
   } else if constexpr (std::is_same_v<S, ViewAugmentConfig>) {
     v("crop_scale", c.crop_scale);

@@ -345,7 +345,7 @@ class KeyLister {
  public:
   KeyLister(std::vector<std::string>& out, std::string path) : out_(out), path_(std::move(path)) {}
   template <class F>
-  void operator()(const char* key, const F& field) {
+  void operator()(const char* key, const F& field, schema::KeyRole = schema::KeyRole::kLearning) {
     std::string p = Join(path_, key);
     out_.push_back(p);
     if constexpr (schema::kIsSection<F>) {
@@ -388,7 +388,7 @@ class Reader {
   }
 
   template <class F>
-  void operator()(const char* key, F& field) {
+  void operator()(const char* key, F& field, schema::KeyRole = schema::KeyRole::kLearning) {
     valid_.emplace_back(key);
     auto it = children_.find(key);
     if (it == children_.end()) return;
@@ -509,7 +509,7 @@ class Writer {
  public:
   explicit Writer(YAML::Emitter& e) : e_(e) {}
   template <class F>
-  void operator()(const char* key, const F& field) {
+  void operator()(const char* key, const F& field, schema::KeyRole = schema::KeyRole::kLearning) {
     e_ << YAML::Key << key << YAML::Value;
     if constexpr (schema::kIsSection<F>) {
       e_ << YAML::BeginMap;
@@ -541,7 +541,7 @@ class Flattener {
  public:
   Flattener(std::map<std::string, std::string>& out, std::string path) : out_(out), path_(std::move(path)) {}
   template <class F>
-  void operator()(const char* key, const F& field) {
+  void operator()(const char* key, const F& field, schema::KeyRole = schema::KeyRole::kLearning) {
     std::string p = Join(path_, key);
     if constexpr (schema::kIsSection<F>) {
       Flattener sub(out_, p);
@@ -553,6 +553,26 @@ class Flattener {
 
  private:
   std::map<std::string, std::string>& out_;
+  std::string path_;
+};
+
+// The key paths marked operational in the schema (sections included: everything under them is too).
+class OperationalLister {
+ public:
+  OperationalLister(std::vector<std::string>& out, std::string path) : out_(out), path_(std::move(path)) {}
+  template <class F>
+  void operator()(const char* key, const F& field, schema::KeyRole role = schema::KeyRole::kLearning) {
+    std::string p = Join(path_, key);
+    if (role == schema::KeyRole::kOperational) {
+      out_.push_back(p);
+    } else if constexpr (schema::kIsSection<F>) {
+      OperationalLister sub(out_, p);
+      schema::Fields(sub, field);
+    }
+  }
+
+ private:
+  std::vector<std::string>& out_;
   std::string path_;
 };
 
@@ -739,6 +759,21 @@ std::vector<std::string> AllKeyPaths() {
     return out;
   }();
   return paths;
+}
+
+bool IsOperational(const std::string& key_path) {
+  static const std::vector<std::string> marked = [] {
+    std::vector<std::string> out;
+    detail::OperationalLister lister(out, "");
+    const JobConfig defaults;
+    schema::Fields(lister, defaults);
+    return out;
+  }();
+  for (const std::string& m : marked) {
+    if (key_path.compare(0, m.size(), m) != 0) continue;
+    if (key_path.size() == m.size() || key_path[m.size()] == '.' || key_path[m.size()] == '[') return true;
+  }
+  return false;
 }
 
 std::vector<std::string> DiffConfigs(const JobConfig& a, const JobConfig& b) {

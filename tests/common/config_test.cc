@@ -371,6 +371,28 @@ TEST(ConfigRoundTrip, DiffConfigsSeesEachChange) {
   EXPECT_EQ(DiffConfigs(a, b), (std::vector<std::string>{"augment.view2.hue", "eval.datasets"}));
 }
 
+TEST(ConfigSchema, OperationalKeysComeFromTheSchemaTable) {
+  // Operational: how a run is executed, logged, stored or evaluated (may differ on resume).
+  for (const char* k : {"name", "priority", "max_restarts", "resources", "resources.ranks", "resources.device",
+                        "metrics.port", "checkpoint.keep_last", "eval", "eval.knn_k", "eval.datasets",
+                        "eval.datasets[0].name", "data.num_workers", "data.prefetch_batches", "data.augment_on_device",
+                        "train.max_steps", "train.log_every", "train.diagnostics_every", "train.batch_size"})
+    EXPECT_TRUE(IsOperational(k)) << k;
+  // What is learned.
+  for (const char* k : {"data", "data.dataset", "data.limit", "data.shuffle", "model.embed_dim", "train",
+                        "train.learning_rate", "train.seed", "train.vicreg.gamma", "augment.view1.hue",
+                        "train.max_consecutive_nonfinite", "names", "resourcesx", "train.batch_size_x"})
+    EXPECT_FALSE(IsOperational(k)) << k;
+  // Every key path is one or the other, and both kinds exist among the leaves that DiffConfigs reports.
+  JobConfig a, b;
+  b.data.num_workers = 7;
+  b.train.learning_rate = 0.5;
+  auto diff = DiffConfigs(a, b);
+  ASSERT_EQ(diff, (std::vector<std::string>{"data.num_workers", "train.learning_rate"}));
+  EXPECT_TRUE(IsOperational(diff[0]));
+  EXPECT_FALSE(IsOperational(diff[1]));
+}
+
 TEST(ConfigOverrides, AppliedBeforeValidation) {
   JobConfig c = ParseJobYaml("train:\n  learning_rate: 0.01\n", "<job>",
                              {"train.learning_rate=5e-4", "augment.view2.blur_prob=0.5", "eval.epochs=[1, 2]",

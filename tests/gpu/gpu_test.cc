@@ -117,7 +117,7 @@ TEST(GpuLoss, Bf16AutocastForwardKeepsTheLossInFp32) {
   auto xa = at::randn({16, 3, 32, 32}, at::kCUDA), xb = at::randn({16, 3, 32, 32}, at::kCUDA);
   model::VicregPairOutput out;
   {
-    train::AutocastScope ac("bf16", /*cuda=*/true);
+    train::AutocastScope ac(train::Precision::kBf16, /*cuda=*/true);
     out = m->forward_pair(xa, xb);
   }
   EXPECT_EQ(out.za.scalar_type(), at::kBFloat16) << "autocast should run the Linears in bf16";

@@ -123,7 +123,8 @@ int RunTrain(int argc, char** argv) {
   const int64_t B = a.batch_size, S = a.image_size;
   auto xa = at::randn({B, 3, S, S}).to(device);
   auto xb = at::randn({B, 3, S, S}).to(device);
-  train::LossScaler scaler(cuda && a.precision == "fp16");
+  const train::Precision precision = train::ParsePrecision(a.precision);  // --precision is checked by CLI11
+  train::LossScaler scaler(cuda && precision == train::Precision::kFp16);
 
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   std::unique_ptr<metrics::WorkerMetrics> worker_metrics;
@@ -148,7 +149,7 @@ int RunTrain(int argc, char** argv) {
     for (auto& p : params) p.mutable_grad() = at::Tensor();  // zero_grad(set_to_none=True)
     model::VicregPairOutput out;
     {
-      train::AutocastScope autocast(a.precision, cuda);  // as the trainer: forward only
+      train::AutocastScope autocast(precision, cuda);  // as the trainer: forward only
       out = net->forward_pair(xa, xb);
     }
     auto loss = train::VicregLoss(out.za, out.zb, out.za, out.zb, lo);  // fp32

@@ -27,31 +27,6 @@ std::string Num(double v) {
   return buf;
 }
 
-void ValidateView(const config::ViewAugmentConfig& c, int image_size) {
-  Require(image_size >= 1, "image_size", "must be >= 1, got " + std::to_string(image_size));
-  Require(c.crop_scale[0] > 0 && c.crop_scale[0] <= c.crop_scale[1] && c.crop_scale[1] <= 1, "crop_scale",
-          "must satisfy 0 < min <= max <= 1, got [" + Num(c.crop_scale[0]) + ", " + Num(c.crop_scale[1]) + "]");
-  Require(c.crop_ratio[0] > 0 && c.crop_ratio[0] <= c.crop_ratio[1], "crop_ratio",
-          "must satisfy 0 < min <= max, got [" + Num(c.crop_ratio[0]) + ", " + Num(c.crop_ratio[1]) + "]");
-  for (auto [name, p] : {std::pair<const char*, double>{"hflip_prob", c.hflip_prob},
-                         {"jitter_prob", c.jitter_prob},
-                         {"grayscale_prob", c.grayscale_prob},
-                         {"blur_prob", c.blur_prob},
-                         {"solarize_prob", c.solarize_prob}})
-    Require(p >= 0 && p <= 1, name, "must be in [0, 1], got " + Num(p));
-  for (auto [name, v] : {std::pair<const char*, double>{"brightness", c.brightness},
-                         {"contrast", c.contrast},
-                         {"saturation", c.saturation}})
-    Require(v >= 0, name, "must be >= 0, got " + Num(v));
-  Require(c.hue >= 0 && c.hue <= 0.5, "hue", "must be in [0, 0.5], got " + Num(c.hue));
-  Require(c.blur_sigma[0] > 0 && c.blur_sigma[0] <= c.blur_sigma[1], "blur_sigma",
-          "must satisfy 0 < min <= max, got [" + Num(c.blur_sigma[0]) + ", " + Num(c.blur_sigma[1]) + "]");
-  Require(c.blur_kernel_fraction > 0 && c.blur_kernel_fraction <= 1, "blur_kernel_fraction",
-          "must be in (0, 1], got " + Num(c.blur_kernel_fraction));
-  Require(c.solarize_threshold >= 0 && c.solarize_threshold <= 256, "solarize_threshold",
-          "must be in [0, 256] (0..255 pixel scale), got " + Num(c.solarize_threshold));
-}
-
 // torchvision RandomResizedCrop.get_params, with the same draws in the same order.
 void SampleCrop(SampleRng& rng, int64_t height, int64_t width, const std::array<double, 2>& scale,
                 const std::array<double, 2>& ratio, ViewParams* p) {
@@ -124,7 +99,8 @@ void ForSubset(at::Tensor& x, const std::vector<int64_t>& idx, const at::Tensor&
 ViewAugmenter::ViewAugmenter(const config::ViewAugmentConfig& cfg, int image_size, std::array<double, 3> mean,
                              std::array<double, 3> std, ViewAugmenterOptions opts)
     : cfg_(cfg), image_size_(image_size), mean_(mean), std_(std), opts_(opts) {
-  ValidateView(cfg, image_size);
+  // cfg passed config::Validate (augment.viewN.*); image_size and std come from the caller.
+  Require(image_size >= 1, "image_size", "must be >= 1, got " + std::to_string(image_size));
   for (double s : std) Require(s > 0, "std", "values must be > 0, got " + Num(s));
   interp_ = static_cast<int>(ops::ParseInterp(cfg.interpolation));
   int k = static_cast<int>(std::nearbyint(cfg.blur_kernel_fraction * image_size));

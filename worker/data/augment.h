@@ -62,7 +62,8 @@ struct ViewAugmenterOptions {
 
 class ViewAugmenter {
  public:
-  // Throws UserError naming the field (augment.viewN.<field> is the caller's prefix) on invalid values.
+  // cfg: a view of a validated config (config::Validate checks augment.viewN.*). Throws UserError for an
+  // image_size < 1 or a std value <= 0.
   ViewAugmenter(const config::ViewAugmentConfig& cfg, int image_size, std::array<double, 3> mean,
                 std::array<double, 3> std, ViewAugmenterOptions opts = {});
   // images: uint8 [B, 3, H, W]; seed: per-batch view seed; first_sample: position of images[0] in

@@ -13,12 +13,18 @@ using compat::CudaAutocastEnabled;
 using compat::SetCudaAutocast;
 using compat::SetCudaAutocastDtype;
 
-AutocastScope::AutocastScope(const std::string& precision, bool cuda) {
-  if (!cuda || precision == "fp32") return;
-  VICREG_CHECK(precision == "bf16" || precision == "fp16", "unknown precision " + precision);
+Precision ParsePrecision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "bf16") return Precision::kBf16;
+  if (name == "fp16") return Precision::kFp16;
+  throw UserError("precision: must be fp32, bf16 or fp16, got '" + name + "'");
+}
+
+AutocastScope::AutocastScope(Precision precision, bool cuda) {
+  if (!cuda || precision == Precision::kFp32) return;
   prev_enabled_ = CudaAutocastEnabled();
   prev_dtype_ = CudaAutocastDtype();
-  SetCudaAutocastDtype(precision == "bf16" ? at::kBFloat16 : at::kHalf);
+  SetCudaAutocastDtype(precision == Precision::kBf16 ? at::kBFloat16 : at::kHalf);
   SetCudaAutocast(true);
   at::autocast::increment_nesting();
   active_ = true;

@@ -12,11 +12,17 @@
 
 namespace vicreg::train {
 
-// RAII: enables CUDA autocast to `precision` ("bf16" | "fp16") for its lifetime; "fp32" (or a CPU device)
-// does nothing. Restores the previous state and clears the cast cache on exit.
+// train.precision: the dtype of the CUDA forward pass (the loss and the optimizer always run in fp32).
+enum class Precision { kFp32, kBf16, kFp16 };
+// "fp32" | "bf16" | "fp16" (train.precision, validated by config::Validate; vicreg_bench's --precision).
+// Throws UserError for any other name.
+Precision ParsePrecision(const std::string& name);
+
+// RAII: enables CUDA autocast to `precision` (bf16 | fp16) for its lifetime; fp32 (or a CPU device) does
+// nothing. Restores the previous state and clears the cast cache on exit.
 class AutocastScope {
  public:
-  AutocastScope(const std::string& precision, bool cuda);
+  AutocastScope(Precision precision, bool cuda);
   ~AutocastScope();
   AutocastScope(const AutocastScope&) = delete;
   AutocastScope& operator=(const AutocastScope&) = delete;
@@ -28,7 +34,7 @@ class AutocastScope {
 };
 
 // Dynamic loss scaling as torch.cuda.amp.GradScaler (init 2^16, growth 2 every 2000 good steps, backoff 0.5).
-// Disabled (identity) unless precision is fp16.
+// Disabled (identity) unless precision is fp16 on CUDA.
 class LossScaler {
  public:
   explicit LossScaler(bool enabled);

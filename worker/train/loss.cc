@@ -9,16 +9,16 @@
 namespace vicreg::train {
 
 VicregLossOptions VicregLossOptions::FromConfig(const config::VicregConfig& v) {
-  if (v.covariance_reduction != "paper" && v.covariance_reduction != "seed")
-    throw UserError("train.vicreg.covariance_reduction: must be 'paper' or 'seed', got '" + v.covariance_reduction +
-                    "'");
+  VICREG_CHECK(v.covariance_reduction == "paper" || v.covariance_reduction == "seed",
+               "train.vicreg.covariance_reduction '" + v.covariance_reduction + "' passed no config::Validate");
   VicregLossOptions o;
   o.lambda_invariance = v.lambda_invariance;
   o.mu_variance = v.mu_variance;
   o.nu_covariance = v.nu_covariance;
   o.gamma = v.gamma;
   o.epsilon = v.epsilon;
-  o.covariance_reduction = v.covariance_reduction;
+  o.covariance_reduction =
+      v.covariance_reduction == "seed" ? CovarianceReduction::kSeed : CovarianceReduction::kPaper;
   return o;
 }
 
@@ -63,8 +63,6 @@ VicregLossOutput VicregLoss(const at::Tensor& za_in, const at::Tensor& zb_in, co
                    c10::str(za_all_in.sizes()) + " and " + c10::str(zb_all_in.sizes()));
   VICREG_CHECK(za_all_in.size(0) >= 2,
                "VicregLoss: the global batch needs >= 2 samples, got " + std::to_string(za_all_in.size(0)));
-  VICREG_CHECK(opts.covariance_reduction == "paper" || opts.covariance_reduction == "seed",
-               "VicregLoss: covariance_reduction must be paper|seed, got " + opts.covariance_reduction);
   auto za = Upcast(za_in), zb = Upcast(zb_in);                  // [B, D]
   auto za_all = Upcast(za_all_in), zb_all = Upcast(zb_all_in);  // [N, D]
   const double D = static_cast<double>(za.size(1));
@@ -74,7 +72,7 @@ VicregLossOutput VicregLoss(const at::Tensor& za_in, const at::Tensor& zb_in, co
   auto ta = Terms(za_all, opts.gamma, opts.epsilon);
   auto tb = Terms(zb_all, opts.gamma, opts.epsilon);
   out.variance = (ta.std_hinge + tb.std_hinge) / 2.0;
-  if (opts.covariance_reduction == "paper") {
+  if (opts.covariance_reduction == CovarianceReduction::kPaper) {
     out.covariance = (ta.offdiag_sq + tb.offdiag_sq) / D;  // C(za) + C(zb), C = sum offdiag^2 / D
   } else {
     const double pairs = D > 1 ? D * (D - 1) : 1.0;                    // mean over off-diagonal elements ...

@@ -9,13 +9,18 @@
 
 namespace vicreg::train {
 
+// train.vicreg.covariance_reduction: paper = sum offdiag^2 / D per view, summed over the views;
+// seed = mean offdiag^2 per view, averaged over the views (paper = 2(D-1) x seed).
+enum class CovarianceReduction { kPaper, kSeed };
+
 struct VicregLossOptions {
   double lambda_invariance = 25.0;
   double mu_variance = 25.0;
   double nu_covariance = 1.0;
   double gamma = 1.0;
   double epsilon = 1e-4;
-  std::string covariance_reduction = "paper";  // paper | seed
+  CovarianceReduction covariance_reduction = CovarianceReduction::kPaper;
+  // From a validated config (config::Validate checks every value; this only maps them).
   static VicregLossOptions FromConfig(const config::VicregConfig& v);
 };
 

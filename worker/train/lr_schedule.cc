@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 #include <string>
 
 #include "common/errors.h"
@@ -10,25 +9,6 @@
 namespace vicreg::train {
 
 LrScheduleOptions LrScheduleOptions::FromConfig(const config::TrainConfig& t, int64_t steps_per_epoch) {
-  auto fail = [](const std::string& field, const std::string& msg) { throw UserError("train." + field + ": " + msg); };
-  if (steps_per_epoch < 1) {
-    throw UserError("the dataset yields no full batch per epoch (steps_per_epoch = " + std::to_string(steps_per_epoch) +
-                    "); lower train.batch_size or use more data");
-  }
-  std::ostringstream v;
-  if (!(t.learning_rate >= 0) || !std::isfinite(t.learning_rate)) {
-    v << "must be a finite number >= 0, got " << t.learning_rate;
-    fail("learning_rate", v.str());
-  }
-  if (!(t.min_lr >= 0) || !std::isfinite(t.min_lr)) {
-    v << "must be a finite number >= 0, got " << t.min_lr;
-    fail("min_lr", v.str());
-  }
-  if (t.num_epochs < 1) fail("num_epochs", "must be >= 1, got " + std::to_string(t.num_epochs));
-  if (!(t.warmup_epochs >= 0) || !(t.warmup_epochs < t.num_epochs)) {
-    v << "must be in [0, num_epochs = " << t.num_epochs << "), got " << t.warmup_epochs;
-    fail("warmup_epochs", v.str());
-  }
   LrScheduleOptions o;
   o.base_lr = t.learning_rate;
   o.min_lr = t.min_lr;

@@ -19,8 +19,8 @@ struct LrScheduleOptions {
   double min_lr = 0.0;
   int64_t warmup_steps = 0;
   int64_t total_steps = 1;
-  // W = round(warmup_epochs * steps_per_epoch), T = num_epochs * steps_per_epoch.
-  // Throws UserError naming train.<field> for invalid values.
+  // W = round(warmup_epochs * steps_per_epoch), T = num_epochs * steps_per_epoch, from a validated config
+  // (config::Validate checks the values; the Loader refuses data without one full batch per epoch).
   static LrScheduleOptions FromConfig(const config::TrainConfig& t, int64_t steps_per_epoch);
 };
 

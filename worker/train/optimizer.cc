@@ -35,19 +35,18 @@ namespace {
 // (CUDA, fp64, non-contiguous, amsgrad) take LibTorch's implementation.
 class FusedAdamW : public torch::optim::AdamW {
  public:
-  FusedAdamW(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::AdamWOptions defaults,
-             std::string impl)
-      : torch::optim::AdamW(std::move(groups), std::move(defaults)), impl_(std::move(impl)) {}
+  FusedAdamW(std::vector<torch::optim::OptimizerParamGroup> groups, torch::optim::AdamWOptions defaults, AdamWImpl impl)
+      : torch::optim::AdamW(std::move(groups), std::move(defaults)), impl_(impl) {}
 
   at::Tensor step(LossClosure closure = nullptr) override {
-    bool all_fusable = impl_ == "auto", all_device = impl_ != "reference", amsgrad = false;
+    bool all_fusable = impl_ == AdamWImpl::kAuto, all_device = impl_ != AdamWImpl::kReference, amsgrad = false;
     for (const auto& group : param_groups_) {
       const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
       if (o.amsgrad()) amsgrad = true;
       for (const auto& p : group.params()) {
         if (!p.grad().defined()) continue;
         if (!Fusable(p)) all_fusable = false;
-        if (p.device().is_cpu() && impl_ != "foreach") all_device = false;
+        if (p.device().is_cpu() && impl_ != AdamWImpl::kForeach) all_device = false;
       }
     }
     if (amsgrad || (!all_fusable && !all_device)) return torch::optim::AdamW::step(std::move(closure));
@@ -134,7 +133,7 @@ class FusedAdamW : public torch::optim::AdamW {
     return loss;
   }
 
-  std::string impl_;
+  AdamWImpl impl_;
 
   static bool Fusable(const at::Tensor& p) {
     return p.device().is_cpu() && p.scalar_type() == at::kFloat && p.is_contiguous() &&
@@ -162,21 +161,10 @@ class FusedAdamW : public torch::optim::AdamW {
 }  // namespace
 
 OptimizerOptions OptimizerOptions::FromConfig(const config::TrainConfig& t) {
-  auto fail = [](const std::string& field, double got, const std::string& valid) {
-    std::ostringstream os;
-    os << "train." << field << ": must be " << valid << ", got " << got;
-    throw UserError(os.str());
-  };
-  if (t.optimizer != "adamw" && t.optimizer != "lars")
-    throw UserError("train.optimizer: must be 'adamw' or 'lars', got '" + t.optimizer + "'");
-  if (!(t.learning_rate >= 0) || !std::isfinite(t.learning_rate)) fail("learning_rate", t.learning_rate, ">= 0");
-  if (!(t.weight_decay >= 0) || !std::isfinite(t.weight_decay)) fail("weight_decay", t.weight_decay, ">= 0");
-  if (!(t.betas[0] >= 0 && t.betas[0] < 1)) fail("betas[0]", t.betas[0], "in [0, 1)");
-  if (!(t.betas[1] >= 0 && t.betas[1] < 1)) fail("betas[1]", t.betas[1], "in [0, 1)");
-  if (!(t.momentum >= 0 && t.momentum < 1)) fail("momentum", t.momentum, "in [0, 1)");
-  if (!(t.lars_eta > 0) || !std::isfinite(t.lars_eta)) fail("lars_eta", t.lars_eta, "> 0");
+  VICREG_CHECK(t.optimizer == "adamw" || t.optimizer == "lars",
+               "train.optimizer '" + t.optimizer + "' passed no config::Validate");
   OptimizerOptions o;
-  o.name = t.optimizer;
+  o.type = t.optimizer == "lars" ? OptimizerType::kLars : OptimizerType::kAdamW;
   o.lr = t.learning_rate;
   o.weight_decay = t.weight_decay;
   o.beta1 = t.betas[0];
@@ -188,27 +176,23 @@ OptimizerOptions OptimizerOptions::FromConfig(const config::TrainConfig& t) {
 
 std::unique_ptr<torch::optim::Optimizer> BuildOptimizer(const model::ParamGroups& groups, const OptimizerOptions& o) {
   using torch::optim::OptimizerParamGroup;
-  if (o.name == "adamw") {
+  if (o.type == OptimizerType::kAdamW) {
     auto base = torch::optim::AdamWOptions(o.lr).betas(std::make_tuple(o.beta1, o.beta2)).eps(o.eps);
     std::vector<OptimizerParamGroup> pg;
     pg.emplace_back(groups.decay, std::make_unique<torch::optim::AdamWOptions>(
                                       torch::optim::AdamWOptions(base).weight_decay(o.weight_decay)));
     pg.emplace_back(groups.no_decay,
                     std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(base).weight_decay(0.0)));
-    if (o.adamw_impl != "auto" && o.adamw_impl != "foreach" && o.adamw_impl != "reference")
-      throw UserError("adamw_impl: must be auto, foreach or reference, got '" + o.adamw_impl + "'");
     return std::make_unique<FusedAdamW>(std::move(pg), torch::optim::AdamWOptions(base).weight_decay(o.weight_decay),
                                         o.adamw_impl);
   }
-  if (o.name == "lars") {
-    auto base = LarsOptions(o.lr).momentum(o.momentum).eta(o.eta);
-    std::vector<OptimizerParamGroup> pg;
-    pg.emplace_back(groups.decay,
-                    std::make_unique<LarsOptions>(LarsOptions(base).weight_decay(o.weight_decay).exclude(false)));
-    pg.emplace_back(groups.no_decay, std::make_unique<LarsOptions>(LarsOptions(base).weight_decay(0.0).exclude(true)));
-    return std::make_unique<Lars>(std::move(pg), LarsOptions(base).weight_decay(o.weight_decay));
-  }
-  throw UserError("train.optimizer: must be 'adamw' or 'lars', got '" + o.name + "'");
+  // OptimizerType::kLars
+  auto base = LarsOptions(o.lr).momentum(o.momentum).eta(o.eta);
+  std::vector<OptimizerParamGroup> pg;
+  pg.emplace_back(groups.decay,
+                  std::make_unique<LarsOptions>(LarsOptions(base).weight_decay(o.weight_decay).exclude(false)));
+  pg.emplace_back(groups.no_decay, std::make_unique<LarsOptions>(LarsOptions(base).weight_decay(0.0).exclude(true)));
+  return std::make_unique<Lars>(std::move(pg), LarsOptions(base).weight_decay(o.weight_decay));
 }
 
 at::Tensor EvaluateClosure(const torch::optim::Optimizer::LossClosure& closure) {

@@ -23,17 +23,21 @@
 
 namespace vicreg::train {
 
+enum class OptimizerType { kAdamW, kLars };  // train.optimizer: adamw | lars
+
+// AdamW update kernel: kAuto = one fused pass for CPU fp32 params, multi-tensor (_foreach) ops for CUDA
+// params (a few kernel launches per group instead of ~9 per parameter), LibTorch's otherwise; kForeach /
+// kReference force one of those (tests compare them). State and results are the same.
+enum class AdamWImpl { kAuto, kForeach, kReference };
+
 struct OptimizerOptions {
-  std::string name = "adamw";  // adamw | lars
-  double lr = 1e-3;            // initial lr (the schedule overwrites it every step)
+  OptimizerType type = OptimizerType::kAdamW;
+  double lr = 1e-3;  // initial lr (the schedule overwrites it every step)
   double weight_decay = 1e-4;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
   double momentum = 0.9, eta = 0.001;             // lars
-  // AdamW update kernel: "auto" = one fused pass for CPU fp32 params, multi-tensor (_foreach) ops for
-  // CUDA params (a few kernel launches per group instead of ~9 per parameter), LibTorch's otherwise;
-  // "foreach" / "reference" force one of those (tests compare them). State and results are the same.
-  std::string adamw_impl = "auto";
-  // Throws UserError naming train.<field> for an unknown optimizer or out-of-range values.
+  AdamWImpl adamw_impl = AdamWImpl::kAuto;
+  // From a validated config (config::Validate checks every value; this only maps them).
   static OptimizerOptions FromConfig(const config::TrainConfig& t);
 };
 

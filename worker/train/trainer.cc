@@ -78,6 +78,7 @@ struct Trainer::Impl {
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<LrSchedule> schedule;
   VicregLossOptions loss_opts;
+  Precision precision = Precision::kFp32;  // train.precision (CUDA forward only)
   std::unique_ptr<comm::GradientSynchronizer> grad_sync;
   LossScaler scaler{false};
   std::shared_ptr<const data::Dataset> dataset;
@@ -150,7 +151,8 @@ void Trainer::Impl::Build() {
   if (world > 1) comm::BroadcastModuleState(*model, *comm, /*root=*/0);
 
   loss_opts = VicregLossOptions::FromConfig(cfg.train.vicreg);
-  scaler = LossScaler(cuda && cfg.train.precision == "fp16");
+  precision = ParsePrecision(cfg.train.precision);
+  scaler = LossScaler(cuda && precision == Precision::kFp16);
 
   // Data.
   data::DatasetSpec spec{cfg.data.dataset, cfg.data.data_dir, cfg.data.split, cfg.data.limit};
@@ -168,12 +170,7 @@ void Trainer::Impl::Build() {
   lo.augment_in_loader = !(cuda && cfg.data.augment_on_device);
   lo.pin_memory = cuda;
   loader = std::make_unique<data::Loader>(dataset, cfg.augment, lo);
-  steps_per_epoch = loader->batches_per_epoch();
-  if (steps_per_epoch < 1)
-    throw UserError(
-        fmt::format("data: {} has {} images, fewer than one global batch ({} rank(s) x "
-                    "train.batch_size {} = {}); lower train.batch_size or raise data.limit",
-                    dataset->name(), dataset->size(), world, cfg.train.batch_size, global_batch()));
+  steps_per_epoch = loader->batches_per_epoch();  // >= 1: the Loader refuses less than one global batch
   if (cfg.eval.online_linear || cfg.eval.online_knn_every_epochs > 0) {
     if (!opts.online_monitors)
       throw UserError(
@@ -328,18 +325,10 @@ void Trainer::Impl::Resume() {
                     "x train.batch_size {}); resume with the same ranks x batch_size",
                     path, p.global_batch, global_batch(), world, cfg.train.batch_size));
   try {
-    // Keys that change what is learned (not how the run is executed, logged or stored) deserve a warning.
-    auto operational = [](const std::string& k) {
-      for (const char* prefix :
-           {"name", "priority", "max_restarts", "resources.", "metrics.", "checkpoint.", "eval.", "data.num_workers",
-            "data.prefetch_batches", "data.augment_on_device", "train.max_steps", "train.log_every",
-            "train.diagnostics_every", "train.batch_size" /* the global batch is checked above */})
-        if (k.rfind(prefix, 0) == 0) return true;
-      return false;
-    };
+    // Keys that change what is learned (not the operational ones, config_schema.h) deserve a warning.
     std::string keys;
     for (const auto& k : config::DiffConfigs(config::ParseJobYaml(p.config_yaml, path + ":config"), cfg))
-      if (!operational(k)) keys += (keys.empty() ? "" : ", ") + k;
+      if (!config::IsOperational(k)) keys += (keys.empty() ? "" : ", ") + k;
     if (!keys.empty()) spdlog::warn("resuming {} with a config that differs in: {}", path, keys);
   } catch (const UserError& e) {
     spdlog::warn("checkpoint {}: its stored config does not parse with this version ({})", path, e.what());
@@ -393,7 +382,7 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
   // 2. Forward both views (autocast on CUDA; BN statistics per view).
   model::VicregPairOutput f;
   {
-    AutocastScope autocast(cfg.train.precision, cuda);
+    AutocastScope autocast(precision, cuda);
     f = model->forward_pair(xa, xb);
   }
 
