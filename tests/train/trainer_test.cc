@@ -188,7 +188,7 @@ TEST_F(TrainerStepTest, OnlineMonitorsComeFromTheFactoryInTheOptions) {
     StepOutcome o = trainer->Step(batch);
     ASSERT_TRUE(o.applied);
     EXPECT_EQ(o.report.online_linear_top1.has_value(), (i + 1) % 5 == 0) << "reported at log steps";
-    if (o.report.online_linear_top1) EXPECT_EQ(*o.report.online_linear_top1, 0.25);
+    EXPECT_EQ(o.report.online_linear_top1.value_or(0.25), 0.25);
   }
   EXPECT_EQ(calls.updates, 5);
   EXPECT_EQ(calls.batch, cfg.train.batch_size);

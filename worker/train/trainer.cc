@@ -12,8 +12,6 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <map>
-#include <mutex>
 
 #include "common/config_loader.h"
 #include "common/errors.h"
@@ -28,6 +26,8 @@
 #include "worker/model/vicreg_model.h"
 #include "worker/train/amp.h"
 #include "worker/train/checkpoint.h"
+#include "worker/train/checkpoint_policy.h"
+#include "worker/train/checkpoint_state.h"
 #include "worker/train/collapse_watch.h"
 #include "worker/train/diagnostics.h"
 #include "worker/train/grad_clip.h"
@@ -36,8 +36,6 @@
 #include "worker/train/online_monitor.h"
 #include "worker/train/optimizer.h"
 #include "worker/train/stop_signal.h"
-#define VICREG_COMPAT_DEVICES
-#include "worker/torch_compat.h"
 
 namespace vicreg::train {
 
@@ -54,10 +52,30 @@ std::string Hms(double seconds) {
   return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
 }
 
-std::string ShapeStr(const at::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
+// What the ranks agree on after the loss, in one small all-reduce, so that every rank takes the same branch.
+struct StepAgreement {
+  bool nonfinite_loss = false;                                    // some rank's loss is NaN/Inf: all skip
+  bool stop = false;                                              // some rank received SIGTERM/SIGINT
+  double loss = 0, invariance = 0, variance = 0, covariance = 0;  // means over the ranks
+};
+
+StepAgreement Agree(const VicregLossOutput& loss, bool stop_here, comm::Communicator& comm) {
+  // One float tensor [nonfinite, stop, total, invariance, variance, covariance], summed over the ranks.
+  at::Tensor values = at::stack({loss.total, loss.invariance, loss.variance, loss.covariance}).detach().to(at::kFloat);
+  at::Tensor flags = at::cat({at::logical_not(at::isfinite(values).all()).to(at::kFloat).reshape({1}),
+                              at::full({1}, stop_here ? 1.f : 0.f, values.options()), values});
+  const int world = comm.world_size();
+  if (world > 1) comm.AllReduceSum(flags);
+  at::Tensor host = flags.cpu();
+  const float* h = host.data_ptr<float>();
+  StepAgreement a;
+  a.nonfinite_loss = h[0] > 0;
+  a.stop = h[1] > 0;
+  a.loss = h[2] / world;
+  a.invariance = h[3] / world;
+  a.variance = h[4] / world;
+  a.covariance = h[5] / world;
+  return a;
 }
 
 }  // namespace
@@ -83,6 +101,7 @@ struct Trainer::Impl {
   LossScaler scaler{false};
   std::shared_ptr<const data::Dataset> dataset;
   std::unique_ptr<data::Loader> loader;
+  std::unique_ptr<CheckpointPolicy> ckpt_policy;
   std::unique_ptr<CheckpointManager> ckpt;  // rank 0
   std::unique_ptr<OnlineMonitor> monitor;   // eval.online_* (null when off)
   CollapseWatch watch;
@@ -103,8 +122,6 @@ struct Trainer::Impl {
   int64_t window_steps = 0;
   int64_t window_samples = 0;
   double window_wait = 0;
-  double window_step_time = 0;
-  double last_images_per_s = 0;
 
   int64_t diagnostics_every() const {
     return cfg.train.diagnostics_every > 0 ? cfg.train.diagnostics_every : cfg.train.log_every;
@@ -112,10 +129,10 @@ struct Trainer::Impl {
   int64_t global_batch() const { return static_cast<int64_t>(world) * cfg.train.batch_size; }
 
   void Build();
-  std::vector<std::pair<std::string, at::Tensor>> State() const;
   void LoadCheckpoint(const CheckpointPayload& p, const std::string& source);
   CheckpointPayload MakePayload() const;
   std::string Save(const std::string& kind);
+  void CheckpointAfterStep(bool stopping);
   void Resume();
   StepOutcome Step(const data::Batch& b);
   void Report(StepReport& r, double data_wait, double step_seconds);
@@ -186,18 +203,9 @@ void Trainer::Impl::Build() {
   schedule = std::make_unique<LrSchedule>(LrScheduleOptions::FromConfig(cfg.train, steps_per_epoch));
   grad_sync = std::make_unique<comm::GradientSynchronizer>(params, comm, comm::GradSyncOptions(), names);
 
-  if (rank.rank == 0 && run_dir) {
-    CheckpointManagerOptions co;
-    co.dir = run_dir->checkpoints_dir();
-    co.keep_last = cfg.checkpoint.keep_last;
-    co.keep_epochs = cfg.checkpoint.keep_epochs;
-    // Checkpoints the coordinator evaluates must outlive retention.
-    for (int e : cfg.eval.epochs) co.keep_epochs.push_back(e);
-    if (cfg.eval.every_epochs > 0)
-      for (int e = cfg.eval.every_epochs; e <= cfg.train.num_epochs; e += cfg.eval.every_epochs)
-        co.keep_epochs.push_back(e);
-    ckpt = std::make_unique<CheckpointManager>(co);
-  }
+  ckpt_policy = std::make_unique<CheckpointPolicy>(cfg);
+  if (rank.rank == 0 && run_dir)
+    ckpt = std::make_unique<CheckpointManager>(ckpt_policy->Retention(run_dir->checkpoints_dir()));
   spdlog::info(
       "model: {} params ({} trainable tensors), {} x {} px, global batch {} ({} rank(s) x {}), {} "
       "step(s)/epoch, {} epoch(s), {} step(s) in total; optimizer {}, precision {}, {} thread(s)",
@@ -211,53 +219,16 @@ void Trainer::Impl::Build() {
       cuda ? cfg.train.precision : std::string("fp32"), at::get_num_threads());
 }
 
-std::vector<std::pair<std::string, at::Tensor>> Trainer::Impl::State() const {
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& kv : model->named_parameters(/*recurse=*/true)) out.emplace_back(kv.key(), kv.value());
-  for (const auto& kv : model->named_buffers(/*recurse=*/true)) out.emplace_back(kv.key(), kv.value());
-  return out;
-}
-
 void Trainer::Impl::LoadCheckpoint(const CheckpointPayload& p, const std::string& source) {
-  std::map<std::string, at::Tensor> have;
-  for (auto& [name, t] : State()) have.emplace(name, t);
-  std::map<std::string, at::Tensor> saved(p.model.begin(), p.model.end());
-  for (const auto& [name, t] : have)
-    if (!saved.count(name))
-      throw UserError("checkpoint " + source + ": model key '" + name +
-                      "' is missing (the checkpoint was written for a different model config)");
-  for (const auto& [name, t] : saved) {
-    auto it = have.find(name);
-    if (it == have.end())
-      throw UserError("checkpoint " + source + ": model key '" + name + "' does not exist in this model " +
-                      "(the checkpoint was written for a different model config)");
-    if (!it->second.sizes().equals(t.sizes()))
-      throw UserError("checkpoint " + source + ": model key '" + name + "' has shape " + ShapeStr(t) +
-                      " but this model's is " + ShapeStr(it->second) + " (model config differs)");
-  }
-  {
-    at::NoGradGuard no_grad;
-    for (auto& [name, t] : have) t.copy_(saved.at(name).to(t.device(), t.scalar_type()));
-  }
+  RestoreModelState(*model, p.model, source);
   train::LoadState(*optimizer, p.optimizer, source);
   scaler.Load(p.scaler);
-  if (p.rng_cpu.defined() && p.rng_cpu.numel() > 0) {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(p.rng_cpu);
-  }
-  if (cuda) {
-    for (size_t i = 0; i < p.rng_cuda.size() && static_cast<int64_t>(i) < compat::CudaDeviceCount(); ++i) {
-      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(p.rng_cuda[i]);
-    }
-  }
+  RestoreRng(p, cuda);
 }
 
 CheckpointPayload Trainer::Impl::MakePayload() const {
   CheckpointPayload p;
-  p.model = State();
+  p.model = train::ModelState(*model);
   p.optimizer = train::SaveState(*optimizer);
   p.scheduler_step = step;
   p.scaler = scaler.state();
@@ -265,18 +236,7 @@ CheckpointPayload Trainer::Impl::MakePayload() const {
   p.global_step = step;
   p.batch_in_epoch = batch_in_epoch;
   p.epoch_complete = batch_in_epoch >= steps_per_epoch;
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    p.rng_cpu = gen.get_state();
-  }
-  if (cuda) {
-    for (int64_t i = 0; i < compat::CudaDeviceCount(); ++i) {
-      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(i)));
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      p.rng_cuda.push_back(gen.get_state());
-    }
-  }
+  CaptureRng(cuda, &p);
   p.config_yaml = config::ToYaml(cfg);
   p.world_size = world;
   p.global_batch = global_batch();
@@ -296,6 +256,28 @@ std::string Trainer::Impl::Save(const std::string& kind) {
   last_checkpoint = path.empty() ? last_checkpoint : path;
   if (metrics) metrics->OnCheckpoint(UnixNow());
   return path;
+}
+
+void Trainer::Impl::CheckpointAfterStep(bool stopping) {
+  StepPosition at;
+  at.epoch = epoch;
+  at.step = step;
+  at.epoch_end = batch_in_epoch >= steps_per_epoch;
+  at.stopping = stopping;
+  at.in_streak = consecutive_nonfinite > 0;
+  switch (ckpt_policy->AfterStep(at)) {
+    case CheckpointAction::kEpoch:
+      Save("epoch");
+      break;
+    case CheckpointAction::kStep:
+      Save("step");
+      break;
+    case CheckpointAction::kDeferred:
+      spdlog::warn("step {}: checkpoint deferred (the step was non-finite)", step);
+      break;
+    case CheckpointAction::kNone:
+      break;
+  }
 }
 
 void Trainer::Impl::Resume() {
@@ -386,26 +368,21 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
     f = model->forward_pair(xa, xb);
   }
 
-  // 3. Gather z over the ranks (differentiable): variance and covariance see the global batch.
-  at::Tensor za_all = world > 1 ? comm::GatherWithGrad(f.za, *comm) : f.za;
-  at::Tensor zb_all = world > 1 ? comm::GatherWithGrad(f.zb, *comm) : f.zb;
+  // 3. Gather z over the ranks (differentiable, both views in one collective): variance and covariance see
+  // the global batch.
+  auto [za_all, zb_all] = comm::GatherPairWithGrad(f.za, f.zb, *comm);
 
   // 4. Loss in fp32.
   VicregLossOutput loss = VicregLoss(f.za, f.zb, za_all, zb_all, loss_opts);
 
-  // 5. Agree on non-finite losses and stop requests (one small all-reduce): [nonfinite, stop, loss, inv, var, cov].
-  at::Tensor values = at::stack({loss.total, loss.invariance, loss.variance, loss.covariance}).detach().to(at::kFloat);
-  at::Tensor flags = at::cat({at::logical_not(at::isfinite(values).all()).to(at::kFloat).reshape({1}),
-                              at::full({1}, StopSignal() != 0 ? 1.f : 0.f, values.options()), values});
-  if (world > 1) comm->AllReduceSum(flags);
-  at::Tensor host = flags.cpu();
-  const float* h = host.data_ptr<float>();
-  const bool nonfinite_loss = h[0] > 0;
-  out.stop_requested = h[1] > 0;
-  r.loss = h[2] / world;
-  r.invariance = h[3] / world;
-  r.variance = h[4] / world;
-  r.covariance = h[5] / world;
+  // 5. Agree on non-finite losses and stop requests, and average the loss terms (one small all-reduce).
+  const StepAgreement agreed = Agree(loss, StopSignal() != 0, *comm);
+  const bool nonfinite_loss = agreed.nonfinite_loss;
+  out.stop_requested = agreed.stop;
+  r.loss = agreed.loss;
+  r.invariance = agreed.invariance;
+  r.variance = agreed.variance;
+  r.covariance = agreed.covariance;
   r.lr = schedule->At(this_step - 1);
 
   bool applied = false;
@@ -486,7 +463,6 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
   ++window_steps;
   window_samples += r.samples;
   window_wait += data_wait;
-  window_step_time += step_seconds;
   const bool log_step = r.step % cfg.train.log_every == 0 || r.step == total_steps;
   const bool has_diag = r.std_min.has_value();
   if (!log_step && !has_diag && !r.online_knn_top1) return;
@@ -495,7 +471,6 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
   const auto now = Clock::now();
   const double elapsed = Seconds(window_start, now);
   r.images_per_s = elapsed > 0 ? window_samples / elapsed : 0;
-  last_images_per_s = r.images_per_s;
   const double wait_frac = elapsed > 0 ? window_wait / elapsed : 0;
   const double eta = window_steps > 0 ? (total_steps - r.step) * (elapsed / window_steps) : 0;
 
@@ -525,7 +500,6 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
   window_steps = 0;
   window_samples = 0;
   window_wait = 0;
-  window_step_time = 0;
 }
 
 Trainer::Trainer(const config::JobConfig& cfg, const comm::RankInfo& rank, std::shared_ptr<comm::Communicator> comm,
@@ -574,23 +548,8 @@ RunResult Trainer::Run() {
                                   "last good checkpoint is {}",
                                   m.consecutive_nonfinite, m.last_nonfinite_step,
                                   m.last_checkpoint.empty() ? "none" : m.last_checkpoint));
-      const bool epoch_end = m.batch_in_epoch >= m.steps_per_epoch;
-      const bool last_epoch = m.epoch == m.cfg.train.num_epochs;
       const bool max_reached = m.cfg.train.max_steps > 0 && m.step >= m.cfg.train.max_steps;
-      const bool epoch_due =
-          epoch_end &&
-          (last_epoch || (m.cfg.checkpoint.every_epochs > 0 && m.epoch % m.cfg.checkpoint.every_epochs == 0));
-      const bool step_due = m.cfg.checkpoint.every_steps > 0 && m.step % m.cfg.checkpoint.every_steps == 0;
-      // Periodic checkpoints wait until a step succeeds again, so that "the last good checkpoint" precedes a
-      // non-finite streak; a stop (signal, max_steps) still writes one (its parameters are finite-checked).
-      const bool in_streak = m.consecutive_nonfinite > 0;
-      if ((epoch_due || step_due) && in_streak && !(o.stop_requested || max_reached)) {
-        spdlog::warn("step {}: checkpoint deferred (the step was non-finite)", m.step);
-      } else if (epoch_due) {
-        m.Save("epoch");
-      } else if (o.stop_requested || max_reached || step_due) {
-        m.Save("step");
-      }
+      m.CheckpointAfterStep(/*stopping=*/o.stop_requested || max_reached);
       if (o.stop_requested) {
         const int sig = StopSignal();
         return finish(RunStatus::kFailed, sig == 15  ? "terminated by SIGTERM"
@@ -609,7 +568,7 @@ RunResult Trainer::Run() {
 
 StepOutcome Trainer::Step(const data::Batch& batch) { return impl_->Step(batch); }
 std::string Trainer::SaveCheckpoint(const std::string& kind) { return impl_->Save(kind); }
-std::vector<std::pair<std::string, at::Tensor>> Trainer::ModelState() const { return impl_->State(); }
+std::vector<std::pair<std::string, at::Tensor>> Trainer::ModelState() const { return train::ModelState(*impl_->model); }
 int64_t Trainer::global_step() const { return impl_->step; }
 int64_t Trainer::epoch() const { return impl_->epoch; }
 int64_t Trainer::steps_per_epoch() const { return impl_->steps_per_epoch; }
