@@ -1,12 +1,15 @@
 # Shared build settings for vicreg targets.
 
-# vicreg_target_defaults(<target>): warnings, include root, build-info definitions.
+# vicreg_target_defaults(<target>): warnings (errors with VICREG_WERROR), include root.
 function(vicreg_target_defaults tgt)
   target_compile_options(${tgt} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  if(VICREG_WERROR)
+    target_compile_options(${tgt} PRIVATE -Werror)
+  endif()
   target_include_directories(${tgt} PUBLIC ${PROJECT_SOURCE_DIR})
 endfunction()
 
-# Definitions visible to every target that links vicreg_common.
+# Version and git revision, substituted into common/build_info.cc.in (configure_file).
 set(VICREG_VERSION_STRING ${PROJECT_VERSION})
 execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
                 OUTPUT_VARIABLE VICREG_GIT_REVISION OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)

@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh
 BUILD_DIR=${VICREG_BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVICREG_BUILD_TESTS=ON
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DVICREG_BUILD_TESTS=ON -DVICREG_WERROR=ON
 cmake --build "$BUILD_DIR" -j "${VICREG_JOBS:-2}"
 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 "$@"
