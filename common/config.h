@@ -1,6 +1,6 @@
 // Typed job configuration: the single source of truth for every config key.
 //
-// Two equivalent input forms (DESIGN.md section 3), both parsed strictly by config_loader:
+// Two equivalent input forms (docs/ARCHITECTURE.md "Configuration"), both parsed strictly by config_loader:
 //   1. one job file (what `vicregctl submit` sends) with sections
 //        name, max_restarts, resources, data, model, train (with vicreg:), augment,
 //        checkpoint, eval, metrics

@@ -1,4 +1,4 @@
-// Parsing + strict validation of job configs (both forms of DESIGN.md section 3).
+// Parsing + strict validation of job configs (both forms: docs/ARCHITECTURE.md "Configuration").
 // Every function throws ConfigError (common/errors.h) listing ALL problems found, each naming
 // the field path ("train.vicreg.gamma"), the bad value and what would be valid.
 #pragma once

@@ -1,5 +1,5 @@
-// CoordinatorMetrics: job/slot/eval/gRPC metrics of vicreg_coordinator (DESIGN.md section 7,
-// docs/METRICS.md). Families are built in the constructor; children for dynamic label values
+// CoordinatorMetrics: job/slot/eval/gRPC metrics of vicreg_coordinator (docs/METRICS.md
+// "Coordinator metrics"). Families are built in the constructor; children for dynamic label values
 // are created on first use and cached in maps guarded by one mutex (gRPC threads call in).
 #include <prometheus/counter.h>
 #include <prometheus/family.h>

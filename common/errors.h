@@ -47,7 +47,7 @@ namespace detail {
 [[noreturn]] void ThrowInternal(const char* file, int line, const char* cond, const std::string& msg);
 }  // namespace detail
 
-// Exit codes of every binary (DESIGN.md section 11).
+// Exit codes of every binary (README.md "Command-line interface").
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;

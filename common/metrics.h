@@ -1,4 +1,4 @@
-// Thin layer over prometheus-cpp (DESIGN.md section 7; every metric is documented in
+// Thin layer over prometheus-cpp (every metric, its labels and its meaning are documented in
 // docs/METRICS.md). Families are built once in the constructors; the step loop only calls
 // Set/Increment/Observe through the methods below. Labels: job_id, rank, component (and the
 // coordinator's low-cardinality enums). Never step or epoch as a label. Base units (seconds,
@@ -105,7 +105,7 @@ class WorkerMetrics {
   std::unique_ptr<Impl> impl_;
 };
 
-// Coordinator-side metrics (DESIGN.md section 7), used by server/. Thread-safe (gRPC threads).
+// Coordinator-side metrics (docs/METRICS.md), used by server/. Thread-safe (gRPC threads).
 // Dynamic label values are added on first use and cached; the documented enum values are
 // pre-created at 0 so that rate()/increase() see the first event.
 class CoordinatorMetrics {

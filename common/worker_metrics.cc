@@ -1,4 +1,4 @@
-// WorkerMetrics: one rank's training metrics (DESIGN.md section 7, docs/METRICS.md).
+// WorkerMetrics: one rank's training metrics (docs/METRICS.md "Worker metrics").
 // Every family and every always-present child is created here, in the constructor; the
 // diagnostics gauges are created on their first finite value (a gauge that reads 0 before the
 // first diagnostics step would look like a collapsed representation and page someone).

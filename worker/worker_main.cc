@@ -1,4 +1,4 @@
-// vicreg_worker: one process per rank (DESIGN.md sections 1, 4, 6, 11).
+// vicreg_worker: one process per rank (README.md "Command-line interface", docs/ARCHITECTURE.md).
 //
 //   vicreg_worker --job FILE | (--data_config F --train_config F --model_config F)
 //                 [--device cpu|cuda] [--run-dir DIR] [--resume auto|none|PATH] [--max-steps N]

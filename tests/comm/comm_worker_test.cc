@@ -1,4 +1,4 @@
-// Worker-level distributed invariants with real vicreg_worker processes (DESIGN.md section 6):
+// Worker-level distributed invariants with real vicreg_worker processes (docs/ARCHITECTURE.md "Distributed"):
 //   * W ranks x batch B == 1 rank x batch W*B: loss components every step and parameters after
 //     5 steps (fp32, rel. tol. 1e-5), for mpirun -np 2 and -np 3;
 //   * a 2-rank run interrupted and resumed from its checkpoint reproduces the uninterrupted run

@@ -46,14 +46,14 @@ TEST(ConfigDefaults, MatchDesignAndSeed) {
   EXPECT_DOUBLE_EQ(c.train.vicreg.gamma, 1.0);
   EXPECT_DOUBLE_EQ(c.train.grad_clip, 1.0);
   EXPECT_EQ(c.train.vicreg.covariance_reduction, "paper");
-  // The seed's model_config_vicreg.yaml and DESIGN.md section 4
+  // The seed's model_config_vicreg.yaml (README.md "Job file reference")
   EXPECT_EQ(c.model.backbone_name, "vit_small_patch16_224");
   EXPECT_EQ(c.model.image_size, 96);
   EXPECT_EQ(c.model.patch_size, 16);
   EXPECT_EQ(c.model.embed_dim, 384);
   EXPECT_EQ(c.model.depth, 12);
   EXPECT_EQ(c.model.num_heads, 6);
-  // DESIGN.md section 5: asymmetric view defaults
+  // Asymmetric view defaults (README.md "Job file reference", facebookresearch/vicreg)
   for (const ViewAugmentConfig* v : {&c.augment.view1, &c.augment.view2}) {
     EXPECT_DOUBLE_EQ(v->crop_scale[0], 0.2);
     EXPECT_DOUBLE_EQ(v->crop_scale[1], 1.0);

@@ -1,4 +1,4 @@
-// The metric-name contract of DESIGN.md section 7 (plus the documented additions), as the
+// The metric-name contract of docs/METRICS.md, as the
 // tests check it: name, type, and the labels every series carries.
 #pragma once
 

@@ -1,5 +1,5 @@
 // WorkerMetrics / CoordinatorMetrics through a real MetricsServer on port 0: the /metrics text
-// is fetched over HTTP and parsed, and checked against the DESIGN.md section 7 contract.
+// is fetched over HTTP and parsed, and checked against the docs/METRICS.md contract.
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 

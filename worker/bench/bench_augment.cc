@@ -1,4 +1,4 @@
-// vicreg_bench augment: two-view VICReg augmentation throughput (DESIGN.md section 10).
+// vicreg_bench augment: two-view VICReg augmentation throughput (docs/ARCHITECTURE.md "Benchmarks").
 //
 //   vicreg_bench augment --batch-size 256 --source-size 32 --image-size 96 [--threads T (2)] [--iters N]
 //                        [--device cpu|cuda] [--order photometric_first|torchvision|both] [--blas-threads 1]

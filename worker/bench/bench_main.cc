@@ -1,4 +1,4 @@
-// vicreg_bench: throughput benchmarks (DESIGN.md section 11). `vicreg_bench --help` lists them.
+// vicreg_bench: throughput benchmarks (docs/ARCHITECTURE.md "Benchmarks"). `vicreg_bench --help` lists them.
 #include <cstdio>
 #include <cstring>
 #include <exception>

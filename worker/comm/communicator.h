@@ -1,4 +1,4 @@
-// Collective communication between the ranks of one job (DESIGN.md section 6).
+// Collective communication between the ranks of one job (docs/ARCHITECTURE.md "Distributed").
 //
 // Backends (single, mpi, gloo, nccl) implement this interface; only communicator_factory.cc
 // knows which exist (#if VICREG_HAVE_*). Every rank must issue the same collectives in the

@@ -1,5 +1,5 @@
 // All-gather of embeddings across ranks for the VICReg variance/covariance terms
-// (facebookresearch/vicreg FullGatherLayer semantics, DESIGN.md section 4).
+// (facebookresearch/vicreg FullGatherLayer semantics, docs/ARCHITECTURE.md "Distributed").
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,4 +1,4 @@
-// vicreg_eval's command line (DESIGN.md section 11):
+// vicreg_eval's command line (README.md "Command-line interface"):
 //   vicreg_eval [evaluate flags]           linear probe / kNN of checkpoints (the seed's interface)
 //   vicreg_eval export  --checkpoint F --out encoder.safetensors
 //   vicreg_eval extract --checkpoint F --dataset D --data-dir DIR --split S --out feats.safetensors

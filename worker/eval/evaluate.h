@@ -1,4 +1,4 @@
-// The evaluation pipeline behind `vicreg_eval` (DESIGN.md section 9): for each requested epoch
+// The evaluation pipeline behind `vicreg_eval` (docs/ARCHITECTURE.md "Evaluation"): for each requested epoch
 // checkpoint, load the encoder (projector discarded), extract train/test features once, run the
 // linear probe and/or weighted kNN; plus the reference rows (raw pixels, random-init encoder).
 #pragma once

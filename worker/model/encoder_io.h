@@ -1,4 +1,4 @@
-// Encoder export/import in timm's format (DESIGN.md sections 4 and 9).
+// Encoder export/import in timm's format (docs/ARCHITECTURE.md "Evaluation", "Export/import").
 //
 // An exported encoder is a safetensors file holding exactly timm's VisionTransformer state_dict
 // (num_classes=0): cls_token, pos_embed, patch_embed.proj.{weight,bias},

@@ -1,4 +1,4 @@
-// Weight-decay parameter groups (DESIGN.md section 4 "Optimization"): biases, every normalization
+// Weight-decay parameter groups (docs/ARCHITECTURE.md "Model and objective", Optimization): biases, every normalization
 // parameter (LayerNorm, BatchNorm), pos_embed and cls_token get no weight decay and no LARS
 // adaptation; everything else (Linear / patch-embedding weights) does. The rule is facebookresearch's
 // exclude_bias_and_norm (ndim == 1) plus the two ViT embeddings, which timm's no_weight_decay() names.

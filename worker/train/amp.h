@@ -1,4 +1,4 @@
-// Mixed precision for the forward pass on CUDA (DESIGN.md section 4: fp32 on CPU; bf16 autocast, or fp16
+// Mixed precision for the forward pass on CUDA (docs/ARCHITECTURE.md "GPU path": fp32 on CPU; bf16 autocast, or fp16
 // autocast with a loss scaler, on CUDA; the loss is always computed in fp32).
 #pragma once
 

@@ -1,4 +1,5 @@
-// Collapse diagnostics of DESIGN.md section 4, on the gathered global batch, fp32, no grad.
+// Collapse diagnostics (docs/ARCHITECTURE.md "Model and objective", docs/METRICS.md), on the gathered
+// global batch, fp32, no grad.
 #pragma once
 
 #include <ATen/core/Tensor.h>

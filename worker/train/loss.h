@@ -1,4 +1,4 @@
-// VICReg loss with facebookresearch/vicreg semantics (DESIGN.md section 4). Always fp32.
+// VICReg loss with facebookresearch/vicreg semantics (docs/ARCHITECTURE.md "Model and objective"). Always fp32.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -1,4 +1,4 @@
-// Optimizer construction and exact state save/restore (DESIGN.md section 4 "Optimization").
+// Optimizer construction and exact state save/restore (docs/ARCHITECTURE.md "Model and objective", Optimization).
 //
 //   auto opt = BuildOptimizer(model->param_groups(), OptimizerOptions::FromConfig(cfg.train));
 //   SetLearningRate(*opt, schedule.At(step)); opt->step();

@@ -1,4 +1,5 @@
-// The VICReg training loop of one rank (DESIGN.md sections 4 and 6).
+// The VICReg training loop of one rank (docs/ARCHITECTURE.md "Model and objective", "Distributed",
+// "Checkpoints and resume").
 //
 //   Trainer t(cfg, rank_info, comm, &run_dir, &worker_metrics, opts);
 //   RunResult r = t.Run();        // epochs x batches, checkpoints, metrics.jsonl, progress.json
