@@ -29,11 +29,11 @@ TEST(ExportParity, ExportedEncoderMatchesAnIndependentPytorchVit) {
   auto images = at::randint(0, 256, {12, 3, 96, 96}, at::TensorOptions().dtype(at::kByte));
   auto labels = at::arange(12, at::kLong).remainder(3);
   model::WriteTensorFile(dir / "cache.safetensors", {{"images", images}, {"labels", labels}},
-                  {{"format", "vicreg-tensor-cache-v1"},
-                   {"layout", "NCHW"},
-                   {"num_classes", "3"},
-                   {"mean", "[0.45, 0.5, 0.55]"},
-                   {"std", "[0.2, 0.25, 0.3]"}});
+                         {{"format", "vicreg-tensor-cache-v1"},
+                          {"layout", "NCHW"},
+                          {"num_classes", "3"},
+                          {"mean", "[0.45, 0.5, 0.55]"},
+                          {"std", "[0.2, 0.25, 0.3]"}});
 
   const std::string bin = testing::EvalBinary();
   auto r = RunProcess({bin, "export", "--checkpoint", dir / "ck/epoch_0005.pt", "--out", dir / "encoder.safetensors"},

@@ -118,7 +118,8 @@ TEST(Optimizer, AdamWEqualsTorchOptimAdamWWithTwoGroups) {
 // torch.optim.AdamW (via the Python reference) and the fused/reference kernels.
 TEST(Optimizer, ForeachAdamWEqualsTorchOptimAdamW) {
   OptimizerOptions o;
-  o.type = OptimizerType::kAdamW, o.weight_decay = 0.05, o.beta1 = 0.8, o.beta2 = 0.99, o.adamw_impl = AdamWImpl::kForeach;
+  o.type = OptimizerType::kAdamW, o.weight_decay = 0.05, o.beta1 = 0.8, o.beta2 = 0.99;
+  o.adamw_impl = AdamWImpl::kForeach;
   CompareWithPython("adamw", o, {0.05, 0.8, 0.99, 1e-8}, 1e-6);
 }
 

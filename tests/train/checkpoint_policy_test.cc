@@ -1,5 +1,7 @@
 // What a checkpoint captures and restores (checkpoint_state.h) and when the loop writes one
 // (checkpoint_policy.h), in process (label unit).
+#include "worker/train/checkpoint_policy.h"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -8,7 +10,6 @@
 
 #include "common/config.h"
 #include "common/errors.h"
-#include "worker/train/checkpoint_policy.h"
 #include "worker/train/checkpoint_state.h"
 
 namespace vicreg::train {
@@ -95,16 +96,16 @@ TEST(CheckpointPolicy, EpochStepStopAndDeferred) {
   const CheckpointPolicy p(Job(/*num_epochs=*/5, /*every_epochs=*/2, /*every_steps=*/3));
   using A = CheckpointAction;
   EXPECT_EQ(p.AfterStep(At(1, 1, false)), A::kNone);
-  EXPECT_EQ(p.AfterStep(At(1, 3, false)), A::kStep);                  // every 3 steps
-  EXPECT_EQ(p.AfterStep(At(1, 4, true)), A::kNone);                   // epoch 1 is not a multiple of 2
-  EXPECT_EQ(p.AfterStep(At(2, 8, true)), A::kEpoch);                  // every 2nd epoch
-  EXPECT_EQ(p.AfterStep(At(2, 9, true)), A::kEpoch);                  // an epoch end wins over a step
-  EXPECT_EQ(p.AfterStep(At(5, 20, true)), A::kEpoch);                 // always the last epoch
+  EXPECT_EQ(p.AfterStep(At(1, 3, false)), A::kStep);                      // every 3 steps
+  EXPECT_EQ(p.AfterStep(At(1, 4, true)), A::kNone);                       // epoch 1 is not a multiple of 2
+  EXPECT_EQ(p.AfterStep(At(2, 8, true)), A::kEpoch);                      // every 2nd epoch
+  EXPECT_EQ(p.AfterStep(At(2, 9, true)), A::kEpoch);                      // an epoch end wins over a step
+  EXPECT_EQ(p.AfterStep(At(5, 20, true)), A::kEpoch);                     // always the last epoch
   EXPECT_EQ(p.AfterStep(At(3, 10, false, /*stopping=*/true)), A::kStep);  // stop signal / max_steps
   EXPECT_EQ(p.AfterStep(At(2, 8, true, false, /*in_streak=*/true)), A::kDeferred);
   EXPECT_EQ(p.AfterStep(At(1, 3, false, false, true)), A::kDeferred);
-  EXPECT_EQ(p.AfterStep(At(1, 2, false, false, true)), A::kNone);     // nothing due: nothing deferred
-  EXPECT_EQ(p.AfterStep(At(1, 3, false, true, true)), A::kStep);      // a stop still writes
+  EXPECT_EQ(p.AfterStep(At(1, 2, false, false, true)), A::kNone);  // nothing due: nothing deferred
+  EXPECT_EQ(p.AfterStep(At(1, 3, false, true, true)), A::kStep);   // a stop still writes
   EXPECT_EQ(p.AfterStep(At(2, 8, true, true, true)), A::kEpoch);
 
   const CheckpointPolicy last_only(Job(3, /*every_epochs=*/0, /*every_steps=*/0));

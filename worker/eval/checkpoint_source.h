@@ -31,7 +31,7 @@ struct CheckpointEncoder {
   std::string path;
   int64_t epoch = 0;
   config::ModelConfig model;  // resolved (presets expanded)
-  model::NamedTensors state;         // timm keys (the "encoder." prefix dropped, projector discarded)
+  model::NamedTensors state;  // timm keys (the "encoder." prefix dropped, projector discarded)
 };
 
 // "<dir>/epoch_0007.pt"

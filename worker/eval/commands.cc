@@ -18,10 +18,10 @@
 #include "common/logging.h"
 #include "worker/data/dataset.h"
 #include "worker/eval/checkpoint_source.h"
-#include "worker/model/encoder_io.h"
 #include "worker/eval/evaluate.h"
 #include "worker/eval/features.h"
 #include "worker/eval/run_config.h"
+#include "worker/model/encoder_io.h"
 #include "worker/model/tensor_file.h"
 #define VICREG_COMPAT_DEVICES
 #include "worker/torch_compat.h"

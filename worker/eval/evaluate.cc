@@ -13,10 +13,10 @@
 #include "common/errors.h"
 #include "common/fs.h"
 #include "worker/data/dataset.h"
-#include "worker/model/encoder_io.h"
 #include "worker/eval/features.h"
 #include "worker/eval/run_config.h"
 #include "worker/eval/topk.h"
+#include "worker/model/encoder_io.h"
 
 namespace vicreg::eval {
 namespace {

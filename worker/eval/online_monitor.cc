@@ -91,9 +91,7 @@ void OnlineMonitors::ResetEpoch() {
   if (linear_) linear_->ResetStats();
 }
 
-bool OnlineMonitors::KnnDue(int64_t epoch) const {
-  return knn_ && knn_every_ > 0 && epoch % knn_every_ == 0;
-}
+bool OnlineMonitors::KnnDue(int64_t epoch) const { return knn_ && knn_every_ > 0 && epoch % knn_every_ == 0; }
 
 double OnlineMonitors::KnnTop1(model::VisionTransformer& encoder) {
   VICREG_CHECK(knn_ != nullptr, "online kNN is off");
@@ -103,8 +101,8 @@ double OnlineMonitors::KnnTop1(model::VisionTransformer& encoder) {
 }  // namespace
 
 std::unique_ptr<train::OnlineMonitor> MakeOnlineMonitor(const config::JobConfig& cfg,
-                                                        std::shared_ptr<const data::Dataset> train_set,
-                                                        int feature_dim, c10::Device device) {
+                                                        std::shared_ptr<const data::Dataset> train_set, int feature_dim,
+                                                        c10::Device device) {
   return std::make_unique<OnlineMonitors>(cfg, std::move(train_set), feature_dim, device);
 }
 

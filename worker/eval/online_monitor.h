@@ -25,7 +25,7 @@ namespace vicreg::eval {
 // A train::OnlineMonitorFactory. Throws UserError (naming eval.online_linear / eval.online_knn_every_epochs)
 // when a monitor is enabled but its dataset has no labels.
 std::unique_ptr<train::OnlineMonitor> MakeOnlineMonitor(const config::JobConfig& cfg,
-                                                        std::shared_ptr<const data::Dataset> train_set,
-                                                        int feature_dim, c10::Device device);
+                                                        std::shared_ptr<const data::Dataset> train_set, int feature_dim,
+                                                        c10::Device device);
 
 }  // namespace vicreg::eval

@@ -22,11 +22,11 @@ enum class CheckpointAction { kNone, kEpoch, kStep, kDeferred };
 
 // Where the run stands after a step.
 struct StepPosition {
-  int64_t epoch = 1;          // 1-based
-  int64_t step = 0;           // global steps done
-  bool epoch_end = false;     // the step consumed the epoch's last batch
-  bool stopping = false;      // the run stops after this step (stop signal or train.max_steps)
-  bool in_streak = false;     // the step was non-finite (consecutive non-finite steps > 0)
+  int64_t epoch = 1;       // 1-based
+  int64_t step = 0;        // global steps done
+  bool epoch_end = false;  // the step consumed the epoch's last batch
+  bool stopping = false;   // the run stops after this step (stop signal or train.max_steps)
+  bool in_streak = false;  // the step was non-finite (consecutive non-finite steps > 0)
 };
 
 class CheckpointPolicy {

@@ -17,8 +17,7 @@ VicregLossOptions VicregLossOptions::FromConfig(const config::VicregConfig& v) {
   o.nu_covariance = v.nu_covariance;
   o.gamma = v.gamma;
   o.epsilon = v.epsilon;
-  o.covariance_reduction =
-      v.covariance_reduction == "seed" ? CovarianceReduction::kSeed : CovarianceReduction::kPaper;
+  o.covariance_reduction = v.covariance_reduction == "seed" ? CovarianceReduction::kSeed : CovarianceReduction::kPaper;
   return o;
 }
 

@@ -266,17 +266,12 @@ void Trainer::Impl::CheckpointAfterStep(bool stopping) {
   at.stopping = stopping;
   at.in_streak = consecutive_nonfinite > 0;
   switch (ckpt_policy->AfterStep(at)) {
-    case CheckpointAction::kEpoch:
-      Save("epoch");
-      break;
-    case CheckpointAction::kStep:
-      Save("step");
-      break;
+    case CheckpointAction::kEpoch: Save("epoch"); break;
+    case CheckpointAction::kStep: Save("step"); break;
     case CheckpointAction::kDeferred:
       spdlog::warn("step {}: checkpoint deferred (the step was non-finite)", step);
       break;
-    case CheckpointAction::kNone:
-      break;
+    case CheckpointAction::kNone: break;
   }
 }
 

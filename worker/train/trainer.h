@@ -43,8 +43,7 @@ class OnlineMonitor;  // online_monitor.h
 // Builds the monitors `cfg.eval` asks for. train_set: the training dataset; feature_dim: the encoder's
 // width; device: where the features live. Throws UserError naming the eval.* key that cannot be served.
 using OnlineMonitorFactory = std::function<std::unique_ptr<OnlineMonitor>(
-    const config::JobConfig& cfg, std::shared_ptr<const data::Dataset> train_set, int feature_dim,
-    c10::Device device)>;
+    const config::JobConfig& cfg, std::shared_ptr<const data::Dataset> train_set, int feature_dim, c10::Device device)>;
 
 struct TrainerOptions {
   std::string resume = "none";  // none | auto | PATH (checkpoint.h CheckpointManager::Resume)
