@@ -76,7 +76,9 @@ TEST_F(EvalCli, EvaluatesEpochsReportsMissingOnesAndWritesJsonAndCsv) {
     EXPECT_LE(row["top5"].get<double>(), 1.0);
     EXPECT_GE(row["top5"].get<double>(), row["top1"].get<double>());
     EXPECT_GE(row["fit_seconds"].get<double>(), 0.0);
-    if (row["model"] == "raw_pixels") EXPECT_GE(row["top1"].get<double>(), 0.95);  // bands are linearly separable
+    if (row["model"] == "raw_pixels") {
+      EXPECT_GE(row["top1"].get<double>(), 0.95);  // bands are linearly separable
+    }
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"vicreg/1/linear", "vicreg/1/knn", "vicreg/3/linear", "vicreg/3/knn",
                                             "raw_pixels/0/linear", "raw_pixels/0/knn", "random_init/0/linear",
