@@ -296,8 +296,65 @@ bool ReadLeaf(ParseContext& ctx, const YAML::Node& n, const std::string& path, b
   return false;
 }
 
+std::string HexByte(unsigned char c) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02X", c);
+  return buf;
+}
+
+// Offset of the first byte that makes `s` unfit as a text value (a control character other than
+// tab, DEL, or a byte outside a well-formed UTF-8 sequence), or npos. Such values cannot be
+// written back to YAML unchanged (the emitter escapes or rejects them), and no name, path or
+// choice needs them.
+size_t FirstBadTextByte(const std::string& s, std::string& why) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t') || c == 0x7F) {
+        why = "the control character " + HexByte(c);
+        return i;
+      }
+      ++i;
+      continue;
+    }
+    size_t len = 0;
+    unsigned cp = 0;
+    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+    bool ok = len != 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (p[i + k] & 0xC0) == 0x80;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    // Reject overlong forms, UTF-16 surrogates and code points past U+10FFFF.
+    if (ok) ok = !(len == 3 && cp < 0x800) && !(len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) &&
+                 !(cp >= 0xD800 && cp <= 0xDFFF);
+    if (!ok) {
+      why = "the byte " + HexByte(c) + ", which is not part of well-formed UTF-8";
+      return i;
+    }
+    // C1 control characters (U+0080..U+009F) are as unprintable as C0 ones.
+    if (cp >= 0x80 && cp <= 0x9F) {
+      why = "the control character U+00" + HexByte(static_cast<unsigned char>(cp)).substr(2);
+      return i;
+    }
+    i += len;
+  }
+  return std::string::npos;
+}
+
 bool ReadLeaf(ParseContext& ctx, const YAML::Node& n, const std::string& path, std::string& out) {
   if (!CheckScalar(ctx, n, path, Expect<std::string>::kText, Show(out))) return false;
+  std::string why;
+  const size_t bad = FirstBadTextByte(n.Scalar(), why);
+  if (bad != std::string::npos) {
+    ctx.Error(path, "contains " + why + " at byte " + std::to_string(bad) +
+                        "; text values must be printable UTF-8 (no control characters)");
+    return false;
+  }
   out = n.Scalar();
   return true;
 }

@@ -163,5 +163,38 @@ TEST(SafetensorsLimits, ErrorsNeverQuoteTheFilesBytes) {
   }
 }
 
+// Found by fuzz_config_yaml in CI: a data_dir with a control character and bytes that are not
+// UTF-8 was accepted, and the resolved job.yaml written from it read back as a different path.
+// Text values are now refused naming the field, the byte and its offset.
+TEST(ConfigText, ControlCharactersAndInvalidUtf8AreRefusedNamingTheField) {
+  const std::string head = "name: t\ndata:\n  dataset: fashion_mnist\n  data_dir: \"/data/";
+  struct Case {
+    std::string bytes, expect;
+  } cases[] = {
+      {"\\x02", "control character 0x02 at byte 6"},
+      {"\xff\xff", "byte 0xFF, which is not part of well-formed UTF-8"},
+      {"\xc0\xaf", "byte 0xC0"},              // overlong '/'
+      {"\xed\xa0\x80", "byte 0xED"},          // UTF-16 surrogate
+      {"\\x7f", "control character 0x7F"},
+      {"\\u0085", "control character U+0085"},  // NEL
+  };
+  for (const auto& c : cases) {
+    ConfigError e = ParseError(head + c.bytes + "x\"\n");
+    ASSERT_EQ(e.items().size(), 1u) << e.what();
+    EXPECT_EQ(e.items()[0].field, "data.data_dir");
+    EXPECT_NE(e.items()[0].message.find(c.expect), std::string::npos) << e.items()[0].message;
+    EXPECT_NE(e.items()[0].message.find("printable UTF-8"), std::string::npos);
+  }
+  // The same through a --set override.
+  ConfigError e = ParseError("name: t\ndata:\n  dataset: fashion_mnist\n", {"data.data_dir=/a\x01" "b"});
+  ASSERT_EQ(e.items().size(), 1u) << e.what();
+  EXPECT_EQ(e.items()[0].field, "data.data_dir");
+  // Printable UTF-8 (accents, CJK, emoji) and tabs stay accepted.
+  config::JobConfig cfg = config::ParseJobYaml(
+      "name: t\ndata:\n  dataset: fashion_mnist\n  data_dir: \"/caf\xc3\xa9 \xe6\x95\xb0\xe6\x8d\xae \xf0\x9f\x98\x80\tx\"\n",
+      "job.yaml");
+  EXPECT_EQ(cfg.data.data_dir, "/caf\xc3\xa9 \xe6\x95\xb0\xe6\x8d\xae \xf0\x9f\x98\x80\tx");
+}
+
 }  // namespace
 }  // namespace vicreg
