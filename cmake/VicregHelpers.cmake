@@ -17,10 +17,14 @@ if(NOT VICREG_GIT_REVISION)
   set(VICREG_GIT_REVISION "unknown")
 endif()
 
-# vicreg_add_test(<name> LABELS <labels...> SOURCES <files...> LIBS <libs...> [TIMEOUT s])
+# vicreg_add_test(<name> LABELS <labels...> SOURCES <files...> LIBS <libs...> [TIMEOUT s]
+#                 [SERIAL] [RESOURCE_LOCK <name>])
 # One gtest executable; every TEST() is registered with ctest (gtest_discover_tests) and labeled.
+# tests/run.sh runs ctest with -j2: SERIAL keeps timing-sensitive tests (collective timeouts,
+# alert windows, a browser) alone on the machine; RESOURCE_LOCK serializes tests sharing something
+# global (e.g. Slurm daemons), letting other tests run beside them.
 function(vicreg_add_test name)
-  cmake_parse_arguments(T "" "TIMEOUT" "LABELS;SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(T "SERIAL" "TIMEOUT;RESOURCE_LOCK" "LABELS;SOURCES;LIBS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock GTest::gtest_main)
   vicreg_target_defaults(${name})
@@ -29,7 +33,14 @@ function(vicreg_add_test name)
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
   endif()
+  set(extra)
+  if(T_SERIAL)
+    list(APPEND extra RUN_SERIAL TRUE)
+  endif()
+  if(T_RESOURCE_LOCK)
+    list(APPEND extra RESOURCE_LOCK ${T_RESOURCE_LOCK})
+  endif()
   gtest_discover_tests(${name}
-    PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT}
+    PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT} ${extra}
     DISCOVERY_TIMEOUT 60)
 endfunction()

@@ -1,4 +1,4 @@
-// vicreg_coordinator: the long-running job service (DESIGN.md section 8, docs/OPERATIONS.md).
+// vicreg_coordinator: the long-running job service (docs/ARCHITECTURE.md, docs/OPERATIONS.md).
 // Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 2 invalid configuration, 1 runtime failure.
 #include <signal.h>
 #include <unistd.h>

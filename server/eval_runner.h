@@ -1,4 +1,4 @@
-// Scheduled evaluation (DESIGN.md section 8, issue 7 item 4): for every checkpoint of a job whose
+// Scheduled evaluation (docs/OPERATIONS.md "Scheduled evaluation"): for every checkpoint of a job whose
 // epoch is listed in the job's eval.epochs or is a multiple of eval.every_epochs, once it lands in
 // <run_dir>/checkpoints, run
 //   vicreg_eval --job <run_dir>/job.yaml --checkpoint_dir <run_dir>/checkpoints --epochs E

@@ -1,4 +1,4 @@
-// vicregctl: the command-line client of vicreg_coordinator (DESIGN.md section 11).
+// vicregctl: the command-line client of vicreg_coordinator (README.md "Command-line interface", docs/OPERATIONS.md).
 //
 //   vicregctl [--server HOST:PORT] [--state-dir DIR] [--token-file F] [--output table|json] [--timeout S]
 //             submit FILE [--wait] [--set key=value ...] [--request-id ID]
