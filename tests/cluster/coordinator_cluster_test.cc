@@ -217,7 +217,9 @@ TEST_F(CoordinatorOnBed, NodeDeathDuringATwoNodeJobIsResubmittedFromTheLastCheck
   const double ended_after = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
   v1::Job j2 = c.Get(id);
   const std::string cause = j2.attempts(0).cause();
-  EXPECT_NE(cause.find("rank"), std::string::npos) << cause;
+  // The cause names the dead node (the launcher's error lines: "srun: error: Node failure on
+  // <node>"), whichever of the ranks' exit or the job leaving the queue is seen first.
+  EXPECT_NE(cause.find(victim), std::string::npos) << "the cause does not name the dead node:\n" << cause;
   EXPECT_EQ(j2.attempts(1).restart_reason(), "rank_exit") << j2.DebugString();
   EXPECT_GT(j2.attempts(1).start_step(), 0) << "attempt 2 must resume from a checkpoint\n" << j2.DebugString();
   // ... and attempt 2 runs on nodes that are up.
