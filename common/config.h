@@ -23,6 +23,8 @@ struct ResourcesConfig {
   std::string backend = "auto";       // auto | nccl | mpi | gloo | single  (auto: nccl on cuda, mpi on cpu)
   int threads_per_rank = 1;           // ATen intra-op threads per rank (0 = leave library default)
   double collective_timeout_s = 120;  // a collective that takes longer fails the job (dead/hung peer)
+  int nodes = 0;                      // cluster launchers: nodes to spread the ranks over (0 = the cluster chooses)
+  int ranks_per_node = 0;             // cluster launchers: ranks on each node (0 = the cluster chooses)
 };
 
 // data: which dataset and how it is fed.
@@ -136,6 +138,11 @@ struct EvalDatasetConfig {
   std::string name = "cifar10";  // cifar10 | cifar100 | stl10 | fashion_mnist | mnist | image_folder | tensor_cache
   std::string data_dir;          // empty = data.data_dir
 };
+// eval.resources: what one scheduled evaluation (one vicreg_eval process) gets from the launcher.
+struct EvalResourcesConfig {
+  std::string device = "cpu";  // cpu | cuda   (feature extraction; Slurm: --gpus-per-task=1)
+  int cpus = 0;                // vicreg_eval --threads and Slurm --cpus-per-task (0 = all cores / the cluster default)
+};
 struct EvalConfig {
   std::vector<int> epochs;                  // evaluate these epochs' checkpoints ...
   int every_epochs = 0;                     // ... and/or every N epochs (0 = off)
@@ -149,6 +156,7 @@ struct EvalConfig {
   bool online_linear = false;       // train a linear classifier on detached features alongside (needs labels)
   int online_knn_every_epochs = 0;  // periodic kNN on a held-out subset (0 = off)
   int64_t online_knn_subset = 2000;
+  EvalResourcesConfig resources;
 };
 
 // metrics: the per-rank Prometheus endpoint.
@@ -162,6 +170,8 @@ struct JobConfig {
   std::string name = "vicreg";  // [A-Za-z0-9._-]{1,64}
   int max_restarts = 2;         // coordinator restarts from the latest checkpoint at most this often
   int priority = 0;             // higher runs first (coordinator)
+  double max_queue_wait_s =
+      0;  // coordinator: fail the job when an attempt waits longer in the cluster queue (0 = no limit)
   ResourcesConfig resources;
   DataConfig data;
   ModelConfig model;

@@ -25,7 +25,8 @@ inline constexpr bool kIsSection =
     std::is_same_v<S, JobConfig> || std::is_same_v<S, ResourcesConfig> || std::is_same_v<S, DataConfig> ||
     std::is_same_v<S, ModelConfig> || std::is_same_v<S, TrainConfig> || std::is_same_v<S, VicregConfig> ||
     std::is_same_v<S, ViewAugmentConfig> || std::is_same_v<S, AugmentConfig> || std::is_same_v<S, CheckpointConfig> ||
-    std::is_same_v<S, EvalDatasetConfig> || std::is_same_v<S, EvalConfig> || std::is_same_v<S, MetricsConfig>;
+    std::is_same_v<S, EvalDatasetConfig> || std::is_same_v<S, EvalConfig> || std::is_same_v<S, MetricsConfig> ||
+    std::is_same_v<S, EvalResourcesConfig>;
 
 // Calls v(key, field) or v(key, field, role) for every field of section `c` (const or not), in YAML
 // output order. Visitors take the role as a defaulted parameter (KeyRole::kLearning).
@@ -37,6 +38,7 @@ void Fields(V& v, T& c) {
     v("name", c.name, kOperational);
     v("max_restarts", c.max_restarts, kOperational);
     v("priority", c.priority, kOperational);
+    v("max_queue_wait_s", c.max_queue_wait_s, kOperational);
     v("resources", c.resources, kOperational);
     v("data", c.data);
     v("model", c.model);
@@ -51,6 +53,8 @@ void Fields(V& v, T& c) {
     v("backend", c.backend);
     v("threads_per_rank", c.threads_per_rank);
     v("collective_timeout_s", c.collective_timeout_s);
+    v("nodes", c.nodes);
+    v("ranks_per_node", c.ranks_per_node);
   } else if constexpr (std::is_same_v<S, DataConfig>) {
     v("dataset", c.dataset);
     v("data_dir", c.data_dir);
@@ -143,6 +147,10 @@ void Fields(V& v, T& c) {
     v("online_linear", c.online_linear);
     v("online_knn_every_epochs", c.online_knn_every_epochs);
     v("online_knn_subset", c.online_knn_subset);
+    v("resources", c.resources);
+  } else if constexpr (std::is_same_v<S, EvalResourcesConfig>) {
+    v("device", c.device);
+    v("cpus", c.cpus);
   } else if constexpr (std::is_same_v<S, MetricsConfig>) {
     v("enabled", c.enabled);
     v("address", c.address);

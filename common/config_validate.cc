@@ -176,6 +176,7 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   }
   c.IntRange("max_restarts", cfg.max_restarts, 0, 100);
   c.IntRange("priority", cfg.priority, -1000000, 1000000);
+  c.NonNegative("max_queue_wait_s", cfg.max_queue_wait_s);
 
   // resources
   const auto& res = cfg.resources;
@@ -193,6 +194,18 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   }
   c.IntRange("resources.threads_per_rank", res.threads_per_rank, 0, 1024);
   c.Positive("resources.collective_timeout_s", res.collective_timeout_s);
+  c.IntRange("resources.nodes", res.nodes, 0, 4096);
+  c.IntRange("resources.ranks_per_node", res.ranks_per_node, 0, 4096);
+  if (res.nodes > res.ranks) {
+    c.Fail("resources.nodes", "more nodes (" + Str(int64_t(res.nodes)) + ") than ranks (" + Str(int64_t(res.ranks)) +
+                                  "): every node needs a rank");
+  } else if (res.nodes > 0 && res.ranks_per_node > 0 && int64_t(res.nodes) * res.ranks_per_node != res.ranks) {
+    c.Fail("resources.ranks_per_node", Str(int64_t(res.nodes)) + " nodes x " + Str(int64_t(res.ranks_per_node)) +
+                                           " ranks_per_node must equal resources.ranks " + Str(int64_t(res.ranks)));
+  } else if (res.ranks_per_node > res.ranks) {
+    c.Fail("resources.ranks_per_node", "more ranks per node (" + Str(int64_t(res.ranks_per_node)) +
+                                           ") than resources.ranks (" + Str(int64_t(res.ranks)) + ")");
+  }
 
   // data
   const auto& d = cfg.data;
@@ -331,6 +344,8 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   c.IntMin("eval.limit_test", e.limit_test, 0);
   c.IntMin("eval.online_knn_every_epochs", e.online_knn_every_epochs, 0);
   c.IntMin("eval.online_knn_subset", e.online_knn_subset, 1);
+  c.Enum("eval.resources.device", e.resources.device, kDevices);
+  c.IntRange("eval.resources.cpus", e.resources.cpus, 0, 1024);
 
   // metrics
   const auto& mt = cfg.metrics;

@@ -69,6 +69,10 @@ struct CoordinatorMetrics::Impl {
   std::optional<ByLabel<Gauge>> eval_last_time;
   std::optional<ByLabel<Histogram>> rpc_duration;
   Family<Gauge>* eval_top1 = nullptr;
+  std::optional<ByLabel<Gauge>> cluster_queued;  // by reason
+  Family<Gauge>* queue_wait = nullptr;
+  std::map<std::string, std::pair<std::string, Gauge*>> queue_wait_by_job;  // job id -> (state|reason, gauge)
+  std::map<std::string, double> cluster_queued_counts;                      // reason -> jobs
   Family<Counter>* rpc_requests = nullptr;
   // job_id -> (dataset, probe) -> gauge
   std::map<std::string, std::map<std::pair<std::string, std::string>, Gauge*>> eval_top1_by_job;
@@ -124,6 +128,19 @@ CoordinatorMetrics::CoordinatorMetrics(std::shared_ptr<prometheus::Registry> reg
                              .Register(r),
                          "method");
 
+  m.cluster_queued.emplace(prometheus::BuildGauge()
+                               .Name("vicreg_cluster_queued_jobs")
+                               .Help("Jobs whose current attempt waits in the cluster's queue (Slurm PENDING), by "
+                                     "the cluster's reason")
+                               .Register(r),
+                           "reason");
+  m.queue_wait = &prometheus::BuildGauge()
+                      .Name("vicreg_job_cluster_queue_wait_seconds")
+                      .Help(
+                          "How long a job's current attempt has waited in the cluster's queue, with the cluster's "
+                          "state and reason (present only while it waits)")
+                      .Register(r);
+
   // Documented enum values start at 0 so that the first event is visible to rate()/increase().
   for (const char* s : {"queued", "starting", "running", "restarting", "succeeded", "failed", "cancelled"}) {
     m.jobs->Get(s);
@@ -153,6 +170,39 @@ void CoordinatorMetrics::OnRestart(const std::string& reason) {
 void CoordinatorMetrics::SetSlots(const std::string& state, double n) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->slots->Get(state).Set(n);
+}
+
+void CoordinatorMetrics::SetClusterQueue(const std::vector<QueueWait>& waits) {
+  Impl& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  std::map<std::string, double> by_reason;
+  std::map<std::string, const QueueWait*> now;
+  for (const auto& w : waits) {
+    by_reason[NonEmpty(w.reason)] += 1;
+    now[w.job_id] = &w;
+  }
+  // Reasons seen before and gone now read 0 (kept: a series that vanishes looks like missing data).
+  for (auto& [reason, count] : m.cluster_queued_counts) count = 0;
+  for (const auto& [reason, count] : by_reason) m.cluster_queued_counts[reason] = count;
+  for (const auto& [reason, count] : m.cluster_queued_counts) m.cluster_queued->Get(reason).Set(count);
+  for (auto it = m.queue_wait_by_job.begin(); it != m.queue_wait_by_job.end();) {
+    auto w = now.find(it->first);
+    if (w == now.end() || it->second.first != w->second->state + "|" + w->second->reason) {
+      m.queue_wait->Remove(it->second.second);
+      it = m.queue_wait_by_job.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [job_id, w] : now) {
+    auto it = m.queue_wait_by_job.find(job_id);
+    if (it == m.queue_wait_by_job.end()) {
+      Gauge& g = m.queue_wait->Add(
+          {{"job_id", NonEmpty(job_id)}, {"state", NonEmpty(w->state)}, {"reason", NonEmpty(w->reason)}});
+      it = m.queue_wait_by_job.emplace(job_id, std::make_pair(w->state + "|" + w->reason, &g)).first;
+    }
+    it->second.second->Set(w->seconds);
+  }
 }
 
 void CoordinatorMetrics::SetEvalTop1(const std::string& job_id, const std::string& dataset, const std::string& probe,

@@ -108,6 +108,14 @@ class WorkerMetrics {
 // Coordinator-side metrics (docs/METRICS.md), used by server/. Thread-safe (gRPC threads).
 // Dynamic label values are added on first use and cached; the documented enum values are
 // pre-created at 0 so that rate()/increase() see the first event.
+// A job whose current attempt waits in the cluster's queue (Slurm PENDING).
+struct QueueWait {
+  std::string job_id;
+  std::string state;   // PENDING
+  std::string reason;  // Resources, Priority, ...
+  double seconds = 0;  // waited so far
+};
+
 class CoordinatorMetrics {
  public:
   explicit CoordinatorMetrics(std::shared_ptr<prometheus::Registry> registry);
@@ -120,6 +128,9 @@ class CoordinatorMetrics {
   void OnSubmit(const std::string& result);           // accepted | rejected | duplicate
   void OnRestart(const std::string& reason);          // rank_exit | no_progress | coordinator_restart | ...
   void SetSlots(const std::string& state, double n);  // free | used
+  // The jobs waiting in the cluster's queue now: vicreg_cluster_queued_jobs{reason} and
+  // vicreg_job_cluster_queue_wait_seconds{job_id,state,reason} (a job's series goes when it runs).
+  void SetClusterQueue(const std::vector<QueueWait>& waits);
   void SetEvalTop1(const std::string& job_id, const std::string& dataset, const std::string& probe, double top1_ratio,
                    double unix_time_s);
   void OnEvalFailure(const std::string& job_id);

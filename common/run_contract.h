@@ -19,7 +19,10 @@
 //   <run>/attempts/<n>/ranks/rank-<r>.json  vicreg_job_shim rank: exit of rank r
 //   <run>/attempts/<n>/result.json        coordinator: result.json of attempt n, moved aside before n+1
 //   <run>/attempts/<n>/job.sbatch         coordinator (Slurm launcher)
-//   <run>/eval/                           coordinator's eval runner and vicreg_eval
+//   <run>/eval/epoch_<E>_<ds>.json        coordinator's eval runner: attempt k's out.json, renamed on success
+//   <run>/eval/epoch_<E>_<ds>.log         the evaluation's output, appended across attempts
+//   <run>/eval/attempts/epoch_<E>_<ds>/<k>/{out.json,status.json,launcher.json,job.sbatch}
+//                                         vicreg_eval (out.json), vicreg_job_shim, coordinator (Slurm script)
 //
 // Readers are tolerant: a missing or malformed file (a writer mid-way through a non-atomic write,
 // an older writer) reads as nullopt / empty; nothing here throws on bad content. Writers are atomic
@@ -88,6 +91,18 @@ class RunPaths {
   std::string attempt_rank_exit(int n, int rank) const { return RankExitPath(attempt_ranks_dir(n), rank); }
   std::string attempt_result(int n) const { return attempt_dir(n) + "/result.json"; }
   std::string attempt_sbatch(int n) const { return attempt_dir(n) + "/job.sbatch"; }
+  // Scheduled evaluations (the coordinator's eval runner and vicreg_eval): the result of epoch E on a
+  // dataset, its log (appended across attempts) and attempt k's own files (out.json, status.json,
+  // launcher.json, job.sbatch).
+  std::string eval_result(int epoch, const std::string& dataset) const {
+    return eval_dir() + "/epoch_" + std::to_string(epoch) + "_" + dataset + ".json";
+  }
+  std::string eval_log(int epoch, const std::string& dataset) const {
+    return eval_dir() + "/epoch_" + std::to_string(epoch) + "_" + dataset + ".log";
+  }
+  std::string eval_attempt_dir(int epoch, const std::string& dataset, int k) const {
+    return eval_dir() + "/attempts/epoch_" + std::to_string(epoch) + "_" + dataset + "/" + std::to_string(k);
+  }
 
  private:
   std::string root_;

@@ -82,7 +82,7 @@ Admitted Admit(const SubmitRequest& req, const AdmissionOptions& options, const 
     throw ServiceError(ErrorCode::kInvalidArgument, "invalid job spec:\n  resources.ranks: " + m,
                        {{"resources.ranks", m}});
   }
-  if (cfg.resources.device == "cuda" && scheduler.kind() != SlotKind::kGpu) {
+  if (cfg.resources.device == "cuda" && scheduler.kind() == SlotKind::kCpu) {
     throw ServiceError(ErrorCode::kFailedPrecondition,
                        "resources.device: the job needs cuda but this coordinator schedules CPU slots "
                        "(start it with --gpus LIST); it can never be placed");

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "common/config_loader.h"
 #include "common/fs.h"
 #include "common/metrics.h"
 #include "common/run_contract.h"
@@ -27,9 +28,16 @@ struct AttemptMachine::ActiveJob {
   bool killed = false;
   std::string stop_cause;
   RestartReason stop_restart_reason = RestartReason::kNone;
-  double next_launch = 0;  // kWaitRestart
+  bool stop_restartable = true;  // false: the stop ends the job (max_queue_wait_s)
+  double next_launch = 0;        // kWaitRestart
   RestartReason restart_reason = RestartReason::kNone;
   bool done = false;
+  // From the job's spec (parsed once): what the launcher is asked for.
+  bool plan_loaded = false;
+  int nodes = 0;
+  int ranks_per_node = 0;
+  bool gpu = false;
+  double max_queue_wait_s = 0;  // the job's own limit (0 = none)
 };
 
 // A cancelled attempt whose processes are being stopped. The job is CANCELLED but keeps its slots
@@ -43,9 +51,19 @@ struct AttemptMachine::Stopping {
 
 namespace {
 
+// The launch's name (LaunchSpec::name): the Slurm job is "<prefix>-<job id>-a<n>".
+std::string AttemptName(const std::string& job_id, int attempt) { return job_id + "-a" + std::to_string(attempt); }
+
 std::string Fmt(double v, int prec = 1) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.*f", prec, v);
+  return buf;
+}
+
+// Seconds as people write them: "3600", "90", "0.3".
+std::string Seconds(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", v < 10 && v != static_cast<int64_t>(v) ? 1 : 0, v);
   return buf;
 }
 
@@ -66,6 +84,11 @@ AttemptMachine::~AttemptMachine() = default;
 bool AttemptMachine::Has(const std::string& job_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   return jobs_.count(job_id) > 0;
+}
+
+bool AttemptMachine::Busy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !jobs_.empty() || !stopping_.empty();
 }
 
 std::vector<std::string> AttemptMachine::JobIds() const {
@@ -108,12 +131,34 @@ void AttemptMachine::Launch(JobRecord rec) {
 }
 
 AttemptRef AttemptMachine::RefOf(const ActiveJob& job) const {
+  const contract::RunPaths d(job.rec.run_dir);
   AttemptRef r;
-  r.job_id = job.rec.id;
-  r.attempt = job.attempt.number;
-  r.run = contract::RunPaths(job.rec.run_dir);
+  r.name = AttemptName(job.rec.id, job.attempt.number);
   r.handle = job.attempt.handle;
+  r.status_path = d.attempt_status(job.attempt.number);
+  r.info_path = d.attempt_launcher_info(job.attempt.number);
   return r;
+}
+
+void AttemptMachine::LoadPlan(ActiveJob& job) {
+  if (job.plan_loaded) return;
+  job.plan_loaded = true;
+  std::string spec = job.rec.spec_yaml;
+  if (spec.empty()) {
+    if (auto full = store_.GetJob(job.rec.id, true)) spec = full->spec_yaml;
+  }
+  try {
+    config::JobConfig cfg = config::ParseJobYaml(spec, job.rec.id + "/spec");
+    job.nodes = cfg.resources.nodes;
+    job.ranks_per_node = cfg.resources.ranks_per_node;
+    job.gpu = cfg.resources.device == "cuda";
+    job.max_queue_wait_s = cfg.max_queue_wait_s;
+  } catch (const std::exception& e) {
+    // Accepted at submit; a later schema change must not stop the coordinator: defaults.
+    spdlog::warn("coordinator: {}: cannot read its spec again ({}); launching with default resources", job.rec.id,
+                 e.what());
+    job.gpu = job.rec.device == "cuda";
+  }
 }
 
 // ---- recovery entry points --------------------------------------------------------------------
@@ -127,8 +172,10 @@ void AttemptMachine::Adopt(JobRecord rec, AttemptRecord attempt) {
   job.running_seen = job.rec.state == JobState::kRunning;
   job.phase = ActiveJob::Phase::kRunning;
   job.last_step = job.rec.progress.step;
+  store_.UpsertAttempt(job.attempt);  // a handle found by name is kept
   journal_.Message(job.rec.id, "coordinator restarted: re-adopted attempt " + std::to_string(job.attempt.number) +
-                                   " (" + job.attempt.handle + ")");
+                                   " (" + (job.attempt.handle.empty() ? "handle not recorded" : job.attempt.handle) +
+                                   ", " + AttemptPhaseLabel(job.attempt.phase) + ")");
 }
 
 void AttemptMachine::AccountEnded(JobRecord rec, AttemptRecord attempt, const AttemptStatus& status) {
@@ -148,10 +195,15 @@ void AttemptMachine::RestartLost(JobRecord rec, std::optional<AttemptRecord> att
     job.attempt = *attempt;
     launcher_.Stop(RefOf(job), true);  // stragglers
     job.attempt.ended_unix = now;
+    job.attempt.phase = AttemptPhase::kEnded;
     job.attempt.cause = "lost across a coordinator restart: " + status.detail;
     store_.UpsertAttempt(job.attempt);
   }
   job.rec.state = JobState::kRestarting;
+  job.rec.attempt_phase = AttemptPhase::kEnded;
+  job.rec.queue_state.clear();
+  job.rec.queue_reason.clear();
+  job.rec.queued_since_unix = 0;
   job.phase = ActiveJob::Phase::kWaitRestart;
   job.next_launch = now;
   job.restart_reason = RestartReason::kCoordinatorRestart;
@@ -227,6 +279,17 @@ std::vector<std::string> AttemptMachine::Sweep() {
   return ended;
 }
 
+std::vector<ClusterWait> AttemptMachine::ClusterWaits() const {
+  std::vector<ClusterWait> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, job] : jobs_) {
+    if (job->done || job->phase == ActiveJob::Phase::kNew) continue;
+    if (job->rec.attempt_phase != AttemptPhase::kQueued) continue;
+    out.push_back({id, job->rec.queue_state, job->rec.queue_reason, job->rec.queued_since_unix});
+  }
+  return out;
+}
+
 // ---- attempts ---------------------------------------------------------------------------------
 
 void AttemptMachine::LaunchAttempt(ActiveJob& job, RestartReason restart_reason) {
@@ -234,6 +297,7 @@ void AttemptMachine::LaunchAttempt(ActiveJob& job, RestartReason restart_reason)
   const double now = NowUnix();
   const contract::RunPaths d(rec.run_dir);
   const int n = rec.attempt + 1;
+  LoadPlan(job);
   AttemptRecord a;
   a.job_id = rec.id;
   a.number = n;
@@ -242,7 +306,9 @@ void AttemptMachine::LaunchAttempt(ActiveJob& job, RestartReason restart_reason)
   a.started_unix = now;
   a.restart_reason = restart_reason;
   a.start_step = rec.progress.step;
+  a.phase = AttemptPhase::kLaunching;
   job.attempt = a;
+  job.stop_restartable = true;
   job.phase = ActiveJob::Phase::kRunning;
   job.attempt_started = now;
   job.last_step = -1;
@@ -271,7 +337,13 @@ void AttemptMachine::LaunchAttempt(ActiveJob& job, RestartReason restart_reason)
   rec.attempt = n;
   if (rec.started_unix == 0) rec.started_unix = now;
   rec.pending_reason.clear();
-  store_.UpsertAttempt(a);  // the intent, before anything is launched
+  rec.attempt_phase = AttemptPhase::kLaunching;
+  rec.queue_state.clear();
+  rec.queue_reason.clear();
+  rec.queued_since_unix = 0;
+  // The intent, before anything is launched: a coordinator that dies from here on finds the attempt
+  // again (by its handle, else by its name) instead of launching it twice.
+  store_.UpsertAttempt(a);
   const std::string reason_name = RestartReasonName(restart_reason);
   journal_.Record(rec, EventKind::kState,
                   "starting attempt " + std::to_string(n) + " on " + rec.placement + " (" + launcher_.name() +
@@ -279,26 +351,36 @@ void AttemptMachine::LaunchAttempt(ActiveJob& job, RestartReason restart_reason)
 
   if (launch_error.empty()) {
     LaunchSpec spec;
-    spec.job_id = rec.id;
-    spec.attempt = n;
-    spec.run = d;
-    spec.ranks = rec.ranks;
-    spec.kind = scheduler_.kind();
-    spec.slots = Scheduler::ParsePlacement(rec.placement).value_or(std::vector<int>{});
-    spec.worker_argv = {options_.worker_binary,
-                        "--job",
-                        d.attempt_job_yaml(n),
-                        "--run-dir",
-                        d.root(),
-                        "--resume",
-                        "auto",
-                        "--job-id",
-                        rec.id};
+    spec.name = AttemptName(rec.id, n);
+    spec.argv = {options_.worker_binary,
+                 "--job",
+                 d.attempt_job_yaml(n),
+                 "--run-dir",
+                 d.root(),
+                 "--resume",
+                 "auto",
+                 "--job-id",
+                 rec.id};
     spec.workdir = options_.workdir;
+    spec.ranks = rec.ranks;
+    spec.rank_log_dir = d.logs_dir();
+    spec.rank_status_dir = d.attempt_ranks_dir(n);
+    spec.attempt = n;
+    spec.kind = scheduler_.kind();
+    if (spec.kind != SlotKind::kCluster)
+      spec.slots = Scheduler::ParsePlacement(rec.placement).value_or(std::vector<int>{});
+    spec.nodes = job.nodes;
+    spec.ranks_per_node = job.ranks_per_node;
+    spec.gpu_per_rank = job.gpu;
+    spec.status_path = d.attempt_status(n);
+    spec.info_path = d.attempt_launcher_info(n);
+    spec.output_path = d.launcher_log();
+    spec.script_path = d.attempt_sbatch(n);
     try {
       job.attempt.handle = launcher_.Launch(spec);
       store_.UpsertAttempt(job.attempt);
-      spdlog::info("coordinator: {} attempt {} launched ({})", rec.id, n, job.attempt.handle);
+      spdlog::info("coordinator: {} attempt {} launched ({})", rec.id, n,
+                   job.attempt.handle.empty() ? "handle not known yet" : job.attempt.handle);
       return;
     } catch (const std::exception& e) {
       launch_error = std::string("launch failed: ") + e.what();
@@ -355,34 +437,115 @@ void AttemptMachine::UpdateProgress(ActiveJob& job, double now) {
   }
 }
 
+void AttemptMachine::TakeHandle(ActiveJob& job, const AttemptStatus& st) {
+  if (st.handle.empty() || st.handle == job.attempt.handle) return;
+  job.attempt.handle = st.handle;
+  store_.UpsertAttempt(job.attempt);
+  journal_.Message(job.rec.id, "attempt " + std::to_string(job.attempt.number) + " found by its name: " + st.handle);
+}
+
+void AttemptMachine::NoteQueued(ActiveJob& job, const AttemptStatus& st, double now) {
+  job.last_change = now;  // the no-progress clock does not run while the attempt waits in the queue
+  AttemptRecord& a = job.attempt;
+  if (a.phase == AttemptPhase::kQueued && a.queue_state == st.queue_state && a.queue_reason == st.queue_reason) return;
+  a.phase = AttemptPhase::kQueued;
+  a.queue_state = st.queue_state;
+  a.queue_reason = st.queue_reason;
+  if (a.queued_unix == 0) a.queued_unix = a.started_unix > 0 ? a.started_unix : now;
+  store_.UpsertAttempt(a);
+  JobRecord& rec = job.rec;
+  rec.attempt_phase = AttemptPhase::kQueued;
+  rec.queue_state = st.queue_state;
+  rec.queue_reason = st.queue_reason;
+  rec.queued_since_unix = a.queued_unix;
+  journal_.Record(rec, EventKind::kMessage,
+                  "attempt " + std::to_string(a.number) + " waits in the cluster queue: " + st.queue_state +
+                      (st.queue_reason.empty() ? "" : " (" + st.queue_reason + ")"));
+}
+
+void AttemptMachine::NoteRunning(ActiveJob& job, const AttemptStatus& st, double now) {
+  AttemptRecord& a = job.attempt;
+  if (a.phase == AttemptPhase::kRunning) return;
+  const bool waited = a.phase == AttemptPhase::kQueued;
+  a.phase = AttemptPhase::kRunning;
+  a.running_unix = now;
+  if (!st.queue_state.empty()) a.queue_state = st.queue_state;
+  store_.UpsertAttempt(a);
+  job.last_change = now;  // the no-progress clock starts when the ranks run
+  JobRecord& rec = job.rec;
+  rec.attempt_phase = AttemptPhase::kRunning;
+  rec.queue_state.clear();
+  rec.queue_reason.clear();
+  rec.queued_since_unix = 0;
+  if (waited) {
+    journal_.Record(rec, EventKind::kMessage,
+                    "attempt " + std::to_string(a.number) + " left the cluster queue after " +
+                        Fmt(now - a.queued_unix, 0) + " s and runs");
+  } else {
+    store_.UpdateJob(rec);
+  }
+}
+
+void AttemptMachine::StopAttempt(ActiveJob& job, double now, const std::string& cause, RestartReason restart_reason,
+                                 bool restartable) {
+  spdlog::warn("coordinator: {} attempt {}: {}; stopping it", job.rec.id, job.attempt.number, cause);
+  launcher_.Stop(RefOf(job), false);
+  job.phase = ActiveJob::Phase::kStopping;
+  job.stop_deadline = now + options_.stop_grace_s;
+  job.stop_cause = cause;
+  job.stop_restart_reason = restart_reason;
+  job.stop_restartable = restartable;
+}
+
 void AttemptMachine::PollRunning(ActiveJob& job, double now) {
+  LoadPlan(job);
   const AttemptRef ref = RefOf(job);
   AttemptStatus st = launcher_.Poll(ref);
+  TakeHandle(job, st);
+  if (st.stale && job.attempt.phase != AttemptPhase::kRunning) {
+    job.last_change = now;  // not known to run: neither a stall nor a queue wait can be judged
+    return;
+  }
+  if (launcher_.capabilities().places_ranks) launcher_.CancelStrays(ref.name);
+  if (st.phase == AttemptStatus::Phase::kQueued) {
+    NoteQueued(job, st, now);
+    double limit = job.max_queue_wait_s;
+    if (options_.max_queue_wait_s > 0 && (limit <= 0 || options_.max_queue_wait_s < limit))
+      limit = options_.max_queue_wait_s;
+    const double waited = now - job.attempt.queued_unix;
+    if (limit > 0 && waited > limit) {
+      StopAttempt(job, now,
+                  "waited " + Seconds(waited) + " s in the cluster queue (" + st.queue_state +
+                      (st.queue_reason.empty() ? "" : " (" + st.queue_reason + ")") + "); max_queue_wait_s " +
+                      Seconds(limit),
+                  RestartReason::kNone, false);
+    }
+    return;
+  }
+  if (st.phase == AttemptStatus::Phase::kRunning) NoteRunning(job, st, now);
   UpdateProgress(job, now);
   if (st.phase != AttemptStatus::Phase::kRunning) {
     EndAttempt(job, st, "", RestartReason::kRankExit);
     return;
   }
   if (options_.no_progress_timeout_s > 0 && now - job.last_change > options_.no_progress_timeout_s) {
-    std::string cause = "no progress for " + Fmt(now - job.last_change, 0) + " s (limit " +
-                        Fmt(options_.no_progress_timeout_s, 0) + " s; " +
-                        (job.last_step >= 0 ? "step stuck at " + std::to_string(job.last_step)
-                                            : std::string("no progress.json from this attempt")) +
-                        ")";
-    spdlog::warn("coordinator: {} attempt {}: {}; stopping it", job.rec.id, job.attempt.number, cause);
-    launcher_.Stop(ref, false);
-    job.phase = ActiveJob::Phase::kStopping;
-    job.stop_deadline = now + options_.stop_grace_s;
-    job.stop_cause = cause;
-    job.stop_restart_reason = RestartReason::kNoProgress;
+    StopAttempt(job, now,
+                "no progress for " + Fmt(now - job.last_change, 0) + " s (limit " +
+                    Fmt(options_.no_progress_timeout_s, 0) + " s; " +
+                    (job.last_step >= 0 ? "step stuck at " + std::to_string(job.last_step)
+                                        : std::string("no progress.json from this attempt")) +
+                    ")",
+                RestartReason::kNoProgress, true);
   }
 }
 
 void AttemptMachine::PollStopping(ActiveJob& job, double now) {
   const AttemptRef ref = RefOf(job);
   AttemptStatus st = launcher_.Poll(ref);
-  if (st.phase != AttemptStatus::Phase::kRunning) {
-    EndAttempt(job, st, job.stop_cause, job.stop_restart_reason);
+  TakeHandle(job, st);
+  const bool alive = st.phase == AttemptStatus::Phase::kRunning || st.phase == AttemptStatus::Phase::kQueued;
+  if (!alive) {
+    EndAttempt(job, st, job.stop_cause, job.stop_restart_reason, job.stop_restartable);
   } else if (now >= job.stop_deadline && !job.killed) {
     launcher_.Stop(ref, true);
     job.killed = true;
@@ -390,14 +553,19 @@ void AttemptMachine::PollStopping(ActiveJob& job, double now) {
 }
 
 void AttemptMachine::EndAttempt(ActiveJob& job, const AttemptStatus& st, const std::string& forced_cause,
-                                RestartReason restart_reason) {
+                                RestartReason restart_reason, bool restartable) {
   JobRecord& rec = job.rec;
   const contract::RunPaths d(rec.run_dir);
   const double now = NowUnix();
   // Stragglers (a rank's child that outlived it): the attempt is over, kill what is left.
-  if (!job.attempt.handle.empty() && st.phase != AttemptStatus::Phase::kRunning) {
+  if (st.phase == AttemptStatus::Phase::kExited || st.phase == AttemptStatus::Phase::kLost) {
     launcher_.Stop(RefOf(job), true);
   }
+  job.attempt.phase = AttemptPhase::kEnded;
+  rec.attempt_phase = AttemptPhase::kEnded;
+  rec.queue_state.clear();
+  rec.queue_reason.clear();
+  rec.queued_since_unix = 0;
   if (st.phase == AttemptStatus::Phase::kExited || st.phase == AttemptStatus::Phase::kLost) {
     UpdateProgress(job, now);  // the final progress.json
   }
@@ -436,7 +604,7 @@ void AttemptMachine::EndAttempt(ActiveJob& job, const AttemptStatus& st, const s
   const bool unlaunchable =
       restart_reason == RestartReason::kLaunchFailure && launcher_.capabilities().launch_failures_are_permanent;
   const std::string headline = cause.substr(0, cause.find('\n'));
-  if (!rejected_input && !unlaunchable && rec.restarts < rec.max_restarts) {
+  if (restartable && !rejected_input && !unlaunchable && rec.restarts < rec.max_restarts) {
     rec.restarts += 1;
     rec.state = JobState::kRestarting;
     job.phase = ActiveJob::Phase::kWaitRestart;
@@ -452,7 +620,8 @@ void AttemptMachine::EndAttempt(ActiveJob& job, const AttemptStatus& st, const s
     return;
   }
   const std::string why =
-      unlaunchable     ? " (launch failures are not retried)"
+      !restartable     ? " (not restarted)"
+      : unlaunchable   ? " (launch failures are not retried)"
       : rejected_input ? " (a rank rejected its input with exit code " + std::to_string(kExitUsage) + "; not restarted)"
                        : " (max_restarts " + std::to_string(rec.max_restarts) + " reached)";
   spdlog::warn("coordinator: {} failed: {}{}", rec.id, headline, why);
@@ -474,7 +643,7 @@ void AttemptMachine::Finish(ActiveJob& job, JobState state, const std::string& m
 }
 
 void AttemptMachine::CancelActive(ActiveJob& job, const std::string& reason) {
-  const bool in_flight = job.phase != ActiveJob::Phase::kWaitRestart && !job.attempt.handle.empty();
+  const bool in_flight = job.phase != ActiveJob::Phase::kWaitRestart && job.phase != ActiveJob::Phase::kNew;
   if (in_flight) {
     auto s = std::make_unique<Stopping>();
     s->job_id = job.rec.id;
@@ -484,8 +653,13 @@ void AttemptMachine::CancelActive(ActiveJob& job, const std::string& reason) {
     stopping_.push_back(std::move(s));
     job.attempt.ended_unix = NowUnix();
     job.attempt.cause = reason;
+    job.attempt.phase = AttemptPhase::kEnded;
     store_.UpsertAttempt(job.attempt);
   }
+  job.rec.attempt_phase = AttemptPhase::kEnded;
+  job.rec.queue_state.clear();
+  job.rec.queue_reason.clear();
+  job.rec.queued_since_unix = 0;
   // CANCELLED at once; the slots (and the stored placement) stay until the processes are gone.
   Finish(job, JobState::kCancelled, reason, !in_flight);
 }
@@ -494,7 +668,8 @@ void AttemptMachine::ReapStopping(double now) {
   for (auto it = stopping_.begin(); it != stopping_.end();) {
     Stopping& s = **it;
     AttemptStatus st = launcher_.Poll(s.ref);
-    if (st.phase != AttemptStatus::Phase::kRunning) {
+    if (!st.handle.empty()) s.ref.handle = st.handle;
+    if (st.phase != AttemptStatus::Phase::kRunning && st.phase != AttemptStatus::Phase::kQueued) {
       launcher_.Stop(s.ref, true);  // stragglers
       scheduler_.Release(s.job_id);
       if (auto rec = store_.GetJob(s.job_id, false); rec && !rec->placement.empty()) {

@@ -1,19 +1,22 @@
 // The attempt state machine of the jobs that hold slots (STARTING, RUNNING, RESTARTING):
 //
-//   launch ──> running ──(launcher exited / lost)──────────────> ended ──> SUCCEEDED | FAILED
-//                 │                                                │
-//                 └─(no step advance for no_progress_timeout_s)──> stopping (SIGTERM, SIGKILL after
-//                                                                  stop_grace_s) ──> ended
+//   launch ──> [queued in the cluster] ──> running ──(launcher exited / lost)──> ended ──> SUCCEEDED | FAILED
+//                 │                          │                                       │
+//                 │                          └─(no step advance for no_progress_timeout_s, counted from
+//                 │                             the moment it runs)──> stopping (SIGTERM / scancel,
+//                 │                             SIGKILL after stop_grace_s) ──> ended
+//                 └─(waited longer than max_queue_wait_s)──> stopping ──> ended ──> FAILED (not restarted)
 //   ended with a failure and restarts < max_restarts ──> wait restart_backoff_s ──> launch (RESTARTING)
 //   cancel ──> CANCELLED at once; SIGTERM, SIGKILL after stop_grace_s; the slots are freed (and the
 //              stored placement cleared) only when the attempt's processes are gone, also across a
 //              coordinator restart (recovery.h: AdoptStopping).
 //
-// It follows progress (progress.json: rate, ETA, throttled PROGRESS events; endpoints/ or a fresh
-// progress.json mark STARTING -> RUNNING), judges ended attempts (failure.h) and records every
-// change through the journal. Restarted attempts resume from the latest checkpoint (--resume auto).
-// Not thread-safe except Has/JobIds: driven by the job manager's thread (and by recovery before it
-// starts).
+// It records where each attempt is (launching, queued in the cluster with the cluster's state and
+// reason, running, ended; MESSAGE events when that changes), follows progress (progress.json:
+// rate, ETA, throttled PROGRESS events; endpoints/ or a fresh progress.json mark STARTING ->
+// RUNNING), judges ended attempts (failure.h) and records every change through the journal. Restarted attempts resume
+// from the latest checkpoint (--resume auto). Not thread-safe except Has/JobIds: driven by the job manager's thread
+// (and by recovery before it starts).
 #pragma once
 
 #include <map>
@@ -43,6 +46,15 @@ struct AttemptOptions {
   double stop_grace_s = 10;            // SIGTERM -> SIGKILL
   double restart_backoff_s = 2;
   double progress_event_interval_s = 1;  // at most one PROGRESS event per job per interval
+  double max_queue_wait_s = 0;           // coordinator-wide cap on a wait in the cluster queue (0 = none)
+};
+
+// A job waiting in the cluster's queue (for metrics).
+struct ClusterWait {
+  std::string job_id;
+  std::string state;   // PENDING
+  std::string reason;  // Resources
+  double since_unix = 0;
 };
 
 class AttemptMachine {
@@ -56,6 +68,8 @@ class AttemptMachine {
   // Thread-safe: whether the job is active here (a Cancel is then handled by the next Tick).
   bool Has(const std::string& job_id) const;
   std::vector<std::string> JobIds() const;
+  // Manager thread: anything to poll (active jobs, or cancelled attempts being stopped)?
+  bool Busy() const;
 
   // A job the scheduler just placed: Add makes it active (under the manager's queue lock, so that a
   // Cancel always finds it somewhere), Launch starts its first attempt (rec.placement is set).
@@ -81,6 +95,8 @@ class AttemptMachine {
   std::vector<std::string> Tick(double now, const std::map<std::string, std::string>& cancels);
   // Removes finished jobs (after recovery); returns their ids.
   std::vector<std::string> Sweep();
+  // The jobs whose current attempt waits in the cluster's queue.
+  std::vector<ClusterWait> ClusterWaits() const;
 
  private:
   struct ActiveJob;
@@ -88,14 +104,21 @@ class AttemptMachine {
 
   ActiveJob& Insert(JobRecord rec);
   AttemptRef RefOf(const ActiveJob& job) const;
+  void LoadPlan(ActiveJob& job);
   void LaunchAttempt(ActiveJob& job, RestartReason reason);
   void PollRunning(ActiveJob& job, double now);
+  void TakeHandle(ActiveJob& job, const AttemptStatus& status);
+  void NoteQueued(ActiveJob& job, const AttemptStatus& status, double now);
+  void NoteRunning(ActiveJob& job, const AttemptStatus& status, double now);
+  void StopAttempt(ActiveJob& job, double now, const std::string& cause, RestartReason restart_reason,
+                   bool restartable);
   void PollStopping(ActiveJob& job, double now);
   void UpdateProgress(ActiveJob& job, double now);
   // forced_cause: the coordinator ended the attempt (stall, launch failure); restart_reason: the
   // reason the next attempt (if any) is started with.
+  // restartable=false: the job fails whatever its max_restarts (a wait past max_queue_wait_s).
   void EndAttempt(ActiveJob& job, const AttemptStatus& status, const std::string& forced_cause,
-                  RestartReason restart_reason);
+                  RestartReason restart_reason, bool restartable = true);
   void CancelActive(ActiveJob& job, const std::string& reason);
   void Finish(ActiveJob& job, JobState state, const std::string& message, bool release_slots = true);
   void ReapStopping(double now);

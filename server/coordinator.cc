@@ -86,12 +86,14 @@ std::string LoadOrCreateLocalToken(const std::string& path) {
 struct Coordinator::Impl {
   CoordinatorOptions o;
   int lock_fd = -1;
+  int db_lock_fd = -1;
   std::string token;
   std::string token_file;  // the generated local token's file ("" when configured or none)
   std::unique_ptr<metrics::MetricsServer> metrics_server;
   std::unique_ptr<metrics::CoordinatorMetrics> metrics;
   std::unique_ptr<JobStore> store;
   std::unique_ptr<web::WebUi> web;  // on metrics_server's port; reads the store
+  std::unique_ptr<Launcher> launcher;
   std::unique_ptr<EvalRunner> evals;
   std::unique_ptr<JobManager> manager;
   std::unique_ptr<CoordinatorService> service;
@@ -105,6 +107,7 @@ struct Coordinator::Impl {
 
   ~Impl() {
     if (lock_fd >= 0) close(lock_fd);
+    if (db_lock_fd >= 0) close(db_lock_fd);
   }
 
   std::string ServiceDiscovery() {
@@ -146,6 +149,18 @@ void Coordinator::Start() {
     throw RuntimeFailure("state dir " + o.state_dir +
                          " is in use by another vicreg_coordinator (see its coordinator.json); "
                          "use another --state-dir or stop that coordinator");
+  }
+  // A store outside the state dir (--db-path on a local disk) gets a lock of its own beside it.
+  const std::string db_path = o.db_path.empty() ? o.state_dir + "/coordinator.db" : o.db_path;
+  if (db_path != o.state_dir + "/coordinator.db") {
+    auto slash = db_path.rfind('/');
+    if (slash != std::string::npos && slash > 0) fs::MakeDirs(db_path.substr(0, slash));
+    const std::string db_lock = db_path + ".lock";
+    m.db_lock_fd = open(db_lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (m.db_lock_fd < 0) throw RuntimeFailure("cannot open " + db_lock + ": " + std::strerror(errno));
+    if (flock(m.db_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      throw RuntimeFailure("store " + db_path + " is in use by another vicreg_coordinator; use another --db-path");
+    }
   }
 
   if (!o.token_file.empty()) {
@@ -194,7 +209,7 @@ void Coordinator::Start() {
   }
 
   JobStore::Options so;
-  so.path = o.state_dir + "/coordinator.db";
+  so.path = db_path;
   so.synchronous_full = o.store_synchronous == "full";
   so.runs_root = runs_root;
   m.store = std::make_unique<JobStore>(so);
@@ -209,25 +224,39 @@ void Coordinator::Start() {
     m.web->Mount(m.metrics_server->http());
   }
 
+  LauncherOptions lo;
+  lo.kind = o.launcher;
+  lo.shim_binary = o.shim_binary;
+  lo.mpirun = o.mpirun;
+  lo.mpirun_args = o.mpirun_args;
+  lo.sbatch = o.slurm_sbatch;
+  lo.squeue = o.slurm_squeue;
+  lo.scancel = o.slurm_scancel;
+  lo.sacct = o.slurm_sacct;
+  lo.srun = o.slurm_srun;
+  lo.partition = o.slurm_partition;
+  lo.account = o.slurm_account;
+  lo.srun_mpi = o.slurm_srun_mpi;
+  lo.sbatch_args = o.slurm_sbatch_args;
+  lo.srun_args = o.slurm_srun_args;
+  lo.job_name_prefix = o.slurm_job_name_prefix;
+  lo.squeue_interval_s = o.slurm_squeue_interval_s;
+  lo.command_timeout_s = o.slurm_command_timeout_s;
+  m.launcher = MakeLauncher(lo);
+
+  // Slots: the ranks this machine runs (local), or, where the cluster places the ranks and queues
+  // what does not fit (Slurm), only a cap on the jobs handed to it.
   SchedulerOptions sched;
-  if (!o.gpus.empty()) {
+  if (m.launcher->capabilities().places_ranks) {
+    sched.kind = SlotKind::kCluster;
+    for (int i = 0; i < o.slurm_max_submitted_jobs; ++i) sched.slots.push_back(i);
+  } else if (!o.gpus.empty()) {
     sched.kind = SlotKind::kGpu;
     sched.slots = Scheduler::ParsePlacement("gpu:" + o.gpus).value_or(std::vector<int>{});
   } else {
     sched.kind = SlotKind::kCpu;
     for (int i = 0; i < o.slots; ++i) sched.slots.push_back(i);
   }
-
-  LauncherOptions lo;
-  lo.kind = o.launcher;
-  lo.shim_binary = o.shim_binary;
-  lo.mpirun = o.mpirun;
-  lo.mpirun_args = o.mpirun_args;
-  lo.partition = o.slurm_partition;
-  lo.account = o.slurm_account;
-  lo.srun_mpi = o.slurm_srun_mpi;
-  lo.sbatch_args = o.slurm_sbatch_args;
-  lo.srun_args = o.slurm_srun_args;
 
   EvalRunnerOptions eo;
   eo.eval_binary = o.launcher == "none" ? "" : o.eval_binary;
@@ -241,6 +270,7 @@ void Coordinator::Start() {
   mo.workdir = o.workdir;
   mo.poll_interval_s = o.poll_interval_s;
   mo.no_progress_timeout_s = o.no_progress_timeout_s;
+  mo.max_queue_wait_s = o.max_queue_wait_s;
   mo.stop_grace_s = o.stop_grace_s;
   mo.restart_backoff_s = o.restart_backoff_s;
   mo.max_ranks_per_job = o.max_ranks_per_job;
@@ -248,12 +278,11 @@ void Coordinator::Start() {
   mo.launch_enabled = o.launcher != "none";
 
   // Eval events go through the manager (which notifies watchers); it is created right after.
-  m.evals = std::make_unique<EvalRunner>(eo, *m.store, m.metrics.get(),
+  m.evals = std::make_unique<EvalRunner>(eo, *m.store, *m.launcher, m.metrics.get(),
                                          [impl = impl_.get()](const std::string& job_id, const std::string& msg) {
                                            if (impl->manager) impl->manager->PostMessage(job_id, msg);
                                          });
-  m.manager =
-      std::make_unique<JobManager>(mo, *m.store, Scheduler(sched), MakeLauncher(lo), m.metrics.get(), m.evals.get());
+  m.manager = std::make_unique<JobManager>(mo, *m.store, Scheduler(sched), *m.launcher, m.metrics.get(), m.evals.get());
 
   ServiceOptions svc;
   svc.token = m.token;
@@ -312,6 +341,7 @@ void Coordinator::Start() {
                          {"metrics", m.metrics_server ? m.metrics_server->endpoint() : ""},
                          {"ui", m.metrics_server ? "http://" + m.metrics_server->endpoint() + "/" : ""},
                          {"state_dir", o.state_dir},
+                         {"db_path", so.path},
                          {"launcher", o.launcher},
                          {"tls", !o.tls_cert.empty()},
                          {"auth", !m.token.empty()},
@@ -325,13 +355,20 @@ void Coordinator::Start() {
                : m.token_file.empty() ? " (bearer token required)"
                                       : " (bearer token required: " + m.token_file +
                                             "; vicregctl --state-dir " + o.state_dir + " finds it)");
-  spdlog::info("vicreg_coordinator: state dir {}, {} launcher, {} {} slot(s), worker {}", o.state_dir, o.launcher,
-               m.manager->capacity(), m.manager->slot_kind_name(), o.worker_binary.empty() ? "-" : o.worker_binary);
+  spdlog::info("vicreg_coordinator: state dir {}, store {}, {} launcher, {} {} slot(s), worker {}", o.state_dir,
+               so.path, o.launcher, m.manager->capacity(), m.manager->slot_kind_name(),
+               o.worker_binary.empty() ? "-" : o.worker_binary);
   if (m.metrics_server) {
     spdlog::info("vicreg_coordinator: metrics on http://{}/metrics, Prometheus service discovery on http://{}/sd",
                  m.metrics_server->endpoint(), m.metrics_server->endpoint());
     spdlog::info("vicreg_coordinator: web UI on http://{}/{}", m.metrics_server->endpoint(),
                  m.token.empty() ? "" : " (sign in with the token, or open it with ?token=<token>)");
+  }
+  if (m.launcher->capabilities().places_ranks) {
+    spdlog::info(
+        "vicreg_coordinator: {} places the ranks: --slots/--gpus are not used; at most {} job(s) are handed to it at a "
+        "time (slurm.max_submitted_jobs), the rest wait here",
+        o.launcher, o.slurm_max_submitted_jobs);
   }
   if (!m.evals->enabled()) {
     spdlog::info(

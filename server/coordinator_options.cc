@@ -24,6 +24,7 @@ namespace {
 const std::vector<std::string>& TopKeys() {
   static const std::vector<std::string> k = {"listen",
                                              "state_dir",
+                                             "db_path",
                                              "slots",
                                              "gpus",
                                              "metrics_listen",
@@ -43,6 +44,7 @@ const std::vector<std::string>& TopKeys() {
                                              "slurm",
                                              "poll_interval_s",
                                              "no_progress_timeout_s",
+                                             "max_queue_wait_s",
                                              "stop_grace_s",
                                              "restart_backoff_s",
                                              "max_ranks_per_job",
@@ -57,7 +59,20 @@ const std::vector<std::string>& TopKeys() {
   return k;
 }
 const std::vector<std::string>& SlurmKeys() {
-  static const std::vector<std::string> k = {"partition", "account", "srun_mpi", "sbatch_args", "srun_args"};
+  static const std::vector<std::string> k = {"partition",
+                                             "account",
+                                             "srun_mpi",
+                                             "sbatch_args",
+                                             "srun_args",
+                                             "job_name_prefix",
+                                             "squeue_interval_s",
+                                             "command_timeout_s",
+                                             "max_submitted_jobs",
+                                             "sbatch",
+                                             "squeue",
+                                             "scancel",
+                                             "sacct",
+                                             "srun"};
   return k;
 }
 
@@ -181,6 +196,10 @@ void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* o) {
       str(&o->listen);
     else if (key == "state_dir")
       str(&o->state_dir);
+    else if (key == "db_path")
+      str(&o->db_path);
+    else if (key == "max_queue_wait_s")
+      num(&o->max_queue_wait_s);
     else if (key == "slots")
       integer(&o->slots);
     else if (key == "gpus") {
@@ -262,6 +281,24 @@ void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* o) {
           o->slurm_sbatch_args = AsList(sv, full, path);
         else if (sk == "srun_args")
           o->slurm_srun_args = AsList(sv, full, path);
+        else if (sk == "job_name_prefix")
+          o->slurm_job_name_prefix = As<std::string>(sv, full, path, "a string");
+        else if (sk == "squeue_interval_s")
+          o->slurm_squeue_interval_s = As<double>(sv, full, path, "a number");
+        else if (sk == "command_timeout_s")
+          o->slurm_command_timeout_s = As<double>(sv, full, path, "a number");
+        else if (sk == "max_submitted_jobs")
+          o->slurm_max_submitted_jobs = As<int>(sv, full, path, "an integer");
+        else if (sk == "sbatch")
+          o->slurm_sbatch = As<std::string>(sv, full, path, "a string");
+        else if (sk == "squeue")
+          o->slurm_squeue = As<std::string>(sv, full, path, "a string");
+        else if (sk == "scancel")
+          o->slurm_scancel = As<std::string>(sv, full, path, "a string");
+        else if (sk == "sacct")
+          o->slurm_sacct = As<std::string>(sv, full, path, "a string");
+        else if (sk == "srun")
+          o->slurm_srun = As<std::string>(sv, full, path, "a string");
         else
           UnknownKey(path, skv.first, sk, SlurmKeys(), "slurm.");
       }
@@ -290,7 +327,10 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
   std::string config_ignored;
   app.add_option("--config", config_ignored, "YAML config file (keys as the long flags with underscores)");
   app.add_option("--listen", o->listen, "gRPC address HOST:PORT (port 0 = a free one)")->capture_default_str();
-  app.add_option("--state-dir", o->state_dir, "state directory (SQLite store, runs/<job_id>)")->capture_default_str();
+  app.add_option("--state-dir", o->state_dir, "state directory (runs/<job_id>; the SQLite store unless --db-path)")
+      ->capture_default_str();
+  app.add_option("--db-path", o->db_path,
+                 "SQLite store file (default <state-dir>/coordinator.db); keep it on a local disk, never on NFS");
   app.add_option("--slots", o->slots, "number of CPU slots (one rank each); default: number of cores");
   app.add_option("--gpus", o->gpus, "GPU slots by index, e.g. 0,1,2,3 (one rank per GPU)");
   app.add_option("--metrics-port,--metrics-listen", o->metrics_listen,
@@ -316,6 +356,18 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
   app.add_option("--mpirun", o->mpirun, "mpirun executable")->capture_default_str();
   app.add_option("--no-progress-timeout", o->no_progress_timeout_s,
                  "seconds without a step advance before an attempt is declared stalled (0 = off)")
+      ->capture_default_str();
+  app.add_option("--max-queue-wait", o->max_queue_wait_s,
+                 "seconds an attempt may wait in the cluster queue before its job fails (0 = no limit)")
+      ->capture_default_str();
+  app.add_option("--slurm-squeue-interval", o->slurm_squeue_interval_s,
+                 "Slurm launcher: seconds between squeue calls (one call for every job)")
+      ->capture_default_str();
+  app.add_option("--slurm-max-submitted-jobs", o->slurm_max_submitted_jobs,
+                 "Slurm launcher: most jobs handed to Slurm at a time")
+      ->capture_default_str();
+  app.add_option("--slurm-job-name-prefix", o->slurm_job_name_prefix,
+                 "Slurm launcher: job names <prefix>-<job id>-a<n> (unique per coordinator and user)")
       ->capture_default_str();
   app.add_option("--stop-grace", o->stop_grace_s, "seconds between SIGTERM and SIGKILL")->capture_default_str();
   app.add_option("--restart-backoff", o->restart_backoff_s, "seconds before restarting a failed attempt")
@@ -394,6 +446,19 @@ void FinalizeCoordinatorOptions(CoordinatorOptions* o) {
   CheckRange("--max-streams-per-client", o->max_streams_per_client, 1, o->max_streams);
   CheckRange("--eval-slots", o->eval_slots, 0, 256);
   CheckRange("--eval-retry-backoff", o->eval_retry_backoff_s, 0, 24 * 3600);
+  CheckRange("--max-queue-wait", o->max_queue_wait_s, 0, 365.0 * 24 * 3600);
+  CheckRange("slurm.squeue_interval_s", o->slurm_squeue_interval_s, 0, 3600);
+  CheckRange("slurm.command_timeout_s", o->slurm_command_timeout_s, 1, 3600);
+  CheckRange("slurm.max_submitted_jobs", o->slurm_max_submitted_jobs, 1, 1000000);
+  {
+    const std::string& p = o->slurm_job_name_prefix;
+    bool ok = !p.empty() && p.size() <= 64;
+    for (char c : p)
+      ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.');
+    if (!ok) {
+      throw UserError("slurm.job_name_prefix: must be 1-64 characters from A-Z a-z 0-9 _ . (no '-'), got '" + p + "'");
+    }
+  }
   if (o->store_synchronous != "normal" && o->store_synchronous != "full") {
     throw UserError("--store-synchronous: must be normal or full, got '" + o->store_synchronous + "'");
   }
@@ -434,6 +499,8 @@ void FinalizeCoordinatorOptions(CoordinatorOptions* o) {
     }
   }
   o->state_dir = Absolute(o->state_dir);
+  if (o->db_path.empty()) o->db_path = o->state_dir + "/coordinator.db";
+  o->db_path = Absolute(o->db_path);
   if (o->workdir.empty()) o->workdir = Absolute(".");
   o->workdir = Absolute(o->workdir);
 

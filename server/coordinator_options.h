@@ -15,7 +15,8 @@ namespace vicreg::server {
 struct CoordinatorOptions {
   std::string config_file;
   std::string listen = "127.0.0.1:50051";         // gRPC; port 0 = pick a free one
-  std::string state_dir = "vicreg-state";         // SQLite store + runs/<job_id>
+  std::string state_dir = "vicreg-state";         // runs/<job_id>, coordinator.json, coordinator.lock
+  std::string db_path;  // SQLite store; "" = <state_dir>/coordinator.db (keep it on a local disk)
   int slots = -1;                                 // CPU slots; -1 = not set (default: number of cores)
   std::string gpus;                               // "0,1,2,3": GPU slots (exclusive with slots)
   std::string metrics_listen = "127.0.0.1:9400";  // /metrics and /sd; "off" disables; port 0 = free one
@@ -33,6 +34,13 @@ struct CoordinatorOptions {
   std::vector<std::string> mpirun_args;
   std::string slurm_partition, slurm_account, slurm_srun_mpi = "pmix";
   std::vector<std::string> slurm_sbatch_args, slurm_srun_args;
+  std::string slurm_job_name_prefix = "vicreg";  // Slurm job names <prefix>-<job id>-a<n>
+  double slurm_squeue_interval_s = 5;            // at most one squeue per interval
+  double slurm_command_timeout_s = 30;           // sbatch/squeue/scancel/sacct
+  int slurm_max_submitted_jobs = 10000;          // jobs handed to Slurm at a time (the rest wait in the coordinator)
+  std::string slurm_sbatch = "sbatch", slurm_squeue = "squeue", slurm_scancel = "scancel", slurm_sacct = "sacct",
+              slurm_srun = "srun";  // the Slurm commands (absolute paths or names in PATH)
+  double max_queue_wait_s = 0;      // fail a job whose attempt waits longer in the cluster queue (0 = no limit)
   double poll_interval_s = 0.5;
   double no_progress_timeout_s = 900;
   double stop_grace_s = 10;

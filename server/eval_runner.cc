@@ -1,10 +1,10 @@
 #include "server/eval_runner.h"
 
-#include <signal.h>
-#include <sys/wait.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -15,24 +15,97 @@
 #include "common/fs.h"
 #include "common/metrics.h"
 #include "common/run_contract.h"
+#include "server/process.h"
 
 namespace vicreg::server {
+namespace {
 
-EvalRunner::EvalRunner(EvalRunnerOptions options, JobStore& store, metrics::CoordinatorMetrics* metrics, EventSink sink)
-    : options_(std::move(options)), store_(store), metrics_(metrics), sink_(std::move(sink)) {}
+std::string TaskName(const EvalTaskRecord& t) { return "epoch " + std::to_string(t.epoch) + " on " + t.dataset; }
+
+// The launch's name (LaunchSpec::name): the Slurm job is "<prefix>-<job id>-e<E>-<dataset>-a<k>".
+std::string LaunchName(const EvalTaskRecord& t) {
+  return t.job_id + "-e" + std::to_string(t.epoch) + "-" + t.dataset + "-a" + std::to_string(t.attempts);
+}
+
+// vicreg_eval writes its CSV beside the JSON: x.json -> x.csv.
+std::string CsvBeside(const std::string& json_path) {
+  const std::string ext = ".json";
+  if (json_path.size() > ext.size() && json_path.compare(json_path.size() - ext.size(), ext.size(), ext) == 0)
+    return json_path.substr(0, json_path.size() - ext.size()) + ".csv";
+  return json_path + ".csv";
+}
+
+}  // namespace
+
+EvalRunner::EvalRunner(EvalRunnerOptions options, JobStore& store, Launcher& launcher,
+                       metrics::CoordinatorMetrics* metrics, EventSink sink)
+    : options_(std::move(options)), store_(store), launcher_(launcher), metrics_(metrics), sink_(std::move(sink)) {}
 
 EvalRunner::~EvalRunner() = default;
 
+std::string EvalRunner::RunDirOf(const std::string& job_id) {
+  auto it = run_dirs_.find(job_id);
+  if (it != run_dirs_.end()) return it->second;
+  std::string run_dir;
+  if (auto job = store_.GetJob(job_id, false)) run_dir = job->run_dir;
+  run_dirs_[job_id] = run_dir;
+  return run_dir;
+}
+
+// Where the evaluation's current attempt (task.attempts) is: its files and how to find it.
+EvalRunner::Running EvalRunner::Describe(const EvalTaskRecord& task) {
+  const contract::RunPaths d(RunDirOf(task.job_id));
+  const std::string dir = d.eval_attempt_dir(task.epoch, task.dataset, task.attempts);
+  Running r;
+  r.task = task;
+  r.ref.name = LaunchName(task);
+  r.ref.handle = task.handle;
+  r.ref.status_path = dir + "/status.json";
+  r.ref.info_path = dir + "/launcher.json";
+  r.out_path = dir + "/out.json";
+  r.log_path = d.eval_log(task.epoch, task.dataset);
+  return r;
+}
+
 void EvalRunner::Recover() {
+  int adopted = 0, ended = 0, requeued = 0;
   for (EvalTaskRecord t : store_.OpenEvalTasks()) {
-    if (t.state == EvalState::kRunning) {
-      t.state = EvalState::kPending;
-      t.attempts = std::max(0, t.attempts - 1);
-      t.error = "interrupted by a coordinator restart";
-      t.updated_unix = NowUnix();
-      store_.UpdateEvalTask(t, false);
+    if (t.state != EvalState::kRunning) continue;
+    if (!t.launcher.empty() && t.launcher == launcher_.name() && t.attempts > 0) {
+      Running r = Describe(t);
+      AttemptStatus st = launcher_.Poll(r.ref);
+      if (st.phase != AttemptStatus::Phase::kLost) {
+        if (!st.handle.empty()) {
+          r.task.handle = r.ref.handle = st.handle;
+          store_.UpdateEvalTask(r.task, false);
+        }
+        if (Follow(r, st)) {
+          ++ended;
+        } else {
+          running_.push_back(r);
+          ++adopted;
+          if (sink_)
+            sink_(t.job_id, "coordinator restarted: re-adopted eval " + TaskName(t) + " (attempt " +
+                                std::to_string(t.attempts) + ", " +
+                                (r.ref.handle.empty() ? "handle unknown" : r.ref.handle) + ")");
+        }
+        continue;
+      }
+      launcher_.Stop(r.ref, true);  // stragglers of a lost attempt
     }
+    // Unknown outcome (or launched by a coordinator that did not record handles): run it again
+    // without counting the interrupted attempt.
+    t.state = EvalState::kPending;
+    t.attempts = std::max(0, t.attempts - 1);
+    t.error = "interrupted by a coordinator restart";
+    t.handle.clear();
+    t.updated_unix = NowUnix();
+    store_.UpdateEvalTask(t, false);
+    ++requeued;
   }
+  if (adopted + ended + requeued > 0)
+    spdlog::info("coordinator: evaluations after the restart: {} re-adopted, {} ended while down, {} pending again",
+                 adopted, ended, requeued);
 }
 
 std::vector<int> EvalRunner::DueEpochs(const config::EvalConfig& eval, const std::vector<int>& available) {
@@ -64,6 +137,13 @@ const config::JobConfig* EvalRunner::JobConfigFor(const JobRecord& job) {
   return it->second ? &*it->second : nullptr;
 }
 
+const config::JobConfig* EvalRunner::JobConfigFor(const std::string& job_id) {
+  auto it = configs_.find(job_id);
+  if (it != configs_.end()) return it->second ? &*it->second : nullptr;
+  auto job = store_.GetJob(job_id, true);
+  return job ? JobConfigFor(*job) : nullptr;
+}
+
 void EvalRunner::ScanJob(const JobRecord& job) {
   if (!enabled()) return;
   const config::JobConfig* cfg = JobConfigFor(job);
@@ -84,81 +164,69 @@ void EvalRunner::ScanJob(const JobRecord& job) {
       t.data_dir = ds.data_dir.empty() ? cfg->data.data_dir : ds.data_dir;
       t.state = EvalState::kPending;
       t.updated_unix = NowUnix();
-      t.output_path = d.eval_dir() + "/epoch_" + std::to_string(epoch) + "_" + ds.name + ".json";
+      t.output_path = d.eval_result(epoch, ds.name);
       if (store_.InsertEvalTask(t) && sink_) {
-        sink_(job.id, "eval queued: epoch " + std::to_string(epoch) + " on " + ds.name);
+        sink_(job.id, "eval queued: " + TaskName(t));
       }
     }
   }
 }
 
 void EvalRunner::StartTask(EvalTaskRecord task) {
-  auto rd_it = run_dirs_.find(task.job_id);
-  std::string run_dir;
-  if (rd_it != run_dirs_.end()) {
-    run_dir = rd_it->second;
-  } else if (auto job = store_.GetJob(task.job_id, false)) {
-    run_dir = job->run_dir;
-    run_dirs_[task.job_id] = run_dir;
-  }
-  const contract::RunPaths d(run_dir);
+  const contract::RunPaths d(RunDirOf(task.job_id));
   task.attempts += 1;
   task.updated_unix = NowUnix();
-  std::string log_path = d.eval_dir() + "/epoch_" + std::to_string(task.epoch) + "_" + task.dataset + ".log";
+  task.launcher = launcher_.name();
+  task.handle.clear();
+  task.started_unix = task.updated_unix;
+  task.running_unix = 0;
+  Running r = Describe(task);
+  const config::JobConfig* cfg = JobConfigFor(task.job_id);
   try {
     fs::MakeDirs(d.eval_dir());
-    std::remove(task.output_path.c_str());
-    SpawnOptions so;
-    so.argv = {
+    fs::MakeDirs(d.eval_attempt_dir(task.epoch, task.dataset, task.attempts));
+    std::remove(r.out_path.c_str());
+    LaunchSpec spec;
+    spec.name = r.ref.name;
+    spec.argv = {
         options_.eval_binary,       "--job",     d.job_yaml(), "--checkpoint_dir", d.checkpoints_dir(), "--epochs",
         std::to_string(task.epoch), "--dataset", task.dataset};
-    if (!task.data_dir.empty()) {
-      so.argv.push_back("--data-dir");
-      so.argv.push_back(task.data_dir);
-    }
+    if (!task.data_dir.empty()) spec.argv.insert(spec.argv.end(), {"--data-dir", task.data_dir});
     // The job's eval.probes (and, through --job, its knn_k/knn_temperature/limit_* settings).
     std::string probe = "all";
-    if (auto job = store_.GetJob(task.job_id, true)) {
-      if (const config::JobConfig* cfg = JobConfigFor(*job)) {
-        const auto& p = cfg->eval.probes;
-        bool lin = std::find(p.begin(), p.end(), "linear") != p.end();
-        bool knn = std::find(p.begin(), p.end(), "knn") != p.end();
-        if (lin != knn) probe = lin ? "linear" : "knn";
-      }
+    if (cfg) {
+      const auto& p = cfg->eval.probes;
+      bool lin = std::find(p.begin(), p.end(), "linear") != p.end();
+      bool knn = std::find(p.begin(), p.end(), "knn") != p.end();
+      if (lin != knn) probe = lin ? "linear" : "knn";
+      spec.argv.insert(spec.argv.end(), {"--device", cfg->eval.resources.device});
+      if (cfg->eval.resources.cpus > 0)
+        spec.argv.insert(spec.argv.end(), {"--threads", std::to_string(cfg->eval.resources.cpus)});
+      spec.cpus_per_rank = cfg->eval.resources.cpus;
+      spec.gpu_per_rank = cfg->eval.resources.device == "cuda";
     }
-    so.argv.insert(so.argv.end(), {"--probe", probe, "--out", task.output_path});
-    so.cwd = options_.workdir;
-    so.output_path = log_path;
-    so.new_session = true;
-    Running r;
-    r.proc = Spawn(so);
-    r.started = NowUnix();
-    r.log_path = log_path;
+    spec.argv.insert(spec.argv.end(), {"--probe", probe, "--out", r.out_path});
+    spec.workdir = options_.workdir;
+    spec.ranks = 1;
+    spec.status_path = r.ref.status_path;
+    spec.info_path = r.ref.info_path;
+    spec.output_path = r.log_path;
+    spec.script_path = d.eval_attempt_dir(task.epoch, task.dataset, task.attempts) + "/job.sbatch";
     task.state = EvalState::kRunning;
     task.error.clear();
+    store_.UpdateEvalTask(task, false);  // the intent: a restarted coordinator looks for it by name
+    task.handle = r.ref.handle = launcher_.Launch(spec);
     store_.UpdateEvalTask(task, false);
     // The job's event log is the only record of when an evaluation began (the task row keeps
     // just its latest update): it shows whether it ran while training continued.
     if (sink_)
-      sink_(task.job_id, "eval started: epoch " + std::to_string(task.epoch) + " on " + task.dataset + " (attempt " +
-                             std::to_string(task.attempts) + ")");
+      sink_(task.job_id, "eval started: " + TaskName(task) + " (attempt " + std::to_string(task.attempts) + ", " +
+                             launcher_.name() + " launcher)");
     r.task = task;
     running_.push_back(std::move(r));
   } catch (const std::exception& e) {
-    task.error = std::string("cannot start vicreg_eval: ") + e.what();
-    // Counted as an attempt, with the same retry limit as a failed run.
-    const config::JobConfig* cfg = nullptr;
-    if (auto job = store_.GetJob(task.job_id, true)) cfg = JobConfigFor(*job);
-    int max_attempts = cfg ? cfg->eval.max_attempts : 1;
-    task.state = task.attempts >= max_attempts ? EvalState::kFailed : EvalState::kPending;
-    task.next_try_unix = NowUnix() + options_.retry_backoff_s;
-    store_.UpdateEvalTask(task, false);
-    if (task.state == EvalState::kFailed) {
-      if (metrics_) metrics_->OnEvalFailure(task.job_id);
-      if (sink_)
-        sink_(task.job_id,
-              "eval epoch " + std::to_string(task.epoch) + " on " + task.dataset + " failed: " + task.error);
-    }
+    task.handle.clear();
+    Failed(task, std::string("cannot start vicreg_eval: ") + e.what());
   }
 }
 
@@ -194,23 +262,53 @@ std::vector<EvalRowRecord> EvalRunner::ParseEvalOutput(const std::string& text, 
   return rows;
 }
 
-void EvalRunner::Finish(Running& r, int wait_status) {
+void EvalRunner::Failed(EvalTaskRecord& t, const std::string& error) {
+  t.error = error;
+  t.updated_unix = NowUnix();
+  const config::JobConfig* cfg = JobConfigFor(t.job_id);
+  const int max_attempts = cfg ? cfg->eval.max_attempts : 1;
+  if (t.attempts >= max_attempts) {
+    t.state = EvalState::kFailed;
+    if (metrics_) metrics_->OnEvalFailure(t.job_id);
+    if (sink_)
+      sink_(t.job_id, "eval " + TaskName(t) + " failed after " + std::to_string(t.attempts) +
+                          " attempt(s): " + error.substr(0, error.find('\n')));
+  } else {
+    t.state = EvalState::kPending;
+    t.next_try_unix = NowUnix() + options_.retry_backoff_s;
+  }
+  store_.UpdateEvalTask(t, false);
+}
+
+void EvalRunner::Finish(Running& r, const AttemptStatus& st) {
   EvalTaskRecord& t = r.task;
+  launcher_.Stop(r.ref, true);  // stragglers (a child that outlived vicreg_eval)
   t.updated_unix = NowUnix();
   std::string error;
-  if (WIFSIGNALED(wait_status)) {
-    error = "vicreg_eval killed by " + SignalName(WTERMSIG(wait_status));
-  } else if (!WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0) {
-    error = "vicreg_eval exited with code " + std::to_string(WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : -1);
+  if (r.killed) {
+    error = "vicreg_eval ran longer than " + std::to_string(static_cast<int64_t>(options_.timeout_s)) + " s; killed";
+  } else if (st.phase == AttemptStatus::Phase::kLost) {
+    error = "vicreg_eval lost: " + st.detail;
+  } else if (st.signal != 0) {
+    error = "vicreg_eval killed by " + SignalName(st.signal);
+  } else if (st.exit_code != kExitOk) {
+    error = "vicreg_eval exited with code " + std::to_string(st.exit_code) +
+            (st.detail.empty() ? "" : " (" + st.detail + ")");
   } else {
     try {
-      std::ifstream f(t.output_path);
-      if (!f) throw std::runtime_error("no output file " + t.output_path);
+      std::ifstream f(r.out_path);
+      if (!f) throw std::runtime_error("no output file " + r.out_path);
       std::stringstream ss;
       ss << f.rdbuf();
       t.rows = ParseEvalOutput(ss.str(), t.epoch, t.dataset);
+      // The attempt's own files become the result (a stray attempt cannot overwrite it): the JSON
+      // and the CSV vicreg_eval writes beside it.
+      if (std::rename(r.out_path.c_str(), t.output_path.c_str()) != 0)
+        throw std::runtime_error("cannot rename " + r.out_path + " to " + t.output_path);
+      const std::string csv = CsvBeside(r.out_path);
+      if (fs::Exists(csv)) std::rename(csv.c_str(), CsvBeside(t.output_path).c_str());
     } catch (const std::exception& e) {
-      error = std::string("bad output ") + t.output_path + ": " + e.what();
+      error = std::string("bad output ") + r.out_path + ": " + e.what();
     }
   }
   if (error.empty()) {
@@ -227,46 +325,55 @@ void EvalRunner::Finish(Running& r, int wait_status) {
         summary += buf;
       }
     }
-    if (sink_)
-      sink_(t.job_id,
-            "eval epoch " + std::to_string(t.epoch) + " on " + t.dataset + ": " + (summary.empty() ? "done" : summary));
+    if (sink_) sink_(t.job_id, "eval " + TaskName(t) + ": " + (summary.empty() ? "done" : summary));
     return;
   }
   std::string tail = contract::TailLines(r.log_path, 5);
-  t.error = error + (tail.empty() ? "" : "; last lines of " + r.log_path + ":\n" + tail);
-  int max_attempts = 1;
-  if (auto job = store_.GetJob(t.job_id, true)) {
-    if (const config::JobConfig* cfg = JobConfigFor(*job)) max_attempts = cfg->eval.max_attempts;
+  Failed(t, error + (tail.empty() ? "" : "; last lines of " + r.log_path + ":\n" + tail));
+}
+
+bool EvalRunner::Follow(Running& r, const AttemptStatus& st) {
+  if (!st.handle.empty() && st.handle != r.ref.handle) {
+    r.task.handle = r.ref.handle = st.handle;
+    store_.UpdateEvalTask(r.task, false);
   }
-  if (t.attempts >= max_attempts) {
-    t.state = EvalState::kFailed;
-    if (metrics_) metrics_->OnEvalFailure(t.job_id);
-    if (sink_)
-      sink_(t.job_id, "eval epoch " + std::to_string(t.epoch) + " on " + t.dataset + " failed after " +
-                          std::to_string(t.attempts) + " attempt(s): " + error);
-  } else {
-    t.state = EvalState::kPending;
-    t.next_try_unix = NowUnix() + options_.retry_backoff_s;
+  if (st.stale) return false;  // the cluster's controller does not answer: wait
+  switch (st.phase) {
+    case AttemptStatus::Phase::kQueued:
+      if (!r.queued_reported && sink_) {
+        r.queued_reported = true;
+        sink_(r.task.job_id, "eval " + TaskName(r.task) + " waits in the cluster queue: " + st.queue_state +
+                                 (st.queue_reason.empty() ? "" : " (" + st.queue_reason + ")"));
+      }
+      return false;
+    case AttemptStatus::Phase::kRunning: {
+      const double now = NowUnix();
+      if (r.task.running_unix == 0) {
+        r.task.running_unix = now;
+        store_.UpdateEvalTask(r.task, false);
+      }
+      if (!r.killed && now - r.task.running_unix > options_.timeout_s) {
+        launcher_.Stop(r.ref, true);
+        r.killed = true;
+      }
+      return false;
+    }
+    case AttemptStatus::Phase::kExited:
+    case AttemptStatus::Phase::kLost: Finish(r, st); return true;
   }
-  store_.UpdateEvalTask(t, false);
+  return false;
 }
 
 void EvalRunner::Tick() {
   if (!enabled()) return;
-  // Collect finished or overdue evaluations.
+  // Follow launched evaluations (the launcher was refreshed by the manager for this tick).
   for (auto it = running_.begin(); it != running_.end();) {
-    std::optional<int> st = TryReap(it->proc.pid);
-    if (!st) {
-      if (NowUnix() - it->started > options_.timeout_s) {
-        SignalSessionOf(it->proc, SIGKILL);
-      }
+    if (Follow(*it, launcher_.Poll(it->ref))) {
+      it = running_.erase(it);
+    } else {
+      if (launcher_.capabilities().places_ranks) launcher_.CancelStrays(it->ref.name);
       ++it;
-      continue;
     }
-    // -1: not our child any more (cannot happen for processes this runner started); report as killed.
-    int status = *st == -1 ? SIGKILL /* a wait status meaning "killed by SIGKILL" */ : *st;
-    Finish(*it, status);
-    it = running_.erase(it);
   }
   // Start pending ones within the budget, oldest first.
   if (static_cast<int>(running_.size()) >= options_.slots) return;

@@ -51,6 +51,16 @@ RestartReason ParseRestartReason(const std::string& name) {
   return RestartReason::kNone;
 }
 
+const char* AttemptPhaseLabel(AttemptPhase p) {
+  switch (p) {
+    case AttemptPhase::kLaunching: return "launching";
+    case AttemptPhase::kQueued: return "queued";
+    case AttemptPhase::kRunning: return "running";
+    case AttemptPhase::kEnded: return "ended";
+    default: return "none";
+  }
+}
+
 const char* EvalStateName(EvalState s) {
   switch (s) {
     case EvalState::kPending: return "PENDING";

@@ -49,6 +49,16 @@ enum class RestartReason {
 const char* RestartReasonName(RestartReason r);             // "", "rank_exit", "no_progress", ...
 RestartReason ParseRestartReason(const std::string& name);  // kNone for "" or an unknown name
 
+// Where a job's current attempt is, as its launcher reports it (Job.attempt_phase in the proto).
+enum class AttemptPhase : int {
+  kNone = 0,       // no attempt yet (or between attempts)
+  kLaunching = 1,  // recorded, being submitted (sbatch) or spawned
+  kQueued = 2,     // waiting in the cluster's queue (Slurm PENDING: queue_state, queue_reason)
+  kRunning = 3,    // started
+  kEnded = 4,      // exited or lost
+};
+const char* AttemptPhaseLabel(AttemptPhase p);  // "none", "launching", "queued", "running", "ended"
+
 struct JobRecord {
   std::string id;   // "job-000042"
   int64_t seq = 0;  // submission order (SQLite rowid)
@@ -73,6 +83,11 @@ struct JobRecord {
   std::string spec_yaml;  // resolved YAML (config::ToYaml)
   std::string spec_hash;  // of the submitted text + overrides (idempotency check)
   int64_t last_sequence = 0;
+  // The current attempt as the launcher reports it (a wait in the cluster's queue shows here).
+  AttemptPhase attempt_phase = AttemptPhase::kNone;
+  std::string queue_state;       // e.g. PENDING
+  std::string queue_reason;      // e.g. Resources
+  double queued_since_unix = 0;  // when the current wait in the cluster's queue began (0 = not waiting)
 };
 
 // One launch of all ranks of a job.
@@ -88,6 +103,11 @@ struct AttemptRecord {
   std::string cause;
   RestartReason restart_reason = RestartReason::kNone;
   int64_t start_step = 0;
+  AttemptPhase phase = AttemptPhase::kLaunching;
+  std::string queue_state;  // the cluster's last state/reason while it waited or ran (PENDING / Resources)
+  std::string queue_reason;
+  double queued_unix = 0;   // first seen waiting in the cluster's queue (0 = never waited)
+  double running_unix = 0;  // first seen running (the no-progress clock starts here)
 };
 
 enum class EventKind : int { kUnspecified = 0, kState = 1, kProgress = 2, kMessage = 3 };
@@ -125,8 +145,13 @@ struct EvalTaskRecord {
   std::string error;
   double updated_unix = 0;
   double next_try_unix = 0;  // retry backoff
-  std::string output_path;
+  std::string output_path;   // <run_dir>/eval/epoch_<E>_<dataset>.json (renamed from the attempt's own file)
   std::vector<EvalRowRecord> rows;
+  // The current attempt (RUNNING): how to find it again after a coordinator restart.
+  std::string launcher;     // local | slurm
+  std::string handle;       // "" while being launched or when the launcher never told
+  double started_unix = 0;  // when it was launched
+  double running_unix = 0;  // when the launcher first reported it running (timeout_s counts from here)
 };
 
 double NowUnix();

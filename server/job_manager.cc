@@ -33,27 +33,34 @@ AttemptOptions AttemptOptionsOf(const JobManagerOptions& o) {
   a.stop_grace_s = o.stop_grace_s;
   a.restart_backoff_s = o.restart_backoff_s;
   a.progress_event_interval_s = o.progress_event_interval_s;
+  a.max_queue_wait_s = o.max_queue_wait_s;
   return a;
 }
 
 }  // namespace
 
-JobManager::JobManager(JobManagerOptions options, JobStore& store, Scheduler scheduler,
-                       std::unique_ptr<Launcher> launcher, metrics::CoordinatorMetrics* metrics, EvalRunner* evals)
+JobManager::JobManager(JobManagerOptions options, JobStore& store, Scheduler scheduler, Launcher& launcher,
+                       metrics::CoordinatorMetrics* metrics, EvalRunner* evals)
     : options_(std::move(options)),
       store_(store),
       journal_(store),
       scheduler_(std::move(scheduler)),
-      launcher_(std::move(launcher)),
+      launcher_(launcher),
       metrics_(metrics),
       evals_(evals),
-      attempts_(AttemptOptionsOf(options_), journal_, scheduler_, *launcher_, metrics, evals) {
+      attempts_(AttemptOptionsOf(options_), journal_, scheduler_, launcher, metrics, evals) {
   capacity_ = scheduler_.capacity();
 }
 
 JobManager::~JobManager() { Stop(); }
 
-std::string JobManager::slot_kind_name() const { return scheduler_.kind() == SlotKind::kGpu ? "gpu" : "cpu"; }
+std::string JobManager::slot_kind_name() const {
+  switch (scheduler_.kind()) {
+    case SlotKind::kGpu: return "gpu";
+    case SlotKind::kCluster: return "cluster submission";
+    default: return "cpu";
+  }
+}
 
 void JobManager::Start() {
   Recover();
@@ -172,6 +179,8 @@ void JobManager::Tick() {
     std::lock_guard<std::mutex> lock(mu_);
     cancels.swap(cancel_requests_);
   }
+  // One look at the cluster's queue for every attempt and evaluation of this tick (none when idle).
+  if (attempts_.Busy() || (evals_ && evals_->HasLaunched())) launcher_.Refresh();
   std::vector<std::string> ended = attempts_.Tick(now, cancels);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -256,10 +265,14 @@ void JobManager::UpdateGauges(bool force) {
   }
   metrics_->SetSlots("free", scheduler_.free_count());
   metrics_->SetSlots("used", scheduler_.capacity() - scheduler_.free_count());
+  std::vector<metrics::QueueWait> waits;
+  for (const ClusterWait& w : attempts_.ClusterWaits())
+    waits.push_back({w.job_id, w.state, w.reason, w.since_unix > 0 ? now - w.since_unix : 0});
+  metrics_->SetClusterQueue(waits);
 }
 
 void JobManager::Recover() {
-  Recovered r = RecoverJobs(journal_, scheduler_, *launcher_, attempts_);
+  Recovered r = RecoverJobs(journal_, scheduler_, launcher_, attempts_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (const JobRecord& rec : r.queue) queue_.push_back(QueuedOf(rec));

@@ -6,8 +6,9 @@
 //   failure.h          why an attempt failed, and whether restarting can help
 //   recovery.h         the store's open jobs after a coordinator restart
 //   job_journal.h      every change stored with its event before it is visible; WatchJob wakeups
-// One manager thread ("tick", every poll_interval_s or when woken) cancels, advances attempts,
-// places queued jobs and drives the EvalRunner. A coordinator restart (Start -> recovery) loses
+// One manager thread ("tick", every poll_interval_s or when woken) refreshes the launcher's view of
+// the cluster (one squeue at most), cancels, advances attempts, places queued jobs and drives the
+// EvalRunner. A coordinator restart (Start -> recovery) loses
 // nothing.
 #pragma once
 
@@ -44,6 +45,7 @@ struct JobManagerOptions {
   double stop_grace_s = 10;            // SIGTERM -> SIGKILL
   double restart_backoff_s = 2;
   double progress_event_interval_s = 1;  // at most one PROGRESS event per job per interval
+  double max_queue_wait_s = 0;           // cap on a wait in the cluster's queue (0 = none; jobs may set less)
   int max_ranks_per_job = 64;
   size_t max_spec_bytes = 256 * 1024;  // job YAML text
   bool launch_enabled = true;          // false with --launcher none (benchmarks)
@@ -51,7 +53,8 @@ struct JobManagerOptions {
 
 class JobManager {
  public:
-  JobManager(JobManagerOptions options, JobStore& store, Scheduler scheduler, std::unique_ptr<Launcher> launcher,
+  // The launcher is shared with the EvalRunner (both are driven by this manager's thread).
+  JobManager(JobManagerOptions options, JobStore& store, Scheduler scheduler, Launcher& launcher,
              metrics::CoordinatorMetrics* metrics, EvalRunner* evals);
   ~JobManager();
   JobManager(const JobManager&) = delete;
@@ -108,7 +111,7 @@ class JobManager {
   JobStore& store_;
   JobJournal journal_;
   Scheduler scheduler_;
-  std::unique_ptr<Launcher> launcher_;
+  Launcher& launcher_;
   metrics::CoordinatorMetrics* metrics_;
   EvalRunner* evals_;
   AttemptMachine attempts_;

@@ -28,6 +28,16 @@ class NoneLauncher : public Launcher {
 
 }  // namespace
 
+const char* AttemptPhaseName(AttemptStatus::Phase p) {
+  switch (p) {
+    case AttemptStatus::Phase::kQueued: return "queued";
+    case AttemptStatus::Phase::kRunning: return "running";
+    case AttemptStatus::Phase::kExited: return "exited";
+    case AttemptStatus::Phase::kLost: return "lost";
+  }
+  return "unknown";
+}
+
 std::unique_ptr<Launcher> MakeLauncher(const LauncherOptions& options) {
   if (options.kind == "local") return MakeLocalLauncher(options);
   if (options.kind == "slurm") return MakeSlurmLauncher(options);

@@ -1,13 +1,16 @@
-// Local launcher: one mpirun per attempt, in its own session, under vicreg_job_shim.
+// Local launcher: one supervised process tree per launch, in its own session, under vicreg_job_shim.
 //
-//   vicreg_job_shim supervise --status <run>/attempts/<n>/status.json --info <run>/attempts/<n>/launcher.json --
+//   vicreg_job_shim supervise --status <status> --info <info> --
 //     mpirun -np R [--allow-run-as-root] [--oversubscribe] --bind-to none [-x CUDA_VISIBLE_DEVICES=2,3]
 //            [extra mpirun args] --
 //       vicreg_job_shim rank --log-dir <run>/logs --status-dir <run>/attempts/<n>/ranks --attempt <n> --
-//         vicreg_worker --job <run>/job.yaml --run-dir <run> --resume auto --job-id <id>
+//         vicreg_worker --job <run>/attempts/<n>/job.yaml --run-dir <run> --resume auto --job-id <id>
 //
-// stdout/stderr: the launcher's (mpirun's) output goes to <run>/logs/launcher.log; rank r's to
-// <run>/logs/rank-<r>.out (appended across attempts, with a header line per attempt).
+// A single program without ranks (LaunchSpec::rank_log_dir empty, e.g. vicreg_eval) runs directly
+// under the supervisor: `vicreg_job_shim supervise --status S --info I -- vicreg_eval ...`.
+// stdout/stderr: the supervised program's output goes to LaunchSpec::output_path (mpirun's:
+// <run>/logs/launcher.log); rank r's to <run>/logs/rank-<r>.out (appended across attempts, with a
+// header line per attempt). Nothing waits in a queue here: an attempt runs as soon as it is launched.
 // Handle: "local:<pid>:<start_ticks>" of the supervising shim (the session leader).
 #include <signal.h>
 #include <sys/wait.h>
@@ -23,6 +26,11 @@
 
 namespace vicreg::server {
 namespace {
+
+void MakeParentDir(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) fs::MakeDirs(path.substr(0, slash));
+}
 
 bool ParseHandle(const std::string& handle, ProcessRef* out) {
   if (handle.rfind("local:", 0) != 0) return false;
@@ -43,58 +51,52 @@ class LocalLauncher : public Launcher {
   }
 
   std::string Launch(const LaunchSpec& spec) override {
-    const contract::RunPaths& d = spec.run;
-    fs::MakeDirs(d.logs_dir());
-    fs::MakeDirs(d.attempt_ranks_dir(spec.attempt));
-    std::vector<std::string> argv = {options_.shim_binary,
-                                     "supervise",
-                                     "--status",
-                                     d.attempt_status(spec.attempt),
-                                     "--info",
-                                     d.attempt_launcher_info(spec.attempt),
-                                     "--",
-                                     options_.mpirun,
-                                     "-np",
-                                     std::to_string(spec.ranks)};
-    if (geteuid() == 0) argv.push_back("--allow-run-as-root");
-    if (spec.kind == SlotKind::kCpu) argv.push_back("--oversubscribe");
-    // Several jobs share the machine: never pin ranks to the same cores.
-    argv.insert(argv.end(), {"--bind-to", "none"});
+    for (const std::string* p : {&spec.status_path, &spec.info_path, &spec.output_path}) MakeParentDir(*p);
+    std::vector<std::string> argv = {options_.shim_binary, "supervise", "--status", spec.status_path, "--info",
+                                     spec.info_path,       "--"};
     std::vector<std::string> env;
-    if (spec.kind == SlotKind::kGpu) {
-      std::string devices = "CUDA_VISIBLE_DEVICES=" + Scheduler::JoinSlots(spec.slots);
-      argv.insert(argv.end(), {"-x", devices});
-      env.push_back(devices);
+    if (spec.kind == SlotKind::kGpu && !spec.slots.empty()) {
+      env.push_back("CUDA_VISIBLE_DEVICES=" + Scheduler::JoinSlots(spec.slots));
     }
-    argv.insert(argv.end(), options_.mpirun_args.begin(), options_.mpirun_args.end());
-    argv.insert(argv.end(), {options_.shim_binary, "rank", "--log-dir", d.logs_dir(), "--status-dir",
-                             d.attempt_ranks_dir(spec.attempt), "--attempt", std::to_string(spec.attempt), "--"});
-    argv.insert(argv.end(), spec.worker_argv.begin(), spec.worker_argv.end());
+    if (!spec.rank_log_dir.empty()) {
+      fs::MakeDirs(spec.rank_log_dir);
+      fs::MakeDirs(spec.rank_status_dir);
+      argv.insert(argv.end(), {options_.mpirun, "-np", std::to_string(spec.ranks)});
+      if (geteuid() == 0) argv.push_back("--allow-run-as-root");
+      if (spec.kind == SlotKind::kCpu) argv.push_back("--oversubscribe");
+      // Several jobs share the machine: never pin ranks to the same cores.
+      argv.insert(argv.end(), {"--bind-to", "none"});
+      if (!env.empty()) argv.insert(argv.end(), {"-x", env.front()});
+      argv.insert(argv.end(), options_.mpirun_args.begin(), options_.mpirun_args.end());
+      argv.insert(argv.end(), {options_.shim_binary, "rank", "--log-dir", spec.rank_log_dir, "--status-dir",
+                               spec.rank_status_dir, "--attempt", std::to_string(spec.attempt), "--"});
+    }
+    argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
 
     SpawnOptions so;
     so.argv = argv;
     so.env_set = env;
     so.cwd = spec.workdir;
-    so.output_path = d.launcher_log();
+    so.output_path = spec.output_path;
     so.new_session = true;
     ProcessRef p = Spawn(so);
     return "local:" + std::to_string(p.pid) + ":" + std::to_string(p.start_ticks);
   }
 
-  AttemptStatus Poll(const AttemptRef& a) override {
+  AttemptStatus Poll(const AttemptRef& ref) override {
     AttemptStatus s;
-    const std::string status_path = a.run.attempt_status(a.attempt);
     ProcessRef p;
-    if (!ParseHandle(a.handle, &p)) {
+    if (!ParseHandle(ref.handle, &p)) {
       // The coordinator died between launching and recording the handle: the shim's own record.
-      auto info = contract::ReadLauncherInfo(a.run.attempt_launcher_info(a.attempt));
+      auto info = contract::ReadLauncherInfo(ref.info_path);
       if (!info) {
         s.phase = AttemptStatus::Phase::kLost;
-        s.detail = "no launcher handle recorded and no " + a.run.attempt_launcher_info(a.attempt);
+        s.detail = "no launcher handle recorded and no " + ref.info_path;
         return s;
       }
       p.pid = info->pid;
       p.start_ticks = info->start_ticks;
+      s.handle = "local:" + std::to_string(p.pid) + ":" + std::to_string(p.start_ticks);
     }
     std::optional<int> reaped = TryReap(p.pid);
     if (!reaped) {
@@ -103,8 +105,8 @@ class LocalLauncher : public Launcher {
     if (*reaped == -1 && IsAlive(p)) {
       return s;  // not our child (adopted after a coordinator restart), alive
     }
-    // Ended: the shim's status file has mpirun's exit status.
-    if (auto rec = contract::ReadExitRecord(status_path)) {
+    // Ended: the shim's status file has the supervised program's exit status.
+    if (auto rec = contract::ReadExitRecord(ref.status_path)) {
       s.phase = AttemptStatus::Phase::kExited;
       s.exit_code = rec->exit_code;
       s.signal = rec->signal;
@@ -115,18 +117,18 @@ class LocalLauncher : public Launcher {
       s.phase = AttemptStatus::Phase::kExited;
       if (WIFEXITED(*reaped)) s.exit_code = WEXITSTATUS(*reaped);
       if (WIFSIGNALED(*reaped)) s.signal = WTERMSIG(*reaped);
-      s.detail = "the launcher (vicreg_job_shim) ended without writing " + status_path;
+      s.detail = "the launcher (vicreg_job_shim) ended without writing " + ref.status_path;
       return s;
     }
     s.phase = AttemptStatus::Phase::kLost;
-    s.detail = "launcher process " + std::to_string(p.pid) + " is gone and wrote no " + status_path;
+    s.detail = "launcher process " + std::to_string(p.pid) + " is gone and wrote no " + ref.status_path;
     return s;
   }
 
-  void Stop(const AttemptRef& a, bool force) override {
+  void Stop(const AttemptRef& ref, bool force) override {
     ProcessRef p;
-    if (!ParseHandle(a.handle, &p)) {
-      auto info = contract::ReadLauncherInfo(a.run.attempt_launcher_info(a.attempt));
+    if (!ParseHandle(ref.handle, &p)) {
+      auto info = contract::ReadLauncherInfo(ref.info_path);
       if (!info) return;
       p.pid = info->pid;
       p.start_ticks = info->start_ticks;

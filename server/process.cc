@@ -21,6 +21,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/run_contract.h"
+
 extern char** environ;
 
 namespace vicreg::server {
@@ -220,12 +222,12 @@ ProcessRef Spawn(const SpawnOptions& options) {
     if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0) {
       int e = errno;
       (void)!write(3, &e, sizeof(e));
-      _exit(127);
+      _exit(kExitCannotExecute);
     }
     execve(exe.c_str(), cargv.data(), cenv.data());
     int e = errno;
     (void)!write(3, &e, sizeof(e));
-    _exit(127);
+    _exit(kExitCannotExecute);
   }
   ::close(out_fd);
   ::close(null_in);
@@ -292,7 +294,7 @@ CommandResult RunCommand(const std::vector<std::string>& argv_in, double timeout
     dup2(err_pipe[1], 2);
     CloseFdsFrom(3);
     execve(exe.c_str(), cargv.data(), cenv.data());
-    _exit(127);
+    _exit(kExitCannotExecute);
   }
   ::close(null_in);
   ::close(out_pipe[1]);

@@ -9,7 +9,10 @@ Scheduler::Scheduler(SchedulerOptions options) : options_(std::move(options)) {}
 
 int Scheduler::free_count() const { return capacity() - static_cast<int>(holder_.size()); }
 
+int Scheduler::SlotsFor(const QueuedJob& job) const { return options_.kind == SlotKind::kCluster ? 1 : job.ranks; }
+
 std::string Scheduler::WhyNeverPlaceable(int ranks) const {
+  if (options_.kind == SlotKind::kCluster) return capacity() > 0 ? "" : "this coordinator submits no jobs (cap 0)";
   if (ranks <= capacity()) return "";
   std::ostringstream os;
   os << "resources.ranks: the job needs " << ranks << (ranks == 1 ? " slot" : " slots")
@@ -77,11 +80,12 @@ Scheduler::Decision Scheduler::Schedule(std::vector<QueuedJob> queue) {
   const QueuedJob* blocker = nullptr;
   std::string blocker_reason;
   for (const QueuedJob& job : queue) {
+    const int need = SlotsFor(job);
     if (!blocker) {
-      if (job.ranks <= free_count()) {
+      if (need <= free_count()) {
         std::vector<int> chosen;
         for (int s : options_.slots) {
-          if (static_cast<int>(chosen.size()) == job.ranks) break;
+          if (static_cast<int>(chosen.size()) == need) break;
           if (!holder_.count(s)) chosen.push_back(s);
         }
         for (int s : chosen) holder_[s] = job.id;
@@ -90,9 +94,14 @@ Scheduler::Decision Scheduler::Schedule(std::vector<QueuedJob> queue) {
       }
       blocker = &job;
       std::ostringstream os;
-      os << "waiting for " << job.ranks << (job.ranks == 1 ? " slot" : " slots") << ", " << free_count() << " free";
-      std::string holders = HoldersText();
-      if (!holders.empty()) os << " (" << holders << ")";
+      if (options_.kind == SlotKind::kCluster) {
+        os << "waiting for a submission slot: " << capacity() << (capacity() == 1 ? " job is" : " jobs are")
+           << " in the cluster (this coordinator's cap)";
+      } else {
+        os << "waiting for " << job.ranks << (job.ranks == 1 ? " slot" : " slots") << ", " << free_count() << " free";
+        std::string holders = HoldersText();
+        if (!holders.empty()) os << " (" << holders << ")";
+      }
       blocker_reason = os.str();
       d.pending[job.id] = blocker_reason;
       continue;
@@ -114,14 +123,17 @@ std::string Scheduler::JoinSlots(const std::vector<int>& slots) {
 }
 
 std::string Scheduler::PlacementString(const std::vector<int>& slots) const {
-  return std::string(options_.kind == SlotKind::kGpu ? "gpu:" : "cpu:") + JoinSlots(slots);
+  const char* kind = options_.kind == SlotKind::kGpu       ? "gpu:"
+                     : options_.kind == SlotKind::kCluster ? "cluster:"
+                                                           : "cpu:";
+  return kind + JoinSlots(slots);
 }
 
 std::optional<std::vector<int>> Scheduler::ParsePlacement(const std::string& s) {
   auto colon = s.find(':');
   if (colon == std::string::npos) return std::nullopt;
   std::string kind = s.substr(0, colon);
-  if (kind != "cpu" && kind != "gpu") return std::nullopt;
+  if (kind != "cpu" && kind != "gpu" && kind != "cluster") return std::nullopt;
   std::vector<int> out;
   std::string rest = s.substr(colon + 1);
   if (rest.empty()) return out;

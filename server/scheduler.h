@@ -1,5 +1,7 @@
 // Gang scheduler: all-or-nothing placement of a job's ranks on the coordinator's slots.
-// Slots are CPU slots (0..N-1, one rank each) or GPUs by index (one rank per GPU).
+// Slots are CPU slots (0..N-1, one rank each) or GPUs by index (one rank per GPU); or, with a
+// launcher whose cluster places the ranks itself (Slurm), submission slots: one per job whatever its
+// ranks, a cap on the jobs handed to the cluster at a time (the cluster queues what does not fit).
 // Order: priority (higher first), then FIFO (submission order). Strict: a job that does not fit
 // blocks the jobs behind it (no backfill), so a large job is never starved by small ones.
 // Not thread-safe: owned by the job manager, used under its lock.
@@ -13,7 +15,7 @@
 
 namespace vicreg::server {
 
-enum class SlotKind { kCpu, kGpu };
+enum class SlotKind { kCpu, kGpu, kCluster };
 
 struct SchedulerOptions {
   SlotKind kind = SlotKind::kCpu;
@@ -51,7 +53,7 @@ class Scheduler {
   // Places queued jobs in priority/FIFO order while the head fits; every other job gets a reason.
   Decision Schedule(std::vector<QueuedJob> queue);
 
-  // "cpu:0,1" / "gpu:2,3"; ParsePlacement is the inverse (nullopt on bad syntax).
+  // "cpu:0,1" / "gpu:2,3" / "cluster:7"; ParsePlacement is the inverse (nullopt on bad syntax).
   std::string PlacementString(const std::vector<int>& slots) const;
   static std::optional<std::vector<int>> ParsePlacement(const std::string& s);
   // "0,1" (for CUDA_VISIBLE_DEVICES)
@@ -59,6 +61,7 @@ class Scheduler {
 
  private:
   std::string HoldersText() const;
+  int SlotsFor(const QueuedJob& job) const;  // ranks, or 1 for a submission slot
 
   SchedulerOptions options_;
   std::map<int, std::string> holder_;  // slot -> job id (absent = free)

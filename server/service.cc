@@ -14,6 +14,14 @@
 namespace vicreg::server {
 namespace {
 
+// The domain enums are stored and sent by number: they must stay equal to the proto's.
+static_assert(static_cast<int>(AttemptPhase::kNone) == v1::ATTEMPT_PHASE_UNSPECIFIED);
+static_assert(static_cast<int>(AttemptPhase::kLaunching) == v1::ATTEMPT_LAUNCHING);
+static_assert(static_cast<int>(AttemptPhase::kQueued) == v1::ATTEMPT_QUEUED);
+static_assert(static_cast<int>(AttemptPhase::kRunning) == v1::ATTEMPT_RUNNING);
+static_assert(static_cast<int>(AttemptPhase::kEnded) == v1::ATTEMPT_ENDED);
+static_assert(static_cast<int>(JobState::kCancelled) == v1::CANCELLED);
+
 void ToProto(const JobProgress& p, v1::Progress* out) {
   out->set_step(p.step);
   out->set_total_steps(p.total_steps);
@@ -48,6 +56,10 @@ void ToProto(const JobRecord& j, v1::Job* out) {
   out->set_spec_yaml(j.spec_yaml);
   out->set_last_sequence(j.last_sequence);
   out->set_result_reason(j.result_reason);
+  out->set_attempt_phase(static_cast<v1::AttemptPhase>(j.attempt_phase));
+  out->set_queue_state(j.queue_state);
+  out->set_queue_reason(j.queue_reason);
+  out->set_queued_since_unix(j.queued_since_unix);
 }
 
 void ToProto(const AttemptRecord& a, v1::Attempt* out) {
@@ -61,6 +73,11 @@ void ToProto(const AttemptRecord& a, v1::Attempt* out) {
   out->set_cause(a.cause);
   out->set_restart_reason(RestartReasonName(a.restart_reason));
   out->set_start_step(a.start_step);
+  out->set_phase(static_cast<v1::AttemptPhase>(a.phase));
+  out->set_queue_state(a.queue_state);
+  out->set_queue_reason(a.queue_reason);
+  out->set_queued_unix(a.queued_unix);
+  out->set_running_unix(a.running_unix);
 }
 
 void ToProto(const EventRecord& e, v1::JobEvent* out) {
@@ -83,6 +100,7 @@ void ToProto(const EvalTaskRecord& t, v1::EvalTask* out) {
   out->set_error(t.error);
   out->set_updated_unix(t.updated_unix);
   out->set_output_path(t.output_path);
+  if (t.state == EvalState::kRunning) out->set_handle(t.handle);
   for (const auto& r : t.rows) {
     v1::EvalRow* row = out->add_rows();
     row->set_epoch(r.epoch);

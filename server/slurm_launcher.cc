@@ -1,16 +1,30 @@
-// Slurm launcher: one batch job per attempt.
+// Slurm launcher: one batch job per launch (training attempt or evaluation).
 //
-//   sbatch --parsable --job-name=vicreg-<id>-a<n> --ntasks=R --output=<run>/logs/launcher.log
-//          --open-mode=append --chdir=<workdir> [--partition P] [--account A] [--gpus-per-task=1]
-//          [extra sbatch args] <run>/attempts/<n>/job.sbatch
+//   sbatch --parsable --job-name=<prefix>-<name> --ntasks=R [--nodes=N] [--ntasks-per-node=M]
+//          [--cpus-per-task=C] [--gpus-per-task=1] --output=<output> --open-mode=append --chdir=<workdir>
+//          [--partition P] [--account A] [extra sbatch args] <script>
 //
 // The generated script (every argument single-quoted) is one line:
-//   exec vicreg_job_shim supervise --status <run>/attempts/<n>/status.json --
-//        srun --mpi=pmix [extra srun args] vicreg_job_shim rank --log-dir <run>/logs ... -- vicreg_worker ...
-// Poll: `squeue -h -j ID -o %T` while the job is known to the controller; once it has left the
-// queue, the status file the shim wrote (exit code of srun), else `sacct` (if accounting is
-// enabled), else "lost". Stop: `scancel ID` (force: `scancel --signal=KILL --full ID`).
-// Handle: "slurm:<job id>".
+//   exec vicreg_job_shim supervise --status <status> -- srun --mpi=pmix [extra srun args]
+//        vicreg_job_shim rank --log-dir <logs> --status-dir <ranks> --attempt <n> -- PROGRAM ...
+// (a single program without ranks, e.g. vicreg_eval, runs directly under the supervisor: no srun).
+//
+// Polling: Refresh() runs ONE `squeue -h --me -o %i|%j|%T|%r` for every job of this user, at most
+// every squeue_interval_s (doubling up to squeue_max_backoff_s while it fails: a controller that is
+// slow, down or restarting never ends a job). Poll answers from that snapshot: PENDING & co. are
+// kQueued with Slurm's reason, RUNNING & co. kRunning; a job that left the queue (or shows a final
+// state) ended: the shim's status file, else `sacct`, else lost. A job submitted after the snapshot
+// was taken is queued until the next one. A handle that was never recorded (sbatch timed out after
+// the controller accepted the job; the coordinator died between sbatch and storing the id) is found
+// by the job's name. Stop: `scancel ID` (force: `scancel --signal=KILL --full ID`); without an id,
+// `scancel --me --name=<name>`. Handle: "slurm:<job id>".
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -22,6 +36,8 @@
 namespace vicreg::server {
 namespace {
 
+double Now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
 std::string Trim(const std::string& s) {
   auto b = s.find_first_not_of(" \t\r\n");
   if (b == std::string::npos) return "";
@@ -29,91 +45,272 @@ std::string Trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
+void MakeParentDir(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) fs::MakeDirs(path.substr(0, slash));
+}
+
+bool ValidJobId(const std::string& id) {
+  return !id.empty() && id.find_first_not_of("0123456789_") == std::string::npos;
+}
+
 std::string JobIdOf(const std::string& handle) {
   if (handle.rfind("slurm:", 0) != 0) return "";
   std::string id = handle.substr(6);
-  if (id.empty() || id.find_first_not_of("0123456789_") != std::string::npos) return "";
-  return id;
+  return ValidJobId(id) ? id : "";
+}
+
+// Slurm job states in which the job still holds (or waits for) resources.
+bool IsQueuedState(const std::string& s) {
+  return s == "PENDING" || s == "REQUEUED" || s == "REQUEUE_HOLD" || s == "REQUEUE_FED" || s == "RESV_DEL_HOLD" ||
+         s == "CONFIGURING" || s == "SUSPENDED" || s == "STOPPED";
+}
+bool IsRunningState(const std::string& s) {
+  return s == "RUNNING" || s == "COMPLETING" || s == "RESIZING" || s == "SIGNALING" || s == "STAGE_OUT";
+}
+
+// "<base>-a<n>" -> base, n; false for other names.
+bool SplitAttempt(const std::string& name, std::string* base, int* n) {
+  auto pos = name.rfind("-a");
+  if (pos == std::string::npos || pos + 2 >= name.size()) return false;
+  std::string digits = name.substr(pos + 2);
+  if (digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos) return false;
+  *base = name.substr(0, pos);
+  *n = std::stoi(digits);
+  return true;
 }
 
 class SlurmLauncher : public Launcher {
  public:
   explicit SlurmLauncher(LauncherOptions options) : options_(std::move(options)) {}
   std::string name() const override { return "slurm"; }
-  LauncherCapabilities capabilities() const override { return {}; }  // sbatch may fail transiently
+  LauncherCapabilities capabilities() const override {
+    LauncherCapabilities c;
+    c.launch_failures_are_permanent = false;  // sbatch may fail transiently
+    c.places_ranks = true;                    // Slurm places and queues the ranks
+    return c;
+  }
 
   std::string Launch(const LaunchSpec& spec) override {
-    const contract::RunPaths& d = spec.run;
-    fs::MakeDirs(d.logs_dir());
-    fs::MakeDirs(d.attempt_ranks_dir(spec.attempt));
+    const std::string job_name = SlurmName(spec.name);
+    for (const std::string* p : {&spec.status_path, &spec.output_path, &spec.script_path}) MakeParentDir(*p);
+    if (!spec.rank_status_dir.empty()) fs::MakeDirs(spec.rank_status_dir);
+    if (!spec.rank_log_dir.empty()) fs::MakeDirs(spec.rank_log_dir);
 
-    std::vector<std::string> cmd = {options_.shim_binary,           "supervise", "--status",
-                                    d.attempt_status(spec.attempt), "--",        options_.srun,
-                                    "--mpi=" + options_.srun_mpi};
-    cmd.insert(cmd.end(), options_.srun_args.begin(), options_.srun_args.end());
-    cmd.insert(cmd.end(), {options_.shim_binary, "rank", "--log-dir", d.logs_dir(), "--status-dir",
-                           d.attempt_ranks_dir(spec.attempt), "--attempt", std::to_string(spec.attempt), "--"});
-    cmd.insert(cmd.end(), spec.worker_argv.begin(), spec.worker_argv.end());
+    std::vector<std::string> cmd = {options_.shim_binary, "supervise", "--status", spec.status_path, "--"};
+    if (!spec.rank_log_dir.empty()) {
+      cmd.insert(cmd.end(), {options_.srun, "--mpi=" + options_.srun_mpi});
+      cmd.insert(cmd.end(), options_.srun_args.begin(), options_.srun_args.end());
+      cmd.insert(cmd.end(), {options_.shim_binary, "rank", "--log-dir", spec.rank_log_dir, "--status-dir",
+                             spec.rank_status_dir, "--attempt", std::to_string(spec.attempt), "--"});
+    }
+    cmd.insert(cmd.end(), spec.argv.begin(), spec.argv.end());
     std::ostringstream script;
     script << "#!/bin/bash\n"
-           << "# Generated by vicreg_coordinator for job " << spec.job_id << ", attempt " << spec.attempt << ".\n"
+           << "# Generated by vicreg_coordinator: " << job_name << ".\n"
            << "exec";
     for (const auto& a : cmd) script << " " << ShellQuote(a);
     script << "\n";
-    std::string script_path = d.attempt_sbatch(spec.attempt);
-    fs::AtomicWriteFile(script_path, script.str());
+    fs::AtomicWriteFile(spec.script_path, script.str());
 
     std::vector<std::string> argv = {options_.sbatch,
                                      "--parsable",
-                                     "--job-name=vicreg-" + spec.job_id + "-a" + std::to_string(spec.attempt),
+                                     "--job-name=" + job_name,
                                      "--ntasks=" + std::to_string(spec.ranks),
-                                     "--output=" + d.launcher_log(),
+                                     "--output=" + spec.output_path,
                                      "--open-mode=append"};
+    if (spec.nodes > 0) argv.push_back("--nodes=" + std::to_string(spec.nodes));
+    if (spec.ranks_per_node > 0) argv.push_back("--ntasks-per-node=" + std::to_string(spec.ranks_per_node));
+    if (spec.cpus_per_rank > 0) argv.push_back("--cpus-per-task=" + std::to_string(spec.cpus_per_rank));
+    if (spec.gpu_per_rank) argv.push_back("--gpus-per-task=1");
     if (!spec.workdir.empty()) argv.push_back("--chdir=" + spec.workdir);
     if (!options_.partition.empty()) argv.push_back("--partition=" + options_.partition);
     if (!options_.account.empty()) argv.push_back("--account=" + options_.account);
-    if (spec.kind == SlotKind::kGpu) argv.push_back("--gpus-per-task=1");
     argv.insert(argv.end(), options_.sbatch_args.begin(), options_.sbatch_args.end());
-    argv.push_back(script_path);
+    argv.push_back(spec.script_path);
     CommandResult r = RunCommand(argv, options_.command_timeout_s);
     std::string out = Trim(r.out);
     // --parsable prints "<id>" or "<id>;<cluster>".
     std::string id = out.substr(0, out.find(';'));
-    if (r.exit_code != kExitOk || id.empty() || id.find_first_not_of("0123456789_") != std::string::npos) {
-      throw std::runtime_error("sbatch failed (exit " + std::to_string(r.exit_code) +
-                               (r.timed_out ? ", timed out" : "") + "): " + Trim(r.err + " " + r.out));
+    if (r.exit_code == kExitOk && ValidJobId(id)) {
+      submitted_[id] = Now();
+      return "slurm:" + id;
     }
-    return "slurm:" + id;
+    const std::string why = "sbatch failed (exit " + std::to_string(r.exit_code) + (r.timed_out ? ", timed out" : "") +
+                            "): " + Trim(r.err + " " + r.out);
+    // The controller may have accepted the job although sbatch did not say so (timeout, lost reply):
+    // look for it by name before reporting a failure that would launch it a second time.
+    CommandResult q =
+        RunCommand({options_.squeue, "-h", "--me", "--name=" + job_name, "-o", "%i"}, options_.command_timeout_s);
+    if (q.exit_code == kExitOk && !q.timed_out) {
+      std::string found = Trim(q.out.substr(0, q.out.find('\n')));
+      if (ValidJobId(found)) {
+        spdlog::warn("slurm: {}; but the controller has {} as job {}: keeping it", why, job_name, found);
+        submitted_[found] = Now();
+        return "slurm:" + found;
+      }
+      throw std::runtime_error(why);
+    }
+    // The controller does not answer: the job may or may not exist. Poll finds it by name later;
+    // if it never appears, the attempt is lost and relaunched under another name.
+    spdlog::warn("slurm: {}; the controller does not answer, {} will be looked up by name", why, job_name);
+    unresolved_since_[job_name] = Now();
+    return "";
+  }
+
+  void Refresh() override {
+    const double now = Now();
+    if (now < next_refresh_) return;
+    ++squeue_calls_;
+    CommandResult q = RunCommand({options_.squeue, "-h", "--me", "-o", "%i|%j|%T|%r"}, options_.command_timeout_s);
+    if (q.exit_code != kExitOk || q.timed_out) {
+      ++failures_;
+      double backoff = std::min(options_.squeue_max_backoff_s,
+                                std::max(options_.squeue_interval_s, 0.5) * std::pow(2.0, std::min(failures_, 16)));
+      next_refresh_ = now + backoff;
+      fresh_ = false;
+      if (failures_ == 1 || failures_ % 10 == 0)
+        spdlog::warn("slurm: squeue failed ({} in a row{}): {}; keeping every job as it was, next try in {:.0f} s",
+                     failures_, q.timed_out ? ", timed out" : "", Trim(q.err).substr(0, 300), backoff);
+      return;
+    }
+    if (failures_ > 0) spdlog::info("slurm: squeue answers again after {} failure(s)", failures_);
+    Prune(now);
+    failures_ = 0;
+    next_refresh_ = now + options_.squeue_interval_s;
+    snapshot_time_ = now;
+    fresh_ = true;
+    by_id_.clear();
+    ids_by_name_.clear();
+    const std::string prefix = options_.job_name_prefix + "-";
+    std::istringstream lines(q.out);
+    std::string line;
+    while (std::getline(lines, line)) {
+      // id|name|state|reason (the name may contain '|' only if someone else's job does: ignored)
+      std::vector<std::string> f;
+      std::stringstream ss(Trim(line));
+      std::string item;
+      while (std::getline(ss, item, '|')) f.push_back(item);
+      if (f.size() < 3 || !ValidJobId(f[0]) || f[1].rfind(prefix, 0) != 0) continue;
+      Entry e{f[0], f[1], f[2], f.size() > 3 ? f[3] : ""};
+      by_id_[e.id] = e;
+      ids_by_name_.emplace(e.name, e.id);
+    }
   }
 
   AttemptStatus Poll(const AttemptRef& ref) override {
-    AttemptStatus s;
-    const std::string status_path = ref.run.attempt_status(ref.attempt);
+    const std::string job_name = SlurmName(ref.name);
     std::string id = JobIdOf(ref.handle);
+    AttemptStatus s;
     if (id.empty()) {
-      s.phase = AttemptStatus::Phase::kLost;
-      s.detail = "bad slurm handle '" + ref.handle + "'";
+      // Never recorded: find it by name (the newest job of that name).
+      if (!fresh_) return Unknown(job_name);
+      auto range = ids_by_name_.equal_range(job_name);
+      for (auto it = range.first; it != range.second; ++it)
+        if (id.empty() || std::stoll(it->second) > std::stoll(id)) id = it->second;
+      if (id.empty()) id = FindInAccounting(job_name);
+      if (id.empty()) {
+        auto u = unresolved_since_.find(job_name);
+        if (u != unresolved_since_.end() && snapshot_time_ < u->second + options_.command_timeout_s) {
+          return Unknown(job_name);  // sbatch may still be on its way to the controller
+        }
+        s.phase = AttemptStatus::Phase::kLost;
+        s.detail = "no Slurm job named " + job_name + " (sbatch never reached the controller)";
+        return s;
+      }
+      unresolved_since_.erase(job_name);
+      s.handle = "slurm:" + id;
+      spdlog::info("slurm: found {} as job {}", job_name, id);
+    }
+    AttemptStatus st = PollId(id, job_name, ref);
+    if (!s.handle.empty()) st.handle = s.handle;
+    return st;
+  }
+
+  void Stop(const AttemptRef& ref, bool force) override {
+    std::string id = JobIdOf(ref.handle);
+    std::vector<std::string> argv = {options_.scancel};
+    if (force) argv.insert(argv.end(), {"--signal=KILL", "--full"});
+    if (id.empty()) {
+      argv.insert(argv.end(), {"--me", "--name=" + SlurmName(ref.name)});
+    } else {
+      argv.push_back(id);
+    }
+    CommandResult r = RunCommand(argv, options_.command_timeout_s);
+    if (r.exit_code != kExitOk && r.err.find("already completing or completed") == std::string::npos &&
+        r.err.find("Invalid job id") == std::string::npos) {
+      spdlog::warn("slurm: {} failed (exit {}): {}", argv.back(), r.exit_code, Trim(r.err).substr(0, 300));
+    }
+  }
+
+  int CancelStrays(const std::string& spec_name) override {
+    std::string base;
+    int n = 0;
+    if (!fresh_ || !SplitAttempt(SlurmName(spec_name), &base, &n)) return 0;
+    int cancelled = 0;
+    for (const auto& [id, e] : by_id_) {
+      std::string other_base;
+      int m = 0;
+      if (!SplitAttempt(e.name, &other_base, &m) || other_base != base || m >= n) continue;
+      if (!IsQueuedState(e.state) && !IsRunningState(e.state)) continue;
+      if (!stray_cancelled_.insert(id).second) continue;  // once per stray
+      spdlog::warn("slurm: job {} ({}, {}) is an older attempt of {}: cancelling the stray", id, e.name, e.state,
+                   SlurmName(spec_name));
+      RunCommand({options_.scancel, id}, options_.command_timeout_s);
+      ++cancelled;
+    }
+    return cancelled;
+  }
+
+  int squeue_calls() const { return squeue_calls_; }
+
+ private:
+  struct Entry {
+    std::string id, name, state, reason;
+  };
+
+  std::string SlurmName(const std::string& spec_name) const { return options_.job_name_prefix + "-" + spec_name; }
+
+  // While the controller does not answer (or before the first answer): the last known status.
+  AttemptStatus Unknown(const std::string& job_name) {
+    AttemptStatus s;
+    auto it = last_.find(job_name);
+    if (it != last_.end()) {
+      s = it->second;
+    } else {
+      s.phase = AttemptStatus::Phase::kQueued;
+    }
+    s.stale = true;
+    return s;
+  }
+
+  AttemptStatus PollId(const std::string& id, const std::string& job_name, const AttemptRef& ref) {
+    auto done = final_.find(id);
+    if (done != final_.end()) return done->second.status;
+    AttemptStatus s;
+    if (!fresh_) return Unknown(job_name);
+    auto it = by_id_.find(id);
+    if (it != by_id_.end() && (IsQueuedState(it->second.state) || IsRunningState(it->second.state))) {
+      const Entry& e = it->second;
+      s.phase = IsQueuedState(e.state) ? AttemptStatus::Phase::kQueued : AttemptStatus::Phase::kRunning;
+      s.queue_state = e.state;
+      s.queue_reason = e.reason == "None" ? "" : e.reason;
+      last_[job_name] = s;
+      submitted_.erase(id);
       return s;
     }
-    CommandResult q = RunCommand({options_.squeue, "-h", "-j", id, "-o", "%T"}, options_.command_timeout_s);
-    std::string state = Trim(q.out);
-    if (q.exit_code == kExitOk && !state.empty()) {
-      static const char* kActive[] = {"PENDING",     "CONFIGURING",   "RUNNING",   "COMPLETING", "SUSPENDED",
-                                      "REQUEUED",    "RESIZING",      "SIGNALING", "STAGE_OUT",  "REQUEUE_HOLD",
-                                      "REQUEUE_FED", "RESV_DEL_HOLD", "STOPPED"};
-      for (const char* a : kActive)
-        if (state == a) return s;
-    } else if (q.exit_code != kExitOk && q.err.find("Invalid job id") == std::string::npos) {
-      // The controller did not answer: keep the attempt running, try again next poll.
-      return s;
+    if (it == by_id_.end()) {
+      auto sub = submitted_.find(id);
+      if (sub != submitted_.end() && sub->second > snapshot_time_) return Unknown(job_name);  // not seen yet
     }
-    // Left the queue (or shown in a terminal state).
-    if (auto rec = contract::ReadExitRecord(status_path)) {
+    const std::string state = it != by_id_.end() ? it->second.state : "";
+    // Left the queue (or shown in a final state): how did it end?
+    if (auto rec = contract::ReadExitRecord(ref.status_path)) {
       s.phase = AttemptStatus::Phase::kExited;
       s.exit_code = rec->exit_code;
       s.signal = rec->signal;
       if (!state.empty()) s.detail = "slurm state " + state;
-      return s;
+      return Final(id, s);
     }
     CommandResult a =
         RunCommand({options_.sacct, "-n", "-P", "-X", "-j", id, "-o", "State,ExitCode"}, options_.command_timeout_s);
@@ -134,26 +331,71 @@ class SlurmLauncher : public Launcher {
         }
       }
       if (st.rfind("COMPLETED", 0) != 0 && s.exit_code == kExitOk) s.exit_code = -1;
-      return s;
+      return Final(id, s);
+    }
+    if (!state.empty()) {
+      // A final state in squeue (kept for MinJobAge) without a status file: it never ran to the
+      // end of the shim (cancelled while pending, node failure, time limit).
+      s.phase = AttemptStatus::Phase::kExited;
+      s.detail = "slurm state " + state + " (no " + ref.status_path + ")";
+      return Final(id, s);
     }
     s.phase = AttemptStatus::Phase::kLost;
-    s.detail = "slurm job " + id + " left the queue" + (state.empty() ? "" : " in state " + state) +
-               " without writing " + status_path + " (and sacct has no record)";
+    s.detail = "slurm job " + id + " left the queue without writing " + ref.status_path + " (and sacct has no record)";
+    return Final(id, s);
+  }
+
+  AttemptStatus Final(const std::string& id, const AttemptStatus& s) {
+    final_[id] = {s, Now()};
+    submitted_.erase(id);
     return s;
   }
 
-  void Stop(const AttemptRef& a, bool force) override {
-    std::string id = JobIdOf(a.handle);
-    if (id.empty()) return;
-    if (force) {
-      RunCommand({options_.scancel, "--signal=KILL", "--full", id}, options_.command_timeout_s);
-    } else {
-      RunCommand({options_.scancel, id}, options_.command_timeout_s);
-    }
+  // Bookkeeping of jobs long gone (the coordinator polls an ended job a few times at most).
+  void Prune(double now) {
+    for (auto it = final_.begin(); it != final_.end();)
+      it = now - it->second.when > 3600 ? final_.erase(it) : std::next(it);
+    for (auto it = submitted_.begin(); it != submitted_.end();)
+      it = now - it->second > 3600 ? submitted_.erase(it) : std::next(it);
+    for (auto it = unresolved_since_.begin(); it != unresolved_since_.end();)
+      it = now - it->second > 3600 ? unresolved_since_.erase(it) : std::next(it);
+    if (last_.size() > 100000) last_.clear();
   }
 
- private:
+  // A job of that name in the accounting (it ended before anyone recorded its id); "" if none.
+  std::string FindInAccounting(const std::string& job_name) {
+    CommandResult a =
+        RunCommand({options_.sacct, "-n", "-P", "-X", "--name=" + job_name, "-S", "now-7days", "-o", "JobID"},
+                   options_.command_timeout_s);
+    if (a.exit_code != kExitOk) return "";
+    std::string newest;
+    std::istringstream lines(a.out);
+    std::string line;
+    while (std::getline(lines, line)) {
+      line = Trim(line);
+      if (ValidJobId(line) && (newest.empty() || std::stoll(line) > std::stoll(newest))) newest = line;
+    }
+    return newest;
+  }
+
   LauncherOptions options_;
+  // The last squeue snapshot (this user's jobs whose names start with the prefix).
+  std::map<std::string, Entry> by_id_;
+  std::multimap<std::string, std::string> ids_by_name_;
+  double snapshot_time_ = 0;
+  bool fresh_ = false;  // the last squeue answered
+  int failures_ = 0;
+  double next_refresh_ = 0;
+  int squeue_calls_ = 0;
+  std::map<std::string, double> submitted_;         // job id -> when sbatch returned it
+  std::map<std::string, double> unresolved_since_;  // job name -> when its sbatch failed without answer
+  struct Ended {
+    AttemptStatus status;
+    double when = 0;
+  };
+  std::map<std::string, Ended> final_;         // job id -> how it ended (asked once)
+  std::map<std::string, AttemptStatus> last_;  // job name -> last status seen in squeue
+  std::set<std::string> stray_cancelled_;
 };
 
 }  // namespace

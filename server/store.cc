@@ -14,12 +14,8 @@ namespace {
   throw ServiceError(ErrorCode::kInternal, "job store: " + what + ": " + (db ? sqlite3_errmsg(db) : "no database"));
 }
 
-constexpr const char* kJobColumns =
-    "seq, id, name, state, priority, ranks, device, attempt, restarts, max_restarts, created, started, "
-    "finished, pending_reason, last_error, result_reason, p_step, p_total, p_epoch, p_num_epochs, p_loss, "
-    "p_ips, p_rate, p_eta, p_updated, run_dir, placement, client_request_id, spec_hash, last_sequence";
-// Column count of kJobColumns; spec_yaml is read as column kJobColumnCount when requested.
-constexpr int kJobColumnCount = 30;
+// Column count of the job SELECTs below; spec_yaml is read as column kJobColumnCount when requested.
+constexpr int kJobColumnCount = 34;
 
 }  // namespace
 
@@ -236,6 +232,33 @@ void JobStore::Migrate() {
   }
   if (version == kSchemaVersion) return;
   Txn t(c.db);
+  if (version < 1) MigrateTo1(c);
+  if (version < 2) MigrateTo2(c);
+  t.Commit();
+}
+
+void JobStore::MigrateTo2(Conn& c) {
+  // Version 2: where each attempt is in the cluster (queue state and reason, queued/running times)
+  // and the current attempt of an evaluation (launcher handle), so that both are re-adopted.
+  Exec(c, R"sql(
+    ALTER TABLE jobs ADD COLUMN a_phase INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN q_state TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN q_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE jobs ADD COLUMN q_since REAL NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN phase INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN q_state TEXT NOT NULL DEFAULT '';
+    ALTER TABLE attempts ADD COLUMN q_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE attempts ADD COLUMN queued REAL NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN running REAL NOT NULL DEFAULT 0;
+    ALTER TABLE evals ADD COLUMN launcher TEXT NOT NULL DEFAULT '';
+    ALTER TABLE evals ADD COLUMN handle TEXT NOT NULL DEFAULT '';
+    ALTER TABLE evals ADD COLUMN started REAL NOT NULL DEFAULT 0;
+    ALTER TABLE evals ADD COLUMN running REAL NOT NULL DEFAULT 0;
+    INSERT INTO schema_version(version) VALUES (2);
+  )sql");
+}
+
+void JobStore::MigrateTo1(Conn& c) {
   // Version 1: the initial schema.
   Exec(c, R"sql(
     CREATE TABLE jobs (
@@ -327,7 +350,6 @@ void JobStore::Migrate() {
     ) WITHOUT ROWID;
     INSERT INTO schema_version(version) VALUES (1);
   )sql");
-  t.Commit();
 }
 
 int JobStore::SchemaVersion() {
@@ -371,6 +393,10 @@ JobRecord ReadJob(const JobStore::Stmt& s, bool with_spec) {
   j.client_request_id = s.Text(27);
   j.spec_hash = s.Text(28);
   j.last_sequence = s.Int(29);
+  j.attempt_phase = static_cast<AttemptPhase>(s.Int(30));
+  j.queue_state = s.Text(31);
+  j.queue_reason = s.Text(32);
+  j.queued_since_unix = s.Real(33);
   if (with_spec) j.spec_yaml = s.Text(kJobColumnCount);
   return j;
 }
@@ -400,13 +426,13 @@ EventRecord ReadEvent(const JobStore::Stmt& s) {
   "SELECT seq, id, name, state, priority, ranks, device, attempt, restarts, max_restarts, created, started, " \
   "finished, pending_reason, last_error, result_reason, p_step, p_total, p_epoch, p_num_epochs, p_loss, "     \
   "p_ips, p_rate, p_eta, p_updated, run_dir, placement, client_request_id, spec_hash, last_sequence, "        \
-  "spec_yaml FROM jobs " where
+  "a_phase, q_state, q_reason, q_since, spec_yaml FROM jobs " where
 
 #define VICREG_JOB_SELECT_NOSPEC(where)                                                                       \
   "SELECT seq, id, name, state, priority, ranks, device, attempt, restarts, max_restarts, created, started, " \
   "finished, pending_reason, last_error, result_reason, p_step, p_total, p_epoch, p_num_epochs, p_loss, "     \
-  "p_ips, p_rate, p_eta, p_updated, run_dir, placement, client_request_id, spec_hash, last_sequence "         \
-  "FROM jobs " where
+  "p_ips, p_rate, p_eta, p_updated, run_dir, placement, client_request_id, spec_hash, last_sequence, "        \
+  "a_phase, q_state, q_reason, q_since FROM jobs " where
 
 }  // namespace
 
@@ -542,13 +568,16 @@ void JobStore::WriteJobLocked(Conn& c, const JobRecord& j) {
          "UPDATE jobs SET state = ?2, priority = ?3, attempt = ?4, restarts = ?5, started = ?6, finished = ?7, "
          "pending_reason = ?8, last_error = ?9, result_reason = ?10, p_step = ?11, p_total = ?12, "
          "p_epoch = ?13, p_num_epochs = ?14, p_loss = ?15, p_ips = ?16, p_rate = ?17, p_eta = ?18, "
-         "p_updated = ?19, run_dir = ?20, placement = ?21 WHERE id = ?1");
+         "p_updated = ?19, run_dir = ?20, placement = ?21, a_phase = ?22, q_state = ?23, q_reason = ?24, "
+         "q_since = ?25 WHERE id = ?1");
   s.Bind(1, j.id).Bind(2, static_cast<int>(j.state)).Bind(3, j.priority).Bind(4, j.attempt);
   s.Bind(5, j.restarts).Bind(6, j.started_unix).Bind(7, j.finished_unix).Bind(8, j.pending_reason);
   s.Bind(9, j.last_error).Bind(10, j.result_reason).Bind(11, j.progress.step).Bind(12, j.progress.total_steps);
   s.Bind(13, j.progress.epoch).Bind(14, j.progress.num_epochs).Bind(15, j.progress.loss);
   s.Bind(16, j.progress.images_per_s).Bind(17, j.progress.steps_per_s).Bind(18, j.progress.eta_seconds);
   s.Bind(19, j.progress.updated_unix).Bind(20, j.run_dir).Bind(21, j.placement);
+  s.Bind(22, static_cast<int>(j.attempt_phase)).Bind(23, j.queue_state).Bind(24, j.queue_reason);
+  s.Bind(25, j.queued_since_unix);
   s.Run();
   if (sqlite3_changes(c.db) != 1) {
     throw ServiceError(ErrorCode::kNotFound, "job " + j.id + " is not in the store");
@@ -617,12 +646,16 @@ void JobStore::UpsertAttempt(const AttemptRecord& a) {
   std::lock_guard<std::mutex> lock(c.mu);
   Stmt s(c,
          "INSERT INTO attempts (job_id, number, placement, launcher, handle, started, ended, exit_code, cause, "
-         "restart_reason, start_step) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+         "restart_reason, start_step, phase, q_state, q_reason, queued, running) "
+         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
          "ON CONFLICT (job_id, number) DO UPDATE SET placement = ?3, launcher = ?4, handle = ?5, started = ?6, "
-         "ended = ?7, exit_code = ?8, cause = ?9, restart_reason = ?10, start_step = ?11");
+         "ended = ?7, exit_code = ?8, cause = ?9, restart_reason = ?10, start_step = ?11, phase = ?12, "
+         "q_state = ?13, q_reason = ?14, queued = ?15, running = ?16");
   s.Bind(1, a.job_id).Bind(2, a.number).Bind(3, a.placement).Bind(4, a.launcher).Bind(5, a.handle);
   s.Bind(6, a.started_unix).Bind(7, a.ended_unix).Bind(8, a.exit_code).Bind(9, a.cause);
   s.Bind(10, std::string(RestartReasonName(a.restart_reason))).Bind(11, a.start_step);
+  s.Bind(12, static_cast<int>(a.phase)).Bind(13, a.queue_state).Bind(14, a.queue_reason);
+  s.Bind(15, a.queued_unix).Bind(16, a.running_unix);
   s.Run();
 }
 
@@ -640,6 +673,11 @@ AttemptRecord ReadAttempt(const JobStore::Stmt& s) {
   a.cause = s.Text(8);
   a.restart_reason = ParseRestartReason(s.Text(9));
   a.start_step = s.Int(10);
+  a.phase = static_cast<AttemptPhase>(s.Int(11));
+  a.queue_state = s.Text(12);
+  a.queue_reason = s.Text(13);
+  a.queued_unix = s.Real(14);
+  a.running_unix = s.Real(15);
   return a;
 }
 }  // namespace
@@ -650,7 +688,7 @@ std::vector<AttemptRecord> JobStore::Attempts(const std::string& job_id) {
   std::vector<AttemptRecord> out;
   Stmt s(c,
          "SELECT job_id, number, placement, launcher, handle, started, ended, exit_code, cause, restart_reason, "
-         "start_step FROM attempts WHERE job_id = ?1 ORDER BY number ASC");
+         "start_step, phase, q_state, q_reason, queued, running FROM attempts WHERE job_id = ?1 ORDER BY number ASC");
   s.Bind(1, job_id);
   while (s.Step()) out.push_back(ReadAttempt(s));
   return out;
@@ -661,7 +699,7 @@ std::optional<AttemptRecord> JobStore::GetAttempt(const std::string& job_id, int
   Conn& c = reader.conn();
   Stmt s(c,
          "SELECT job_id, number, placement, launcher, handle, started, ended, exit_code, cause, restart_reason, "
-         "start_step FROM attempts WHERE job_id = ?1 AND number = ?2");
+         "start_step, phase, q_state, q_reason, queued, running FROM attempts WHERE job_id = ?1 AND number = ?2");
   s.Bind(1, job_id).Bind(2, number);
   if (s.Step()) return ReadAttempt(s);
   return std::nullopt;
@@ -684,11 +722,13 @@ void JobStore::UpdateEvalTask(const EvalTaskRecord& t, bool write_rows) {
   std::lock_guard<std::mutex> lock(c.mu);
   Txn txn(c.db);
   {
-    Stmt s(c,
-           "UPDATE evals SET state = ?4, attempts = ?5, error = ?6, updated = ?7, next_try = ?8, output_path = ?9 "
-           "WHERE job_id = ?1 AND epoch = ?2 AND dataset = ?3");
+    Stmt s(
+        c,
+        "UPDATE evals SET state = ?4, attempts = ?5, error = ?6, updated = ?7, next_try = ?8, output_path = ?9, "
+        "launcher = ?10, handle = ?11, started = ?12, running = ?13 WHERE job_id = ?1 AND epoch = ?2 AND dataset = ?3");
     s.Bind(1, t.job_id).Bind(2, t.epoch).Bind(3, t.dataset).Bind(4, static_cast<int>(t.state));
     s.Bind(5, t.attempts).Bind(6, t.error).Bind(7, t.updated_unix).Bind(8, t.next_try_unix).Bind(9, t.output_path);
+    s.Bind(10, t.launcher).Bind(11, t.handle).Bind(12, t.started_unix).Bind(13, t.running_unix);
     s.Run();
   }
   if (write_rows) {
@@ -722,10 +762,15 @@ EvalTaskRecord ReadEvalTask(const JobStore::Stmt& s) {
   t.updated_unix = s.Real(7);
   t.next_try_unix = s.Real(8);
   t.output_path = s.Text(9);
+  t.launcher = s.Text(10);
+  t.handle = s.Text(11);
+  t.started_unix = s.Real(12);
+  t.running_unix = s.Real(13);
   return t;
 }
-#define VICREG_EVAL_SELECT \
-  "SELECT job_id, epoch, dataset, data_dir, state, attempts, error, updated, next_try, output_path FROM evals "
+#define VICREG_EVAL_SELECT                                                                                      \
+  "SELECT job_id, epoch, dataset, data_dir, state, attempts, error, updated, next_try, output_path, launcher, " \
+  "handle, started, running FROM evals "
 }  // namespace
 
 std::vector<EvalRowRecord> JobStore::EvalRowsLocked(Conn& c, const std::string& job_id, int epoch,

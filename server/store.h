@@ -37,7 +37,8 @@ class JobStore {
     double checkpoint_interval_s = 1.0;  // background WAL checkpoints (0 = SQLite's automatic ones)
     int readers = 4;                     // reader connections
   };
-  static constexpr int kSchemaVersion = 1;
+  // 1: initial; 2: attempts' cluster queue state (jobs/attempts), evals' launcher handle.
+  static constexpr int kSchemaVersion = 2;
 
   explicit JobStore(Options options);
   ~JobStore();
@@ -105,6 +106,8 @@ class JobStore {
   sqlite3* Open(bool read_only);
   void Exec(Conn& c, const char* sql);
   void Migrate();
+  void MigrateTo1(Conn& c);
+  void MigrateTo2(Conn& c);
   void WriteJobLocked(Conn& c, const JobRecord& job);
   int64_t AppendEventLocked(Conn& c, EventRecord& event);
   std::vector<EvalRowRecord> EvalRowsLocked(Conn& c, const std::string& job_id, int epoch, const std::string& dataset);

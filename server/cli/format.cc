@@ -105,6 +105,14 @@ std::string EvalStateName(v1::EvalTask::State s) {
   return n.empty() ? "UNKNOWN" : n;
 }
 
+std::string ClusterWait(const v1::Job& j, double now_unix) {
+  if (j.attempt_phase() != v1::ATTEMPT_QUEUED) return "";
+  std::string s = j.queue_state().empty() ? "QUEUED" : j.queue_state();
+  if (!j.queue_reason().empty()) s += " (" + j.queue_reason() + ")";
+  if (j.queued_since_unix() > 0) s += " for " + Duration(now_unix - j.queued_since_unix());
+  return s;
+}
+
 std::string ProgressLine(const v1::Progress& p) {
   if (p.step() == 0 && p.total_steps() == 0 && p.epoch() == 0) return "";
   std::string out = "step " + std::to_string(p.step());

@@ -24,6 +24,8 @@ std::string StateName(v1::JobState s);
 std::string EvalStateName(v1::EvalTask::State s);
 // "step 120/400 (30%), epoch 2/5, loss 12.3456, 3.2 steps/s, 123 img/s, ETA 1m27s" ("" when no progress).
 std::string ProgressLine(const v1::Progress& p);
+// A job waiting in the cluster's queue: "PENDING (Resources) for 5m12s"; "" otherwise.
+std::string ClusterWait(const v1::Job& j, double now_unix);
 // "[#######.......]  45%" of width `width` (including brackets).
 std::string ProgressBar(const v1::Progress& p, int width);
 // Proto message as JSON (field names as in the .proto, defaults printed).

@@ -76,6 +76,10 @@ std::string RandomRequestId() {
   return buf;
 }
 
+double NowSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 // ---- watch -------------------------------------------------------------------------------------
 
 class EventPrinter {
@@ -239,6 +243,9 @@ int List(Client& client, const Globals& g, const std::string& state, int limit, 
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows;
+  const double now = NowSeconds();
+  bool any_wait = false;
+  for (const auto& j : jobs) any_wait = any_wait || !ClusterWait(j, now).empty();
   for (const auto& j : jobs) {
     std::string progress = "-";
     if (j.progress().total_steps() > 0) {
@@ -251,8 +258,14 @@ int List(Client& client, const Globals& g, const std::string& state, int limit, 
     }
     rows.push_back({j.id(), j.name(), StateName(j.state()), std::to_string(j.ranks()), std::to_string(j.attempt()),
                     std::to_string(j.restarts()), progress, Timestamp(j.created_unix())});
+    if (any_wait) {
+      std::string wait = ClusterWait(j, now);
+      rows.back().push_back(wait.empty() ? "-" : wait);
+    }
   }
-  std::cout << RenderTable({"ID", "NAME", "STATE", "RANKS", "ATTEMPT", "RESTARTS", "STEP", "CREATED"}, rows);
+  std::vector<std::string> header = {"ID", "NAME", "STATE", "RANKS", "ATTEMPT", "RESTARTS", "STEP", "CREATED"};
+  if (any_wait) header.push_back("CLUSTER QUEUE");
+  std::cout << RenderTable(header, rows);
   if (static_cast<int64_t>(jobs.size()) < total) {
     std::cerr << "(" << jobs.size() << " of " << total << " jobs; --all lists every one)\n";
   }
@@ -285,6 +298,9 @@ int Status(Client& client, const Globals& g, const std::string& id) {
   }
   o << "\n";
   if (j.state() == v1::QUEUED && !j.pending_reason().empty()) o << "  pending:    " << j.pending_reason() << "\n";
+  if (std::string wait = ClusterWait(j, NowSeconds()); !wait.empty()) {
+    o << "  cluster:    waiting in the cluster queue: " << wait << "\n";
+  }
   if (!j.result_reason().empty()) o << "  result:     " << j.result_reason() << "\n";
   if (!j.last_error().empty()) {
     std::string err = j.last_error();
@@ -300,12 +316,20 @@ int Status(Client& client, const Globals& g, const std::string& id) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& a : j.attempts()) {
       std::string cause = a.cause().substr(0, a.cause().find('\n'));
+      // Time in the cluster queue (until it ran, ended, or now) and time running.
+      const double now = NowSeconds();
+      const double end = a.ended_unix() > 0 ? a.ended_unix() : now;
+      std::string queued = "-";
+      if (a.queued_unix() > 0) queued = Duration((a.running_unix() > 0 ? a.running_unix() : end) - a.queued_unix());
+      const double run_from = a.running_unix() > 0 ? a.running_unix() : a.queued_unix() > 0 ? 0 : a.started_unix();
+      std::string ran = run_from > 0 ? Duration(end - run_from) : "-";
+      if (a.ended_unix() == 0) ran = a.phase() == v1::ATTEMPT_QUEUED ? "queued" : "running";
       rows.push_back({"#" + std::to_string(a.number()), a.placement(), a.launcher(), Timestamp(a.started_unix()),
-                      a.ended_unix() > 0 ? Duration(a.ended_unix() - a.started_unix()) : "running",
-                      a.exit_code() >= 0 ? std::to_string(a.exit_code()) : "-",
+                      queued, ran, a.exit_code() >= 0 ? std::to_string(a.exit_code()) : "-",
                       a.restart_reason().empty() ? "-" : a.restart_reason(), cause.empty() ? "-" : cause});
     }
-    std::string table = RenderTable({"ATTEMPT", "SLOTS", "LAUNCHER", "STARTED", "RAN", "EXIT", "WHY", "CAUSE"}, rows);
+    std::string table =
+        RenderTable({"ATTEMPT", "SLOTS", "LAUNCHER", "STARTED", "QUEUED", "RAN", "EXIT", "WHY", "CAUSE"}, rows);
     o << "  attempts:\n";
     std::istringstream lines(table);
     std::string line;

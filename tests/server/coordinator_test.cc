@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -583,6 +584,29 @@ TEST_F(CoordinatorTest, ScheduledEvaluationStoresResultsAndNeverFailsTheJob) {
             std::string::npos)
       << m;
   EXPECT_NE(m.find("vicreg_eval_failures_total{job_id=\"job-000001\"} 2"), std::string::npos) << m;
+}
+
+// --db-path: the SQLite store on a local disk, the run dirs in the (shared) state dir.
+TEST_F(CoordinatorTest, DbPathKeepsTheStoreOutsideTheStateDirAndLocksIt) {
+  const std::string db = dir_.path() + "/local-disk/store/vicreg.db";
+  auto c = StartFake({"--db-path", db});
+  std::string job = Write("db.yaml", "name: dbpath\nresources: {ranks: 1}\ntrain: {max_steps: 3}\n");
+  auto r = c->Ctl({"submit", job, "--wait"}, 120);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(access(db.c_str(), F_OK), 0);
+  EXPECT_NE(access((c->state_dir() + "/coordinator.db").c_str(), F_OK), 0) << "no store in the state dir";
+  EXPECT_EQ(access((c->RunDir("job-000001") + "/progress.json").c_str(), F_OK), 0) << "run dirs stay there";
+  auto info = nlohmann::json::parse(testutil::ReadText(c->state_dir() + "/coordinator.json"));
+  EXPECT_EQ(info["db_path"], db);
+  // Another coordinator (another state dir) cannot open the same store.
+  Coordinator other(dir_.path() + "/state2",
+                    {"--slots", "1", "--launcher", "none", "--db-path", db, "--worker-binary", testutil::FakeWorker()});
+  EXPECT_THROW(other.Start(10), std::runtime_error);
+  EXPECT_NE(other.log().find("is in use by another vicreg_coordinator"), std::string::npos) << other.log();
+  // Restarted with the same --db-path: the job is there.
+  c->Stop();
+  c->Start();
+  EXPECT_EQ(c->Get("job-000001").state(), v1::SUCCEEDED);
 }
 
 }  // namespace

@@ -22,15 +22,21 @@ class FakeCluster {
  public:
   struct Attempt {
     server::LaunchSpec spec;
-    std::string handle;  // "fake:<n>"
+    std::string handle;  // "fake:<n>" (LaunchSpec::name identifies it too)
     server::AttemptStatus status;
     bool ignore_sigterm = false;
     int terms = 0;  // Stop(force=false) calls
     int kills = 0;  // Stop(force=true) calls
+    bool handle_hidden = false;
   };
 
   // Launches that throw (with this message) instead of starting anything; -1 = all of them.
   void FailLaunches(int count, const std::string& message = "no such program: mpirun");
+  // New launches wait in the "cluster queue" (phase kQueued with this state and reason) until Run.
+  void QueueNewLaunches(const std::string& state = "PENDING", const std::string& reason = "Resources");
+  // New launches return no handle (sbatch lost its reply): Poll reports the handle once, by name.
+  void HideHandles(bool hide);
+  void Run(const std::string& job_id, int attempt = 0);  // a queued attempt starts
 
   // Steering the attempt `attempt` of `job_id` (the newest one when attempt is 0).
   void Exit(const std::string& job_id, int exit_code, int signal = 0, int attempt = 0);
@@ -39,6 +45,7 @@ class FakeCluster {
 
   // What the manager did.
   int launches() const;
+  int stops() const;  // Stop calls of any kind
   int launches(const std::string& job_id) const;
   std::optional<Attempt> Latest(const std::string& job_id) const;
   std::vector<Attempt> Attempts(const std::string& job_id) const;
@@ -52,11 +59,16 @@ class FakeCluster {
  private:
   Attempt* Find(const std::string& job_id, int attempt);
   Attempt* FindHandle(const std::string& handle);
+  Attempt* FindName(const std::string& name);
 
   mutable std::mutex mu_;
   std::vector<Attempt> attempts_;  // in launch order
   int fail_launches_ = 0;
   std::string fail_message_;
+  bool queue_new_ = false;
+  std::string queue_state_, queue_reason_;
+  bool hide_handles_ = false;
+  int stops_ = 0;
 };
 
 class FakeLauncher : public server::Launcher {

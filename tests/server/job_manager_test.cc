@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -44,6 +45,7 @@ class JobManagerTest : public ::testing::Test {
   JobManager& StartManager(int slots = 2, LauncherCapabilities caps = {}) {
     if (manager_) manager_->Stop();
     manager_.reset();
+    launcher_.reset();
     JobManagerOptions o;
     o.runs_root = dir_.path() + "/runs";
     o.worker_binary = "/opt/vicreg/vicreg_worker";
@@ -52,18 +54,22 @@ class JobManagerTest : public ::testing::Test {
     o.stop_grace_s = stop_grace_s_;
     o.restart_backoff_s = 0.01;
     o.progress_event_interval_s = 0;
+    o.max_queue_wait_s = max_queue_wait_s_;
     SchedulerOptions sched;
+    if (caps.places_ranks) sched.kind = SlotKind::kCluster;
     for (int i = 0; i < slots; ++i) sched.slots.push_back(i);
-    manager_ = std::make_unique<JobManager>(o, *store_, Scheduler(sched),
-                                            std::make_unique<FakeLauncher>(cluster_, caps), nullptr, nullptr);
+    launcher_ = std::make_unique<FakeLauncher>(cluster_, caps);
+    manager_ = std::make_unique<JobManager>(o, *store_, Scheduler(sched), *launcher_, nullptr, nullptr);
     manager_->Start();
     return *manager_;
   }
 
-  std::string Submit(const std::string& name, int ranks = 2, int max_restarts = 2) {
+  // extra: more top-level YAML; resources: more keys of the resources section (", nodes: 2").
+  std::string Submit(const std::string& name, int ranks = 2, int max_restarts = 2, const std::string& extra = "",
+                     const std::string& resources = "") {
     SubmitRequest r;
-    r.yaml = "name: " + name + "\nresources: {ranks: " + std::to_string(ranks) +
-             "}\nmax_restarts: " + std::to_string(max_restarts) + "\n";
+    r.yaml = "name: " + name + "\nresources: {ranks: " + std::to_string(ranks) + resources +
+             "}\nmax_restarts: " + std::to_string(max_restarts) + "\n" + extra;
     return manager_->Submit(r).job.id;
   }
 
@@ -113,9 +119,11 @@ class JobManagerTest : public ::testing::Test {
   testutil::TempDir dir_{"jobmanager"};
   std::unique_ptr<JobStore> store_;
   std::shared_ptr<FakeCluster> cluster_ = std::make_shared<FakeCluster>();
+  std::unique_ptr<FakeLauncher> launcher_;
   std::unique_ptr<JobManager> manager_;
   double no_progress_timeout_s_ = 600;
   double stop_grace_s_ = 0.1;
+  double max_queue_wait_s_ = 0;
 };
 
 TEST_F(JobManagerTest, QueueStartProgressSucceed) {
@@ -127,8 +135,11 @@ TEST_F(JobManagerTest, QueueStartProgressSucceed) {
   EXPECT_EQ(a->spec.attempt, 1);
   const contract::RunPaths d = Run(id);
   // The worker runs the spec the coordinator wrote for this attempt, resuming in its run dir.
-  EXPECT_EQ(a->spec.worker_argv, (std::vector<std::string>{"/opt/vicreg/vicreg_worker", "--job", d.attempt_job_yaml(1),
-                                                           "--run-dir", d.root(), "--resume", "auto", "--job-id", id}));
+  EXPECT_EQ(a->spec.name, id + "-a1");
+  EXPECT_EQ(a->spec.rank_status_dir, d.attempt_ranks_dir(1));
+  EXPECT_EQ(a->spec.status_path, d.attempt_status(1));
+  EXPECT_EQ(a->spec.argv, (std::vector<std::string>{"/opt/vicreg/vicreg_worker", "--job", d.attempt_job_yaml(1),
+                                                    "--run-dir", d.root(), "--resume", "auto", "--job-id", id}));
   EXPECT_NE(testutil::ReadText(d.attempt_job_yaml(1)).find("name: \"ok\""), std::string::npos);
   EXPECT_FALSE(fs::Exists(d.job_yaml())) << "the worker writes <run>/job.yaml, not the coordinator";
   EXPECT_EQ(Job(id).state, JobState::kStarting);
@@ -390,6 +401,100 @@ TEST_F(JobManagerTest, RecoveryRequeuesAJobWhosePlacementIsGone) {
   EXPECT_FALSE(cluster_->Running(id)) << "its attempt is stopped";
   EXPECT_EQ(Job(id).state, JobState::kQueued);
   EXPECT_TRUE(HasMessage(id, "re-queued: its placement is not available"));
+}
+
+// ---- a launcher whose cluster queues attempts (Slurm) ------------------------------------------
+
+LauncherCapabilities ClusterCaps() {
+  LauncherCapabilities c;
+  c.places_ranks = true;
+  return c;
+}
+
+TEST_F(JobManagerTest, AQueueWaitIsShownAndNeverCountsAsNoProgress) {
+  no_progress_timeout_s_ = 0.2;
+  StartManager(100, ClusterCaps());
+  cluster_->QueueNewLaunches("PENDING", "Resources");
+  std::string id = Submit("waits", 64, 0, "", ", nodes: 8, ranks_per_node: 8");
+  ASSERT_TRUE(WaitLaunches(id, 1));
+  ASSERT_TRUE(testutil::WaitFor([&] { return Job(id).attempt_phase == AttemptPhase::kQueued; }, 5));
+  JobRecord j = Job(id);
+  EXPECT_EQ(j.state, JobState::kStarting);
+  EXPECT_EQ(j.queue_state, "PENDING");
+  EXPECT_EQ(j.queue_reason, "Resources");
+  EXPECT_GT(j.queued_since_unix, 0);
+  EXPECT_EQ(j.placement, "cluster:0") << "one submission slot, whatever the ranks";
+  auto spec = cluster_->Latest(id)->spec;
+  EXPECT_EQ(spec.nodes, 8);
+  EXPECT_EQ(spec.ranks_per_node, 8);
+  EXPECT_FALSE(spec.gpu_per_rank);
+  EXPECT_TRUE(HasMessage(id, "waits in the cluster queue: PENDING (Resources)"));
+  // Three times the no-progress timeout in the queue: not stopped, not restarted.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_EQ(cluster_->stops(), 0);
+  EXPECT_EQ(cluster_->launches(id), 1);
+  EXPECT_EQ(Job(id).attempt_phase, AttemptPhase::kQueued);
+  // It runs: the no-progress clock starts now.
+  cluster_->Run(id);
+  ASSERT_TRUE(testutil::WaitFor([&] { return Job(id).attempt_phase == AttemptPhase::kRunning; }, 5));
+  EXPECT_EQ(Job(id).queue_state, "");
+  EXPECT_TRUE(HasMessage(id, "left the cluster queue after"));
+  auto a = store_->GetAttempt(id, 1);
+  EXPECT_GT(a->running_unix, a->queued_unix);
+  EXPECT_EQ(a->queue_reason, "Resources");
+  Progress(id, 20);
+  WorkerEnds(id, contract::RunStatus::kSucceeded, "", 1, {kExitOk});
+  cluster_->Exit(id, kExitOk);
+  ASSERT_TRUE(WaitState(id, JobState::kSucceeded));
+  EXPECT_EQ(Job(id).attempt_phase, AttemptPhase::kEnded);
+}
+
+TEST_F(JobManagerTest, MaxQueueWaitEndsTheJobWithThatCause) {
+  max_queue_wait_s_ = 30;  // the coordinator's cap; the job asks for less
+  StartManager(100, ClusterCaps());
+  cluster_->QueueNewLaunches("PENDING", "Priority");
+  std::string id = Submit("impatient", 2, 3, "max_queue_wait_s: 0.3\n");
+  ASSERT_TRUE(WaitState(id, JobState::kFailed));
+  EXPECT_EQ(cluster_->launches(id), 1) << "not restarted, whatever max_restarts";
+  EXPECT_GE(cluster_->Latest(id)->terms, 1) << "cancelled in the cluster (scancel)";
+  JobRecord j = Job(id);
+  EXPECT_NE(j.last_error.find("in the cluster queue (PENDING (Priority)); max_queue_wait_s 0.3"), std::string::npos)
+      << j.last_error;
+  EXPECT_TRUE(HasMessage(id, "(not restarted)"));
+}
+
+TEST_F(JobManagerTest, AHandleNeverRecordedIsFoundByNameAndKept) {
+  StartManager(100, ClusterCaps());
+  cluster_->HideHandles(true);
+  std::string id = Submit("noreply", 2, 0);
+  ASSERT_TRUE(WaitLaunches(id, 1));
+  const std::string handle = cluster_->Latest(id)->handle;
+  ASSERT_TRUE(testutil::WaitFor([&] { return store_->GetAttempt(id, 1)->handle == handle; }, 5));
+  EXPECT_TRUE(HasMessage(id, "found by its name: " + handle));
+  // After a coordinator restart the stored handle is used: still one launch.
+  manager_->Stop();
+  StartManager(100, ClusterCaps());
+  EXPECT_TRUE(HasMessage(id, "re-adopted attempt 1 (" + handle));
+  cluster_->Exit(id, kExitOk);
+  ASSERT_TRUE(WaitState(id, JobState::kSucceeded));
+  EXPECT_EQ(cluster_->launches(id), 1);
+}
+
+TEST_F(JobManagerTest, RecoveryReadoptsAnAttemptStillQueued) {
+  StartManager(100, ClusterCaps());
+  cluster_->QueueNewLaunches();
+  std::string id = Submit("queued", 4, 1);
+  ASSERT_TRUE(testutil::WaitFor([&] { return Job(id).attempt_phase == AttemptPhase::kQueued; }, 5));
+  const double since = Job(id).queued_since_unix;
+  manager_->Stop();
+  StartManager(100, ClusterCaps());
+  EXPECT_TRUE(HasMessage(id, "re-adopted attempt 1"));
+  EXPECT_EQ(Job(id).attempt_phase, AttemptPhase::kQueued);
+  EXPECT_DOUBLE_EQ(Job(id).queued_since_unix, since) << "the wait is counted from the submission";
+  cluster_->Run(id);
+  cluster_->Exit(id, kExitOk);
+  ASSERT_TRUE(WaitState(id, JobState::kSucceeded));
+  EXPECT_EQ(cluster_->launches(id), 1);
 }
 
 }  // namespace

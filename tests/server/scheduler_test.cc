@@ -104,5 +104,21 @@ TEST(SchedulerTest, PlacementStringsRoundTrip) {
   EXPECT_FALSE(Scheduler::ParsePlacement("0,1"));
 }
 
+// With a cluster that places the ranks (Slurm), slots only cap the jobs handed to it: one per job,
+// whatever its ranks; never "can never be placed" for lack of local slots.
+TEST(SchedulerTest, ClusterSubmissionSlotsCountJobsNotRanks) {
+  SchedulerOptions o;
+  o.kind = SlotKind::kCluster;
+  o.slots = {0, 1};
+  Scheduler s(o);
+  EXPECT_EQ(s.WhyNeverPlaceable(4096), "");
+  auto d = s.Schedule({{"a", 512, 0, 1}, {"b", 64, 0, 2}, {"c", 1, 0, 3}});
+  ASSERT_EQ(d.placements.size(), 2u);
+  EXPECT_EQ(d.placements[0].second, (std::vector<int>{0}));
+  EXPECT_EQ(s.PlacementString(d.placements[0].second), "cluster:0");
+  EXPECT_EQ(d.pending["c"], "waiting for a submission slot: 2 jobs are in the cluster (this coordinator's cap)");
+  EXPECT_EQ(Scheduler::ParsePlacement("cluster:1"), (std::vector<int>{1}));
+}
+
 }  // namespace
 }  // namespace vicreg::server

@@ -139,6 +139,29 @@ TEST(ServerUtilTest, CoordinatorOptionsAreStrict) {
   EXPECT_NE(message_of("launcher: local\nworker_binary: /nonexistent/vicreg_worker\n").find("not an executable"),
             std::string::npos);
   EXPECT_EQ(message_of("launcher: none\nslots: 0\n"), "(accepted)");
+  // Slurm launcher settings, the queue-wait cap and the store's own path.
+  CoordinatorOptions q;
+  LoadCoordinatorConfig(write("launcher: none\ndb_path: /var/lib/v/c.db\nmax_queue_wait_s: 3600\n"
+                              "slurm: {job_name_prefix: lab2, squeue_interval_s: 10, max_submitted_jobs: 50, "
+                              "squeue: /opt/slurm/bin/squeue}\n"),
+                        &q);
+  FinalizeCoordinatorOptions(&q);
+  EXPECT_EQ(q.db_path, "/var/lib/v/c.db");
+  EXPECT_DOUBLE_EQ(q.max_queue_wait_s, 3600);
+  EXPECT_EQ(q.slurm_job_name_prefix, "lab2");
+  EXPECT_DOUBLE_EQ(q.slurm_squeue_interval_s, 10);
+  EXPECT_EQ(q.slurm_max_submitted_jobs, 50);
+  EXPECT_EQ(q.slurm_squeue, "/opt/slurm/bin/squeue");
+  CoordinatorOptions d;
+  LoadCoordinatorConfig(write("launcher: none\nstate_dir: /srv/vicreg\n"), &d);
+  FinalizeCoordinatorOptions(&d);
+  EXPECT_EQ(d.db_path, "/srv/vicreg/coordinator.db") << "default: in the state dir";
+  EXPECT_NE(message_of("launcher: none\nmax_queue_wait_s: -1\n").find("--max-queue-wait"), std::string::npos);
+  EXPECT_NE(message_of("launcher: none\nslurm: {job_name_prefix: 'a b'}\n").find("slurm.job_name_prefix"),
+            std::string::npos);
+  EXPECT_NE(message_of("launcher: none\nslurm: {max_submitted_jobs: 0}\n").find("slurm.max_submitted_jobs"),
+            std::string::npos);
+  EXPECT_NE(message_of("slurm: {squeue_intervall_s: 1}\n").find("slurm.squeue_interval_s"), std::string::npos);
 }
 
 TEST(ServerUtilTest, SessionsAreSignalledAsAWhole) {

@@ -211,6 +211,60 @@ TEST_F(StoreTest, SurvivesReopen) {
   EXPECT_EQ(again.InsertJob(NewJob("next"), Submitted()).job.id, "job-000002");
 }
 
+TEST_F(StoreTest, MigratesAVersion1StoreAndKeepsItsJobs) {
+  std::string id;
+  {
+    JobStore store(opts_);
+    auto r = store.InsertJob(NewJob("old", "rid-old"), Submitted());
+    id = r.job.id;
+    AttemptRecord a;
+    a.job_id = id;
+    a.number = 1;
+    a.launcher = "slurm";
+    a.handle = "slurm:57";
+    store.UpsertAttempt(a);
+  }
+  // What a version-1 coordinator left behind: the same tables without the version-2 columns.
+  const char* v2_columns[][2] = {{"jobs", "a_phase"},      {"jobs", "q_state"},    {"jobs", "q_reason"},
+                                 {"jobs", "q_since"},      {"attempts", "phase"},  {"attempts", "q_state"},
+                                 {"attempts", "q_reason"}, {"attempts", "queued"}, {"attempts", "running"},
+                                 {"evals", "launcher"},    {"evals", "handle"},    {"evals", "started"},
+                                 {"evals", "running"}};
+  for (const auto& c : v2_columns) {
+    ASSERT_EQ(testutil::Sqlite(opts_.path, std::string("ALTER TABLE ") + c[0] + " DROP COLUMN " + c[1]), 0) << c[1];
+  }
+  ASSERT_EQ(testutil::Sqlite(opts_.path, "DELETE FROM schema_version WHERE version > 1"), 0);
+
+  JobStore store(opts_);
+  EXPECT_EQ(store.SchemaVersion(), 2);
+  auto job = store.GetJob(id);
+  ASSERT_TRUE(job);
+  EXPECT_EQ(job->client_request_id, "rid-old");
+  EXPECT_EQ(job->attempt_phase, AttemptPhase::kNone);
+  auto a = store.GetAttempt(id, 1);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->handle, "slurm:57");
+  EXPECT_EQ(a->phase, AttemptPhase::kNone);
+  // The new columns are written and read back.
+  a->phase = AttemptPhase::kQueued;
+  a->queue_state = "PENDING";
+  a->queue_reason = "Resources";
+  a->queued_unix = 123.5;
+  store.UpsertAttempt(*a);
+  job->attempt_phase = AttemptPhase::kQueued;
+  job->queue_state = "PENDING";
+  job->queue_reason = "Resources";
+  job->queued_since_unix = 123.5;
+  store.UpdateJob(*job);
+  EXPECT_EQ(store.GetAttempt(id, 1)->queue_reason, "Resources");
+  EXPECT_EQ(store.GetAttempt(id, 1)->phase, AttemptPhase::kQueued);
+  auto listed = store.ListJobs({});
+  ASSERT_EQ(listed.jobs.size(), 1u);
+  EXPECT_EQ(listed.jobs[0].attempt_phase, AttemptPhase::kQueued);
+  EXPECT_EQ(listed.jobs[0].queue_state, "PENDING");
+  EXPECT_DOUBLE_EQ(listed.jobs[0].queued_since_unix, 123.5);
+}
+
 TEST_F(StoreTest, RefusesANewerSchema) {
   { JobStore store(opts_); }
   ASSERT_EQ(testutil::Sqlite(opts_.path, "INSERT INTO schema_version(version) VALUES (99)"), 0);
