@@ -259,7 +259,8 @@ void Coordinator::Start() {
   }
 
   EvalRunnerOptions eo;
-  eo.eval_binary = o.launcher == "none" ? "" : o.eval_binary;
+  const LauncherCapabilities caps = m.launcher->capabilities();
+  eo.eval_binary = caps.launches ? o.eval_binary : "";
   eo.slots = o.eval_slots;
   eo.workdir = o.workdir;
   eo.retry_backoff_s = o.eval_retry_backoff_s;
@@ -275,7 +276,7 @@ void Coordinator::Start() {
   mo.restart_backoff_s = o.restart_backoff_s;
   mo.max_ranks_per_job = o.max_ranks_per_job;
   mo.max_spec_bytes = static_cast<size_t>(o.max_request_bytes);
-  mo.launch_enabled = o.launcher != "none";
+  mo.launch_enabled = caps.launches;
 
   // Eval events go through the manager (which notifies watchers); it is created right after.
   m.evals = std::make_unique<EvalRunner>(eo, *m.store, *m.launcher, m.metrics.get(),
@@ -373,7 +374,7 @@ void Coordinator::Start() {
   if (!m.evals->enabled()) {
     spdlog::info(
         "vicreg_coordinator: scheduled evaluation disabled ({})",
-        o.launcher == "none" ? "launcher none" : (o.eval_binary.empty() ? "vicreg_eval not found" : "--eval-slots 0"));
+        !caps.launches ? "launcher none" : (o.eval_binary.empty() ? "vicreg_eval not found" : "--eval-slots 0"));
   }
 }
 

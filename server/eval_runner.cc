@@ -22,9 +22,9 @@ namespace {
 
 std::string TaskName(const EvalTaskRecord& t) { return "epoch " + std::to_string(t.epoch) + " on " + t.dataset; }
 
-// The launch's name (LaunchSpec::name): the Slurm job is "<prefix>-<job id>-e<E>-<dataset>-a<k>".
+// The launch's name (LaunchSpec::name): the Slurm job is "<prefix>-<job id>-eval-e<E>-<dataset>-a<k>".
 std::string LaunchName(const EvalTaskRecord& t) {
-  return t.job_id + "-e" + std::to_string(t.epoch) + "-" + t.dataset + "-a" + std::to_string(t.attempts);
+  return t.job_id + "-eval-e" + std::to_string(t.epoch) + "-" + t.dataset + "-a" + std::to_string(t.attempts);
 }
 
 // vicreg_eval writes its CSV beside the JSON: x.json -> x.csv.

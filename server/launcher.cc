@@ -13,7 +13,11 @@ namespace {
 class NoneLauncher : public Launcher {
  public:
   std::string name() const override { return "none"; }
-  LauncherCapabilities capabilities() const override { return {}; }
+  LauncherCapabilities capabilities() const override {
+    LauncherCapabilities c;
+    c.launches = false;
+    return c;
+  }
   std::string Launch(const LaunchSpec&) override {
     throw std::runtime_error("the coordinator runs with --launcher none: jobs are never started");
   }

@@ -23,8 +23,8 @@
 namespace vicreg::server {
 
 struct LaunchSpec {
-  // Unique per launch: "<job id>-a<n>" for a training attempt, "<job id>-e<epoch>-<dataset>-a<k>" for
-  // an evaluation. The Slurm launcher submits it as "<job_name_prefix>-<name>".
+  // Unique per launch: "<job id>-a<n>" for a training attempt, "<job id>-eval-e<epoch>-<dataset>-a<k>"
+  // for an evaluation. The Slurm launcher submits it as "<job_name_prefix>-<name>".
   std::string name;
   std::vector<std::string> argv;  // the program (vicreg_worker ... | vicreg_eval ...)
   std::string workdir;            // its working directory
@@ -79,6 +79,9 @@ const char* AttemptPhaseName(AttemptStatus::Phase p);  // queued | running | exi
 
 // What the job manager may rely on, per backend (policy follows capabilities, never names).
 struct LauncherCapabilities {
+  // It starts programs at all (false for `none`: benchmarks of the API; jobs stay queued and no
+  // evaluation is scheduled).
+  bool launches = true;
   // A failed Launch fails the same way when repeated (local: the shim or mpirun cannot be started),
   // so the job is not restarted; false where a launch can fail transiently (sbatch, busy controller).
   bool launch_failures_are_permanent = false;

@@ -7,14 +7,15 @@
 #include <memory>
 #include <string>
 
+#include "common/errors.h"
 #include "vicreg/v1/coordinator.grpc.pb.h"
 
 namespace vicreg::cli {
 
-// Exit codes (vicregctl --help lists them).
-constexpr int kExitOk = 0;
-constexpr int kExitFailed = 1;    // the job failed/was cancelled, or a runtime/connection error
-constexpr int kExitUsage = 2;     // bad usage, or the coordinator rejected the request as invalid
+// Exit codes (vicregctl --help lists them): the codes of every binary (common/errors.h), plus two.
+constexpr int kExitOk = vicreg::kExitOk;
+constexpr int kExitFailed = vicreg::kExitFailure;  // the job failed/was cancelled, or a runtime/connection error
+constexpr int kExitUsage = vicreg::kExitUsage;     // bad usage, or the coordinator rejected the request as invalid
 constexpr int kExitNotFound = 3;  // unknown job / eval
 constexpr int kExitAuth = 4;      // missing or wrong token
 

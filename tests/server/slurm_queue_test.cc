@@ -346,7 +346,7 @@ TEST_F(SlurmQueueTest, MultiNodeRequestAndEvaluationsAreSlurmJobsReadoptedAcross
     EXPECT_TRUE(HasArg(sb[0], a)) << sb[0].dump();
   ASSERT_TRUE(slurm_.Start(slurm_.IdOf("vicreg-" + id + "-a1")));
   // Epoch 1's checkpoint lands: its evaluation is a one-task Slurm job with the job's eval.resources.
-  const std::string eval_name = "vicreg-" + id + "-e1-cifar10-a1";
+  const std::string eval_name = "vicreg-" + id + "-eval-e1-cifar10-a1";
   ASSERT_TRUE(testutil::WaitFor([&] { return !slurm_.IdOf(eval_name).empty(); }, 60)) << c->log();
   sb = slurm_.Calls("sbatch");
   auto eval_call =
@@ -370,7 +370,10 @@ TEST_F(SlurmQueueTest, MultiNodeRequestAndEvaluationsAreSlurmJobsReadoptedAcross
   EXPECT_EQ(eval_sbatches, 1);
   const std::string result = c->RunDir(id) + "/eval/epoch_1_cifar10.json";
   EXPECT_NE(testutil::ReadText(result).find("\"rows\""), std::string::npos) << result;
-  EXPECT_NE(testutil::ReadText(c->RunDir(id) + "/eval/epoch_1_cifar10.log").find("threads 3"), std::string::npos);
+  const std::string log = testutil::ReadText(c->RunDir(id) + "/eval/epoch_1_cifar10.log");
+  EXPECT_NE(log.find("threads 3"), std::string::npos) << log;
+  EXPECT_NE(log.find("=== vicreg: " + eval_name + " (Slurm job " + slurm_.IdOf(eval_name) + ") on "), std::string::npos)
+      << log;
   EXPECT_EQ(c->WaitTerminal(id, 120).state(), v1::SUCCEEDED);
 }
 
