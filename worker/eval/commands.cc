@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -236,8 +237,10 @@ int EvaluateCommand(int argc, char** argv) {
     }
     o.device = CheckedDevice(o.device);
     ConfigureThreads(threads);
-    spdlog::info("vicreg_eval: dataset {} ({}), probes {}, features on {}, {} threads, results -> {}", o.dataset,
-                 o.data_dir, probe, o.device, at::get_num_threads(), o.out_json);
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    spdlog::info("vicreg_eval on {}: dataset {} ({}), probes {}, features on {}, {} threads, results -> {}", host,
+                 o.dataset, o.data_dir, probe, o.device, at::get_num_threads(), o.out_json);
     auto res = RunEvaluation(o);
     std::printf("%s", ReportToTable(res.report).c_str());
     std::fflush(stdout);
