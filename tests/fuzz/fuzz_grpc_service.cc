@@ -42,6 +42,7 @@ train: {batch_size: 8, num_epochs: 1, warmup_epochs: 0}
 
 struct Service {
   std::unique_ptr<srv::JobStore> store;
+  std::unique_ptr<srv::Launcher> launcher;  // "none": starts nothing
   std::unique_ptr<srv::EvalRunner> evals;
   std::unique_ptr<srv::JobManager> manager;
   std::unique_ptr<srv::CoordinatorService> service;
@@ -57,8 +58,12 @@ Service& Get() {
     so.runs_root = dir + "/runs";
     so.checkpoint_interval_s = 0;
     s->store = std::make_unique<srv::JobStore>(so);
+    srv::LauncherOptions lo;
+    lo.kind = "none";
+    s->launcher = srv::MakeLauncher(lo);
     srv::EvalRunnerOptions eo;  // eval_binary "": scheduled evaluation disabled
-    s->evals = std::make_unique<srv::EvalRunner>(eo, *s->store, nullptr, [](const std::string&, const std::string&) {});
+    s->evals = std::make_unique<srv::EvalRunner>(eo, *s->store, *s->launcher, nullptr,
+                                                 [](const std::string&, const std::string&) {});
     srv::JobManagerOptions mo;
     mo.runs_root = dir + "/runs";
     mo.workdir = dir;
@@ -66,10 +71,8 @@ Service& Get() {
     mo.max_ranks_per_job = 4;
     srv::SchedulerOptions sched;
     sched.slots = {0, 1};
-    srv::LauncherOptions lo;
-    lo.kind = "none";
-    s->manager = std::make_unique<srv::JobManager>(mo, *s->store, srv::Scheduler(sched), srv::MakeLauncher(lo), nullptr,
-                                                   s->evals.get());
+    s->manager =
+        std::make_unique<srv::JobManager>(mo, *s->store, srv::Scheduler(sched), *s->launcher, nullptr, s->evals.get());
     srv::ServiceOptions svc;
     svc.max_page_size = 50;
     s->service = std::make_unique<srv::CoordinatorService>(svc, *s->store, *s->manager, nullptr);
