@@ -502,9 +502,14 @@ void AttemptMachine::PollRunning(ActiveJob& job, double now) {
   const AttemptRef ref = RefOf(job);
   AttemptStatus st = launcher_.Poll(ref);
   TakeHandle(job, st);
-  if (st.stale && job.attempt.phase != AttemptPhase::kRunning) {
-    job.last_change = now;  // not known to run: neither a stall nor a queue wait can be judged
-    return;
+  if (st.stale) {
+    if (job.attempt.phase != AttemptPhase::kRunning) {
+      job.last_change = now;  // not known to run: neither a stall nor a queue wait can be judged
+      return;
+    }
+    // It ran when the launcher last knew (e.g. re-adopted while the controller is down): it still
+    // does as far as anyone can tell; its progress files say whether it advances.
+    st.phase = AttemptStatus::Phase::kRunning;
   }
   if (launcher_.capabilities().places_ranks) launcher_.CancelStrays(ref.name);
   if (st.phase == AttemptStatus::Phase::kQueued) {

@@ -19,6 +19,37 @@ bool RankRejectedInput(const contract::RunPaths& run, int attempt) {
   return false;
 }
 
+namespace {
+
+// Ended by SIGTERM/SIGKILL (or exited 128+that, as a program that handles the signal does).
+bool StoppedFromOutside(const contract::ExitRecord& r) {
+  return r.signal == SIGTERM || r.signal == SIGKILL || r.exit_code == 128 + SIGTERM || r.exit_code == 128 + SIGKILL;
+}
+
+// The error lines of the launcher's output since its last "=== vicreg: ..." banner (this launch),
+// at most 3, joined with "; ".
+std::string LauncherErrors(const std::string& launcher_log) {
+  const std::string tail = contract::TailLines(launcher_log, 60, 16384);
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < tail.size()) {
+    size_t nl = tail.find('\n', pos);
+    if (nl == std::string::npos) nl = tail.size();
+    std::string line = tail.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line.rfind("=== vicreg: ", 0) == 0) {
+      lines.clear();
+      continue;
+    }
+    if (line.find("error") != std::string::npos || line.find("ERROR") != std::string::npos) lines.push_back(line);
+  }
+  std::string out;
+  for (size_t i = 0; i < lines.size() && i < 3; ++i) out += (i ? "; " : "") + lines[i].substr(0, 240);
+  return out;
+}
+
+}  // namespace
+
 std::string DescribeFailure(const contract::RunPaths& d, int attempt, const AttemptStatus& st) {
   std::vector<contract::ExitRecord> ranks = contract::ReadRankExits(d, attempt);
   auto failed = [](const contract::ExitRecord& r) { return r.exit_code != kExitOk || r.signal != 0; };
@@ -51,6 +82,12 @@ std::string DescribeFailure(const contract::RunPaths& d, int attempt, const Atte
     cause = "attempt lost: " + st.detail;
   }
   if (!st.detail.empty() && st.phase == AttemptStatus::Phase::kExited) cause += " (" + st.detail + ")";
+  if (first && StoppedFromOutside(*first)) {
+    // The rank did not fail on its own: the launcher (srun, mpirun) stopped it. Its log says why
+    // (e.g. "srun: error: Node failure on node2").
+    const std::string why = LauncherErrors(d.launcher_log());
+    if (!why.empty()) cause += "; launcher: " + why;
+  }
   if (auto res = contract::ReadResult(d); res && res->status == contract::RunStatus::kFailed && !res->reason.empty()) {
     cause += "; worker: " + res->reason;
   }

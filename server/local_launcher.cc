@@ -10,12 +10,16 @@
 // under the supervisor: `vicreg_job_shim supervise --status S --info I -- vicreg_eval ...`.
 // stdout/stderr: the supervised program's output goes to LaunchSpec::output_path (mpirun's:
 // <run>/logs/launcher.log); rank r's to <run>/logs/rank-<r>.out (appended across attempts, with a
-// header line per attempt). Nothing waits in a queue here: an attempt runs as soon as it is launched.
+// header line per attempt); each launch first appends a banner to output_path,
+// "=== vicreg: <name> (local) on <host>, <UTC time> ===", as the Slurm launcher's batch script does.
+// Nothing waits in a queue here: an attempt runs as soon as it is launched.
 // Handle: "local:<pid>:<start_ticks>" of the supervising shim (the session leader).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ctime>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 
@@ -73,6 +77,17 @@ class LocalLauncher : public Launcher {
     }
     argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
 
+    if (!spec.output_path.empty()) {
+      char host[256] = {0};
+      gethostname(host, sizeof host - 1);
+      char when[32] = {0};
+      const time_t t = time(nullptr);
+      struct tm tm_utc;
+      gmtime_r(&t, &tm_utc);
+      strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm_utc);
+      std::ofstream(spec.output_path, std::ios::app)
+          << "=== vicreg: " << spec.name << " (local) on " << host << ", " << when << " ===\n";
+    }
     SpawnOptions so;
     so.argv = argv;
     so.env_set = env;

@@ -13,12 +13,16 @@
 // Polling: Refresh() runs ONE `squeue -h --me -o %i|%j|%T|%r` for every job of this user, at most
 // every squeue_interval_s (doubling up to squeue_max_backoff_s while it fails: a controller that is
 // slow, down or restarting never ends a job). Poll answers from that snapshot: PENDING & co. are
-// kQueued with Slurm's reason, RUNNING & co. kRunning; a job that left the queue (or shows a final
-// state) ended: the shim's status file, else `sacct`, else lost. A job submitted after the snapshot
+// kQueued with Slurm's reason, RUNNING & co. kRunning unless the shim's status file says the
+// program ended (Slurm may show a finished job as COMPLETING, or RUNNING until a node's completion
+// message reaches a restarted controller); a job that left the queue (or shows a final state)
+// ended: the shim's status file, else `sacct`, else lost. The status file is read first, also
+// while the controller does not answer. A job submitted after the snapshot
 // was taken is queued until the next one. A handle that was never recorded (sbatch timed out after
 // the controller accepted the job; the coordinator died between sbatch and storing the id) is found
 // by the job's name. Stop: `scancel ID` (force: `scancel --signal=KILL --full ID`); without an id,
-// `scancel --me --name=<name>`. Handle: "slurm:<job id>".
+// `scancel --me --name=<name>`; nothing for a job that already left the queue; while the controller
+// does not answer, deferred until it does (then sent only for jobs still in the queue). Handle: "slurm:<job id>".
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -199,6 +203,7 @@ class SlurmLauncher : public Launcher {
       by_id_[e.id] = e;
       ids_by_name_.emplace(e.name, e.id);
     }
+    SendDeferredStops();
   }
 
   AttemptStatus Poll(const AttemptRef& ref) override {
@@ -231,19 +236,20 @@ class SlurmLauncher : public Launcher {
   }
 
   void Stop(const AttemptRef& ref, bool force) override {
-    std::string id = JobIdOf(ref.handle);
-    std::vector<std::string> argv = {options_.scancel};
-    if (force) argv.insert(argv.end(), {"--signal=KILL", "--full"});
-    if (id.empty()) {
-      argv.insert(argv.end(), {"--me", "--name=" + SlurmName(ref.name)});
-    } else {
-      argv.push_back(id);
+    const std::string id = JobIdOf(ref.handle);
+    const std::string job_name = SlurmName(ref.name);
+    if (failures_ > 0) {
+      // The controller does not answer: scancel would wait for it too (seconds per job, e.g. for
+      // every job that ended while it was down). Sent when it answers again, if the job is still there.
+      bool& f = deferred_stops_[id.empty() ? "name:" + job_name : id];
+      f = f || force;
+      return;
     }
-    CommandResult r = RunCommand(argv, options_.command_timeout_s);
-    if (r.exit_code != kExitOk && r.err.find("already completing or completed") == std::string::npos &&
-        r.err.find("Invalid job id") == std::string::npos) {
-      spdlog::warn("slurm: {} failed (exit {}): {}", argv.back(), r.exit_code, Trim(r.err).substr(0, 300));
+    if (!id.empty() && fresh_ && !by_id_.count(id)) {
+      auto sub = submitted_.find(id);
+      if (sub == submitted_.end() || sub->second <= snapshot_time_) return;  // left the queue: nothing to stop
     }
+    Scancel(id, job_name, force);
   }
 
   int CancelStrays(const std::string& spec_name) override {
@@ -274,6 +280,35 @@ class SlurmLauncher : public Launcher {
 
   std::string SlurmName(const std::string& spec_name) const { return options_.job_name_prefix + "-" + spec_name; }
 
+  // scancel ID (force: --signal=KILL --full); without an id, every job of ours with that name.
+  void Scancel(const std::string& id, const std::string& job_name, bool force) {
+    std::vector<std::string> argv = {options_.scancel};
+    if (force) argv.insert(argv.end(), {"--signal=KILL", "--full"});
+    if (id.empty()) {
+      argv.insert(argv.end(), {"--me", "--name=" + job_name});
+    } else {
+      argv.push_back(id);
+    }
+    CommandResult r = RunCommand(argv, options_.command_timeout_s);
+    if (r.exit_code != kExitOk && r.err.find("already completing or completed") == std::string::npos &&
+        r.err.find("Invalid job id") == std::string::npos) {
+      spdlog::warn("slurm: scancel {} failed (exit {}): {}", argv.back(), r.exit_code, Trim(r.err).substr(0, 300));
+    }
+  }
+
+  // Stops asked for while the controller did not answer, for the jobs still in the new snapshot.
+  void SendDeferredStops() {
+    for (const auto& [key, force] : deferred_stops_) {
+      if (key.rfind("name:", 0) == 0) {
+        const std::string job_name = key.substr(5);
+        if (ids_by_name_.count(job_name)) Scancel("", job_name, force);
+      } else if (by_id_.count(key)) {
+        Scancel(key, "", force);
+      }
+    }
+    deferred_stops_.clear();
+  }
+
   // While the controller does not answer (or before the first answer): the last known status.
   AttemptStatus Unknown(const std::string& job_name) {
     AttemptStatus s;
@@ -291,8 +326,20 @@ class SlurmLauncher : public Launcher {
     auto done = final_.find(id);
     if (done != final_.end()) return done->second.status;
     AttemptStatus s;
+    auto it = fresh_ ? by_id_.find(id) : by_id_.end();
+    if (!(it != by_id_.end() && IsQueuedState(it->second.state))) {
+      // The shim writes its status when the program ended, the last thing the batch script does:
+      // the job is done although Slurm may still show it (COMPLETING, or RUNNING until a node's
+      // completion message reaches a restarted controller) or the controller does not answer.
+      if (auto rec = contract::ReadExitRecord(ref.status_path)) {
+        s.phase = AttemptStatus::Phase::kExited;
+        s.exit_code = rec->exit_code;
+        s.signal = rec->signal;
+        if (it != by_id_.end() && !IsRunningState(it->second.state)) s.detail = "slurm state " + it->second.state;
+        return Final(id, s);
+      }
+    }
     if (!fresh_) return Unknown(job_name);
-    auto it = by_id_.find(id);
     if (it != by_id_.end() && (IsQueuedState(it->second.state) || IsRunningState(it->second.state))) {
       const Entry& e = it->second;
       s.phase = IsQueuedState(e.state) ? AttemptStatus::Phase::kQueued : AttemptStatus::Phase::kRunning;
@@ -307,14 +354,7 @@ class SlurmLauncher : public Launcher {
       if (sub != submitted_.end() && sub->second > snapshot_time_) return Unknown(job_name);  // not seen yet
     }
     const std::string state = it != by_id_.end() ? it->second.state : "";
-    // Left the queue (or shown in a final state): how did it end?
-    if (auto rec = contract::ReadExitRecord(ref.status_path)) {
-      s.phase = AttemptStatus::Phase::kExited;
-      s.exit_code = rec->exit_code;
-      s.signal = rec->signal;
-      if (!state.empty()) s.detail = "slurm state " + state;
-      return Final(id, s);
-    }
+    // Left the queue (or shown in a final state) without a status file (read above): sacct.
     CommandResult a =
         RunCommand({options_.sacct, "-n", "-P", "-X", "-j", id, "-o", "State,ExitCode"}, options_.command_timeout_s);
     std::string line = Trim(a.out.substr(0, a.out.find('\n')));
@@ -399,6 +439,7 @@ class SlurmLauncher : public Launcher {
   std::map<std::string, Ended> final_;         // job id -> how it ended (asked once)
   std::map<std::string, AttemptStatus> last_;  // job name -> last status seen in squeue
   std::set<std::string> stray_cancelled_;
+  std::map<std::string, bool> deferred_stops_;  // job id (or "name:<job name>") -> force
 };
 
 }  // namespace

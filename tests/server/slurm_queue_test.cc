@@ -274,6 +274,32 @@ TEST_F(SlurmQueueTest, ALostSbatchReplyIsFoundByNameAndNotSubmittedTwice) {
   EXPECT_EQ(slurm_.Count("sbatch"), 1);
 }
 
+// While the controller does not answer: a job that ends is accounted for from its status file, a
+// coordinator restarted meanwhile re-adopts a queued job, and no scancel is sent (it would wait for
+// the controller; a job that left the queue by itself needs none).
+TEST_F(SlurmQueueTest, JobsEndAndAreReadoptedWhileTheControllerIsDownWithoutScancel) {
+  auto c = StartCoordinator({"--no-progress-timeout", "30"});
+  std::string ends = Submit(*c, "name: ends\nresources: {ranks: 1}\ntrain: {max_steps: 3}\n");
+  std::string queued = Submit(*c, "name: q\nresources: {ranks: 1}\ntrain: {max_steps: 3}\n");
+  ASSERT_TRUE(WaitQueued(*c, ends));
+  ASSERT_TRUE(WaitQueued(*c, queued));
+  slurm_.Set("squeue_fail", true);
+  ASSERT_TRUE(slurm_.Start(slurm_.IdOf("vicreg-" + ends + "-a1")));
+  v1::Job j = c->WaitTerminal(ends, 60);
+  EXPECT_EQ(j.state(), v1::SUCCEEDED) << j.last_error();
+  c->Kill(SIGKILL);
+  c->Start();
+  EXPECT_EQ(c->Get(queued).attempt_phase(), v1::ATTEMPT_QUEUED);
+  EXPECT_EQ(c->Get(queued).state(), v1::STARTING);
+  slurm_.Set("squeue_fail", false);
+  ASSERT_TRUE(slurm_.Start(slurm_.IdOf("vicreg-" + queued + "-a1")));
+  j = c->WaitTerminal(queued, 60);
+  EXPECT_EQ(j.state(), v1::SUCCEEDED) << j.last_error();
+  EXPECT_EQ(j.attempts_size(), 1);
+  EXPECT_EQ(slurm_.Count("sbatch"), 2);
+  EXPECT_EQ(slurm_.Count("scancel"), 0) << "both jobs left the queue by themselves";
+}
+
 TEST_F(SlurmQueueTest, CoordinatorKilledWithJobsQueuedAndRunningReadoptsBothByJobIdOrName) {
   auto c = StartCoordinator();
   std::string queued = Submit(*c, "name: q\nresources: {ranks: 1}\ntrain: {max_steps: 5}\n");
