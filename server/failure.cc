@@ -21,9 +21,11 @@ bool RankRejectedInput(const contract::RunPaths& run, int attempt) {
 
 namespace {
 
-// Ended by SIGTERM/SIGKILL (or exited 128+that, as a program that handles the signal does).
-bool StoppedFromOutside(const contract::ExitRecord& r) {
-  return r.signal == SIGTERM || r.signal == SIGKILL || r.exit_code == 128 + SIGTERM || r.exit_code == 128 + SIGKILL;
+// Ended by SIGTERM (or exited 128+15, as a shell does for its child): stopped by someone else.
+bool Terminated(const contract::ExitRecord& r) { return r.signal == SIGTERM || r.exit_code == 128 + SIGTERM; }
+// Ended by SIGTERM or SIGKILL: perhaps by the launcher (srun, mpirun), perhaps by the kernel.
+bool Signalled(const contract::ExitRecord& r) {
+  return Terminated(r) || r.signal == SIGKILL || r.exit_code == 128 + SIGKILL;
 }
 
 // The error lines of the launcher's output since its last "=== vicreg: ..." banner (this launch),
@@ -55,7 +57,7 @@ std::string DescribeFailure(const contract::RunPaths& d, int attempt, const Atte
   auto failed = [](const contract::ExitRecord& r) { return r.exit_code != kExitOk || r.signal != 0; };
   const contract::ExitRecord* first = nullptr;
   for (const auto& r : ranks) {
-    if (failed(r) && r.signal != SIGTERM) {
+    if (failed(r) && !Terminated(r)) {
       first = &r;
       break;
     }
@@ -82,13 +84,17 @@ std::string DescribeFailure(const contract::RunPaths& d, int attempt, const Atte
     cause = "attempt lost: " + st.detail;
   }
   if (!st.detail.empty() && st.phase == AttemptStatus::Phase::kExited) cause += " (" + st.detail + ")";
-  if (first && StoppedFromOutside(*first)) {
-    // The rank did not fail on its own: the launcher (srun, mpirun) stopped it. Its log says why
+  const auto res = contract::ReadResult(d);
+  const bool signalled = !first || Signalled(*first) ||
+                         (res && res->status == contract::RunStatus::kFailed &&
+                          res->reason.rfind("terminated by SIG", 0) == 0);  // a worker that handled it
+  if (signalled && st.phase == AttemptStatus::Phase::kExited) {
+    // The ranks were stopped, perhaps by the launcher (srun, mpirun): its error lines say why
     // (e.g. "srun: error: Node failure on node2").
     const std::string why = LauncherErrors(d.launcher_log());
     if (!why.empty()) cause += "; launcher: " + why;
   }
-  if (auto res = contract::ReadResult(d); res && res->status == contract::RunStatus::kFailed && !res->reason.empty()) {
+  if (res && res->status == contract::RunStatus::kFailed && !res->reason.empty()) {
     cause += "; worker: " + res->reason;
   }
   const std::string log_path = log_rank >= 0 ? d.rank_output(log_rank) : d.launcher_log();

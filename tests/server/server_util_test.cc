@@ -13,6 +13,7 @@
 #include "common/fs.h"
 #include "server/coordinator_options.h"
 #include "server/eval_runner.h"
+#include "server/failure.h"
 #include "server/job_manager.h"
 #include "server/launcher.h"
 #include "server/process.h"
@@ -208,6 +209,42 @@ TEST(ServerUtilTest, SpawnReportsExecFailureAndProcessIdentityDetectsReuse) {
   reused.start_ticks += 1;  // same pid, another start time: a different process
   EXPECT_FALSE(IsAlive(reused));
   EXPECT_EQ(SignalSessionOf(reused, 0), 0);  // never signals a session under a reused pid
+}
+
+// The cause of a failed attempt: the first rank that failed by itself; when the ranks were stopped
+// (SIGTERM, exit 143, a worker that reports "terminated by SIGTERM"), the launcher's error lines of
+// this launch (after its banner) say why, e.g. a node failure under srun.
+TEST(ServerUtilTest, FailureCauseNamesTheRankAndWhatTheLauncherSaw) {
+  testutil::TempDir dir("failure");
+  const contract::RunPaths run(dir.path() + "/run");
+  fs::MakeDirs(run.attempt_ranks_dir(2));
+  fs::MakeDirs(run.logs_dir());
+  testutil::WriteText(run.launcher_log(),
+                      "=== vicreg: vicreg-job-000001-a1 (Slurm job 7) on node1, T ===\nsrun: error: old attempt\n"
+                      "=== vicreg: vicreg-job-000001-a2 (Slurm job 8) on node1, T ===\n"
+                      "srun: error: Node failure on node2\nsrun: got SIGCONT\n");
+  auto rank = [&](int r, int code, int sig) {
+    contract::ExitRecord e;
+    e.rank = r;
+    e.pid = 100 + r;
+    e.exit_code = code;
+    e.signal = sig;
+    e.finished = 1000 + r;
+    testutil::WriteText(run.attempt_rank_exit(2, r), contract::FormatExitRecord(e));
+  };
+  rank(0, 143, 0);
+  rank(1, 143, 0);
+  AttemptStatus st;
+  st.phase = AttemptStatus::Phase::kExited;
+  st.exit_code = 1;
+  std::string cause = DescribeFailure(run, 2, st);
+  EXPECT_EQ(cause.rfind("rank 0 exited with code 143; launcher: srun: error: Node failure on node2", 0), 0u) << cause;
+  EXPECT_EQ(cause.find("old attempt"), std::string::npos) << cause;
+  // A rank that failed by itself comes first, and the launcher's lines are not needed.
+  rank(1, 1, 0);
+  cause = DescribeFailure(run, 2, st);
+  EXPECT_EQ(cause.rfind("rank 1 exited with code 1", 0), 0u) << cause;
+  EXPECT_EQ(cause.find("launcher:"), std::string::npos) << cause;
 }
 
 }  // namespace
