@@ -78,8 +78,9 @@ std::string DescribeFailure(const contract::RunPaths& d, int attempt, const Atte
                        : " exited with code " + std::to_string(first->exit_code));
     log_rank = first->rank;
   } else if (st.phase == AttemptStatus::Phase::kExited) {
-    cause = st.signal ? "launcher killed by " + SignalName(st.signal)
-                      : "launcher exited with code " + std::to_string(st.exit_code);
+    cause = st.signal           ? "launcher killed by " + SignalName(st.signal)
+            : st.exit_code >= 0 ? "launcher exited with code " + std::to_string(st.exit_code)
+                                : std::string("launcher ended without an exit status");
   } else {
     cause = "attempt lost: " + st.detail;
   }

@@ -10,7 +10,8 @@
 //        vicreg_job_shim rank --log-dir <logs> --status-dir <ranks> --attempt <n> -- PROGRAM ...
 // (a single program without ranks, e.g. vicreg_eval, runs directly under the supervisor: no srun).
 //
-// Polling: Refresh() runs ONE `squeue -h --me -o %i|%j|%T|%r` for every job of this user, at most
+// Polling: Refresh() runs ONE `squeue -h --me -t all -o %i|%j|%T|%r` for every job of this user
+// (ended ones too, for MinJobAge: their final state, e.g. NODE_FAIL, without accounting), at most
 // every squeue_interval_s (doubling up to squeue_max_backoff_s while it fails: a controller that is
 // slow, down or restarting never ends a job). Poll answers from that snapshot: PENDING & co. are
 // kQueued with Slurm's reason, RUNNING & co. kRunning unless the shim's status file says the
@@ -169,7 +170,8 @@ class SlurmLauncher : public Launcher {
     const double now = Now();
     if (now < next_refresh_) return;
     ++squeue_calls_;
-    CommandResult q = RunCommand({options_.squeue, "-h", "--me", "-o", "%i|%j|%T|%r"}, options_.command_timeout_s);
+    CommandResult q =
+        RunCommand({options_.squeue, "-h", "--me", "-t", "all", "-o", "%i|%j|%T|%r"}, options_.command_timeout_s);
     if (q.exit_code != kExitOk || q.timed_out) {
       ++failures_;
       double backoff = std::min(options_.squeue_max_backoff_s,
@@ -245,7 +247,7 @@ class SlurmLauncher : public Launcher {
       f = f || force;
       return;
     }
-    if (!id.empty() && fresh_ && !by_id_.count(id)) {
+    if (!id.empty() && fresh_ && !Active(id)) {
       auto sub = submitted_.find(id);
       if (sub == submitted_.end() || sub->second <= snapshot_time_) return;  // left the queue: nothing to stop
     }
@@ -296,13 +298,21 @@ class SlurmLauncher : public Launcher {
     }
   }
 
+  // In the last snapshot, queued or running.
+  bool Active(const std::string& id) const {
+    auto it = by_id_.find(id);
+    return it != by_id_.end() && (IsQueuedState(it->second.state) || IsRunningState(it->second.state));
+  }
+
   // Stops asked for while the controller did not answer, for the jobs still in the new snapshot.
   void SendDeferredStops() {
     for (const auto& [key, force] : deferred_stops_) {
       if (key.rfind("name:", 0) == 0) {
         const std::string job_name = key.substr(5);
-        if (ids_by_name_.count(job_name)) Scancel("", job_name, force);
-      } else if (by_id_.count(key)) {
+        auto range = ids_by_name_.equal_range(job_name);
+        if (std::any_of(range.first, range.second, [&](const auto& e) { return Active(e.second); }))
+          Scancel("", job_name, force);
+      } else if (Active(key)) {
         Scancel(key, "", force);
       }
     }

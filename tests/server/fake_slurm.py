@@ -106,8 +106,9 @@ def squeue(argv):
     name = option(argv, "--name")
     with Locked() as db:
         jobs = dict(db["jobs"])
+    every_state = "-t" in argv and argv[argv.index("-t") + 1] == "all"
     for jid, j in sorted(jobs.items(), key=lambda kv: int(kv[0])):
-        if not active(j) or (name is not None and j["name"] != name):
+        if not (every_state or active(j)) or (name is not None and j["name"] != name):
             continue
         line = fmt.replace("%i", jid).replace("%j", j["name"]).replace("%T", j["state"])
         line = line.replace("%r", j["reason"] if j["state"] == "PENDING" else "None")
