@@ -22,7 +22,8 @@
 // was taken is queued until the next one. A handle that was never recorded (sbatch timed out after
 // the controller accepted the job; the coordinator died between sbatch and storing the id) is found
 // by the job's name. Stop: `scancel ID` (force: `scancel --signal=KILL --full ID`); without an id,
-// `scancel --me --name=<name>`; nothing for a job that already left the queue; while the controller
+// `scancel --me --name=<name>`; nothing for a job that already left the queue or whose status file
+// exists; while the controller
 // does not answer, deferred until it does (then sent only for jobs still in the queue). Handle: "slurm:<job id>".
 #include <spdlog/spdlog.h>
 
@@ -238,6 +239,9 @@ class SlurmLauncher : public Launcher {
   }
 
   void Stop(const AttemptRef& ref, bool force) override {
+    // The program ended (the shim wrote its status, the last thing the batch script does): Slurm
+    // ends the job and whatever is left of it by itself; a scancel would only mark it CANCELLED.
+    if (!ref.status_path.empty() && contract::ReadExitRecord(ref.status_path)) return;
     const std::string id = JobIdOf(ref.handle);
     const std::string job_name = SlurmName(ref.name);
     if (failures_ > 0) {

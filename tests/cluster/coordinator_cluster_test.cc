@@ -283,9 +283,12 @@ TEST_F(CoordinatorOnBed, ControllerRestartAndCoordinatorKill9FailNothingAndSubmi
       "slurm: {squeue_interval_s: 1, sbatch_args: [--ntasks-per-node=2, --exclusive, --no-requeue]}\n";
   Coordinator& c1 = StartCoordinator(yaml);
   const std::string a = Submit(c1, TwoNodeJob(4));  // 64 steps: runs through both outages
+  // B is submitted at once: slurmctld writes a new job to its state files within seconds, and a
+  // controller SIGKILLed before that forgets it ("Purged files for defunct batch JobId"); A's
+  // start-up gives it that time.
+  const std::string b = Submit(c1, {"resources.ranks=2", "train.batch_size=16", "train.num_epochs=1"});
   ASSERT_TRUE(WaitFor([&] { return c1.Get(a).state() == v1::RUNNING && c1.Get(a).progress().step() >= 2; }, 240))
       << Describe(c1, a);
-  const std::string b = Submit(c1, {"resources.ranks=2", "train.batch_size=16", "train.num_epochs=1"});
   ASSERT_TRUE(WaitForCommand(
       [&] {
         auto v = SlurmJobsNamed("vicreg-" + b + "-");
