@@ -44,6 +44,7 @@ struct AttemptMachine::ActiveJob {
 // (and its stored placement, which is how a restarted coordinator finds it) until they are gone.
 struct AttemptMachine::Stopping {
   std::string job_id;
+  int attempt = 0;
   AttemptRef ref;
   double deadline = 0;
   bool killed = false;
@@ -216,11 +217,13 @@ void AttemptMachine::RestartLost(JobRecord rec, std::optional<AttemptRecord> att
 void AttemptMachine::AdoptStopping(const JobRecord& rec, std::optional<AttemptRecord> attempt) {
   auto s = std::make_unique<Stopping>();
   s->job_id = rec.id;
-  s->ref.job_id = rec.id;
-  s->ref.run = contract::RunPaths(rec.run_dir);
+  const contract::RunPaths d(rec.run_dir);
   if (attempt) {
-    s->ref.attempt = attempt->number;
+    s->attempt = attempt->number;
+    s->ref.name = AttemptName(rec.id, attempt->number);
     s->ref.handle = attempt->handle;
+    s->ref.status_path = d.attempt_status(attempt->number);
+    s->ref.info_path = d.attempt_launcher_info(attempt->number);
   }
   // The grace period runs from the cancel (the attempt's end time), not from this restart.
   const double cancelled = attempt && attempt->ended_unix > 0 ? attempt->ended_unix : NowUnix();
@@ -681,7 +684,7 @@ void AttemptMachine::ReapStopping(double now) {
         const std::string placement = rec->placement;
         rec->placement.clear();
         journal_.Record(*rec, EventKind::kMessage,
-                        "the processes of cancelled attempt " + std::to_string(s.ref.attempt) + " are gone" +
+                        "the processes of cancelled attempt " + std::to_string(s.attempt) + " are gone" +
                             (s.killed ? " (SIGKILL after stop_grace_s)" : "") + "; " + placement + " freed");
       }
       it = stopping_.erase(it);
