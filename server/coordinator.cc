@@ -277,6 +277,8 @@ void Coordinator::Start() {
   mo.max_ranks_per_job = o.max_ranks_per_job;
   mo.max_spec_bytes = static_cast<size_t>(o.max_request_bytes);
   mo.launch_enabled = caps.launches;
+  mo.retention_s = o.retention_days * 86400;
+  mo.retention_delete_run_dirs = o.retention_delete_run_dirs;
 
   // Eval events go through the manager (which notifies watchers); it is created right after.
   m.evals = std::make_unique<EvalRunner>(eo, *m.store, *m.launcher, m.metrics.get(),

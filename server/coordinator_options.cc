@@ -55,6 +55,8 @@ const std::vector<std::string>& TopKeys() {
                                              "eval_slots",
                                              "eval_retry_backoff_s",
                                              "store_synchronous",
+                                             "retention_days",
+                                             "retention_delete_run_dirs",
                                              "log_level"};
   return k;
 }
@@ -263,6 +265,10 @@ void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* o) {
       num(&o->eval_retry_backoff_s);
     else if (key == "store_synchronous")
       str(&o->store_synchronous);
+    else if (key == "retention_days")
+      num(&o->retention_days);
+    else if (key == "retention_delete_run_dirs")
+      o->retention_delete_run_dirs = As<bool>(v, key, path, "true or false");
     else if (key == "log_level")
       str(&o->log_level);
     else if (key == "slurm") {
@@ -391,6 +397,11 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
   app.add_option("--store-synchronous", o->store_synchronous, "SQLite synchronous: normal | full")
       ->capture_default_str();
   app.add_option("--log-level", o->log_level, "trace | debug | info | warn | error")->capture_default_str();
+  app.add_option("--retention-days", o->retention_days,
+                 "remove ended jobs (store rows, events, evaluations) this many days after they ended (0 = keep)")
+      ->capture_default_str();
+  app.add_flag("--retention-delete-run-dirs", o->retention_delete_run_dirs,
+               "with --retention-days: delete their run dirs (checkpoints, logs) too");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -458,6 +469,10 @@ void FinalizeCoordinatorOptions(CoordinatorOptions* o) {
     if (!ok) {
       throw UserError("slurm.job_name_prefix: must be 1-64 characters from A-Z a-z 0-9 _ . (no '-'), got '" + p + "'");
     }
+  }
+  CheckRange("--retention-days", o->retention_days, 0, 36500);
+  if (o->retention_delete_run_dirs && o->retention_days <= 0) {
+    throw UserError("--retention-delete-run-dirs needs --retention-days (how long after a job ended), got 0");
   }
   if (o->store_synchronous != "normal" && o->store_synchronous != "full") {
     throw UserError("--store-synchronous: must be normal or full, got '" + o->store_synchronous + "'");

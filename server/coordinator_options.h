@@ -53,6 +53,8 @@ struct CoordinatorOptions {
   int eval_slots = 1;
   double eval_retry_backoff_s = 30;
   std::string store_synchronous = "normal";  // normal | full
+  double retention_days = 0;                 // ended jobs leave the store this long after they ended (0 = never)
+  bool retention_delete_run_dirs = false;    // ... and their run dirs (checkpoints, logs) with them
   std::string log_level = "info";
 };
 

@@ -118,9 +118,19 @@ std::vector<int> EvalRunner::DueEpochs(const config::EvalConfig& eval, const std
   return out;
 }
 
+void EvalRunner::Forget(const std::string& job_id) {
+  configs_.erase(job_id);
+  run_dirs_.erase(job_id);
+}
+
 const config::JobConfig* EvalRunner::JobConfigFor(const JobRecord& job) {
   auto it = configs_.find(job.id);
   if (it == configs_.end()) {
+    // A cache, not a record: bounded whatever the job history (jobs still scanned parse again).
+    if (configs_.size() >= 1024) {
+      configs_.clear();
+      run_dirs_.clear();
+    }
     std::optional<config::JobConfig> cfg;
     std::string spec = job.spec_yaml;
     if (spec.empty()) {

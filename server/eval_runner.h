@@ -61,6 +61,8 @@ class EvalRunner {
   // Polls launched evaluations, collects finished ones, launches pending ones within the budget.
   void Tick();
   bool HasLaunched() const { return !running_.empty(); }
+  // Drops what is cached about a job (retention removed it from the store).
+  void Forget(const std::string& job_id);
   // Parses vicreg_eval's JSON output; throws std::runtime_error naming the problem. Exposed for tests.
   static std::vector<EvalRowRecord> ParseEvalOutput(const std::string& json_text, int epoch,
                                                     const std::string& dataset);

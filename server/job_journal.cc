@@ -46,7 +46,24 @@ int64_t JobJournal::Record(JobRecord& rec, EventKind kind, const std::string& me
   e.attempt = rec.attempt;
   int64_t seq = store_.UpdateJob(rec, e);
   Notify(rec.id, seq);
+  if (IsTerminal(rec.state)) {
+    // Ended jobs leave last_event_ a while later (watchers of the last events are woken by then;
+    // a late watcher reads the store and sees the job ended), so that it does not grow with the
+    // job history.
+    std::lock_guard<std::mutex> lock(mu_);
+    const double now = NowUnix();
+    while (!ended_.empty() && ended_.front().second < now - 60) {
+      last_event_.erase(ended_.front().first);
+      ended_.pop_front();
+    }
+    ended_.emplace_back(rec.id, now);
+  }
   return seq;
+}
+
+void JobJournal::Forget(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_event_.erase(job_id);
 }
 
 }  // namespace vicreg::server

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
@@ -29,6 +30,8 @@ class JobJournal {
   void Inserted(const JobRecord& job) { Notify(job.id, job.last_sequence); }
   // Blocks until the job has an event with sequence > after_sequence, or timeout.
   void WaitForEvents(const std::string& job_id, int64_t after_sequence, std::chrono::milliseconds timeout);
+  // Drops what is kept in memory for a job (retention; ended jobs are dropped by Record already).
+  void Forget(const std::string& job_id);
 
  private:
   void Notify(const std::string& job_id, int64_t sequence);
@@ -36,7 +39,8 @@ class JobJournal {
   JobStore& store_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::map<std::string, int64_t> last_event_;  // job id -> newest sequence seen
+  std::map<std::string, int64_t> last_event_;        // job id -> newest sequence seen
+  std::deque<std::pair<std::string, double>> ended_;  // ended jobs, oldest first, with the time they ended
 };
 
 }  // namespace vicreg::server

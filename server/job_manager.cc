@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 
 #include "common/metrics.h"
 #include "server/recovery.h"
@@ -192,6 +194,33 @@ void JobManager::Tick() {
   if (options_.launch_enabled) ScheduleQueued();
   if (evals_) evals_->Tick();
   UpdateGauges(false);
+  ApplyRetention(now);
+}
+
+void JobManager::ApplyRetention(double now) {
+  if (options_.retention_s <= 0 || now - last_retention_ < options_.retention_interval_s) return;
+  last_retention_ = now;
+  size_t total = 0;
+  std::vector<JobRecord> pruned;
+  do {  // in batches: one short transaction each
+    pruned = store_.PruneFinishedJobs(now - options_.retention_s, 500);
+    for (const JobRecord& rec : pruned) {
+      journal_.Forget(rec.id);
+      if (evals_) evals_->Forget(rec.id);
+      if (metrics_) metrics_->ForgetJob(rec.id);
+      // Only a run dir the store made (<runs_root>/<job id>), never anything a path could reach.
+      if (options_.retention_delete_run_dirs && rec.run_dir == options_.runs_root + "/" + rec.id) {
+        std::error_code ec;
+        std::filesystem::remove_all(rec.run_dir, ec);
+        if (ec) spdlog::warn("coordinator: retention: cannot remove {}: {}", rec.run_dir, ec.message());
+      }
+    }
+    total += pruned.size();
+  } while (pruned.size() == 500);
+  if (total > 0) {
+    spdlog::info("coordinator: retention: removed {} job(s) that ended more than {:.0f} s ago{}", total,
+                 options_.retention_s, options_.retention_delete_run_dirs ? " (and their run dirs)" : "");
+  }
 }
 
 void JobManager::ScheduleQueued() {

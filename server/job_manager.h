@@ -49,6 +49,12 @@ struct JobManagerOptions {
   int max_ranks_per_job = 64;
   size_t max_spec_bytes = 256 * 1024;  // job YAML text
   bool launch_enabled = true;          // false with --launcher none (benchmarks)
+  // Retention (0 = keep every ended job): ended jobs are removed from the store (with their
+  // attempts, events, evaluations), the metrics and memory this long after they finished; their
+  // run dirs too with retention_delete_run_dirs.
+  double retention_s = 0;
+  bool retention_delete_run_dirs = false;
+  double retention_interval_s = 60;  // how often the manager looks for jobs to remove
 };
 
 class JobManager {
@@ -106,6 +112,7 @@ class JobManager {
   void Recover();
   void ScheduleQueued();
   void UpdateGauges(bool force);
+  void ApplyRetention(double now);
 
   JobManagerOptions options_;
   JobStore& store_;
@@ -129,6 +136,7 @@ class JobManager {
   std::vector<std::string> cancelled_;                  // processed cancel requests
   std::thread thread_;
   double last_gauges_ = 0;
+  double last_retention_ = 0;
 };
 
 }  // namespace vicreg::server

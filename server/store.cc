@@ -554,6 +554,36 @@ std::vector<JobRecord> JobStore::LoadStoppingJobs() {
   return out;
 }
 
+std::vector<JobRecord> JobStore::PruneFinishedJobs(double finished_before_unix, int limit) {
+  Conn& c = *writer_;
+  std::lock_guard<std::mutex> lock(c.mu);
+  Txn txn(c.db);
+  std::vector<JobRecord> out;
+  {
+    Stmt s(c,
+           "SELECT id, run_dir FROM jobs WHERE state IN (5, 6, 7) AND finished > 0 AND finished < ?1 AND "
+           "placement = '' ORDER BY finished LIMIT ?2");
+    s.Bind(1, finished_before_unix).Bind(2, limit);
+    while (s.Step()) {
+      JobRecord r;
+      r.id = s.Text(0);
+      r.run_dir = s.Text(1);
+      out.push_back(std::move(r));
+    }
+  }
+  for (const JobRecord& r : out) {
+    for (const char* sql : {"DELETE FROM eval_rows WHERE job_id = ?1", "DELETE FROM evals WHERE job_id = ?1",
+                            "DELETE FROM events WHERE job_id = ?1", "DELETE FROM attempts WHERE job_id = ?1",
+                            "DELETE FROM jobs WHERE id = ?1"}) {
+      Stmt d(c, sql);
+      d.Bind(1, r.id);
+      d.Run();
+    }
+  }
+  txn.Commit();
+  return out;
+}
+
 std::map<JobState, int64_t> JobStore::CountByState() {
   ReaderLock reader(this);
   Conn& c = reader.conn();

@@ -76,6 +76,11 @@ class JobStore {
   // being stopped when the coordinator stopped or died), oldest first.
   std::vector<JobRecord> LoadStoppingJobs();
   std::map<JobState, int64_t> CountByState();
+  // Retention: removes up to `limit` ended jobs (SUCCEEDED, FAILED, CANCELLED with no placement
+  // left) that finished before finished_before_unix, oldest first, with their attempts, events
+  // and evaluations, in one transaction. Returns them (id, run_dir) so that the caller can drop
+  // what it keeps about them.
+  std::vector<JobRecord> PruneFinishedJobs(double finished_before_unix, int limit);
 
   // Writes the job's mutable columns and, when event is given, appends it (sequence assigned,
   // job.last_sequence updated) in the same transaction. Returns the event's sequence (0 if none).

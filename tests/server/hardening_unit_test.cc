@@ -99,6 +99,9 @@ TEST(HardeningTest, NonLoopbackListenersNeedTlsAndTheToken) {
   EXPECT_EQ(message_of("metrics_listen: 127.0.0.1:9400\n" + tok), "(accepted)");  // local scrapes need nothing
   EXPECT_NE(message_of("max_streams: 8\nmax_streams_per_client: 9\n").find("--max-streams-per-client"),
             std::string::npos);
+  // Retention: deleting run dirs needs a retention period.
+  EXPECT_NE(message_of("retention_delete_run_dirs: true\n").find("needs --retention-days"), std::string::npos);
+  EXPECT_EQ(message_of("retention_days: 30\nretention_delete_run_dirs: true\n"), "(accepted)");
 }
 
 // One server thread per stream, unbounded (issue 17): the limiter behind WatchJob/StreamLogs.

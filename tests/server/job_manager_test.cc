@@ -55,6 +55,9 @@ class JobManagerTest : public ::testing::Test {
     o.restart_backoff_s = 0.01;
     o.progress_event_interval_s = 0;
     o.max_queue_wait_s = max_queue_wait_s_;
+    o.retention_s = retention_s_;
+    o.retention_delete_run_dirs = retention_s_ > 0;
+    o.retention_interval_s = 0.05;
     SchedulerOptions sched;
     if (caps.places_ranks) sched.kind = SlotKind::kCluster;
     for (int i = 0; i < slots; ++i) sched.slots.push_back(i);
@@ -124,6 +127,7 @@ class JobManagerTest : public ::testing::Test {
   double no_progress_timeout_s_ = 600;
   double stop_grace_s_ = 0.1;
   double max_queue_wait_s_ = 0;
+  double retention_s_ = 0;
 };
 
 TEST_F(JobManagerTest, QueueStartProgressSucceed) {
@@ -318,6 +322,27 @@ TEST_F(JobManagerTest, CancelledJobKeepsItsSlotsUntilItsProcessesAreGoneAcrossAR
   EXPECT_EQ(Job(stubborn).placement, "");
   EXPECT_EQ(Job(stubborn).state, JobState::kCancelled);
   EXPECT_TRUE(HasMessage(stubborn, "are gone (SIGKILL after stop_grace_s); cpu:0,1 freed"));
+}
+
+// Retention (issue 17): an ended job leaves the store, and its run dir goes with
+// retention_delete_run_dirs, retention_s after it ended; running jobs stay.
+TEST_F(JobManagerTest, RetentionRemovesEndedJobsAndTheirRunDirs) {
+  retention_s_ = 1;
+  StartManager(2);
+  std::string done = Submit("done", 1);
+  std::string running = Submit("running", 1);
+  ASSERT_TRUE(WaitLaunches(done, 1));
+  ASSERT_TRUE(WaitLaunches(running, 1));
+  WorkerEnds(done, contract::RunStatus::kSucceeded, "completed", 1, {0});
+  cluster_->Exit(done, 0);
+  ASSERT_TRUE(WaitState(done, JobState::kSucceeded));
+  const std::string run_dir = Job(done).run_dir;
+  ASSERT_TRUE(fs::Exists(run_dir));
+  ASSERT_TRUE(testutil::WaitFor([&] { return !store_->GetJob(done, false); }, 10)) << "never removed";
+  EXPECT_TRUE(testutil::WaitFor([&] { return !fs::Exists(run_dir); }, 5)) << run_dir;
+  EXPECT_TRUE(store_->EventsAfter(done, 0, 10).empty());
+  EXPECT_EQ(Job(running).state, JobState::kStarting);
+  EXPECT_TRUE(fs::Exists(Job(running).run_dir));
 }
 
 TEST_F(JobManagerTest, LostAttemptIsRestarted) {

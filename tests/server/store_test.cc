@@ -276,5 +276,60 @@ TEST_F(StoreTest, RefusesANewerSchema) {
   }
 }
 
+// Retention (issue 17): only ended jobs that finished before the cutoff go, with every row of theirs;
+// open jobs and a cancelled job still holding slots (its processes are being stopped) stay.
+TEST_F(StoreTest, PruneFinishedJobsRemovesOldEndedJobsWithTheirRows) {
+  JobStore store(opts_);
+  const double now = NowUnix();
+  auto make = [&](const std::string& name, JobState state, double finished, const std::string& placement = "") {
+    JobRecord j = store.InsertJob(NewJob(name), Submitted()).job;
+    j.state = state;
+    j.finished_unix = finished;
+    j.placement = placement;
+    EventRecord e;
+    e.kind = EventKind::kState;
+    e.state = state;
+    e.message = "changed";
+    store.UpdateJob(j, e);
+    AttemptRecord a;
+    a.job_id = j.id;
+    a.number = 1;
+    a.started_unix = now - 1000;
+    store.UpsertAttempt(a);
+    EvalTaskRecord t;
+    t.job_id = j.id;
+    t.epoch = 1;
+    t.dataset = "cifar10";
+    t.state = EvalState::kSucceeded;
+    t.rows.push_back({1, "cifar10", "linear", "vicreg", 0.5, 0.9});
+    store.InsertEvalTask(t);
+    store.UpdateEvalTask(t, true);
+    return j.id;
+  };
+  const std::string old_ok = make("old-ok", JobState::kSucceeded, now - 1000);
+  const std::string old_failed = make("old-failed", JobState::kFailed, now - 900);
+  const std::string recent = make("recent", JobState::kCancelled, now - 10);
+  const std::string stopping = make("stopping", JobState::kCancelled, now - 1000, "cpu:0");
+  const std::string open = make("open", JobState::kRunning, 0);
+  auto pruned = store.PruneFinishedJobs(now - 100, 500);
+  ASSERT_EQ(pruned.size(), 2u);
+  EXPECT_EQ(pruned[0].id, old_ok);
+  EXPECT_EQ(pruned[0].run_dir, opts_.runs_root + "/" + old_ok);
+  EXPECT_EQ(pruned[1].id, old_failed);
+  for (const std::string& id : {old_ok, old_failed}) {
+    EXPECT_FALSE(store.GetJob(id)) << id;
+    EXPECT_TRUE(store.EventsAfter(id, 0, 100).empty()) << id;
+    EXPECT_TRUE(store.Attempts(id).empty()) << id;
+    EXPECT_TRUE(store.EvalTasks(id).empty()) << id;
+  }
+  for (const std::string& id : {recent, stopping, open}) {
+    EXPECT_TRUE(store.GetJob(id)) << id;
+    EXPECT_FALSE(store.EventsAfter(id, 0, 100).empty()) << id;
+    EXPECT_EQ(store.EvalTasks(id).size(), 1u) << id;
+  }
+  EXPECT_EQ(store.ListJobs({}).total, 3);
+  EXPECT_TRUE(store.PruneFinishedJobs(now - 100, 500).empty());
+}
+
 }  // namespace
 }  // namespace vicreg::server
