@@ -3,6 +3,7 @@
 // ConfigError listing every problem.
 #include "common/config_loader.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -40,11 +41,57 @@ bool ReadText(const std::string& path, std::string* text, std::string* error) {
   return true;
 }
 
+// Where each document of a YAML stream starts (parser events only: nothing is built).
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  void OnDocumentStart(const YAML::Mark& m) override { starts.push_back(m); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 // One YAML document whose top level is a map; problems go to ctx (attributed to `file`).
+//
+// Not YAML::LoadAll: yaml-cpp 0.7 (Debian 12) never returns from it when a document would start
+// with a token that cannot start one (a ',' outside [ ] or { }): every HandleNextDocument call
+// yields an empty document without consuming anything, and LoadAll allocates nodes until memory
+// runs out (a 622-byte job file took the fuzzer to 2.2 GB and a 30-s timeout; a SubmitJob
+// carrying it would take the coordinator down). So the documents are first counted with the event
+// parser, at most kMaxDocuments of them, stopping where the parser stops advancing; then the one
+// document is built with YAML::Load (which parses only the first).
 bool LoadDocument(const std::string& text, const std::string& file, ParseContext& ctx, YAML::Node* out) {
+  constexpr size_t kMaxDocuments = 16;
   std::vector<YAML::Node> docs;
   try {
-    docs = YAML::LoadAll(text);
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentStarts starts;
+    while (starts.starts.size() < kMaxDocuments && parser.HandleNextDocument(starts)) {
+      const size_t n = starts.starts.size();
+      if (n >= 2 && starts.starts[n - 1].pos == starts.starts[n - 2].pos) {
+        const YAML::Mark& m = starts.starts[n - 1];
+        ctx.ErrorRaw("line " + std::to_string(m.line + 1) + ", column " + std::to_string(m.column + 1),
+                     "YAML syntax error in " + file +
+                         ": unexpected text where a key or a new document should start (a ',' outside [ ] or { }?)",
+                     file);
+        return false;
+      }
+    }
+    if (starts.starts.size() > 1) {
+      ctx.ErrorRaw("<document>",
+                   file + " holds " + std::to_string(starts.starts.size()) +
+                       (starts.starts.size() >= kMaxDocuments ? " or more" : "") +
+                       " YAML documents ('---'); expected exactly one",
+                   file);
+      return false;
+    }
+    if (!starts.starts.empty()) docs.push_back(YAML::Load(text));
   } catch (const YAML::Exception& e) {
     ctx.ErrorRaw("line " + std::to_string(e.mark.line + 1) + ", column " + std::to_string(e.mark.column + 1),
                  "YAML syntax error in " + file + ": " + e.msg, file);
@@ -52,12 +99,6 @@ bool LoadDocument(const std::string& text, const std::string& file, ParseContext
   }
   if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
     ctx.ErrorRaw("<document>", file + " is empty; expected a map of keys (see configs/ for examples)", file);
-    return false;
-  }
-  if (docs.size() > 1) {
-    ctx.ErrorRaw("<document>",
-                 file + " holds " + std::to_string(docs.size()) + " YAML documents ('---'); expected exactly one",
-                 file);
     return false;
   }
   if (!docs[0].IsMap()) {

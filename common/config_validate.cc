@@ -19,6 +19,8 @@ const std::vector<std::string> kBackends = {"auto", "nccl", "mpi", "gloo", "sing
 const std::vector<std::string> kDatasets = {"cifar10", "cifar100",     "stl10",       "fashion_mnist",
                                             "mnist",   "image_folder", "tensor_cache"};
 const std::vector<std::string> kSplits = {"train", "test", "unlabeled", "train+unlabeled"};
+constexpr size_t kMaxEvalEpochs = 1000;  // evaluated epochs of one job (eval.epochs + eval.every_epochs)
+constexpr size_t kMaxEvalDatasets = 16;
 const std::vector<std::string> kBackbones = {"vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224",
                                              "vit_custom"};
 const std::vector<std::string> kModes = {"vicreg"};
@@ -315,17 +317,42 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   c.IntRange("checkpoint.keep_last", ck.keep_last, 1, 1000000);
   CheckEpochList(c, "checkpoint.keep_epochs", ck.keep_epochs, cfg, "keep");
 
-  // eval
+  // eval. Each evaluated epoch x dataset is a task the coordinator stores and runs: bounded, so
+  // that a job file cannot make it insert and schedule millions (kMaxEvalEpochs, kMaxEvalDatasets).
   const auto& e = cfg.eval;
-  CheckEpochList(c, "eval.epochs", e.epochs, cfg, "evaluate");
+  if (e.epochs.size() > kMaxEvalEpochs) {
+    c.Fail("eval.epochs", "lists " + Str(int64_t(e.epochs.size())) + " epochs; at most " +
+                              Str(int64_t(kMaxEvalEpochs)) + " can be evaluated (use eval.every_epochs)");
+  } else {
+    CheckEpochList(c, "eval.epochs", e.epochs, cfg, "evaluate");
+  }
   c.IntRange("eval.every_epochs", e.every_epochs, 0, std::max(1, t.num_epochs));
+  if (e.every_epochs > 0 && e.epochs.size() <= kMaxEvalEpochs &&
+      int64_t(t.num_epochs / e.every_epochs) + int64_t(e.epochs.size()) > int64_t(kMaxEvalEpochs)) {
+    c.Fail("eval.every_epochs", "evaluates every " + Str(int64_t(e.every_epochs)) + " of " +
+                                    Str(int64_t(t.num_epochs)) + " epochs (" +
+                                    Str(int64_t(t.num_epochs / e.every_epochs)) + " evaluations" +
+                                    (e.epochs.empty() ? "" : " plus eval.epochs") + "); at most " +
+                                    Str(int64_t(kMaxEvalEpochs)) + " epochs can be evaluated: raise it");
+  }
   if (e.every_epochs > 0 && ck.every_epochs > 0 && e.every_epochs % ck.every_epochs != 0) {
     c.Fail("eval.every_epochs", "must be a multiple of checkpoint.every_epochs=" + Str(int64_t(ck.every_epochs)) +
                                     " (only checkpointed epochs can be evaluated), got " +
                                     Str(int64_t(e.every_epochs)));
   }
-  for (size_t i = 0; i < e.datasets.size(); ++i) {
-    c.Enum("eval.datasets[" + std::to_string(i) + "].name", e.datasets[i].name, kDatasets);
+  if (e.datasets.size() > kMaxEvalDatasets) {
+    c.Fail("eval.datasets", "lists " + Str(int64_t(e.datasets.size())) + " datasets; at most " +
+                                Str(int64_t(kMaxEvalDatasets)) + " can be evaluated");
+  } else {
+    std::set<std::string> names;
+    for (size_t i = 0; i < e.datasets.size(); ++i) {
+      const std::string f = "eval.datasets[" + std::to_string(i) + "].name";
+      // One evaluation per (epoch, dataset name): a name listed twice (even with another data_dir)
+      // would be the same task.
+      if (c.Enum(f, e.datasets[i].name, kDatasets) && !names.insert(e.datasets[i].name).second) {
+        c.Fail(f, "dataset \"" + e.datasets[i].name + "\" is listed twice");
+      }
+    }
   }
   std::set<std::string> probes;
   for (size_t i = 0; i < e.probes.size(); ++i) {

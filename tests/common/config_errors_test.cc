@@ -130,6 +130,11 @@ const BadCase kCases[] = {
     {"eval:\n  probes: [linear, svm]\n", "eval.probes[1]", "linear|knn"},
     {"eval:\n  epochs: [10]\n  probes: []\n", "eval.probes", "at least one"},
     {"eval:\n  datasets:\n    - name: cifar1000\n", "eval.datasets[0].name", "did you mean 'cifar100'?"},
+    // Caps on evaluation tasks (issue 17: 1M listed entries stalled the coordinator for 26 s).
+    {"eval:\n  datasets: [{name: cifar10}, {name: stl10}, {name: cifar10, data_dir: /d}]\n", "eval.datasets[2].name",
+     "\"cifar10\" is listed twice"},
+    {"train: {num_epochs: 5000}\ncheckpoint: {every_epochs: 1}\neval: {every_epochs: 2}\n", "eval.every_epochs",
+     "2500 evaluations); at most 1000 epochs"},
     {"metrics:\n  port: 70000\n", "metrics.port", "must be in [0, 65535], got 70000"},
     {"metrics:\n  address: \"\"\n", "metrics.address", "host name or IP address"},
     {"resources: {ranks: 8}\nmetrics: {port: 65530}\n", "metrics.port", "exceeds 65535"},
@@ -155,6 +160,14 @@ TEST(BadConfigDocument, EmptySyntaxAndShape) {
   expect("42\n", "<document>", "got a single value");
   expect("train:\n  batch_size: [1, 2\n", "line 3, column 1", "YAML syntax error");
   expect("name: a\n---\nname: b\n", "<document>", "2 YAML documents");
+  // yaml-cpp's LoadAll looped forever (allocating until out of memory) on a ',' where a document
+  // starts (fuzz_config_yaml, tests/fuzz/corpus/config_yaml/crash_comma_where_a_document_starts).
+  expect(", a: 1\n", "line 1, column 1", "a ',' outside [ ] or { }?");
+  expect("name: a\n  depth: 2\n, heads: 2\n", "line 2, column 8", "YAML syntax error");
+  expect("name: a\ntrain:\n  depth: 2\n, heads: 2\n", "line 4, column 1", "YAML syntax error");
+  std::string many;
+  for (int i = 0; i < 40; ++i) many += "name: a\n---\n";
+  expect(many, "<document>", "16 or more YAML documents");
 }
 
 TEST(BadConfigDocument, AllProblemsAreReportedAtOnce) {
@@ -180,6 +193,25 @@ TEST(BadConfigDocument, AllProblemsAreReportedAtOnce) {
     EXPECT_NE(what.find("train.lr: unknown key; did you mean 'learning_rate'? (line 3, column 3)"), std::string::npos)
         << what;
     EXPECT_NE(what.find("(line 6, column 5)"), std::string::npos) << what;
+  }
+}
+
+// A huge eval list is one error, found fast, not one error per entry (issue 17).
+TEST(BadConfigDocument, HugeEvalListsAreRefusedAsAWhole) {
+  std::string yaml = "train: {num_epochs: 100000}\ncheckpoint: {every_epochs: 1}\neval:\n  epochs: [";
+  for (int i = 1; i <= 20000; ++i) yaml += (i > 1 ? "," : "") + std::to_string(i);
+  yaml += "]\n  datasets: [";
+  for (int i = 0; i < 40; ++i) yaml += std::string(i ? "," : "") + "{name: cifar10}";
+  yaml += "]\n";
+  try {
+    ParseJobYaml(yaml, "big.yaml");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    ASSERT_EQ(e.items().size(), 2u) << e.what();
+    EXPECT_EQ(e.items()[0].field, "eval.epochs");
+    EXPECT_NE(e.items()[0].message.find("lists 20000 epochs; at most 1000"), std::string::npos) << e.what();
+    EXPECT_EQ(e.items()[1].field, "eval.datasets");
+    EXPECT_NE(e.items()[1].message.find("at most 16"), std::string::npos) << e.what();
   }
 }
 
