@@ -91,7 +91,8 @@ struct TrainConfig {
   VicregConfig vicreg;
 };
 
-// augment: one set of parameters per view (facebookresearch asymmetric defaults).
+// augment: one set of parameters per view: facebookresearch's asymmetric views, except crop_scale
+// (0.2, 1) where theirs is (0.08, 1) (docs/DEFAULTS.md says why, for every default).
 struct ViewAugmentConfig {
   std::array<double, 2> crop_scale = {0.2, 1.0};
   std::array<double, 2> crop_ratio = {3.0 / 4.0, 4.0 / 3.0};

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -323,12 +324,13 @@ YAML::Node At(const YAML::Node& root, const std::string& path) {
   return n;
 }
 
-TEST(DeployReadme, JobFileReferenceListsEveryKeyWithItsDefault) {
-  const std::string readme = ReadFile(kSrc + "/README.md");
-  // Rows: | `key`[, `key2`] | default[ / default2] | meaning |
+// The key tables of README.md and docs/DEFAULTS.md: rows "| `key`[, `key2`] | default[ / default2] | ...",
+// the second column parsed as YAML (one value per key, or one for all). A cell that does not parse fails.
+std::map<std::string, YAML::Node> KeyTable(const std::string& file) {
+  const std::string text = ReadFile(kSrc + "/" + file);
   std::map<std::string, YAML::Node> documented;
   std::regex row(R"(^\| (`[a-z0-9_.\[\]]+`(?:, `[a-z0-9_.\[\]]+`)*) \| ([^|]*) \|)");
-  std::istringstream in(readme);
+  std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     std::smatch m;
@@ -349,10 +351,15 @@ TEST(DeployReadme, JobFileReferenceListsEveryKeyWithItsDefault) {
       try {
         documented[keys[i]] = CellValue(cells.size() == keys.size() ? cells[i] : cells.front());
       } catch (const YAML::Exception& e) {
-        ADD_FAILURE() << "README row for " << keys[i] << ": default cell does not parse: " << e.what();
+        ADD_FAILURE() << file << " row for " << keys[i] << ": default cell does not parse: " << e.what();
       }
     }
   }
+  return documented;
+}
+
+TEST(DeployReadme, JobFileReferenceListsEveryKeyWithItsDefault) {
+  const std::map<std::string, YAML::Node> documented = KeyTable("README.md");
   const vicreg::config::JobConfig default_config;  // named: GCC 12 warns (falsely) about a temporary here
   const YAML::Node defaults = YAML::Load(vicreg::config::ToYaml(default_config));
   int leaves = 0;
@@ -375,6 +382,39 @@ TEST(DeployReadme, JobFileReferenceListsEveryKeyWithItsDefault) {
     const auto all = vicreg::config::AllKeyPaths();
     EXPECT_NE(std::find(all.begin(), all.end(), k), all.end()) << "README documents `" << k << "`, which is not a key";
   }
+}
+
+// docs/DEFAULTS.md (ours vs the seed's vs facebookresearch's, and why): every learning key of
+// train.*, augment.* and the model keys the seed sets has a row, and its "ours" column is the code's.
+TEST(DeployDefaults, TableMatchesTheCode) {
+  const std::map<std::string, YAML::Node> documented = KeyTable("docs/DEFAULTS.md");
+  const vicreg::config::JobConfig default_config;  // named: GCC 12 warns (falsely) about a temporary here
+  const YAML::Node defaults = YAML::Load(vicreg::config::ToYaml(default_config));
+  // Operational train keys (how a run is logged and stopped, not what it learns) need no row.
+  const std::set<std::string> operational = {"train.training_mode", "train.seed", "train.log_every",
+                                             "train.diagnostics_every", "train.max_consecutive_nonfinite",
+                                             "train.max_steps"};
+  int rows = 0;
+  for (const auto& path : vicreg::config::AllKeyPaths()) {
+    YAML::Node def = At(defaults, path);
+    if (def.IsMap()) continue;
+    const bool required = (path.rfind("train.", 0) == 0 || path.rfind("augment.", 0) == 0 ||
+                           path == "model.backbone_name" || path == "model.image_size") &&
+                          !operational.count(path);
+    auto it = documented.find(path);
+    if (it == documented.end()) {
+      if (required) ADD_FAILURE() << "docs/DEFAULTS.md has no row for `" << path << "` (default " << YAML::Dump(def) << ")";
+      continue;
+    }
+    ++rows;
+    EXPECT_TRUE(SameValue(it->second, def)) << "docs/DEFAULTS.md says `" << path << "` defaults to "
+                                            << YAML::Dump(it->second) << ", the code says " << YAML::Dump(def);
+  }
+  EXPECT_GT(rows, 50);
+  const auto all = vicreg::config::AllKeyPaths();
+  for (const auto& [k, v] : documented)
+    EXPECT_NE(std::find(all.begin(), all.end(), k), all.end()) << "docs/DEFAULTS.md documents `" << k
+                                                                << "`, which is not a key";
 }
 
 // ---- The quickstart script and job --------------------------------------------------------

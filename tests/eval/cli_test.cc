@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -14,6 +15,7 @@
 #include "worker/data/augment.h"
 #include "worker/data/dataset.h"
 #include "worker/model/tensor_file.h"
+#include "worker/train/checkpoint.h"
 
 namespace vicreg::eval {
 namespace {
@@ -192,6 +194,56 @@ TEST_F(EvalCli, WithoutDataDirTheRunsConfigGivesItAndEachMissingEpochSaysWhy) {
   EXPECT_CONTAINS(r.out,
                   "epoch 8: not written: the run ended (failed at epoch 7, step 70: non-finite loss for 5 steps) "
                   "before epoch 8 finished");
+}
+
+// Continuing in Python (docs/CHECKPOINTS.md): a real AdamW checkpoint of vicreg_worker (a tiny ViT, two
+// steps) exported as torch.optim.AdamW state, loaded and stepped by /usr/bin/python3's torch; its
+// moments must be the checkpoint's, parameter by parameter. A LARS run is refused with the reason.
+TEST_F(EvalCli, ExportFormatTorchContinuesInPython) {
+  TempDir d;
+  auto r = RunProcess({testing::WorkerBinary(), "--job", std::string(VICREG_SOURCE_DIR) + "/configs/tiny_cpu.yaml",
+                       "--run-dir", d / "run", "--max-steps", "2", "--set", "data.dataset=cifar10", "--set",
+                       "data.data_dir=" + Data(), "--set", "data.limit=0", "--set", "metrics.enabled=false"},
+                      d.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string ckpt = d / "run/checkpoints/step_00000002.pt";
+  r = Eval({"export", "--format", "torch", "--checkpoint", ckpt, "--out", d / "cont.pt"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_CONTAINS(r.out, "AdamW state for");
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "/usr/bin/python3 with torch is needed for the Python side (deploy/install-deps.sh)";
+  r = RunProcess({"/usr/bin/python3", std::string(VICREG_SOURCE_DIR) + "/tests/eval/torch_export_check.py",
+                  d / "cont.pt"},
+                 d.path());
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto py = nlohmann::json::parse(r.out);
+  const auto saved = train::CheckpointManager::Load(ckpt);
+  std::map<std::string, c10::IValue> opt;
+  for (const auto& kv : saved.optimizer.toGenericDict()) opt[kv.key().toStringRef()] = kv.value();
+  ASSERT_EQ(py["groups"].size(), 2u);
+  for (int g = 0; g < 2; ++g) {
+    const std::string gp = "group" + std::to_string(g) + ".";
+    EXPECT_DOUBLE_EQ(py["groups"][g]["lr"].get<double>(), opt.at(gp + "lr").toDouble());
+    EXPECT_GT(py["groups"][g]["lr"].get<double>(), 0.0);
+    EXPECT_DOUBLE_EQ(py["groups"][g]["weight_decay"].get<double>(), g == 0 ? 1e-4 : 0.0);
+    EXPECT_EQ(py["groups"][g]["betas"], nlohmann::json::array({0.9, 0.999}));
+    EXPECT_EQ(py["groups"][g]["params"].get<int64_t>(), opt.at(gp + "num_params").toInt());
+  }
+  EXPECT_EQ(py["steps"], nlohmann::json::array({2}));
+  EXPECT_EQ(py["with_state"].get<int64_t>(), opt.at("group0.num_params").toInt() + opt.at("group1.num_params").toInt());
+  // group0.param0 is the first weight-decay parameter (patch_embed.proj.weight), group1.param0 cls_token.
+  EXPECT_NEAR(py["exp_avg_sum"]["encoder.patch_embed.proj.weight"].get<double>(),
+              opt.at("group0.param0.exp_avg").toTensor().to(at::kDouble).sum().item<double>(), 1e-9);
+  EXPECT_NEAR(py["exp_avg_sum"]["encoder.cls_token"].get<double>(),
+              opt.at("group1.param0.exp_avg").toTensor().to(at::kDouble).sum().item<double>(), 1e-9);
+  EXPECT_LT(py["step_rel_err"].get<double>(), 1e-5);
+
+  config::JobConfig lars;
+  lars.train.optimizer = "lars";
+  testing::WriteCheckpoint(d / "lars", 1, testing::TinyModel(), 3, 0.0, &lars);
+  r = Eval({"export", "--format", "torch", "--checkpoint", d / "lars/epoch_0001.pt", "--out", d / "l.pt"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_CONTAINS(r.err, "train.optimizer lars: --format torch writes torch.optim.AdamW state");
 }
 
 TEST_F(EvalCli, BadUsageExitsTwoWithAReason) {

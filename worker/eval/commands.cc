@@ -22,6 +22,7 @@
 #include "worker/eval/evaluate.h"
 #include "worker/eval/features.h"
 #include "worker/eval/run_config.h"
+#include "worker/eval/torch_export.h"
 #include "worker/model/encoder_io.h"
 #include "worker/model/tensor_file.h"
 #define VICREG_COMPAT_DEVICES
@@ -256,14 +257,28 @@ int EvaluateCommand(int argc, char** argv) {
 }
 
 int ExportCommand(int argc, char** argv) {
-  CLI::App app{"Export a checkpoint's encoder as safetensors with timm's key names and shapes", "vicreg_eval export"};
-  std::string ckpt, out;
+  CLI::App app{
+      "Export a checkpoint: the encoder as safetensors with timm's key names and shapes (--format safetensors), "
+      "or model + torch.optim.AdamW state for torch.load (--format torch, docs/CHECKPOINTS.md)",
+      "vicreg_eval export"};
+  std::string ckpt, out, format = "safetensors";
   ModelFlags mf;
   app.add_option("--checkpoint", ckpt, "training checkpoint (epoch_XXXX.pt)")->required();
-  app.add_option("--out", out, "output .safetensors")->required();
+  app.add_option("--out", out, "output file (.safetensors, or .pt for --format torch)")->required();
+  app.add_option("--format", format, "safetensors (the encoder, timm keys) | torch (model + AdamW state)")
+      ->check(CLI::IsMember({"safetensors", "torch"}));
   mf.Add(app);
   return Run(app, argc, argv, [&]() -> int {
     InitLogging(LogOptions{});
+    if (format == "torch") {
+      if (mf.Load()) spdlog::warn("--format torch ignores --model_config / --job: the checkpoint's config names the model");
+      const auto sum = ExportTorchCheckpoint(ckpt, out);
+      std::printf("wrote %s: model %lld tensors, AdamW state for %lld of %lld parameters (epoch %lld); "
+                  "torch.load it, then torch.optim.AdamW(groups from param_names).load_state_dict(ck['optimizer'])\n",
+                  out.c_str(), static_cast<long long>(sum.tensors), static_cast<long long>(sum.with_state),
+                  static_cast<long long>(sum.parameters), static_cast<long long>(sum.epoch));
+      return kExitOk;
+    }
     auto ck = LoadCheckpointEncoder(ckpt, mf.Load());
     const auto geometry = model::VitOptions::FromConfig(ck.model);
     model::EncoderExportOptions eo;
