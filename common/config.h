@@ -71,6 +71,8 @@ struct VicregConfig {
 // train: optimization (the seed's keys plus production knobs).
 struct TrainConfig {
   std::string training_mode = "vicreg";  // only "vicreg"
+  std::string recipe;                    // "" | fb_lars: sets the optimization keys not given (docs/DEFAULTS.md)
+  double base_lr = 0.2;                  // fb_lars only: learning_rate = base_lr x global batch / 256
   int batch_size = 128;                  // per rank
   int num_epochs = 200;
   double learning_rate = 1e-3;  // peak lr after warmup (not scaled by batch size)
@@ -124,6 +126,7 @@ struct AugmentConfig {
   ViewAugmentConfig view2 = View2AugmentDefaults();  // defaults: blur_prob 0.1, solarize_prob 0.2
   std::vector<double> mean;                          // empty = the dataset's own mean (per channel, 0..1 scale)
   std::vector<double> std;                           // empty = the dataset's own std
+  std::string order = "photometric_first";           // photometric_first | torchvision (worker/data/augment.h)
 };
 
 // checkpoint: what is written to <run_dir>/checkpoints/.

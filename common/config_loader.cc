@@ -179,7 +179,28 @@ size_t ExpansionBudget(size_t text_bytes, const std::vector<std::string>& overri
   return detail::kExpansionFactor * text_bytes + detail::kExpansionSlack;
 }
 
-// ReadJobTree + presets + Validate, all problems into ctx.
+// train.recipe fb_lars: facebookresearch/vicreg's optimization (main_vicreg.py) for every key the
+// documents and --set overrides leave out: LARS (eta 0.001, momentum 0.9; biases, norms, pos_embed and
+// cls_token excluded from decay and adaptation, as always), learning_rate = base_lr x global batch / 256,
+// min_lr = learning_rate x 0.001 (their end_lr), weight_decay 1e-6, no gradient clipping. The
+// resolved job.yaml holds the results, so reading it again gives the same config.
+void ApplyRecipe(JobConfig& cfg, const ParseContext& ctx) {
+  if (cfg.train.recipe != "fb_lars") return;
+  TrainConfig& t = cfg.train;
+  auto fill = [&](const char* key, auto& field, auto value) {
+    if (!ctx.Present(std::string("train.") + key)) field = value;
+  };
+  fill("optimizer", t.optimizer, std::string("lars"));
+  fill("lars_eta", t.lars_eta, 0.001);
+  fill("momentum", t.momentum, 0.9);
+  fill("weight_decay", t.weight_decay, 1e-6);
+  fill("grad_clip", t.grad_clip, 0.0);
+  fill("learning_rate", t.learning_rate,
+       t.base_lr * static_cast<double>(cfg.resources.ranks) * static_cast<double>(t.batch_size) / 256.0);
+  fill("min_lr", t.min_lr, t.learning_rate * 0.001);
+}
+
+// ReadJobTree + presets + recipe + Validate, all problems into ctx.
 JobConfig ReadAndValidate(const YAML::Node& root, ParseContext& ctx) {
   JobConfig cfg;
   detail::ReadJobTree(root, cfg, ctx);
@@ -203,6 +224,7 @@ JobConfig ReadAndValidate(const YAML::Node& root, ParseContext& ctx) {
     }
   }
   cfg.model = resolved;
+  ApplyRecipe(cfg, ctx);
 
   for (const FieldError& e : Validate(cfg)) {
     // A field that failed to parse keeps its default; don't report the default on top.

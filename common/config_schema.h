@@ -87,6 +87,8 @@ void Fields(V& v, T& c) {
     v("covariance_reduction", c.covariance_reduction);
   } else if constexpr (std::is_same_v<S, TrainConfig>) {
     v("training_mode", c.training_mode);
+    v("recipe", c.recipe);
+    v("base_lr", c.base_lr);
     v("batch_size", c.batch_size, kOperational);  // per rank: resume checks the global batch itself
     v("num_epochs", c.num_epochs);
     v("learning_rate", c.learning_rate);
@@ -126,6 +128,7 @@ void Fields(V& v, T& c) {
     v("view2", c.view2);
     v("mean", c.mean);
     v("std", c.std);
+    v("order", c.order);
   } else if constexpr (std::is_same_v<S, CheckpointConfig>) {
     v("every_epochs", c.every_epochs);
     v("every_steps", c.every_steps);

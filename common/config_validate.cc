@@ -29,6 +29,7 @@ const std::vector<std::string> kPrecisions = {"fp32", "bf16", "fp16"};
 const std::vector<std::string> kCovReductions = {"paper", "seed"};
 const std::vector<std::string> kInterpolations = {"bicubic", "bilinear", "nearest"};
 const std::vector<std::string> kProbes = {"linear", "knn"};
+const std::vector<std::string> kAugmentOrders = {"photometric_first", "torchvision"};
 
 std::string Str(int64_t v) { return std::to_string(v); }
 std::string Str(double v) { return FormatDouble(v); }
@@ -267,6 +268,9 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
     c.Fail("train.warmup_epochs",
            "must be in [0, num_epochs=" + Str(int64_t(t.num_epochs)) + "), got " + Str(t.warmup_epochs));
   }
+  if (!t.recipe.empty() && t.recipe != "fb_lars")
+    c.Fail("train.recipe", "must be \"\" (none) or fb_lars (facebookresearch's LARS setup), got \"" + t.recipe + "\"");
+  c.Positive("train.base_lr", t.base_lr);
   c.Enum("train.optimizer", t.optimizer, kOptimizers);
   for (int i = 0; i < 2; ++i) {
     c.Interval("train.betas[" + std::to_string(i) + "]", t.betas[i], 0.0, 1.0, /*open_hi=*/true);
@@ -303,6 +307,7 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   // augment
   CheckView(c, "augment.view1", cfg.augment.view1);
   CheckView(c, "augment.view2", cfg.augment.view2);
+  c.Enum("augment.order", cfg.augment.order, kAugmentOrders);
   CheckChannelStats(c, "augment.mean", cfg.augment.mean, false);
   CheckChannelStats(c, "augment.std", cfg.augment.std, true);
   if (cfg.augment.mean.empty() != cfg.augment.std.empty()) {

@@ -179,6 +179,32 @@ TEST(Loader, ResumeSkipsExactlyAndRawModeCarriesTheSeeds) {
   EXPECT_TRUE(at::equal(v1, full[2].view1));
 }
 
+// augment.order picks the execution order of both views (loader threads and the device path alike).
+TEST(Loader, AugmentOrderKeyPicksTheExecutionOrder) {
+  auto ds = std::make_shared<FakeDataset>(12, 12);
+  for (const std::string name : {"photometric_first", "torchvision"}) {
+    SCOPED_TRACE(name);
+    config::AugmentConfig aug;
+    aug.order = name;
+    Loader views(ds, aug, Opts(3, 0));
+    LoaderOptions o = Opts(3, 0);
+    o.augment_in_loader = false;
+    Loader raw(ds, aug, o);
+    const auto v = Drain(views, 1), r = Drain(raw, 1);
+    ASSERT_EQ(v.size(), r.size());
+    for (auto order : {AugmentOrder::kPhotometricFirst, AugmentOrder::kTorchvision}) {
+      ViewAugmenterOptions vo;
+      vo.order = order;
+      const ViewAugmenter ref(aug.view2, 24, ds->mean(), ds->std(), vo);
+      const at::Tensor expect = ref(r[1].raw, r[1].view_seed2, r[1].sample_offset);
+      const bool same = at::equal(expect, v[1].view2) && at::equal(raw.augmenter(2)(r[1].raw, r[1].view_seed2,
+                                                                                     r[1].sample_offset),
+                                                                    v[1].view2);
+      EXPECT_EQ(same, (order == AugmentOrder::kTorchvision) == (name == "torchvision"));
+    }
+  }
+}
+
 TEST(Loader, EvalModeIsDeterministicAndUnshuffled) {
   auto ds = std::make_shared<FakeDataset>(10, 12);
   LoaderOptions o = Opts(5, 1);

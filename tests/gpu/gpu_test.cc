@@ -48,16 +48,21 @@ TEST(GpuAugment, CudaViewsEqualCpuViews) {
   REQUIRE_CUDA();
   at::manual_seed(3);
   auto images = at::randint(0, 256, {24, 3, 32, 32}, at::TensorOptions().dtype(at::kByte));
-  config::AugmentConfig aug;  // facebookresearch defaults: every op on
-  for (int v = 0; v < 2; ++v) {
-    const auto& vc = v == 0 ? aug.view1 : aug.view2;
-    data::ViewAugmenter a(vc, 96, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25});
-    auto cpu = a(images, /*seed=*/1234 + v, /*first_sample=*/0);
-    auto gpu = a(images.to(at::kCUDA), 1234 + v, 0);
-    ASSERT_TRUE(gpu.is_cuda());
-    ASSERT_EQ(cpu.sizes(), gpu.sizes());
-    // Same draws, same ops; float differences only (normalized units, std 0.25 -> 1 level = 0.016).
-    EXPECT_LT(MaxAbsDiff(cpu, gpu), 2e-3) << "view " << v + 1;
+  config::AugmentConfig aug;  // facebookresearch's views: every op on
+  for (const std::string order : {"photometric_first", "torchvision"}) {  // augment.order, both values
+    aug.order = order;
+    data::ViewAugmenterOptions vo;
+    vo.order = data::AugmentOrderFromConfig(aug);
+    for (int v = 0; v < 2; ++v) {
+      const auto& vc = v == 0 ? aug.view1 : aug.view2;
+      data::ViewAugmenter a(vc, 96, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25}, vo);
+      auto cpu = a(images, /*seed=*/1234 + v, /*first_sample=*/0);
+      auto gpu = a(images.to(at::kCUDA), 1234 + v, 0);
+      ASSERT_TRUE(gpu.is_cuda());
+      ASSERT_EQ(cpu.sizes(), gpu.sizes());
+      // Same draws, same ops; float differences only (normalized units, std 0.25 -> 1 level = 0.016).
+      EXPECT_LT(MaxAbsDiff(cpu, gpu), 2e-3) << "order " << order << ", view " << v + 1;
+    }
   }
 }
 

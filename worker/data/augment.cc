@@ -13,6 +13,10 @@
 #include "worker/data/random.h"
 
 namespace vicreg::data {
+
+AugmentOrder AugmentOrderFromConfig(const config::AugmentConfig& augment) {
+  return augment.order == "torchvision" ? AugmentOrder::kTorchvision : AugmentOrder::kPhotometricFirst;
+}
 namespace {
 
 using ops::SparseRows;

@@ -14,7 +14,7 @@
 // position in the global batch), not on the batch it is computed in (W ranks x B == 1 x W*B).
 // Probabilities 0 and crop scale (1, 1) + ratio (1, 1) make a view deterministic.
 //
-// Execution order (AugmentOrder):
+// Execution order (AugmentOrder, the job's augment.order):
 //   kPhotometricFirst (default): color jitter and grayscale run on the SOURCE pixels, then crop,
 //     resize, flip and blur run as ONE separable linear map (two batched GEMMs), then clamp,
 //     solarize, normalize. Brightness/contrast/saturation/grayscale commute exactly with the
@@ -39,6 +39,8 @@
 namespace vicreg::data {
 
 enum class AugmentOrder { kPhotometricFirst, kTorchvision };
+// augment.order: "photometric_first" | "torchvision" (validated by config::Validate).
+AugmentOrder AugmentOrderFromConfig(const config::AugmentConfig& augment);
 
 // One sample's random draws (the CPU side of a view).
 struct ViewParams {

@@ -171,8 +171,10 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, const config::AugmentConf
       augment.std, [&] { return s.dataset->std(); }, "std");
   for (double v : s.std)
     if (!(v > 0)) bad("augment.std values must be > 0, got " + std::to_string(v));
-  s.aug1 = std::make_unique<ViewAugmenter>(augment.view1, opts.image_size, s.mean, s.std, opts.augment_options);
-  s.aug2 = std::make_unique<ViewAugmenter>(augment.view2, opts.image_size, s.mean, s.std, opts.augment_options);
+  ViewAugmenterOptions vo = opts.augment_options;
+  vo.order = AugmentOrderFromConfig(augment);  // augment.order decides, for the loader and the device path
+  s.aug1 = std::make_unique<ViewAugmenter>(augment.view1, opts.image_size, s.mean, s.std, vo);
+  s.aug2 = std::make_unique<ViewAugmenter>(augment.view2, opts.image_size, s.mean, s.std, vo);
   const int64_t global = static_cast<int64_t>(opts.batch_size) * opts.world_size;
   s.batches = s.dataset->size() / global;
   if (s.batches == 0)

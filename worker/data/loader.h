@@ -34,7 +34,7 @@ struct LoaderOptions {
   bool augment_in_loader = true;         // false: Batch.raw carries uint8 images; the trainer augments
                                          // on its device with the same ViewAugmenter (CUDA path):
                                          //   view1 = aug1(raw.to(dev), batch.view_seed1, batch.sample_offset)
-  ViewAugmenterOptions augment_options;  // order (photometric-first | torchvision), antialias
+  ViewAugmenterOptions augment_options;  // antialias (the order comes from augment.order)
   bool pin_memory = false;               // CUDA consumer: batches in page-locked memory, so that the
                                          // trainer's non_blocking host-to-device copies are asynchronous
 };
