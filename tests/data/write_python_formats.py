@@ -4,7 +4,11 @@
 Usage: /usr/bin/python3 tests/data/write_python_formats.py OUT_DIR MARKER [PART ...]
 (needs Debian's python3-numpy; python3-torch for the part `pt`). MARKER is the path that the
 malicious files would create (`touch MARKER`) if anything ever ran them. PART is any of cifar, evil,
-bad, pt (default: all); only `pt` imports torch (seconds), so each test writes only what it reads.
+bad, pt (default: all). The `pt` files (torch.save, which needs `import torch`: seconds per test
+process) are checked in as tests/data/pt/, written by
+  /usr/bin/python3 tests/data/write_python_formats.py /tmp/out /tmp/vicreg_torch_cache_evil_EXECUTED pt
+  cp /tmp/out/pt/*.pt tests/data/pt/
+(python3-torch 1.13.1); the tests write the other parts at run time.
 
 OUT_DIR/<style>/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}   2 images per batch,
 OUT_DIR/<style>/cifar-100-python/{train,test,meta}                              3 and 2 images,
