@@ -72,8 +72,8 @@ TorchExportSummary ExportTorchCheckpoint(const std::string& checkpoint, const st
     throw UserError("checkpoint " + checkpoint + " carries no config: --format torch needs it for the parameter groups");
   const auto job = config::ParseJobYaml(p.config_yaml, checkpoint + " (embedded config)");
   const auto oo = train::OptimizerOptions::FromConfig(job.train);
-  if (oo.name != "adamw")
-    throw UserError("checkpoint " + checkpoint + " was trained with train.optimizer " + oo.name +
+  if (oo.type != train::OptimizerType::kAdamW)
+    throw UserError("checkpoint " + checkpoint + " was trained with train.optimizer " + job.train.optimizer +
                     ": --format torch writes torch.optim.AdamW state and supports adamw runs only (the LARS state "
                     "is the 'mu' buffers of the checkpoint's optimizer dict, docs/CHECKPOINTS.md)");
 
