@@ -210,7 +210,8 @@ TEST(Loader, EvalModeIsDeterministicAndUnshuffled) {
   LoaderOptions o = Opts(5, 1);
   o.two_views = false;
   o.shuffle = false;
-  Loader l(ds, config::AugmentConfig{}, o);
+  const config::AugmentConfig augment;  // a named default (a temporary here trips GCC 12's -Wmaybe-uninitialized at -O3)
+  Loader l(ds, augment, o);
   const auto a = Drain(l, 1), b = Drain(l, 2);
   ASSERT_EQ(a.size(), 2u);
   EXPECT_EQ(a[1].indices, (std::vector<int64_t>{5, 6, 7, 8, 9}));
