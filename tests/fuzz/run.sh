@@ -8,12 +8,17 @@
 # scratch corpus under $VICREG_FUZZ_OUT (default /tmp/vicreg-fuzz). A crash stops that fuzzer, prints
 # the saved input and fails the run: copy the input to tests/fuzz/corpus/<name>/crash_<what> (it
 # becomes a regression test that ctest replays, under gcc too) and fix the code.
+# Every fuzzer runs under coreutils timeout: one that has not exited --hang-margin s (default 90)
+# after its time is up (libFuzzer can hang in its own out-of-memory report) gets SIGTERM, 15 s later
+# SIGKILL, and is reported as FAILED (hung) with its log. So the whole run takes at most
+# ceil(fuzzers / jobs) * (seconds + margin + 15) s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=20
 build=${VICREG_ASAN_BUILD_DIR:-build-asan}
 only=""
 jobs=${VICREG_JOBS:-2}
+margin=${VICREG_FUZZ_HANG_MARGIN:-90}
 while (($#)); do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
@@ -21,7 +26,8 @@ while (($#)); do
     --build-dir) build=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --hang-margin) margin=$2; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,8 +59,11 @@ run_one() {
   mkdir -p "$out/$name/corpus"
   local log="$out/$name/log.txt"
   local rc=0
-  "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=30 -rss_limit_mb=2560 -close_fd_mask=1 \
-    -artifact_prefix="$out/$name/" "$out/$name/corpus" "tests/fuzz/corpus/$name" >"$log" 2>&1 || rc=$?
+  # 124: SIGTERM after seconds + margin ended it; 137: it ignored SIGTERM and got SIGKILL.
+  # (The outer 2>/dev/null only silences bash's "Killed" notice.)
+  { timeout -k 15 "$((seconds + margin))" "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=30 \
+    -rss_limit_mb=2560 -close_fd_mask=1 -artifact_prefix="$out/$name/" "$out/$name/corpus" "tests/fuzz/corpus/$name" \
+    >"$log" 2>&1; } 2>/dev/null || rc=$?
   echo "$rc" >"$out/$name/rc"
 }
 
@@ -82,13 +91,16 @@ for b in "${bins[@]}"; do
   if [[ "$rc" != 0 ]]; then
     status=1
     art=$(ls "$out/$name"/crash-* "$out/$name"/leak-* "$out/$name"/timeout-* "$out/$name"/oom-* 2>/dev/null | head -1 || true)
-    result="FAILED (exit $rc) input: ${art:-none saved}; log: $log"
+    why="exit $rc"
+    [[ "$rc" == 124 ]] && why="hung: killed $((seconds + margin)) s after start"
+    [[ "$rc" == 137 ]] && why="hung: SIGKILLed $((seconds + margin + 15)) s after start"
+    result="FAILED ($why) input: ${art:-none saved}; log: $log"
   fi
   printf '%-22s %10s %8s %8s %8s  %s\n' "$name" "${eps:--}" "${cov:--}" "${ft:--}" "${corp:--}" "$result"
 done
 for b in "${bins[@]}"; do
   name=$(basename "$b"); name=${name#fuzz_}
-  if [[ "$(cat "$out/$name/rc")" != 0 ]]; then
+  if [[ "$(cat "$out/$name/rc" 2>/dev/null || echo 99)" != 0 ]]; then
     echo "---- $name: last lines of $out/$name/log.txt"
     grep -v '^#[0-9]' "$out/$name/log.txt" | tail -40
   fi
