@@ -9,6 +9,7 @@
 //   #define VICREG_COMPAT_SDPA       fused scaled_dot_product_attention (>= 2.0) or none
 //   #define VICREG_COMPAT_OPTIM      optimizer state keys (TensorImpl* in 1.13, void* from 2.2)
 //   #define VICREG_COMPAT_DEVICES    CUDA device count
+//   #define VICREG_COMPAT_ARCHIVE    the pickle + tensors of a torch.save archive (zip)
 // Each section has its own guard, so including the header again with another macro works.
 //
 // Differences handled (1.13 -> 2.x):
@@ -22,6 +23,8 @@
 //     static_cast to c10::DeviceIndex. Storage::data_ptr() returns DataPtr& (1.13) /
 //     const DataPtr& (2.x); recordStream takes const DataPtr& in both.
 //   * c10::optional is an alias of std::optional from 2.3; never rely on either being the other.
+//   * readArchiveAndTensors: same leading parameters; 2.x appends a defaulted type parser and
+//     storage context, and its optionals are std::optional (pass {} for "none").
 #ifndef VICREG_TORCH_COMPAT_BASE
 #define VICREG_TORCH_COMPAT_BASE
 
@@ -189,3 +192,18 @@ namespace vicreg::compat {
 inline int64_t CudaDeviceCount() { return static_cast<int64_t>(torch::cuda::device_count()); }
 }  // namespace vicreg::compat
 #endif  // VICREG_COMPAT_DEVICES
+
+// ---- torch.save archives -------------------------------------------------------------------------
+// What torch::jit::pickle_load does after opening the zip ("data.pkl" and the tensors under
+// "data/"), for a PyTorchStreamReader the caller built over its own ReadAdapterInterface.
+#if defined(VICREG_COMPAT_ARCHIVE) && !defined(VICREG_TORCH_COMPAT_ARCHIVE)
+#define VICREG_TORCH_COMPAT_ARCHIVE
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/import_read.h>
+namespace vicreg::compat {
+inline c10::IValue ReadPickleArchive(caffe2::serialize::PyTorchStreamReader& reader) {
+  return torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"", /*type_resolver=*/{},
+                                           /*obj_loader=*/{}, /*device=*/{}, reader);
+}
+}  // namespace vicreg::compat
+#endif  // VICREG_COMPAT_ARCHIVE

@@ -274,6 +274,59 @@ TEST(TorchSaveCache, EveryLayoutReadAndWhatItCannotReadRefusedNamingTheFile) {
               AllOf(HasSubstr(notzip / "x.pt"), HasSubstr("not a file written by torch.save")));
 }
 
+// Found by fuzz_data_torch_cache: LibTorch 1.13's own byte reader let miniz read past the end of
+// a garbled archive (heap overflow), and its unpickler allocated whatever a length field claimed.
+// Every such file is now refused naming it, before LibTorch allocates or reads out of bounds
+// (worker/data/torch_archive.h; under ASan in the fuzz corpus replays).
+TEST_F(PythonFormats, TorchSaveCacheTruncatedOrWithGarbledSizesIsRefusedNamingTheFile) {
+  std::vector<uint8_t> good;
+  {
+    FILE* f = std::fopen(Files("pt/nhwc.pt").c_str(), "rb");
+    ASSERT_NE(f, nullptr);
+    for (int c; (c = std::fgetc(f)) != EOF;) good.push_back(static_cast<uint8_t>(c));
+    std::fclose(f);
+  }
+  ASSERT_GT(good.size(), 200u);
+  auto find = [&](const std::string& needle) {
+    auto it = std::search(good.begin(), good.end(), needle.begin(), needle.end());
+    return it == good.end() ? std::string::npos : static_cast<size_t>(it - good.begin());
+  };
+  auto put32 = [](std::vector<uint8_t>& b, size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) b[at + i] = static_cast<uint8_t>(v >> (8 * i));
+  };
+  struct Case {
+    std::string name;
+    std::vector<uint8_t> bytes;
+    std::string expect;
+  };
+  std::vector<Case> cases;
+  for (size_t keep : {good.size() - 1, good.size() - 22, good.size() / 2, size_t{64}})
+    cases.push_back({"truncated_" + std::to_string(keep), {good.begin(), good.begin() + keep}, "LibTorch cannot read"});
+  const size_t eocd = good.size() - 22;  // torch.save writes no archive comment
+  ASSERT_EQ(good[eocd], 'P');
+  Case comment{"eocd_comment_past_end", good, "LibTorch cannot read"};
+  comment.bytes[eocd + 20] = comment.bytes[eocd + 21] = 0xFF;
+  cases.push_back(comment);
+  const size_t cd = find("PK\x01\x02");
+  ASSERT_NE(cd, std::string::npos);
+  Case uncomp{"entry_claims_2GB", good, "claims 2147483647"};
+  put32(uncomp.bytes, cd + 24, 0x7FFFFFFF);
+  cases.push_back(uncomp);
+  const size_t key = find(std::string("X\x06\x00\x00\x00images", 11));  // BINUNICODE 'images'
+  ASSERT_NE(key, std::string::npos);
+  Case str{"pickle_string_of_4GB", good, "pickle truncated"};
+  put32(str.bytes, key + 1, 0xFFFFFFF0);
+  cases.push_back(str);
+  TempDir tmp;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string path = tmp / (c.name + ".pt");
+    testing::WriteBytes(path, c.bytes);
+    const std::string msg = UserErrorOf([&] { OpenDataset(Spec("tensor_cache", path)); });
+    EXPECT_THAT(msg, AllOf(HasSubstr(path), HasSubstr(c.expect)));
+  }
+}
+
 // ---- the pickle reader on hand-made byte strings (no Python needed) ---------------------------
 
 std::string ParseError(const std::string& bytes) {

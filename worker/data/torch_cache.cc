@@ -2,26 +2,26 @@
 //   torch.save({"images": uint8 [N, H, W, C] or [N, C, H, W] (or [N, H, W]), "labels": int64 [N]}, path)
 // (or images float in 0..1, converted to uint8 as round(x * 255); optional keys "num_classes" int,
 // "classes" list of str, "layout" "NCHW"|"NHWC"; other keys are ignored), read with LibTorch's
-// unpickler (torch::jit::pickle_load): it knows tensors, dicts, lists, str and numbers, and
-// refuses any other Python class (nothing is imported or run). Only the zip format that torch.save
-// writes by default is readable; the legacy format (_use_new_zipfile_serialization=False) is
-// refused with that advice. The file is read whole, so loading needs about twice its size in memory
-// briefly; the images are then kept as one uint8 NCHW tensor.
+// unpickler (torch_archive.h, as torch::jit::pickle_load but with reads clamped to the file): it
+// knows tensors, dicts, lists, str and numbers, and refuses any other Python class (nothing is
+// imported or run). Only the zip format that torch.save writes by default is readable; the legacy
+// format (_use_new_zipfile_serialization=False) is refused with that advice. The file is
+// memory-mapped and its tensors copied out; the images are then kept as one uint8 NCHW tensor.
 #include <ATen/ATen.h>
-#include <torch/csrc/jit/serialization/pickle.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <fstream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/errors.h"
 #include "worker/data/mapped_file.h"
 #include "worker/data/readers.h"
 #include "worker/data/stored_dataset.h"
+#include "worker/data/torch_archive.h"
 
 namespace vicreg::data {
 namespace {
@@ -60,20 +60,9 @@ std::string FirstLine(const std::string& what) {
   return out;
 }
 
-std::vector<char> ReadAll(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw UserError("cannot open dataset file " + path);
-  f.seekg(0, std::ios::end);
-  const std::streamoff size = f.tellg();
-  f.seekg(0, std::ios::beg);
-  if (size < 0) throw UserError("cannot read dataset file " + path);
-  std::vector<char> bytes(static_cast<size_t>(size));
-  if (size > 0 && !f.read(bytes.data(), size)) throw UserError("cannot read dataset file " + path);
-  return bytes;
-}
-
 c10::IValue Load(const std::string& path) {
-  std::vector<char> bytes = ReadAll(path);
+  const std::shared_ptr<const FileBytes> file = FileBytes::Map(path);
+  const std::string_view bytes = file->bytes();
   if (bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x80 && static_cast<uint8_t>(bytes[1]) <= 5)
     throw UserError(path +
                     ": a pickle in torch.save's legacy format (_use_new_zipfile_serialization=False) or a "
@@ -81,7 +70,7 @@ c10::IValue Load(const std::string& path) {
   if (bytes.size() < 4 || std::memcmp(bytes.data(), "PK\x03\x04", 4) != 0)
     throw UserError(path + ": not a file written by torch.save (expected a zip archive, the first bytes differ)");
   try {
-    return torch::jit::pickle_load(bytes);
+    return LoadTorchArchive(bytes.data(), bytes.size());
   } catch (const std::exception& e) {
     const std::string line = FirstLine(e.what());
     std::string hint;

@@ -17,6 +17,7 @@
 
 #include "common/errors.h"
 #include "common/fs.h"
+#include "worker/data/torch_archive.h"
 
 namespace vicreg::train {
 
@@ -160,7 +161,7 @@ std::vector<char> EncodeCheckpoint(const CheckpointPayload& p) {
 CheckpointPayload DecodeCheckpoint(const std::vector<char>& bytes, const std::string& source) {
   c10::IValue root;
   try {
-    root = torch::pickle_load(bytes);
+    root = vicreg::data::LoadTorchArchive(bytes.data(), bytes.size());  // reads clamped to `bytes` (torch_archive.h)
   } catch (const std::exception& e) {
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));

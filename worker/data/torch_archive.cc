@@ -1,0 +1,177 @@
+#include "worker/data/torch_archive.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#define VICREG_COMPAT_ARCHIVE
+#include "worker/torch_compat.h"
+
+namespace vicreg::data {
+namespace {
+
+[[noreturn]] void Bad(const std::string& what) { throw std::runtime_error(what); }
+
+// Bytes in memory; a read past the end returns fewer bytes (0 at or past the end).
+class ClampedReader final : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  ClampedReader(const void* data, size_t size) : data_(static_cast<const char*>(data)), size_(size) {}
+  size_t size() const override { return size_; }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const override {
+    if (pos >= size_) return 0;
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(n, size_ - pos));
+    if (k > 0) std::memcpy(buf, data_ + pos, k);
+    return k;
+  }
+
+ private:
+  const char* data_;
+  size_t size_;
+};
+
+uint64_t Le(const unsigned char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// The zip's central directory, checked before miniz sees it: every entry lies inside the file and
+// claims no more uncompressed bytes than it can hold (stored: its own size; deflate: 1032:1, the
+// format's limit). LibTorch allocates an entry's claimed size before extracting it, so a garbled
+// size field in a 1-KB file would otherwise allocate gigabytes.
+void CheckZipSizes(const unsigned char* p, uint64_t n) {
+  constexpr uint64_t kEocd = 22, kCdEntry = 46;
+  if (n < kEocd) Bad("not a zip archive: " + std::to_string(n) + " bytes");
+  uint64_t eocd = n - kEocd;
+  const uint64_t lowest = n > kEocd + 0xFFFF ? n - kEocd - 0xFFFF : 0;
+  while (Le(p + eocd, 4) != 0x06054b50) {
+    if (eocd == lowest) Bad("zip end-of-central-directory record not found (truncated file?)");
+    --eocd;
+  }
+  uint64_t entries = Le(p + eocd + 10, 2), cd_size = Le(p + eocd + 12, 4), cd_ofs = Le(p + eocd + 16, 4);
+  if (entries == 0xFFFF || cd_size == 0xFFFFFFFF || cd_ofs == 0xFFFFFFFF) {  // zip64
+    if (eocd < 20 || Le(p + eocd - 20, 4) != 0x07064b50) Bad("zip64 locator missing");
+    const uint64_t z = Le(p + eocd - 20 + 8, 8);
+    if (z > n || n - z < 56 || Le(p + z, 4) != 0x06064b50) Bad("zip64 end-of-central-directory record out of place");
+    entries = Le(p + z + 32, 8);
+    cd_size = Le(p + z + 40, 8);
+    cd_ofs = Le(p + z + 48, 8);
+  }
+  if (cd_ofs > n || cd_size > n - cd_ofs) Bad("zip central directory lies outside the file");
+  if (entries > cd_size / kCdEntry) Bad("zip central directory too small for its " + std::to_string(entries) + " entries");
+  uint64_t at = cd_ofs;
+  const uint64_t cd_end = cd_ofs + cd_size;
+  for (uint64_t i = 0; i < entries; ++i) {
+    if (cd_end - at < kCdEntry || Le(p + at, 4) != 0x02014b50) Bad("zip central directory entry " + std::to_string(i) + " is garbled");
+    const uint64_t method = Le(p + at + 10, 2), name_len = Le(p + at + 28, 2), extra_len = Le(p + at + 30, 2),
+                   comment_len = Le(p + at + 32, 2);
+    uint64_t comp = Le(p + at + 20, 4), uncomp = Le(p + at + 24, 4), local = Le(p + at + 42, 4);
+    const uint64_t var = name_len + extra_len + comment_len;
+    if (cd_end - at - kCdEntry < var) Bad("zip central directory entry " + std::to_string(i) + " runs past it");
+    const std::string name(reinterpret_cast<const char*>(p + at + kCdEntry), std::min<uint64_t>(name_len, 80));
+    // Zip64 sizes/offset: in the extra field 0x0001, for each field saturated at 0xFFFFFFFF.
+    for (uint64_t e = at + kCdEntry + name_len, e_end = e + extra_len; e_end - e >= 4;) {
+      const uint64_t id = Le(p + e, 2), len = Le(p + e + 2, 2);
+      if (e_end - e - 4 < len) break;
+      if (id == 0x0001) {
+        uint64_t f = e + 4;
+        auto take = [&](uint64_t& v) {
+          if (v != 0xFFFFFFFF) return;
+          if (e + 4 + len - f < 8) Bad("zip64 extra field of '" + name + "' is short");
+          v = Le(p + f, 8);
+          f += 8;
+        };
+        take(uncomp);
+        take(comp);
+        take(local);
+      }
+      e += 4 + len;
+    }
+    if (local > n || comp > n - local) Bad("zip entry '" + name + "' lies outside the file");
+    if (method == 0 && uncomp != comp)
+      Bad("zip entry '" + name + "' is stored with " + std::to_string(comp) + " bytes but claims " +
+          std::to_string(uncomp));
+    if (method == 8 && uncomp / 1032 > comp + 1)
+      Bad("zip entry '" + name + "' claims " + std::to_string(uncomp) + " bytes from " + std::to_string(comp) +
+          " compressed ones");
+    at += kCdEntry + var;
+  }
+}
+
+// The pickle's opcodes, checked before LibTorch's unpickler runs them: every length-prefixed
+// string/bytes fits in the bytes left, and every memo index (BINPUT) is one a writer could have
+// used (at most the number of opcodes so far). The unpickler allocates a claimed length before
+// reading it and grows its memo table to a claimed index, so one garbled field would otherwise
+// allocate gigabytes. Opcodes it does not know end the scan (the unpickler refuses them itself).
+void CheckPickleLengths(const unsigned char* p, uint64_t n) {
+  uint64_t pos = 0, ops = 0;
+  auto need = [&](uint64_t k, const char* what) {
+    if (n - pos < k)
+      Bad(std::string("pickle truncated: ") + what + " at byte " + std::to_string(pos) + " needs " + std::to_string(k) +
+          " bytes, " + std::to_string(n - pos) + " left");
+  };
+  auto lines = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      const void* nl = std::memchr(p + pos, '\n', n - pos);
+      if (!nl) Bad("pickle truncated: a text argument at byte " + std::to_string(pos) + " has no end of line");
+      pos = static_cast<uint64_t>(static_cast<const unsigned char*>(nl) - p) + 1;
+    }
+  };
+  while (pos < n) {
+    const unsigned char op = p[pos++];
+    ++ops;
+    int fixed = -1, len_bytes = 0;
+    switch (op) {
+      case '.': return;  // STOP
+      case '(': case '0': case '1': case '2': case 'N': case 'R': case 'b': case ']': case 'a': case 'e':
+      case '}': case 's': case 'u': case ')': case 't': case 'Q': case 'd': case 'l': case 'o': case 0x81:
+      case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8f: case 0x90: case 0x91: case 0x92:
+      case 0x93: case 0x94: case 0x97: case 0x98: fixed = 0; break;
+      case 'K': case 'h': case 0x80: case 0x82: fixed = 1; break;  // BININT1 BINGET PROTO EXT1
+      case 'M': case 0x83: fixed = 2; break;                       // BININT2 EXT2
+      case 'J': case 'j': case 0x84: fixed = 4; break;             // BININT LONG_BINGET EXT4
+      case 'G': case 0x95: fixed = 8; break;                       // BINFLOAT FRAME
+      case 'q': case 'r': {                                        // BINPUT LONG_BINPUT
+        const int k = op == 'q' ? 1 : 4;
+        need(k, "a memo index");
+        const uint64_t id = Le(p + pos, k);
+        if (id > ops) Bad("pickle memo index " + std::to_string(id) + " at byte " + std::to_string(pos) + " is out of order");
+        pos += k;
+        continue;
+      }
+      case 'U': case 'C': case 0x8c: case 0x8a: len_bytes = 1; break;  // SHORT_BINSTRING/BYTES/UNICODE LONG1
+      case 'T': case 'X': case 'B': case 0x8b: len_bytes = 4; break;   // BINSTRING BINUNICODE BINBYTES LONG4
+      case 0x8d: case 0x8e: case 0x96: len_bytes = 8; break;           // BINUNICODE8 BINBYTES8 BYTEARRAY8
+      case 'I': case 'L': case 'F': case 'S': case 'V': case 'p': case 'g': case 'P': lines(1); continue;
+      case 'c': case 'i': lines(2); continue;  // GLOBAL INST
+      default: return;
+    }
+    if (fixed >= 0) {
+      need(static_cast<uint64_t>(fixed), "an argument");
+      pos += static_cast<uint64_t>(fixed);
+      continue;
+    }
+    need(static_cast<uint64_t>(len_bytes), "a length");
+    const uint64_t len = Le(p + pos, len_bytes);
+    pos += static_cast<uint64_t>(len_bytes);
+    need(len, "a string");
+    pos += len;
+  }
+}
+
+}  // namespace
+
+c10::IValue LoadTorchArchive(const void* data, size_t size) {
+  CheckZipSizes(static_cast<const unsigned char*>(data), size);
+  caffe2::serialize::PyTorchStreamReader reader(std::make_shared<ClampedReader>(data, size));
+  if (reader.hasRecord("data.pkl")) {
+    auto [pickle, pickle_size] = reader.getRecord("data.pkl");
+    CheckPickleLengths(static_cast<const unsigned char*>(pickle.get()), pickle_size);
+  }
+  return compat::ReadPickleArchive(reader);
+}
+
+}  // namespace vicreg::data
