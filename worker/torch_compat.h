@@ -9,7 +9,7 @@
 //   #define VICREG_COMPAT_SDPA       fused scaled_dot_product_attention (>= 2.0) or none
 //   #define VICREG_COMPAT_OPTIM      optimizer state keys (TensorImpl* in 1.13, void* from 2.2)
 //   #define VICREG_COMPAT_DEVICES    CUDA device count
-//   #define VICREG_COMPAT_ARCHIVE    the pickle + tensors of a torch.save archive (zip)
+//   #define VICREG_COMPAT_ARCHIVE    LibTorch's unpickler for a torch.save archive (zip)
 // Each section has its own guard, so including the header again with another macro works.
 //
 // Differences handled (1.13 -> 2.x):
@@ -23,8 +23,7 @@
 //     static_cast to c10::DeviceIndex. Storage::data_ptr() returns DataPtr& (1.13) /
 //     const DataPtr& (2.x); recordStream takes const DataPtr& in both.
 //   * c10::optional is an alias of std::optional from 2.3; never rely on either being the other.
-//   * readArchiveAndTensors: same leading parameters; 2.x appends a defaulted type parser and
-//     storage context, and its optionals are std::optional (pass {} for "none").
+//   * The Unpickler's optionals (device) are std::optional in 2.x: pass {} for "none".
 #ifndef VICREG_TORCH_COMPAT_BASE
 #define VICREG_TORCH_COMPAT_BASE
 
@@ -194,16 +193,22 @@ inline int64_t CudaDeviceCount() { return static_cast<int64_t>(torch::cuda::devi
 #endif  // VICREG_COMPAT_DEVICES
 
 // ---- torch.save archives -------------------------------------------------------------------------
-// What torch::jit::pickle_load does after opening the zip ("data.pkl" and the tensors under
-// "data/"), for a PyTorchStreamReader the caller built over its own ReadAdapterInterface.
+// LibTorch's unpickler over a pickle `read` callback and a `read_record` callback for the tensor
+// storages, as torch::jit::readArchiveAndTensors builds it for pickle_load (the caller opens the
+// archive and chooses the records). The constructor has the same parameters in 1.13 and 2.x; its
+// device is c10::optional (1.13) / std::optional (2.x): passed as {}.
 #if defined(VICREG_COMPAT_ARCHIVE) && !defined(VICREG_TORCH_COMPAT_ARCHIVE)
 #define VICREG_TORCH_COMPAT_ARCHIVE
-#include <caffe2/serialize/inline_container.h>
-#include <torch/csrc/jit/serialization/import_read.h>
+#include <torch/csrc/jit/serialization/unpickler.h>
+
+#include <functional>
 namespace vicreg::compat {
-inline c10::IValue ReadPickleArchive(caffe2::serialize::PyTorchStreamReader& reader) {
-  return torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"", /*type_resolver=*/{},
-                                           /*obj_loader=*/{}, /*device=*/{}, reader);
+inline c10::IValue Unpickle(std::function<size_t(char*, size_t)> read,
+                            std::function<at::DataPtr(const std::string&)> read_record, uint64_t version) {
+  torch::jit::Unpickler unpickler(std::move(read), /*type_resolver=*/nullptr, /*obj_loader=*/nullptr,
+                                  std::move(read_record), /*device=*/{});
+  unpickler.set_version(version);
+  return unpickler.parse_ivalue();
 }
 }  // namespace vicreg::compat
 #endif  // VICREG_COMPAT_ARCHIVE

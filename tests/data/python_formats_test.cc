@@ -275,7 +275,8 @@ TEST(TorchSaveCache, EveryLayoutReadAndWhatItCannotReadRefusedNamingTheFile) {
 }
 
 // Found by fuzz_data_torch_cache: LibTorch 1.13's own byte reader let miniz read past the end of
-// a garbled archive (heap overflow), and its unpickler allocated whatever a length field claimed.
+// a garbled archive (heap overflow), its unpickler allocated whatever a length field claimed, and
+// it sized a tensor's storage by the pickle's element count, not by the record (heap overflow).
 // Every such file is now refused naming it, before LibTorch allocates or reads out of bounds
 // (worker/data/torch_archive.h; under ASan in the fuzz corpus replays).
 TEST_F(PythonFormats, TorchSaveCacheTruncatedOrWithGarbledSizesIsRefusedNamingTheFile) {
@@ -317,6 +318,15 @@ TEST_F(PythonFormats, TorchSaveCacheTruncatedOrWithGarbledSizesIsRefusedNamingTh
   Case str{"pickle_string_of_4GB", good, "pickle truncated"};
   put32(str.bytes, key + 1, 0xFFFFFFF0);
   cases.push_back(str);
+  // The images' storage: ('storage', ByteStorage, '0', 'cpu', numel) with numel = 12288 as
+  // BININT2 after "cpu" and its BINPUT; a bigger count than the record holds.
+  const size_t cpu = find(std::string("X\x03\x00\x00\x00cpu", 8));
+  ASSERT_NE(cpu, std::string::npos);
+  ASSERT_EQ(good[cpu + 8], 'q');
+  ASSERT_EQ(good[cpu + 10], 'M');
+  Case numel{"storage_numel_past_record", good, "claims 65535 bytes, its record holds 12288"};
+  numel.bytes[cpu + 11] = numel.bytes[cpu + 12] = 0xFF;
+  cases.push_back(numel);
   TempDir tmp;
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);

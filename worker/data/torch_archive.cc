@@ -3,9 +3,15 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <caffe2/serialize/inline_container.h>
 
 #define VICREG_COMPAT_ARCHIVE
 #include "worker/torch_compat.h"
@@ -162,16 +168,64 @@ void CheckPickleLengths(const unsigned char* p, uint64_t n) {
   }
 }
 
+// Every tensor reachable from `root` must lie inside the record its storage was read from: the
+// unpickler sizes a storage by the element count the pickle claims, not by its record, so a
+// garbled count makes a 12-byte record a 16-byte tensor (heap overflow on first use).
+void CheckTensorStorages(const c10::IValue& root, const std::map<const void*, std::pair<std::string, size_t>>& records) {
+  std::vector<c10::IValue> todo{root};
+  while (!todo.empty()) {
+    const c10::IValue v = std::move(todo.back());
+    todo.pop_back();
+    if (v.isTensor()) {
+      const at::Tensor& t = v.toTensor();
+      if (!t.defined() || !t.has_storage()) continue;
+      const size_t claimed = t.storage().nbytes();
+      auto it = records.find(t.storage().data());
+      const size_t held = it == records.end() ? 0 : it->second.second;
+      if (claimed > held)
+        Bad("a tensor's storage " + (it == records.end() ? std::string("comes from no record") : "'data/" + it->second.first + "'") +
+            " claims " + std::to_string(claimed) + " bytes, its record holds " + std::to_string(held));
+    } else if (v.isGenericDict()) {
+      for (const auto& kv : v.toGenericDict()) {
+        todo.push_back(kv.key());
+        todo.push_back(kv.value());
+      }
+    } else if (v.isList()) {
+      for (const c10::IValue& x : v.toListRef()) todo.push_back(x);
+    } else if (v.isTuple()) {
+      for (const c10::IValue& x : v.toTupleRef().elements()) todo.push_back(x);
+    } else if (v.isTensorList()) {
+      for (const at::Tensor& x : v.toTensorVector()) todo.push_back(x);
+    }
+  }
+}
+
 }  // namespace
 
 c10::IValue LoadTorchArchive(const void* data, size_t size) {
   CheckZipSizes(static_cast<const unsigned char*>(data), size);
   caffe2::serialize::PyTorchStreamReader reader(std::make_shared<ClampedReader>(data, size));
-  if (reader.hasRecord("data.pkl")) {
-    auto [pickle, pickle_size] = reader.getRecord("data.pkl");
-    CheckPickleLengths(static_cast<const unsigned char*>(pickle.get()), pickle_size);
-  }
-  return compat::ReadPickleArchive(reader);
+  // As torch::jit::readArchiveAndTensors("data", ...) reads it, with the checks above between.
+  auto pickle = reader.getRecord("data.pkl");
+  const auto* bytes = static_cast<const unsigned char*>(std::get<0>(pickle).get());
+  const size_t pickle_size = std::get<1>(pickle);
+  CheckPickleLengths(bytes, pickle_size);
+  size_t pos = 0;
+  auto read = [&](char* buf, size_t n) -> size_t {
+    n = std::min(n, pickle_size - pos);
+    if (n > 0) std::memcpy(buf, bytes + pos, n);
+    pos += n;
+    return n;
+  };
+  std::map<const void*, std::pair<std::string, size_t>> records;  // storage data -> (key, bytes)
+  auto read_record = [&](const std::string& key) {
+    auto record = reader.getRecord("data/" + key);
+    records[std::get<0>(record).get()] = {key.substr(0, 40), std::get<1>(record)};
+    return std::move(std::get<0>(record));
+  };
+  c10::IValue root = compat::Unpickle(read, read_record, reader.version());
+  CheckTensorStorages(root, records);
+  return root;
 }
 
 }  // namespace vicreg::data
