@@ -275,8 +275,9 @@ TEST(TorchSaveCache, EveryLayoutReadAndWhatItCannotReadRefusedNamingTheFile) {
 }
 
 // Found by fuzz_data_torch_cache: LibTorch 1.13's own byte reader let miniz read past the end of
-// a garbled archive (heap overflow), its unpickler allocated whatever a length field claimed, and
-// it sized a tensor's storage by the pickle's element count, not by the record (heap overflow).
+// a garbled archive (heap overflow), its unpickler allocated whatever a length field claimed, it
+// sized a tensor's storage by the pickle's element count, not by the record, and put a tensor at
+// any offset the pickle gave (heap overflows).
 // Every such file is now refused naming it, before LibTorch allocates or reads out of bounds
 // (worker/data/torch_archive.h; under ASan in the fuzz corpus replays).
 TEST_F(PythonFormats, TorchSaveCacheTruncatedOrWithGarbledSizesIsRefusedNamingTheFile) {
@@ -327,6 +328,17 @@ TEST_F(PythonFormats, TorchSaveCacheTruncatedOrWithGarbledSizesIsRefusedNamingTh
   Case numel{"storage_numel_past_record", good, "claims 65535 bytes, its record holds 12288"};
   numel.bytes[cpu + 11] = numel.bytes[cpu + 12] = 0xFF;
   cases.push_back(numel);
+  // The labels (4 int64 in a storage of 4): storage offset 0 -> 1, as BININT1 right after the
+  // BINPERSID of their storage ('Q', 'K', offset).
+  const std::string cpu_needle("X\x03\x00\x00\x00cpu", 8);
+  auto cpu2 = std::search(good.begin() + cpu + 1, good.end(), cpu_needle.begin(), cpu_needle.end());
+  ASSERT_NE(cpu2, good.end());
+  const std::string offset_needle("QK\x00", 3);
+  auto off = std::search(cpu2, good.end(), offset_needle.begin(), offset_needle.end());
+  ASSERT_NE(off, good.end());
+  Case view{"view_past_storage", good, "reaches past its storage of 32 bytes"};
+  view.bytes[static_cast<size_t>(off - good.begin()) + 2] = 1;
+  cases.push_back(view);
   TempDir tmp;
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);

@@ -168,9 +168,12 @@ void CheckPickleLengths(const unsigned char* p, uint64_t n) {
   }
 }
 
-// Every tensor reachable from `root` must lie inside the record its storage was read from: the
-// unpickler sizes a storage by the element count the pickle claims, not by its record, so a
-// garbled count makes a 12-byte record a 16-byte tensor (heap overflow on first use).
+// Every tensor reachable from `root` must lie inside its storage, and its storage inside the record
+// it was read from. LibTorch 1.13's unpickler checks neither: it sizes a storage by the element
+// count the pickle claims, not by its record (a garbled count made a 12-byte record a 16-byte
+// tensor), and sets a tensor's offset, sizes and strides on the storage as the pickle says (an
+// offset past the end made a 2-element label tensor read 16 bytes past it): heap overflows on first
+// use, both found by fuzz_data_torch_cache.
 void CheckTensorStorages(const c10::IValue& root, const std::map<const void*, std::pair<std::string, size_t>>& records) {
   std::vector<c10::IValue> todo{root};
   while (!todo.empty()) {
@@ -185,6 +188,22 @@ void CheckTensorStorages(const c10::IValue& root, const std::map<const void*, st
       if (claimed > held)
         Bad("a tensor's storage " + (it == records.end() ? std::string("comes from no record") : "'data/" + it->second.first + "'") +
             " claims " + std::to_string(claimed) + " bytes, its record holds " + std::to_string(held));
+      // The bytes the view spans: (offset + sum (size - 1) * stride + 1) elements, all non-negative.
+      const int64_t offset = t.storage_offset();
+      bool empty = false, ok = offset >= 0;
+      for (int64_t d = 0; ok && d < t.dim(); ++d) {
+        ok = t.size(d) >= 0 && t.stride(d) >= 0;
+        empty = empty || t.size(d) == 0;
+      }
+      if (!ok) Bad("a tensor has a negative size, stride or storage offset");
+      if (empty) continue;
+      unsigned __int128 last = static_cast<uint64_t>(offset);
+      for (int64_t d = 0; d < t.dim(); ++d)
+        last += static_cast<unsigned __int128>(t.size(d) - 1) * static_cast<uint64_t>(t.stride(d));
+      const unsigned __int128 span = (last + 1) * t.dtype().itemsize();
+      if (span > claimed)
+        Bad("a tensor of shape " + std::to_string(t.dim()) + "-d at storage offset " + std::to_string(offset) +
+            " reaches past its storage of " + std::to_string(claimed) + " bytes");
     } else if (v.isGenericDict()) {
       for (const auto& kv : v.toGenericDict()) {
         todo.push_back(kv.key());
