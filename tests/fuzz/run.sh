@@ -103,6 +103,10 @@ for b in "${bins[@]}"; do
   if [[ "$(cat "$out/$name/rc" 2>/dev/null || echo 99)" != 0 ]]; then
     echo "---- $name: last lines of $out/$name/log.txt"
     grep -v '^#[0-9]' "$out/$name/log.txt" | tail -40
+    if grep -q 'out-of-memory' "$out/$name/log.txt" && ! ls "$out/$name"/oom-* >/dev/null 2>&1; then
+      echo "---- $name: out of memory, and libFuzzer's ASan memory profile did not finish, so the input was not" \
+        "saved; the inputs it started from are in $out/$name/corpus and tests/fuzz/corpus/$name"
+    fi
   fi
 done
 echo "fuzz: ${#bins[@]} fuzzers x ${seconds} s (${jobs} at a time) in $(($(date +%s) - start)) s"
