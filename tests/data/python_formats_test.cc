@@ -281,6 +281,8 @@ TEST(TorchSaveCache, EveryLayoutReadAndWhatItCannotReadRefusedNamingTheFile) {
 // Every such file is now refused naming it, before LibTorch allocates or reads out of bounds
 // (worker/data/torch_archive.h; under ASan in the fuzz corpus replays).
 TEST_F(PythonFormats, TorchSaveCacheTruncatedOrWithGarbledSizesIsRefusedNamingTheFile) {
+  Need({"pt"});
+  if (IsSkipped() || HasFatalFailure()) return;
   std::vector<uint8_t> good;
   {
     FILE* f = std::fopen(Files("pt/nhwc.pt").c_str(), "rb");
@@ -304,14 +306,9 @@ TEST_F(PythonFormats, TorchSaveCacheTruncatedOrWithGarbledSizesIsRefusedNamingTh
   std::vector<Case> cases;
   for (size_t keep : {good.size() - 1, good.size() - 22, good.size() / 2, size_t{64}})
     cases.push_back({"truncated_" + std::to_string(keep), {good.begin(), good.begin() + keep}, "LibTorch cannot read"});
-  const size_t eocd = good.size() - 22;  // torch.save writes no archive comment
-  ASSERT_EQ(good[eocd], 'P');
-  Case comment{"eocd_comment_past_end", good, "LibTorch cannot read"};
-  comment.bytes[eocd + 20] = comment.bytes[eocd + 21] = 0xFF;
-  cases.push_back(comment);
   const size_t cd = find("PK\x01\x02");
   ASSERT_NE(cd, std::string::npos);
-  Case uncomp{"entry_claims_2GB", good, "claims 2147483647"};
+  Case uncomp{"entry_claims_2GB", good, "claims 2147483647"};  // data.pkl, the first entry
   put32(uncomp.bytes, cd + 24, 0x7FFFFFFF);
   cases.push_back(uncomp);
   const size_t key = find(std::string("X\x06\x00\x00\x00images", 11));  // BINUNICODE 'images'
@@ -321,20 +318,19 @@ TEST_F(PythonFormats, TorchSaveCacheTruncatedOrWithGarbledSizesIsRefusedNamingTh
   cases.push_back(str);
   // The images' storage: ('storage', ByteStorage, '0', 'cpu', numel) with numel = 12288 as
   // BININT2 after "cpu" and its BINPUT; a bigger count than the record holds.
-  const size_t cpu = find(std::string("X\x03\x00\x00\x00cpu", 8));
+  const size_t cpu = find(std::string("X\x03\x00\x00\x00" "cpu", 8));
   ASSERT_NE(cpu, std::string::npos);
   ASSERT_EQ(good[cpu + 8], 'q');
   ASSERT_EQ(good[cpu + 10], 'M');
   Case numel{"storage_numel_past_record", good, "claims 65535 bytes, its record holds 12288"};
   numel.bytes[cpu + 11] = numel.bytes[cpu + 12] = 0xFF;
   cases.push_back(numel);
-  // The labels (4 int64 in a storage of 4): storage offset 0 -> 1, as BININT1 right after the
-  // BINPERSID of their storage ('Q', 'K', offset).
-  const std::string cpu_needle("X\x03\x00\x00\x00cpu", 8);
-  auto cpu2 = std::search(good.begin() + cpu + 1, good.end(), cpu_needle.begin(), cpu_needle.end());
-  ASSERT_NE(cpu2, good.end());
+  // The labels (4 int64 in a storage of 4, the second tensor): storage offset 0 -> 1, as BININT1
+  // right after the BINPERSID of their storage ('Q', 'K', offset).
   const std::string offset_needle("QK\x00", 3);
-  auto off = std::search(cpu2, good.end(), offset_needle.begin(), offset_needle.end());
+  auto off = std::search(good.begin(), good.end(), offset_needle.begin(), offset_needle.end());
+  ASSERT_NE(off, good.end());
+  off = std::search(off + 1, good.end(), offset_needle.begin(), offset_needle.end());
   ASSERT_NE(off, good.end());
   Case view{"view_past_storage", good, "reaches past its storage of 32 bytes"};
   view.bytes[static_cast<size_t>(off - good.begin()) + 2] = 1;
