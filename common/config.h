@@ -66,6 +66,8 @@ struct VicregConfig {
   double epsilon = 1e-4;                       // inside sqrt(var + eps)
   std::string covariance_reduction = "paper";  // paper: sum offdiag^2 / D per view, summed over views
                                                // seed: mean offdiag^2 per view, averaged over views
+  std::string global_stats = "allreduce";      // allreduce: variance/covariance from all-reduced statistics
+                                               // gather: from the all-gathered batch (moves W x B x D per view)
 };
 
 // train: optimization (the seed's keys plus production knobs).

@@ -85,6 +85,7 @@ void Fields(V& v, T& c) {
     v("gamma", c.gamma);
     v("epsilon", c.epsilon);
     v("covariance_reduction", c.covariance_reduction);
+    v("global_stats", c.global_stats, kOperational);  // same loss and gradients to rounding
   } else if constexpr (std::is_same_v<S, TrainConfig>) {
     v("training_mode", c.training_mode);
     v("recipe", c.recipe);

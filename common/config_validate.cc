@@ -27,6 +27,7 @@ const std::vector<std::string> kModes = {"vicreg"};
 const std::vector<std::string> kOptimizers = {"adamw", "lars"};
 const std::vector<std::string> kPrecisions = {"fp32", "bf16", "fp16"};
 const std::vector<std::string> kCovReductions = {"paper", "seed"};
+const std::vector<std::string> kGlobalStats = {"allreduce", "gather"};
 const std::vector<std::string> kInterpolations = {"bicubic", "bilinear", "nearest"};
 const std::vector<std::string> kProbes = {"linear", "knn"};
 const std::vector<std::string> kAugmentOrders = {"photometric_first", "torchvision"};
@@ -303,6 +304,7 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   c.Positive("train.vicreg.gamma", v.gamma);
   c.Positive("train.vicreg.epsilon", v.epsilon);
   c.Enum("train.vicreg.covariance_reduction", v.covariance_reduction, kCovReductions);
+  c.Enum("train.vicreg.global_stats", v.global_stats, kGlobalStats);
 
   // augment
   CheckView(c, "augment.view1", cfg.augment.view1);

@@ -24,6 +24,8 @@
 #include "worker/comm/gather.h"
 #include "worker/comm/grad_sync.h"
 #include "worker/model/sync_batchnorm.h"
+#include "worker/train/diagnostics.h"
+#include "worker/train/loss.h"
 
 namespace comm = vicreg::comm;
 
@@ -164,6 +166,93 @@ void GatherGrad(comm::Communicator& c) {
   ExpectClose(xb.grad(), yb.grad(), 1e-12, "fused gather gradient b");
   std::printf("[rank %d] gather: loss=%.9f max|dW|=%.3g max|dx|=%.3g\n", r, loss.item<double>(),
               MaxAbsDiff(gW, Wr.grad()), MaxAbsDiff(x.grad(), xr.grad().narrow(0, r * B, B) * w));
+}
+
+// ---- scenario: VICReg loss from all-reduced statistics vs the gather path vs one process --------
+// Float64, uneven values (every rank's rows have their own offset and scale): for both covariance
+// reductions, train.vicreg.global_stats allreduce and gather give each rank the same loss terms and
+// gradients (autograd through the differentiable all-gather vs the closed form), both equal to one
+// process on the concatenated batch (input gradients scaled by the world size, as for GatherWithGrad);
+// then float32 (allreduce vs gather), and the collapse diagnostics from all-reduced statistics vs the
+// direct computation on the concatenated batch.
+double RelDiff(const at::Tensor& got, const at::Tensor& want) {
+  return MaxAbsDiff(got, want) / std::max(1e-300, want.to(at::kDouble).abs().max().item<double>());
+}
+
+void ExpectRel(const at::Tensor& got, const at::Tensor& want, double tol, const std::string& what) {
+  const double d = RelDiff(got.detach(), want.detach());
+  Expect(d <= tol, what + ": relative difference " + std::to_string(d) + " > " + std::to_string(tol));
+}
+
+void VicregLossScenario(comm::Communicator& c) {
+  using vicreg::train::GlobalStats;
+  using vicreg::train::VicregLoss;
+  using vicreg::train::VicregLossOptions;
+  const int r = c.rank(), w = c.world_size();
+  const int64_t B = ArgInt("batch", 5), D = ArgInt("dim", 6), E = 9;
+  at::manual_seed(4321);  // the same global batch on every rank
+  std::vector<at::Tensor> parts_a, parts_b, parts_f;
+  for (int k = 0; k < w; ++k) {
+    const double offset = 10.0 * k - 7.0, scale = 0.4 + 0.5 * k;
+    at::Tensor a = at::randn({B, D}, at::kDouble) * scale + offset;
+    parts_a.push_back(a);
+    parts_b.push_back(a + 0.3 * at::randn({B, D}, at::kDouble));
+    parts_f.push_back(at::randn({B, E}, at::kDouble) * (1.0 + k));
+  }
+  const at::Tensor za_all = at::cat(parts_a), zb_all = at::cat(parts_b), f_all = at::cat(parts_f);
+  double max_rel = 0;
+  for (const char* red : {"paper", "seed"}) {
+    VicregLossOptions ar, ga;
+    ar.covariance_reduction = ga.covariance_reduction = red;
+    ar.global_stats = GlobalStats::kAllReduce;
+    ga.global_stats = GlobalStats::kGather;
+    const std::string tag = std::string(" (") + red + ")";
+    // Reference: one process on the whole batch; its invariance is the mean of the ranks' invariances.
+    at::Tensor ra = za_all.clone().requires_grad_(true), rb = zb_all.clone().requires_grad_(true);
+    auto ref = VicregLoss(ra, rb, ra, rb, ga);
+    ref.total.backward();
+    at::Tensor want_ga = ra.grad().narrow(0, r * B, B) * w, want_gb = rb.grad().narrow(0, r * B, B) * w;
+    at::Tensor local_inv = (parts_a[r] - parts_b[r]).pow(2).mean();
+    for (const auto* opts : {&ar, &ga}) {
+      const std::string mode = (opts == &ar ? "allreduce" : "gather") + tag;
+      at::Tensor a = parts_a[r].clone().requires_grad_(true), b = parts_b[r].clone().requires_grad_(true);
+      auto out = VicregLoss(a, b, &c, *opts);
+      out.total.backward();
+      ExpectRel(out.variance, ref.variance, 1e-9, mode + " variance");
+      ExpectRel(out.covariance, ref.covariance, 1e-9, mode + " covariance");
+      ExpectRel(out.invariance, local_inv, 1e-12, mode + " invariance (local)");
+      ExpectRel(a.grad(), want_ga, 1e-9, mode + " gradient za");
+      ExpectRel(b.grad(), want_gb, 1e-9, mode + " gradient zb");
+      max_rel = std::max({max_rel, RelDiff(a.grad(), want_ga), RelDiff(b.grad(), want_gb),
+                          RelDiff(out.covariance.detach(), ref.covariance.detach())});
+    }
+    // The two modes against each other in float32 (the training precision).
+    at::Tensor a1 = parts_a[r].to(at::kFloat).requires_grad_(true), b1 = parts_b[r].to(at::kFloat).requires_grad_(true);
+    at::Tensor a2 = parts_a[r].to(at::kFloat).requires_grad_(true), b2 = parts_b[r].to(at::kFloat).requires_grad_(true);
+    auto o1 = VicregLoss(a1, b1, &c, ar), o2 = VicregLoss(a2, b2, &c, ga);
+    o1.total.backward();
+    o2.total.backward();
+    Expect(o1.total.scalar_type() == at::kFloat, "float32 loss");
+    ExpectRel(o1.total, o2.total, 1e-5, "float32 total, allreduce vs gather" + tag);
+    ExpectRel(a1.grad(), a2.grad(), 1e-4, "float32 gradient za, allreduce vs gather" + tag);
+    ExpectRel(b1.grad(), b2.grad(), 1e-4, "float32 gradient zb, allreduce vs gather" + tag);
+  }
+  // Collapse diagnostics of the global batch without gathering it.
+  auto want = vicreg::train::ComputeDiagnostics(za_all, f_all);
+  auto got = vicreg::train::ComputeDiagnosticsAllReduced(parts_a[r], parts_f[r], c);
+  auto close = [&](double x, double y, const char* what) {
+    Expect(std::abs(x - y) <= 1e-9 * std::max(1.0, std::abs(y)),
+           std::string("diagnostics ") + what + ": " + std::to_string(x) + " vs " + std::to_string(y));
+  };
+  close(got.std_min, want.std_min, "std_min");
+  close(got.std_mean, want.std_mean, "std_mean");
+  close(got.std_max, want.std_max, "std_max");
+  close(got.pairwise_sim, want.pairwise_sim, "pairwise_sim");
+  close(got.cov_offdiag_sq, want.cov_offdiag_sq, "cov_offdiag_sq");
+  close(got.collapsed_dims, want.collapsed_dims, "collapsed_dims");
+  close(got.rankme, want.rankme, "rankme");
+  std::printf("[rank %d] vicreg_loss: max relative difference to one process %.3g, rankme %.6f\n", r, max_rel,
+              got.rankme);
 }
 
 // ---- scenario: gradient synchronizer -------------------------------------------------------
@@ -338,7 +427,8 @@ int Failure(comm::Communicator& c) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: comm_helper collectives|gather|grad_sync|syncbn|state|failure [--key value ...]\n");
+    std::fprintf(
+        stderr, "usage: comm_helper collectives|gather|vicreg_loss|grad_sync|syncbn|state|failure [--key value ...]\n");
     return 2;
   }
   const std::string scenario = argv[1];
@@ -353,6 +443,8 @@ int main(int argc, char** argv) {
       Collectives(*comm);
     } else if (scenario == "gather") {
       GatherGrad(*comm);
+    } else if (scenario == "vicreg_loss") {
+      VicregLossScenario(*comm);
     } else if (scenario == "grad_sync") {
       GradSync(comm);
     } else if (scenario == "syncbn") {

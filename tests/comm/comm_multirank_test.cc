@@ -73,6 +73,14 @@ class MultiRank : public ::testing::Test {
   std::string last_;
 };
 
+// ---- VICReg loss: train.vicreg.global_stats allreduce vs gather vs one process (float64, uneven values) ----
+TEST_F(MultiRank, VicregLossMpiNp2) { ExpectAllPass(Mpirun({"vicreg_loss", "mpi", 2}), 2, "mpi"); }
+TEST_F(MultiRank, VicregLossMpiNp3) {
+  ExpectAllPass(Mpirun({"vicreg_loss", "mpi", 3, {"--batch", "4", "--dim", "7"}}), 3, "mpi");
+}
+TEST_F(MultiRank, VicregLossMpiNp4) { ExpectAllPass(Mpirun({"vicreg_loss", "mpi", 4, {"--batch", "3"}}), 4, "mpi"); }
+TEST_F(MultiRank, VicregLossGlooNp3) { ExpectAllPass(Mpirun({"vicreg_loss", "gloo", 3}), 3, "gloo"); }
+
 // ---- collectives ------------------------------------------------------------------------------
 TEST_F(MultiRank, CollectivesMpiNp2) { ExpectAllPass(Mpirun({"collectives", "mpi", 2}), 2, "mpi"); }
 TEST_F(MultiRank, CollectivesMpiNp3) { ExpectAllPass(Mpirun({"collectives", "mpi", 3}), 3, "mpi"); }

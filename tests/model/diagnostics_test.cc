@@ -8,6 +8,7 @@
 
 #include "common/step_report.h"
 #include "tests/model/model_test_util.h"
+#include "worker/comm/single_communicator.h"
 
 namespace vicreg::train {
 namespace {
@@ -67,6 +68,35 @@ TEST(Diagnostics, OrthogonalSamplesAndFullRankFeatures) {
   // Zero features: rank 0 by definition (documented), not NaN.
   EXPECT_EQ(ComputeDiagnostics(z, at::zeros({6, 4})).rankme, 0.0);
   EXPECT_TRUE(std::isnan(ComputeDiagnostics(z, at::full({6, 4}, NAN)).rankme));
+}
+
+// One rank: the all-reduced statistics are the batch's own; same values as the direct computation
+// (multi-rank: tests/comm, scenario vicreg_loss). Features with fewer rows than columns too, where the
+// Gram F^T F has E - N zero eigenvalues that must not count as singular values.
+TEST(Diagnostics, AllReducedStatisticsMatchTheDirectComputation) {
+  at::manual_seed(15);
+  auto c = comm::CreateSingleCommunicator(c10::Device(c10::kCPU));
+  auto scale = at::cat({at::full({3}, 0.001), at::linspace(0.1, 2.0, 13)}).to(at::kDouble);
+  auto z = at::randn({40, 16}, at::kDouble) * scale + 5.0;
+  for (int64_t rows : {40, 7}) {
+    auto f = at::randn({rows, 12}, at::kDouble) * at::linspace(0.01, 3.0, 12).to(at::kDouble);
+    for (auto dt : {at::kDouble, at::kFloat}) {
+      const double tol = dt == at::kDouble ? 1e-9 : 2e-4;
+      auto zz = z.to(dt), ff = f.to(dt);
+      auto want = ComputeDiagnostics(zz, ff);
+      auto got = ComputeDiagnosticsAllReduced(zz, ff, *c);
+      auto close = [&](double a, double b) { return std::abs(a - b) <= tol * std::max(1.0, std::abs(b)); };
+      EXPECT_TRUE(close(got.std_min, want.std_min)) << got.std_min << " vs " << want.std_min;
+      EXPECT_TRUE(close(got.std_mean, want.std_mean)) << got.std_mean << " vs " << want.std_mean;
+      EXPECT_TRUE(close(got.std_max, want.std_max)) << got.std_max << " vs " << want.std_max;
+      EXPECT_TRUE(close(got.pairwise_sim, want.pairwise_sim)) << got.pairwise_sim << " vs " << want.pairwise_sim;
+      EXPECT_NEAR(got.cov_offdiag_sq, want.cov_offdiag_sq, tol * want.cov_offdiag_sq);
+      EXPECT_EQ(got.collapsed_dims, want.collapsed_dims);
+      EXPECT_TRUE(close(got.rankme, want.rankme)) << rows << " rows: " << got.rankme << " vs " << want.rankme;
+    }
+  }
+  EXPECT_EQ(ComputeDiagnosticsAllReduced(z, at::zeros({40, 4}, at::kDouble), *c).rankme, 0.0);
+  EXPECT_TRUE(std::isnan(ComputeDiagnosticsAllReduced(z, at::full({40, 4}, NAN, at::kDouble), *c).rankme));
 }
 
 TEST(Diagnostics, FillReportSetsEveryField) {

@@ -13,6 +13,7 @@
 #include "common/config_loader.h"
 #include "common/errors.h"
 #include "tests/model/model_test_util.h"
+#include "worker/comm/gather.h"
 
 namespace vicreg::train {
 namespace {
@@ -174,6 +175,114 @@ TEST(VicregLoss, GatheredHalvesEqualTheSingleBatchLoss) {
   EXPECT_LT((b.grad() - b2.grad()).abs().max().item<double>(), 1e-12);
 }
 
+// ---- train.vicreg.global_stats: allreduce (sufficient statistics) vs the gather formula ---------------------------
+
+VicregLossOptions Mode(GlobalStats g, const std::string& reduction = "paper") {
+  VicregLossOptions o;
+  o.global_stats = g;
+  o.covariance_reduction = reduction == "seed" ? CovarianceReduction::kSeed : CovarianceReduction::kPaper;
+  return o;
+}
+
+double RelDiff(const at::Tensor& got, const at::Tensor& want) {
+  return (got - want).abs().max().item<double>() / std::max(1e-300, want.abs().max().item<double>());
+}
+
+// Uneven columns: offsets far from 0 (where sum z^2 - N m^2 would cancel) and scales around gamma.
+at::Tensor UnevenBatch(int64_t n, int64_t d, at::ScalarType t = at::kDouble) {
+  auto offset = at::linspace(-50.0, 80.0, d).to(at::kDouble);
+  auto scale = at::linspace(0.3, 1.7, d).to(at::kDouble);
+  return (at::randn({n, d}, at::kDouble) * scale + offset).to(t);
+}
+
+TEST(VicregLoss, AllReducedCovarianceMatchesTheFormulaAndItsAutogradGradient) {
+  at::manual_seed(20);
+  auto z = UnevenBatch(2 * 9, 7).view({2, 9, 7});  // two views
+  auto g = at::randn({2, 7, 7}, at::kDouble);      // an arbitrary, non-symmetric dL/dCov
+  auto z1 = z.clone().requires_grad_(true);
+  auto cov = comm::AllReducedCovariance(z1, nullptr);
+  (cov * g).sum().backward();
+  for (int v = 0; v < 2; ++v) {
+    auto z2 = z[v].clone().requires_grad_(true);
+    auto zc = z2 - z2.mean(0, true);
+    auto ref = zc.t().mm(zc) / 8.0;
+    (ref * g[v]).sum().backward();
+    EXPECT_LT(RelDiff(cov[v].detach(), ref.detach()), 1e-12) << "view " << v;
+    EXPECT_LT(RelDiff(z1.grad()[v], z2.grad()), 1e-10) << "view " << v;  // autograd through the mean included
+  }
+}
+
+TEST(VicregLoss, AllReduceModeEqualsTheGatherFormulaInFloat64) {
+  at::manual_seed(21);
+  for (const char* red : {"paper", "seed"}) {
+    auto za = UnevenBatch(12, 6), zb = za + 0.4 * at::randn({12, 6}, at::kDouble);
+    auto a1 = za.clone().requires_grad_(true), b1 = zb.clone().requires_grad_(true);
+    auto a2 = za.clone().requires_grad_(true), b2 = zb.clone().requires_grad_(true);
+    auto ar = VicregLoss(a1, b1, nullptr, Mode(GlobalStats::kAllReduce, red));
+    auto ga = VicregLoss(a2, b2, a2, b2, Mode(GlobalStats::kGather, red));  // the gather formula
+    for (auto [x, y] : {std::pair{ar.total, ga.total},
+                        {ar.invariance, ga.invariance},
+                        {ar.variance, ga.variance},
+                        {ar.covariance, ga.covariance}})
+      EXPECT_LT(RelDiff(x.detach(), y.detach()), 1e-6 * 1e-3) << red;  // 1e-9 relative
+    EXPECT_GT(D(ar.variance), 0.0) << "some hinge terms must be active";
+    ar.total.backward();
+    ga.total.backward();
+    EXPECT_LT(RelDiff(a1.grad(), a2.grad()), 1e-9) << red;
+    EXPECT_LT(RelDiff(b1.grad(), b2.grad()), 1e-9) << red;
+    // The gather mode of the communicator entry point on one rank is the formula itself.
+    EXPECT_EQ(D(VicregLoss(za, zb, nullptr, Mode(GlobalStats::kGather, red)).total), D(ga.total));
+  }
+}
+
+TEST(VicregLoss, AllReduceModeGradientsMatchFiniteDifferences) {
+  at::manual_seed(22);
+  auto za = at::randn({6, 4}, at::kDouble) * at::tensor({0.5, 0.8, 1.3, 1.6}, at::kDouble) + 3.0;
+  auto zb = za + 0.5 * at::randn({6, 4}, at::kDouble);
+  for (const char* red : {"paper", "seed"}) {
+    const auto o = Mode(GlobalStats::kAllReduce, red);
+    GradCheck([&](const at::Tensor& a) { return VicregLoss(a, zb, nullptr, o).total; }, za);
+    GradCheck([&](const at::Tensor& b) { return VicregLoss(za, b, nullptr, o).total; }, zb);
+  }
+}
+
+// fp32: centring on the mean before the Gram keeps the covariance accurate where the columns sit far
+// from 0 (a raw sum of squares minus N m^2 would lose every digit at offset 1000 and std 1).
+TEST(VicregLoss, AllReduceModeIsAccurateInFloat32WithLargeOffsets) {
+  at::manual_seed(23);
+  auto za = at::randn({64, 16}, at::kDouble) * 0.9 + 1000.0, zb = za + 0.3 * at::randn({64, 16}, at::kDouble);
+  auto ref = VicregLoss(za, zb, za, zb, {});  // fp64
+  auto ar = VicregLoss(za.to(at::kFloat), zb.to(at::kFloat), nullptr, Mode(GlobalStats::kAllReduce));
+  auto ga = VicregLoss(za.to(at::kFloat), zb.to(at::kFloat), nullptr, Mode(GlobalStats::kGather));
+  EXPECT_EQ(ar.total.scalar_type(), at::kFloat);
+  for (const auto* out : {&ar, &ga}) {
+    EXPECT_NEAR(D(out->variance), D(ref.variance), 1e-4 * std::abs(D(ref.variance)) + 1e-6);
+    EXPECT_NEAR(D(out->covariance), D(ref.covariance), 1e-3 * D(ref.covariance));
+  }
+  // Same inputs: the modes agree with each other as closely as with the fp64 reference.
+  EXPECT_NEAR(D(ar.total), D(ga.total), 1e-4 * D(ref.total));
+  // bf16 inputs are upcast: the statistics are fp32, the gradient comes back in bf16.
+  auto a = za.to(at::kBFloat16).requires_grad_(true);
+  VicregLoss(a, zb.to(at::kBFloat16), nullptr, {}).total.backward();
+  EXPECT_EQ(a.grad().scalar_type(), at::kBFloat16);
+}
+
+TEST(VicregLoss, OptionsFromConfigMapGlobalStats) {
+  config::VicregConfig v;
+  EXPECT_EQ(v.global_stats, "allreduce");
+  EXPECT_EQ(VicregLossOptions::FromConfig(v).global_stats, GlobalStats::kAllReduce);
+  v.global_stats = "gather";
+  EXPECT_EQ(VicregLossOptions::FromConfig(v).global_stats, GlobalStats::kGather);
+  // Users get config::Validate's error (naming the field and the choices) before any FromConfig runs.
+  config::JobConfig job;
+  job.train.vicreg.global_stats = "reduce";
+  auto errors = config::Validate(job);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].field, "train.vicreg.global_stats");
+  EXPECT_NE(errors[0].message.find("allreduce"), std::string::npos) << errors[0].message;
+  EXPECT_THROW(VicregLossOptions::FromConfig(job.train.vicreg), InternalError);
+}
+
 TEST(VicregLoss, OptionsFromConfigMapTheReduction) {
   config::VicregConfig v;
   v.lambda_invariance = 5;
@@ -195,6 +304,8 @@ TEST(VicregLoss, RejectsMismatchedShapes) {
   auto za = at::randn({4, 3});
   EXPECT_THROW(VicregLoss(za, at::randn({4, 2}), za, za, {}), InternalError);
   EXPECT_THROW(VicregLoss(za, za, at::randn({1, 3}), at::randn({1, 3}), {}), InternalError);
+  EXPECT_THROW(VicregLoss(za, at::randn({4, 2}), nullptr, {}), InternalError);
+  EXPECT_THROW(VicregLoss(at::randn({1, 3}), at::randn({1, 3}), nullptr, {}), InternalError);
 }
 
 }  // namespace

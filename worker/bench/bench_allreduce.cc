@@ -1,11 +1,13 @@
 // vicreg_bench allreduce: communication benchmarks, run under the launcher
 //   mpirun -np 2 vicreg_bench allreduce --bytes 16M [--iters 20] [--backend mpi|gloo]
 //     gradient all-reduce bandwidth: {"bench":"allreduce",...,"ms_per_op","bytes_per_s","bus_bytes_per_s"}
-//   mpirun -np 2 vicreg_bench allreduce --gather-loss [--model vit_tiny --image-size 32 --global-batch 64 ...]
-//     a full data-parallel VICReg step (SyncBN projector, gathered loss, bucketed gradient sync, AdamW)
-//     at a fixed GLOBAL batch, plus the cost of the gathered loss (all-gather of [B,P] + loss forward
-//     and backward) as a fraction of the step: run with -np 1 and -np 2 for the scaling at equal
-//     global batch. Rank 0 prints one JSON line; times are the max over ranks per step.
+//   mpirun -np 2 vicreg_bench allreduce --gather-loss [--global-stats both|allreduce|gather]
+//                [--model vit_tiny --image-size 32 --global-batch 64 | --batch-per-rank 32 ...]
+//     a full data-parallel VICReg step (SyncBN projector, loss, bucketed gradient sync, AdamW) per
+//     train.vicreg.global_stats mode, at a fixed global batch (strong scaling) or a fixed batch per
+//     rank (--batch-per-rank, weak scaling), with the loss's collectives counted per step (calls,
+//     payload and bus bytes, time inside them) and the loss alone (forward + backward) timed.
+//     Rank 0 prints one JSON line per mode; times are the max over ranks per step.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
@@ -18,13 +20,11 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include "common/errors.h"
 #include "worker/bench/bench.h"
 #include "worker/comm/communicator.h"
-#include "worker/comm/gather.h"
 #include "worker/comm/grad_sync.h"
 #include "worker/model/vicreg_model.h"
 #include "worker/train/grad_clip.h"
@@ -81,6 +81,8 @@ struct Args {
   int patch_size = 16, embed_dim = 192, depth = 12, heads = 3;
   int image_size = 32, global_batch = 64, proj_dim = 512, proj_hidden_dim = 512;
   int steps = 5;
+  int batch_per_rank = 0;             // > 0: global batch = W x this (weak scaling)
+  std::string global_stats = "both";  // allreduce | gather | both
 };
 
 int RunAllReduce(comm::Communicator& c, const Args& a) {
@@ -122,13 +124,88 @@ int RunAllReduce(comm::Communicator& c, const Args& a) {
   return kExitOk;
 }
 
+// Forwards every collective to `inner` and counts what the loss hands to it (one step's worth
+// between Reset() calls): calls, payload bytes (all-reduce: the tensor; all-gather: the gathered
+// output), bus bytes (what each rank sends = receives under ring algorithms, the NCCL-tests
+// convention: all-reduce 2(W-1)/W x size, all-gather (W-1)/W x output) and seconds spent inside.
+class CountingCommunicator : public comm::Communicator {
+ public:
+  explicit CountingCommunicator(comm::Communicator& inner) : inner_(inner) {}
+  struct Counts {
+    int64_t calls = 0;
+    double payload_bytes = 0, bus_bytes = 0, seconds = 0;
+  };
+  const Counts& counts() const { return counts_; }
+  void Reset() { counts_ = Counts(); }
+
+  int rank() const override { return inner_.rank(); }
+  int world_size() const override { return inner_.world_size(); }
+  std::string backend() const override { return inner_.backend(); }
+  c10::Device device() const override { return inner_.device(); }
+  bool SupportsAsync() const override { return inner_.SupportsAsync(); }
+  void AllReduceSum(at::Tensor& t) override {
+    const auto t0 = Clock::now();
+    inner_.AllReduceSum(t);
+    Note(t.nbytes(), 2.0, Since(t0));
+  }
+  std::unique_ptr<comm::Work> AllReduceSumAsync(at::Tensor& t) override {
+    Note(t.nbytes(), 2.0, 0.0);  // the loss issues none; time would be the Wait's
+    return inner_.AllReduceSumAsync(t);
+  }
+  at::Tensor AllGather(const at::Tensor& t) override {
+    const auto t0 = Clock::now();
+    at::Tensor out = inner_.AllGather(t);
+    Note(out.nbytes(), 1.0, Since(t0));
+    return out;
+  }
+  void Broadcast(at::Tensor& t, int root) override {
+    const auto t0 = Clock::now();
+    inner_.Broadcast(t, root);
+    Note(t.nbytes(), 1.0, Since(t0));
+  }
+  void Barrier() override { inner_.Barrier(); }
+  [[noreturn]] void Abort(int exit_code, const std::string& reason) override { inner_.Abort(exit_code, reason); }
+
+ private:
+  void Note(size_t bytes, double passes, double seconds) {
+    const int w = inner_.world_size();
+    ++counts_.calls;
+    counts_.payload_bytes += static_cast<double>(bytes);
+    counts_.bus_bytes += passes * static_cast<double>(bytes) * (w - 1) / w;
+    counts_.seconds += seconds;
+  }
+  comm::Communicator& inner_;
+  Counts counts_;
+};
+
+// Bytes per step of the loss's collectives for both modes, in closed form (float32, per rank of W
+// with B rows each, P = projector dim): see CountingCommunicator for payload vs bus bytes.
+//   gather:    all-gather [B, 2P] + backward all-reduce of [W*B, 2P]
+//   allreduce: all-reduce [2P + 1] + all-reduce [2, P, P], no collective in the backward
+nlohmann::json ModelBytes(int w, int64_t B, int64_t P) {
+  const double f = 4, n = static_cast<double>(w) * B, g = n * 2 * P, ar = 2.0 * P + 1 + 2.0 * P * P;
+  const double share = static_cast<double>(w - 1) / w;
+  return {{"gather_payload_bytes", w > 1 ? f * 2 * g : 0.0},
+          {"gather_bus_bytes", f * (share * g + 2 * share * g)},
+          {"allreduce_payload_bytes", w > 1 ? f * ar : 0.0},
+          {"allreduce_bus_bytes", f * 2 * share * ar},
+          // global batch above which allreduce moves fewer bytes: payload 4 N P = 2P^2 + 2P + 1,
+          // bus 6 (W-1)/W N P = 4 (W-1)/W (P^2 + P + 1/2)
+          {"crossover_global_batch_payload", ar / (4.0 * P)},
+          {"crossover_global_batch_bus", 2.0 * ar / (6.0 * P)}};
+}
+
 int RunGatherLoss(comm::Communicator& c, const Args& a) {
   const int w = c.world_size();
-  if (a.global_batch % w != 0 || a.global_batch / w < 2) {
-    throw UserError("--global-batch " + std::to_string(a.global_batch) + " must be a multiple of the " +
+  const int64_t global_batch = a.batch_per_rank > 0 ? static_cast<int64_t>(a.batch_per_rank) * w : a.global_batch;
+  if (global_batch % w != 0 || global_batch / w < 2) {
+    throw UserError("--global-batch " + std::to_string(global_batch) + " must be a multiple of the " +
                     std::to_string(w) + " ranks with at least 2 images per rank");
   }
-  const int64_t B = a.global_batch / w, S = a.image_size;
+  std::vector<std::pair<std::string, train::GlobalStats>> modes;
+  if (a.global_stats != "gather") modes.emplace_back("allreduce", train::GlobalStats::kAllReduce);
+  if (a.global_stats != "allreduce") modes.emplace_back("gather", train::GlobalStats::kGather);
+  const int64_t B = global_batch / w, S = a.image_size;
   model::VitOptions custom;
   custom.patch_size = a.patch_size, custom.embed_dim = a.embed_dim, custom.depth = a.depth, custom.num_heads = a.heads;
   model::VicregModelOptions mo;
@@ -145,63 +222,69 @@ int RunGatherLoss(comm::Communicator& c, const Args& a) {
   comm::GradientSynchronizer sync(params, comm, comm::GradSyncOptions(), names);
   train::OptimizerOptions oo;
   auto opt = train::BuildOptimizer(net->param_groups(), oo);
-  const train::VicregLossOptions lo;
+  CountingCommunicator counted(c);  // the loss's collectives only (SyncBN and gradient sync use c)
   at::manual_seed(1 + c.rank());
   at::Tensor xa = at::randn({B, 3, S, S}), xb = at::randn({B, 3, S, S});
-
-  // Isolated cost of the gathered loss on this step's shapes: gather [B,P] x2 + loss fwd + bwd,
-  // with two gathers (as the trainer does today) and with one fused gather of both views.
   at::Tensor za0 = at::randn({B, a.proj_dim}), zb0 = at::randn({B, a.proj_dim});
-  auto gathered_loss_once = [&](bool fused) {
-    at::Tensor za = za0.clone().requires_grad_(true), zb = zb0.clone().requires_grad_(true);
-    const auto t0 = Clock::now();
-    at::Tensor za_all, zb_all;
-    if (fused) {
-      std::tie(za_all, zb_all) = comm::GatherPairWithGrad(za, zb, c);
-    } else {
-      za_all = comm::GatherWithGrad(za, c);
-      zb_all = comm::GatherWithGrad(zb, c);
-    }
-    auto l = train::VicregLoss(za, zb, za_all, zb_all, lo);
-    l.total.backward();
-    return Since(t0);
-  };
 
-  std::vector<double> step_s, sync_s, loss_s, fused_s;
-  double loss_last = 0;
+  struct PerMode {
+    std::vector<double> step_s, sync_s, loss_s, coll_s;
+    CountingCommunicator::Counts step_counts, loss_counts;
+    double loss_last = 0;
+  };
+  std::vector<PerMode> res(modes.size());
   for (int s = 0; s < a.warmup + a.steps; ++s) {
-    c.Barrier();
-    const auto t0 = Clock::now();
-    for (auto& p : params) p.mutable_grad() = at::Tensor();
-    auto out = net->forward_pair(xa, xb);
-    at::Tensor za_all = comm::GatherWithGrad(out.za, c), zb_all = comm::GatherWithGrad(out.zb, c);
-    auto loss = train::VicregLoss(out.za, out.zb, za_all, zb_all, lo);
-    loss.total.backward();
-    const auto t_sync = Clock::now();
-    sync.Finish();
-    const double sync_part = Since(t_sync);
-    train::ClipGradNorm(params, 1.0);
-    opt->step();
-    loss_last = loss.total.item<double>();
-    const double step = MaxOverRanks(c, Since(t0));
-    const double sync_max = MaxOverRanks(c, sync_part);
-    c.Barrier();
-    const double gl = MaxOverRanks(c, gathered_loss_once(false));
-    c.Barrier();
-    const double gf = MaxOverRanks(c, gathered_loss_once(true));
-    if (s >= a.warmup) {
-      step_s.push_back(step);
-      sync_s.push_back(sync_max);
-      loss_s.push_back(gl);
-      fused_s.push_back(gf);
+    for (size_t m = 0; m < modes.size(); ++m) {
+      train::VicregLossOptions lo;
+      lo.global_stats = modes[m].second;
+      PerMode& pm = res[m];
+      // A full data-parallel step with this mode's loss.
+      c.Barrier();
+      counted.Reset();
+      const auto t0 = Clock::now();
+      for (auto& p : params) p.mutable_grad() = at::Tensor();
+      auto out = net->forward_pair(xa, xb);
+      auto loss = train::VicregLoss(out.za, out.zb, &counted, lo);
+      loss.total.backward();
+      const auto t_sync = Clock::now();
+      sync.Finish();
+      const double sync_part = Since(t_sync);
+      train::ClipGradNorm(params, 1.0);
+      opt->step();
+      pm.loss_last = loss.total.item<double>();
+      const double step = MaxOverRanks(c, Since(t0));
+      const double sync_max = MaxOverRanks(c, sync_part);
+      const auto step_counts = counted.counts();
+      const double coll = MaxOverRanks(c, step_counts.seconds);
+      // The loss alone (forward + backward on fixed z of this step's shape), collectives included.
+      c.Barrier();
+      counted.Reset();
+      at::Tensor za = za0.clone().requires_grad_(true), zb = zb0.clone().requires_grad_(true);
+      const auto t1 = Clock::now();
+      train::VicregLoss(za, zb, &counted, lo).total.backward();
+      const double loss_s = MaxOverRanks(c, Since(t1));
+      if (s >= a.warmup) {
+        pm.step_s.push_back(step);
+        pm.sync_s.push_back(sync_max);
+        pm.coll_s.push_back(coll);
+        pm.loss_s.push_back(loss_s);
+        pm.step_counts = step_counts;
+        pm.loss_counts = counted.counts();
+      }
     }
   }
-  const double step = Mean(step_s), gl = Mean(loss_s);
   int64_t nparams = 0;
   for (const auto& p : params) nparams += p.numel();
-  if (c.rank() == 0) {
+  const int64_t P = a.proj_dim;
+  for (size_t m = 0; m < modes.size() && c.rank() == 0; ++m) {
+    const PerMode& pm = res[m];
+    const double step = Mean(pm.step_s);
+    // Covariance work per rank and step (both views, forward + backward): 6 x rows x P^2 multiply-adds
+    // on the gathered N rows, on the local B rows from the statistics.
+    const double cov_rows = modes[m].second == train::GlobalStats::kGather ? static_cast<double>(global_batch) : B;
     nlohmann::json j = {{"bench", "allreduce"},
                         {"mode", "gather-loss"},
+                        {"global_stats", modes[m].first},
                         {"backend", c.backend()},
                         {"world_size", w},
                         {"threads", at::get_num_threads()},
@@ -209,21 +292,26 @@ int RunGatherLoss(comm::Communicator& c, const Args& a) {
                         {"embed_dim", mo.encoder.embed_dim},
                         {"depth", mo.encoder.depth},
                         {"image_size", a.image_size},
-                        {"global_batch", a.global_batch},
+                        {"global_batch", global_batch},
                         {"batch_per_rank", B},
-                        {"proj_dim", a.proj_dim},
+                        {"proj_dim", P},
                         {"params", nparams},
                         {"steps", a.steps},
                         {"step_ms", step * 1e3},
-                        {"images_per_s", a.global_batch / step},
-                        {"grad_sync_finish_ms", Mean(sync_s) * 1e3},
+                        {"images_per_s", global_batch / step},
+                        {"grad_sync_finish_ms", Mean(pm.sync_s) * 1e3},
                         {"buckets", sync.num_buckets()},
-                        {"buckets_launched_in_backward", sync.stats().buckets_launched_in_backward},
-                        {"gathered_loss_ms", gl * 1e3},
-                        {"gathered_loss_fraction", gl / step},
-                        {"gathered_loss_fused_ms", Mean(fused_s) * 1e3},
-                        {"gathered_loss_fused_fraction", Mean(fused_s) / step},
-                        {"loss_last", loss_last}};
+                        {"loss_collective_calls", pm.step_counts.calls},
+                        {"loss_payload_bytes", pm.step_counts.payload_bytes},
+                        {"loss_bus_bytes", pm.step_counts.bus_bytes},
+                        {"loss_collective_ms", Mean(pm.coll_s) * 1e3},
+                        {"loss_collective_fraction", Mean(pm.coll_s) / step},
+                        {"loss_ms", Mean(pm.loss_s) * 1e3},
+                        {"loss_fraction", Mean(pm.loss_s) / step},
+                        {"loss_alone_payload_bytes", pm.loss_counts.payload_bytes},
+                        {"cov_gflop_per_rank", 2.0 * 6 * cov_rows * P * P / 1e9},
+                        {"model_bytes", ModelBytes(w, B, P)},
+                        {"loss_last", pm.loss_last}};
     std::printf("%s\n", j.dump().c_str());
   }
   return kExitOk;
@@ -252,6 +340,13 @@ int RunBench(int argc, char** argv) {
   app.add_option("--proj-dim", a.proj_dim, "--gather-loss: projector output dim P")->capture_default_str();
   app.add_option("--proj-hidden-dim", a.proj_hidden_dim, "--gather-loss: projector hidden dim")->capture_default_str();
   app.add_option("--steps", a.steps, "--gather-loss: measured steps")->capture_default_str();
+  app.add_option("--batch-per-rank", a.batch_per_rank,
+                 "--gather-loss: images per rank (global batch = ranks x this; overrides --global-batch)")
+      ->capture_default_str();
+  app.add_option("--global-stats", a.global_stats,
+                 "--gather-loss: the loss's train.vicreg.global_stats mode(s) to measure: allreduce | gather | both")
+      ->check(CLI::IsMember({"allreduce", "gather", "both"}))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -262,6 +357,9 @@ int RunBench(int argc, char** argv) {
   if (a.steps < 1) throw UserError("--steps must be >= 1, got " + std::to_string(a.steps));
   if (a.warmup < 0) throw UserError("--warmup must be >= 0, got " + std::to_string(a.warmup));
   if (a.threads < 0) throw UserError("--threads must be >= 0, got " + std::to_string(a.threads));
+  if (a.batch_per_rank < 0 || a.batch_per_rank == 1)
+    throw UserError("--batch-per-rank must be >= 2 (or 0 = use --global-batch), got " +
+                    std::to_string(a.batch_per_rank));
   if (!(a.timeout_s > 0)) throw UserError("--timeout must be > 0 seconds");
   if (!a.gather_loss) ParseBytes(a.bytes);  // validate before starting the communicator
   if (a.threads > 0) at::set_num_threads(a.threads);

@@ -5,12 +5,16 @@
 #include <string>
 
 #include "common/errors.h"
+#include "worker/comm/communicator.h"
+#include "worker/comm/gather.h"
 
 namespace vicreg::train {
 
 VicregLossOptions VicregLossOptions::FromConfig(const config::VicregConfig& v) {
   VICREG_CHECK(v.covariance_reduction == "paper" || v.covariance_reduction == "seed",
                "train.vicreg.covariance_reduction '" + v.covariance_reduction + "' passed no config::Validate");
+  VICREG_CHECK(v.global_stats == "allreduce" || v.global_stats == "gather",
+               "train.vicreg.global_stats '" + v.global_stats + "' passed no config::Validate");
   VicregLossOptions o;
   o.lambda_invariance = v.lambda_invariance;
   o.mu_variance = v.mu_variance;
@@ -18,6 +22,7 @@ VicregLossOptions VicregLossOptions::FromConfig(const config::VicregConfig& v) {
   o.gamma = v.gamma;
   o.epsilon = v.epsilon;
   o.covariance_reduction = v.covariance_reduction == "seed" ? CovarianceReduction::kSeed : CovarianceReduction::kPaper;
+  o.global_stats = v.global_stats == "gather" ? GlobalStats::kGather : GlobalStats::kAllReduce;
   return o;
 }
 
@@ -37,39 +42,37 @@ struct ViewTerms {
   at::Tensor offdiag_sq;  // scalar: sum_{i != j} Cov_ij^2
 };
 
-// z: [N, D] the gathered global batch of one view.
-ViewTerms Terms(const at::Tensor& z, double gamma, double eps) {
-  const int64_t N = z.size(0), D = z.size(1);
-  auto zc = z - z.mean(0, /*keepdim=*/true);                       // [N, D]
-  auto cov = at::mm(zc.t(), zc).div_(static_cast<double>(N - 1));  // [D, D], unbiased
-  auto var = cov.diagonal();                                       // [D] unbiased variance
-  auto std = at::sqrt(var + eps);                                  // [D]
+// cov: [D, D] the unbiased covariance of one view's global batch.
+ViewTerms Terms(const at::Tensor& cov, double gamma, double eps) {
+  const int64_t D = cov.size(0);
+  auto var = cov.diagonal();       // [D] unbiased variance
+  auto std = at::sqrt(var + eps);  // [D]
   ViewTerms t;
   t.std_hinge = at::relu(gamma - std).mean();
-  t.offdiag_sq = D > 1 ? OffDiagonal(cov).pow(2).sum() : at::zeros({}, z.options());
+  t.offdiag_sq = D > 1 ? OffDiagonal(cov).pow(2).sum() : at::zeros({}, cov.options());
   return t;
 }
 
-}  // namespace
+// z: [N, D] the gathered global batch of one view -> [D, D] unbiased covariance.
+at::Tensor Covariance(const at::Tensor& z) {
+  const int64_t N = z.size(0);
+  auto zc = z - z.mean(0, /*keepdim=*/true);                   // [N, D]
+  return at::mm(zc.t(), zc).div_(static_cast<double>(N - 1));  // [D, D]
+}
 
-VicregLossOutput VicregLoss(const at::Tensor& za_in, const at::Tensor& zb_in, const at::Tensor& za_all_in,
-                            const at::Tensor& zb_all_in, const VicregLossOptions& opts) {
-  VICREG_CHECK(
-      za_in.dim() == 2 && za_in.sizes() == zb_in.sizes(),
-      "VicregLoss: za, zb must both be [B, D], got " + c10::str(za_in.sizes()) + " and " + c10::str(zb_in.sizes()));
-  VICREG_CHECK(za_all_in.dim() == 2 && za_all_in.sizes() == zb_all_in.sizes() && za_all_in.size(1) == za_in.size(1),
-               "VicregLoss: za_all, zb_all must both be [N, D] with D = " + std::to_string(za_in.size(1)) + ", got " +
-                   c10::str(za_all_in.sizes()) + " and " + c10::str(zb_all_in.sizes()));
-  VICREG_CHECK(za_all_in.size(0) >= 2,
-               "VicregLoss: the global batch needs >= 2 samples, got " + std::to_string(za_all_in.size(0)));
-  auto za = Upcast(za_in), zb = Upcast(zb_in);                  // [B, D]
-  auto za_all = Upcast(za_all_in), zb_all = Upcast(zb_all_in);  // [N, D]
+void CheckLocal(const at::Tensor& za, const at::Tensor& zb) {
+  VICREG_CHECK(za.dim() == 2 && za.sizes() == zb.sizes(),
+               "VicregLoss: za, zb must both be [B, D], got " + c10::str(za.sizes()) + " and " + c10::str(zb.sizes()));
+}
+
+// The loss from the local views (invariance) and the two views' global covariances.
+VicregLossOutput Combine(const at::Tensor& za, const at::Tensor& zb, const at::Tensor& cov_a, const at::Tensor& cov_b,
+                         const VicregLossOptions& opts) {
   const double D = static_cast<double>(za.size(1));
-
   VicregLossOutput out;
   out.invariance = (za - zb).pow(2).mean();  // mse over the local batch
-  auto ta = Terms(za_all, opts.gamma, opts.epsilon);
-  auto tb = Terms(zb_all, opts.gamma, opts.epsilon);
+  auto ta = Terms(cov_a, opts.gamma, opts.epsilon);
+  auto tb = Terms(cov_b, opts.gamma, opts.epsilon);
   out.variance = (ta.std_hinge + tb.std_hinge) / 2.0;
   if (opts.covariance_reduction == CovarianceReduction::kPaper) {
     out.covariance = (ta.offdiag_sq + tb.offdiag_sq) / D;  // C(za) + C(zb), C = sum offdiag^2 / D
@@ -80,6 +83,35 @@ VicregLossOutput VicregLoss(const at::Tensor& za_in, const at::Tensor& zb_in, co
   out.total =
       opts.lambda_invariance * out.invariance + opts.mu_variance * out.variance + opts.nu_covariance * out.covariance;
   return out;
+}
+
+}  // namespace
+
+VicregLossOutput VicregLoss(const at::Tensor& za_in, const at::Tensor& zb_in, const at::Tensor& za_all_in,
+                            const at::Tensor& zb_all_in, const VicregLossOptions& opts) {
+  CheckLocal(za_in, zb_in);
+  VICREG_CHECK(za_all_in.dim() == 2 && za_all_in.sizes() == zb_all_in.sizes() && za_all_in.size(1) == za_in.size(1),
+               "VicregLoss: za_all, zb_all must both be [N, D] with D = " + std::to_string(za_in.size(1)) + ", got " +
+                   c10::str(za_all_in.sizes()) + " and " + c10::str(zb_all_in.sizes()));
+  VICREG_CHECK(za_all_in.size(0) >= 2,
+               "VicregLoss: the global batch needs >= 2 samples, got " + std::to_string(za_all_in.size(0)));
+  return Combine(Upcast(za_in), Upcast(zb_in), Covariance(Upcast(za_all_in)), Covariance(Upcast(zb_all_in)), opts);
+}
+
+VicregLossOutput VicregLoss(const at::Tensor& za_in, const at::Tensor& zb_in, comm::Communicator* comm,
+                            const VicregLossOptions& opts) {
+  CheckLocal(za_in, zb_in);
+  const int world = comm ? comm->world_size() : 1;
+  if (opts.global_stats == GlobalStats::kGather) {
+    if (world == 1) return VicregLoss(za_in, zb_in, za_in, zb_in, opts);
+    auto [za_all, zb_all] = comm::GatherPairWithGrad(za_in, zb_in, *comm);
+    return VicregLoss(za_in, zb_in, za_all, zb_all, opts);
+  }
+  VICREG_CHECK(static_cast<int64_t>(world) * za_in.size(0) >= 2,
+               "VicregLoss: the global batch needs >= 2 samples, got " + std::to_string(world * za_in.size(0)));
+  auto za = Upcast(za_in), zb = Upcast(zb_in);                             // [B, D]
+  at::Tensor cov = comm::AllReducedCovariance(at::stack({za, zb}), comm);  // [2, D, D]
+  return Combine(za, zb, cov.select(0, 0), cov.select(0, 1), opts);
 }
 
 }  // namespace vicreg::train

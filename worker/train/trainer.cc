@@ -363,12 +363,9 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
     f = model->forward_pair(xa, xb);
   }
 
-  // 3. Gather z over the ranks (differentiable, both views in one collective): variance and covariance see
-  // the global batch.
-  auto [za_all, zb_all] = comm::GatherPairWithGrad(f.za, f.zb, *comm);
-
-  // 4. Loss in fp32.
-  VicregLossOutput loss = VicregLoss(f.za, f.zb, za_all, zb_all, loss_opts);
+  // 3-4. Loss in fp32; variance and covariance over the global batch (train.vicreg.global_stats: all-reduced
+  // statistics or an all-gather of z, both differentiable).
+  VicregLossOutput loss = VicregLoss(f.za, f.zb, comm.get(), loss_opts);
 
   // 5. Agree on non-finite losses and stop requests, and average the loss terms (one small all-reduce).
   const StepAgreement agreed = Agree(loss, StopSignal() != 0, *comm);
@@ -383,7 +380,7 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
   bool applied = false;
   bool nonfinite = nonfinite_loss;
   if (!nonfinite_loss) {
-    // 6. Backward (the gather's backward all-reduces the gradient of the global terms).
+    // 6. Backward (global terms: closed form from the statistics, or the gather's all-reduce).
     scaler.Scale(loss.total).backward();
     // 7. Average the gradients over the ranks.
     grad_sync->Finish();
@@ -429,9 +426,14 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
   // 10. Collapse diagnostics on the global batch (no grad).
   if (!nonfinite && this_step % diagnostics_every() == 0) {
     at::NoGradGuard no_grad;
-    at::Tensor feats = f.features_a.detach();
-    at::Tensor feats_all = world > 1 ? comm::GatherNoGrad(feats, *comm) : feats;
-    FillReport(ComputeDiagnostics(za_all.detach(), feats_all), &r);
+    at::Tensor za = f.za.detach(), feats = f.features_a.detach();
+    if (world > 1 && loss_opts.global_stats == GlobalStats::kAllReduce) {
+      FillReport(ComputeDiagnosticsAllReduced(za, feats, *comm), &r);
+    } else {
+      FillReport(ComputeDiagnostics(world > 1 ? comm::GatherNoGrad(za, *comm) : za,
+                                    world > 1 ? comm::GatherNoGrad(feats, *comm) : feats),
+                 &r);
+    }
   }
 
   // 11. Optional online monitors (detached features; never touch the encoder's gradients or the RNG).
