@@ -10,6 +10,8 @@ parsed and checked against the project's conventions. Each subcommand prints one
   check_deploy.py k8s DIR
   check_deploy.py slurm DIR
   check_deploy.py systemd UNIT --exec DIR        (runs systemd-analyze verify/security when present)
+  check_deploy.py libtorch-pin DOCKERFILE PINFILE (the CUDA image builds the LibTorch/CUDA/NCCL line the
+                                                  GPU kit tested, tests/gpu/LIBTORCH_TESTED)
 """
 import argparse
 import glob
@@ -407,6 +409,47 @@ def check_systemd(unit, exec_dir, max_exposure):
     return p.finish(unit)
 
 
+# ---- LibTorch line of the CUDA image vs the one the GPU kit tested ------------------------------
+
+def check_libtorch_pin(dockerfile, pinfile):
+    """ARG LIBTORCH_VERSION/LIBTORCH_CUDA/CUDA_VERSION/NCCL_VERSION defaults vs 'torch X+cuNNN' and
+    'nccl A.B.C' in the pin file: same torch version and CUDA tag, CUDA_VERSION of that tag (cu130 ->
+    13.0.x), NCCL_VERSION 'A.B.C-*+cudaMM.m' of the tested NCCL and that CUDA."""
+    p = Problems()
+    args = {}
+    for line, word, rest in dockerfile_instructions(dockerfile):
+        if word == "ARG" and "=" in rest:
+            name, _, default = rest.partition("=")
+            args.setdefault(name.strip(), (line, default.strip().strip('"')))
+    pin = {}
+    with open(pinfile) as fh:
+        for raw in fh:
+            raw = raw.split("#", 1)[0].strip()
+            if raw:
+                key, _, value = raw.partition(" ")
+                pin[key] = value.strip()
+    m = re.fullmatch(r"(\d+\.\d+\.\d+)\+(cu(\d+))", pin.get("torch", ""))
+    if not m:
+        p.add(pinfile, f"no 'torch X.Y.Z+cuNNN' line (got '{pin.get('torch', '')}')")
+        return p.finish(dockerfile)
+    version, tag, digits = m.group(1), m.group(2), m.group(3)
+    cuda = f"{digits[:-1]}.{digits[-1]}"  # cu130 -> 13.0, cu128 -> 12.8
+
+    def want(name, ok, expected):
+        if name not in args:
+            p.add(dockerfile, f"no ARG {name}=... default")
+        elif not ok(args[name][1]):
+            p.add(f"{dockerfile}:{args[name][0]}", f"ARG {name}={args[name][1]}, but the GPU kit tested {expected} "
+                                                  f"({pinfile})")
+    want("LIBTORCH_VERSION", lambda v: v == version, version)
+    want("LIBTORCH_CUDA", lambda v: v == tag, tag)
+    want("CUDA_VERSION", lambda v: v == cuda or v.startswith(cuda + "."), f"CUDA {cuda} ({tag})")
+    if "nccl" in pin:
+        want("NCCL_VERSION", lambda v: v.startswith(pin["nccl"] + "-") and v.endswith("+cuda" + cuda),
+             f"NCCL {pin['nccl']} for CUDA {cuda}")
+    return p.finish(dockerfile)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -424,6 +467,9 @@ def main():
     u.add_argument("unit")
     u.add_argument("--exec", required=True, dest="exec_dir")
     u.add_argument("--max-exposure", type=float, default=4.0)
+    lp = sub.add_parser("libtorch-pin")
+    lp.add_argument("dockerfile")
+    lp.add_argument("pinfile")
     a = ap.parse_args()
     if a.cmd == "dockerfile":
         return check_dockerfile(a.file, a.context, a.require_healthcheck)
@@ -433,6 +479,8 @@ def main():
         return check_k8s(a.dir)
     if a.cmd == "slurm":
         return check_slurm(a.dir)
+    if a.cmd == "libtorch-pin":
+        return check_libtorch_pin(a.dockerfile, a.pinfile)
     return check_systemd(a.unit, a.exec_dir, a.max_exposure)
 
 

@@ -96,6 +96,24 @@ TEST(DeployDocker, DockerfilesFollowTheConventions) {
   EXPECT_EQ(r.code, 0) << r.out;
 }
 
+// The CUDA image builds on the LibTorch / CUDA / NCCL line that the GPU kit last ran on
+// (tests/gpu/LIBTORCH_TESTED), and the check fails when either side moves alone.
+TEST(DeployDocker, CudaImageUsesTheLibTorchTheGpuKitTested) {
+  const std::string dockerfile = kSrc + "/docker/Dockerfile.worker-cuda", pin = kSrc + "/tests/gpu/LIBTORCH_TESTED";
+  Result r = Check("libtorch-pin " + Quote(dockerfile) + " " + Quote(pin));
+  EXPECT_EQ(r.code, 0) << r.out;
+  TempDir tmp;
+  WriteFile(tmp.path() + "/pin", "# another line\ntorch 2.9.1+cu128\nnccl 2.27.5\n");
+  r = Check("libtorch-pin " + Quote(dockerfile) + " " + Quote(tmp.path() + "/pin"));
+  EXPECT_EQ(r.code, 1) << r.out;
+  for (const char* arg : {"LIBTORCH_VERSION", "LIBTORCH_CUDA", "CUDA_VERSION", "NCCL_VERSION"})
+    EXPECT_NE(r.out.find(std::string("ARG ") + arg), std::string::npos) << arg << ":\n" << r.out;
+  WriteFile(tmp.path() + "/pin", "torch 2.11.0\n");  // no CUDA tag
+  r = Check("libtorch-pin " + Quote(dockerfile) + " " + Quote(tmp.path() + "/pin"));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("torch X.Y.Z+cuNNN"), std::string::npos) << r.out;
+}
+
 TEST(DeployDocker, CheckerRejectsEachViolation) {
   TempDir tmp;
   struct Case {
