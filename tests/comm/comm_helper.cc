@@ -203,7 +203,8 @@ void VicregLossScenario(comm::Communicator& c) {
   double max_rel = 0;
   for (const char* red : {"paper", "seed"}) {
     VicregLossOptions ar, ga;
-    ar.covariance_reduction = ga.covariance_reduction = red;
+    ar.covariance_reduction = ga.covariance_reduction =
+        std::string(red) == "seed" ? vicreg::train::CovarianceReduction::kSeed : vicreg::train::CovarianceReduction::kPaper;
     ar.global_stats = GlobalStats::kAllReduce;
     ga.global_stats = GlobalStats::kGather;
     const std::string tag = std::string(" (") + red + ")";
