@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <string>
@@ -164,7 +165,10 @@ class CountingCommunicator : public comm::Communicator {
     Note(t.nbytes(), 1.0, Since(t0));
   }
   void Barrier() override { inner_.Barrier(); }
-  [[noreturn]] void Abort(int exit_code, const std::string& reason) override { inner_.Abort(exit_code, reason); }
+  [[noreturn]] void Abort(int exit_code, const std::string& reason) override {
+    inner_.Abort(exit_code, reason);
+    std::abort();  // not reached: inner_.Abort never returns (the compiler cannot see it through the reference)
+  }
 
  private:
   void Note(size_t bytes, double passes, double seconds) {
