@@ -55,6 +55,17 @@ namespace {
 // The launch's name (LaunchSpec::name): the Slurm job is "<prefix>-<job id>-a<n>".
 std::string AttemptName(const std::string& job_id, int attempt) { return job_id + "-a" + std::to_string(attempt); }
 
+// How the launcher finds one attempt of a job: its launch name and the run contract's files.
+AttemptRef RefOfAttempt(const JobRecord& rec, const AttemptRecord& attempt) {
+  const contract::RunPaths d(rec.run_dir);
+  AttemptRef r;
+  r.name = AttemptName(rec.id, attempt.number);
+  r.handle = attempt.handle;
+  r.status_path = d.attempt_status(attempt.number);
+  r.info_path = d.attempt_launcher_info(attempt.number);
+  return r;
+}
+
 std::string Fmt(double v, int prec = 1) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.*f", prec, v);
@@ -131,15 +142,7 @@ void AttemptMachine::Launch(JobRecord rec) {
   LaunchAttempt(*job, RestartReason::kNone);
 }
 
-AttemptRef AttemptMachine::RefOf(const ActiveJob& job) const {
-  const contract::RunPaths d(job.rec.run_dir);
-  AttemptRef r;
-  r.name = AttemptName(job.rec.id, job.attempt.number);
-  r.handle = job.attempt.handle;
-  r.status_path = d.attempt_status(job.attempt.number);
-  r.info_path = d.attempt_launcher_info(job.attempt.number);
-  return r;
-}
+AttemptRef AttemptMachine::RefOf(const ActiveJob& job) const { return RefOfAttempt(job.rec, job.attempt); }
 
 void AttemptMachine::LoadPlan(ActiveJob& job) {
   if (job.plan_loaded) return;
@@ -217,13 +220,9 @@ void AttemptMachine::RestartLost(JobRecord rec, std::optional<AttemptRecord> att
 void AttemptMachine::AdoptStopping(const JobRecord& rec, std::optional<AttemptRecord> attempt) {
   auto s = std::make_unique<Stopping>();
   s->job_id = rec.id;
-  const contract::RunPaths d(rec.run_dir);
   if (attempt) {
     s->attempt = attempt->number;
-    s->ref.name = AttemptName(rec.id, attempt->number);
-    s->ref.handle = attempt->handle;
-    s->ref.status_path = d.attempt_status(attempt->number);
-    s->ref.info_path = d.attempt_launcher_info(attempt->number);
+    s->ref = RefOfAttempt(rec, *attempt);
   }
   // The grace period runs from the cancel (the attempt's end time), not from this restart.
   const double cancelled = attempt && attempt->ended_unix > 0 ? attempt->ended_unix : NowUnix();
