@@ -267,20 +267,25 @@ TEST(VicregLoss, AllReduceModeIsAccurateInFloat32WithLargeOffsets) {
   EXPECT_EQ(a.grad().scalar_type(), at::kBFloat16);
 }
 
+// Users get config::Validate's error (naming the field and the choices) before any FromConfig runs;
+// FromConfig given such a value anyway is an internal error.
+void ExpectRefusedByValidateFirst(const config::JobConfig& job, const std::string& field, const std::string& choice) {
+  auto errors = config::Validate(job);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].field, field);
+  EXPECT_NE(errors[0].message.find(choice), std::string::npos) << errors[0].message;
+  EXPECT_THROW(VicregLossOptions::FromConfig(job.train.vicreg), InternalError);
+}
+
 TEST(VicregLoss, OptionsFromConfigMapGlobalStats) {
   config::VicregConfig v;
   EXPECT_EQ(v.global_stats, "allreduce");
   EXPECT_EQ(VicregLossOptions::FromConfig(v).global_stats, GlobalStats::kAllReduce);
   v.global_stats = "gather";
   EXPECT_EQ(VicregLossOptions::FromConfig(v).global_stats, GlobalStats::kGather);
-  // Users get config::Validate's error (naming the field and the choices) before any FromConfig runs.
   config::JobConfig job;
   job.train.vicreg.global_stats = "reduce";
-  auto errors = config::Validate(job);
-  ASSERT_EQ(errors.size(), 1u);
-  EXPECT_EQ(errors[0].field, "train.vicreg.global_stats");
-  EXPECT_NE(errors[0].message.find("allreduce"), std::string::npos) << errors[0].message;
-  EXPECT_THROW(VicregLossOptions::FromConfig(job.train.vicreg), InternalError);
+  ExpectRefusedByValidateFirst(job, "train.vicreg.global_stats", "allreduce");
 }
 
 TEST(VicregLoss, OptionsFromConfigMapTheReduction) {
@@ -291,13 +296,9 @@ TEST(VicregLoss, OptionsFromConfigMapTheReduction) {
   EXPECT_EQ(o.covariance_reduction, CovarianceReduction::kPaper);
   v.covariance_reduction = "seed";
   EXPECT_EQ(VicregLossOptions::FromConfig(v).covariance_reduction, CovarianceReduction::kSeed);
-  // Users get config::Validate's error (naming the field and the choices) before any FromConfig runs.
   config::JobConfig job;
   job.train.vicreg.covariance_reduction = "mean";
-  auto errors = config::Validate(job);
-  ASSERT_EQ(errors.size(), 1u);
-  EXPECT_EQ(errors[0].field, "train.vicreg.covariance_reduction");
-  EXPECT_THROW(VicregLossOptions::FromConfig(job.train.vicreg), InternalError);
+  ExpectRefusedByValidateFirst(job, "train.vicreg.covariance_reduction", "paper");
 }
 
 TEST(VicregLoss, RejectsMismatchedShapes) {
