@@ -129,6 +129,13 @@ class SlurmQueueTest : public ::testing::Test {
     return testutil::WaitFor([&] { return c.Get(id).attempt_phase() == v1::ATTEMPT_QUEUED; }, timeout_s);
   }
   std::string Events(Coordinator& c, const std::string& id) { return c.Ctl({"watch", id}, 5).out; }
+  // Two jobs both queued in Slurm, then the second started there and RUNNING in the coordinator.
+  void QueueBothAndStartTheSecond(Coordinator& c, const std::string& queued, const std::string& running) {
+    ASSERT_TRUE(WaitQueued(c, queued));
+    ASSERT_TRUE(WaitQueued(c, running));
+    ASSERT_TRUE(slurm_.Start(slurm_.IdOf("vicreg-" + running + "-a1")));
+    ASSERT_TRUE(testutil::WaitFor([&] { return c.Get(running).state() == v1::RUNNING; }, 30));
+  }
 
   testutil::TempDir dir_{"slurmq"};
   FakeSlurm slurm_{dir_.path() + "/slurm"};
@@ -304,10 +311,8 @@ TEST_F(SlurmQueueTest, CoordinatorKilledWithJobsQueuedAndRunningReadoptsBothByJo
   auto c = StartCoordinator();
   std::string queued = Submit(*c, "name: q\nresources: {ranks: 1}\ntrain: {max_steps: 5}\n");
   std::string running = Submit(*c, "name: slow-r\nresources: {ranks: 2}\ntrain: {max_steps: 15}\n");
-  ASSERT_TRUE(WaitQueued(*c, queued));
-  ASSERT_TRUE(WaitQueued(*c, running));
-  ASSERT_TRUE(slurm_.Start(slurm_.IdOf("vicreg-" + running + "-a1")));
-  ASSERT_TRUE(testutil::WaitFor([&] { return c->Get(running).state() == v1::RUNNING; }, 30));
+  QueueBothAndStartTheSecond(*c, queued, running);
+  if (HasFatalFailure()) return;
   c->Kill(SIGKILL);
   // As if it had died between sbatch and storing the job id: the queued attempt has no handle.
   ASSERT_EQ(testutil::Sqlite(c->state_dir() + "/coordinator.db",
@@ -333,10 +338,8 @@ TEST_F(SlurmQueueTest, CancelOfAQueuedAndARunningJobGoesThroughScancel) {
   auto c = StartCoordinator();
   std::string queued = Submit(*c, "name: cq\nresources: {ranks: 1}\n");
   std::string running = Submit(*c, "name: slow-cr\nresources: {ranks: 2}\ntrain: {max_steps: 200}\n");
-  ASSERT_TRUE(WaitQueued(*c, queued));
-  ASSERT_TRUE(WaitQueued(*c, running));
-  ASSERT_TRUE(slurm_.Start(slurm_.IdOf("vicreg-" + running + "-a1")));
-  ASSERT_TRUE(testutil::WaitFor([&] { return c->Get(running).state() == v1::RUNNING; }, 30));
+  QueueBothAndStartTheSecond(*c, queued, running);
+  if (HasFatalFailure()) return;
   for (const auto& id : {queued, running}) {
     auto r = c->Ctl({"cancel", id});
     EXPECT_EQ(r.exit_code, 0) << r.err;
