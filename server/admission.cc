@@ -74,7 +74,8 @@ Admitted Admit(const SubmitRequest& req, const AdmissionOptions& options, const 
     }
     throw ServiceError(ErrorCode::kInvalidArgument, msg, fields);
   } catch (const UserError& e) {
-    throw ServiceError(ErrorCode::kInvalidArgument, std::string("invalid job spec: ") + e.what());
+    throw ServiceError(ErrorCode::kInvalidArgument, std::string("invalid job spec: ") + e.what(),
+                       {{"job_yaml", e.what()}});
   }
   if (cfg.resources.ranks > options.max_ranks_per_job) {
     std::string m = "must be <= " + std::to_string(options.max_ranks_per_job) +

@@ -4,11 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <thread>
 
 #include "common/metrics.h"
 #include "common/run_contract.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "server/service_error.h"
 
 namespace vicreg::server {
@@ -22,6 +25,18 @@ static_assert(static_cast<int>(AttemptPhase::kRunning) == v1::ATTEMPT_RUNNING);
 static_assert(static_cast<int>(AttemptPhase::kEnded) == v1::ATTEMPT_ENDED);
 static_assert(static_cast<int>(JobState::kCancelled) == v1::CANCELLED);
 
+// Seconds since the epoch as a Timestamp (callers leave the field unset for 0 = never: calling
+// mutable_x() alone would set it).
+void SetTime(double unix_s, google::protobuf::Timestamp* out) {
+  double whole = std::floor(unix_s);
+  out->set_seconds(static_cast<int64_t>(whole));
+  out->set_nanos(std::min(999999999, static_cast<int>(std::lround((unix_s - whole) * 1e9))));
+}
+
+// The deprecated *_unix doubles are still filled for old clients (the proto marks them deprecated).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
 void ToProto(const JobProgress& p, v1::Progress* out) {
   out->set_step(p.step);
   out->set_total_steps(p.total_steps);
@@ -32,6 +47,7 @@ void ToProto(const JobProgress& p, v1::Progress* out) {
   out->set_steps_per_s(p.steps_per_s);
   out->set_eta_seconds(p.eta_seconds);
   out->set_updated_unix(p.updated_unix);
+  if (p.updated_unix > 0) SetTime(p.updated_unix, out->mutable_updated_time());
 }
 
 void ToProto(const JobRecord& j, v1::Job* out) {
@@ -60,6 +76,10 @@ void ToProto(const JobRecord& j, v1::Job* out) {
   out->set_queue_state(j.queue_state);
   out->set_queue_reason(j.queue_reason);
   out->set_queued_since_unix(j.queued_since_unix);
+  if (j.created_unix > 0) SetTime(j.created_unix, out->mutable_created_time());
+  if (j.started_unix > 0) SetTime(j.started_unix, out->mutable_started_time());
+  if (j.finished_unix > 0) SetTime(j.finished_unix, out->mutable_finished_time());
+  if (j.queued_since_unix > 0) SetTime(j.queued_since_unix, out->mutable_queued_since_time());
 }
 
 void ToProto(const AttemptRecord& a, v1::Attempt* out) {
@@ -78,6 +98,10 @@ void ToProto(const AttemptRecord& a, v1::Attempt* out) {
   out->set_queue_reason(a.queue_reason);
   out->set_queued_unix(a.queued_unix);
   out->set_running_unix(a.running_unix);
+  if (a.started_unix > 0) SetTime(a.started_unix, out->mutable_started_time());
+  if (a.ended_unix > 0) SetTime(a.ended_unix, out->mutable_ended_time());
+  if (a.queued_unix > 0) SetTime(a.queued_unix, out->mutable_queued_time());
+  if (a.running_unix > 0) SetTime(a.running_unix, out->mutable_running_time());
 }
 
 void ToProto(const EventRecord& e, v1::JobEvent* out) {
@@ -89,6 +113,7 @@ void ToProto(const EventRecord& e, v1::JobEvent* out) {
   out->set_message(e.message);
   ToProto(e.progress, out->mutable_progress());
   out->set_attempt(e.attempt);
+  if (e.time_unix > 0) SetTime(e.time_unix, out->mutable_time());
 }
 
 void ToProto(const EvalTaskRecord& t, v1::EvalTask* out) {
@@ -99,6 +124,7 @@ void ToProto(const EvalTaskRecord& t, v1::EvalTask* out) {
   out->set_attempts(t.attempts);
   out->set_error(t.error);
   out->set_updated_unix(t.updated_unix);
+  if (t.updated_unix > 0) SetTime(t.updated_unix, out->mutable_updated_time());
   out->set_output_path(t.output_path);
   if (t.state == EvalState::kRunning) out->set_handle(t.handle);
   for (const auto& r : t.rows) {
@@ -110,6 +136,27 @@ void ToProto(const EvalTaskRecord& t, v1::EvalTask* out) {
     row->set_top1(r.top1);
     row->set_top5(r.top5);
   }
+}
+
+#pragma GCC diagnostic pop
+
+// The gRPC status of a domain error: the human text as the message, and as the binary details a
+// google.rpc.Status (same code and message) carrying a google.rpc.BadRequest with one field
+// violation per named field (the standard error model: clients in any language read the fields).
+grpc::Status ToStatus(grpc::StatusCode code, const std::string& message, const std::vector<FieldViolation>& fields) {
+  google::rpc::Status details;
+  details.set_code(static_cast<int32_t>(code));
+  details.set_message(message);
+  if (!fields.empty()) {
+    google::rpc::BadRequest bad;
+    for (const auto& f : fields) {
+      auto* v = bad.add_field_violations();
+      v->set_field(f.field);
+      v->set_description(f.description);
+    }
+    details.add_details()->PackFrom(bad);
+  }
+  return grpc::Status(code, message, details.SerializeAsString());
 }
 
 grpc::StatusCode ToGrpc(ErrorCode c) {
@@ -294,7 +341,7 @@ grpc::Status CoordinatorService::Guard(const char* method, grpc::ServerContext* 
     Authorize(ctx);
     status = body();
   } catch (const ServiceError& e) {
-    status = grpc::Status(ToGrpc(e.code()), e.what());
+    status = ToStatus(ToGrpc(e.code()), e.what(), e.fields());
   } catch (const std::exception& e) {
     status = grpc::Status(grpc::StatusCode::INTERNAL, std::string("internal error: ") + e.what());
   }

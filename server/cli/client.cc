@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "common/errors.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "server/cli/format.h"
 
 namespace vicreg::cli {
@@ -79,7 +81,32 @@ int ExitCodeFor(const grpc::Status& s) {
   }
 }
 
+std::vector<std::pair<std::string, std::string>> FieldViolations(const grpc::Status& s) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (s.error_details().empty()) return out;
+  google::rpc::Status details;
+  if (!details.ParseFromString(s.error_details())) return out;
+  for (const auto& any : details.details()) {
+    google::rpc::BadRequest bad;
+    if (!any.Is<google::rpc::BadRequest>() || !any.UnpackTo(&bad)) continue;
+    for (const auto& v : bad.field_violations()) out.emplace_back(v.field(), v.description());
+  }
+  return out;
+}
+
 int ReportError(const std::string& what, const grpc::Status& s) {
+  const auto fields = FieldViolations(s);
+  if (!fields.empty()) {
+    // One line per violated field (from the standard google.rpc.BadRequest details); the message
+    // repeats them, so only its first line is shown.
+    std::string head = s.error_message().substr(0, s.error_message().find('\n'));
+    std::cerr << "vicregctl: " << TerminalSafe(what) << ": " << StatusCodeName(s.error_code()) << ": "
+              << TerminalSafe(head, false) << "\n";
+    for (const auto& [field, description] : fields) {
+      std::cerr << "  " << TerminalSafe(field, false) << ": " << TerminalSafe(description, false) << "\n";
+    }
+    return ExitCodeFor(s);
+  }
   std::string msg = s.error_message();
   if (s.error_code() == grpc::StatusCode::UNAVAILABLE) msg += " (is vicreg_coordinator running there? see --server)";
   if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) msg += " (raise --timeout?)";

@@ -6,6 +6,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/errors.h"
 #include "vicreg/v1/coordinator.grpc.pb.h"
@@ -44,7 +46,10 @@ class Client {
 
 int ExitCodeFor(const grpc::Status& s);
 const char* StatusCodeName(grpc::StatusCode c);
-// "vicregctl: <CODE>: message" on stderr; returns ExitCodeFor(s).
+// The field violations (field, description) of the google.rpc.BadRequest in the status details.
+std::vector<std::pair<std::string, std::string>> FieldViolations(const grpc::Status& s);
+// "vicregctl: <CODE>: message" on stderr, then "  field: description" for each violated field of
+// the status details (the message's first line only when there are fields); returns ExitCodeFor(s).
 int ReportError(const std::string& what, const grpc::Status& s);
 
 }  // namespace vicreg::cli

@@ -95,6 +95,25 @@ std::string Timestamp(double unix_s) {
   return buf;
 }
 
+double TimeOf(const google::protobuf::Message& m, const std::string& time_field, const std::string& legacy_field) {
+  const google::protobuf::Descriptor* d = m.GetDescriptor();
+  const google::protobuf::Reflection* r = m.GetReflection();
+  const google::protobuf::FieldDescriptor* t = d->FindFieldByName(time_field);
+  if (t != nullptr && t->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE && r->HasField(m, t)) {
+    const google::protobuf::Message& ts = r->GetMessage(m, t);
+    const google::protobuf::Descriptor* td = ts.GetDescriptor();
+    const google::protobuf::Reflection* tr = ts.GetReflection();
+    const auto* sec = td->FindFieldByName("seconds");
+    const auto* nanos = td->FindFieldByName("nanos");
+    if (sec != nullptr && nanos != nullptr) {
+      return static_cast<double>(tr->GetInt64(ts, sec)) + static_cast<double>(tr->GetInt32(ts, nanos)) * 1e-9;
+    }
+  }
+  const google::protobuf::FieldDescriptor* l = d->FindFieldByName(legacy_field);
+  if (l != nullptr && l->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_DOUBLE) return r->GetDouble(m, l);
+  return 0;
+}
+
 std::string StateName(v1::JobState s) {
   const std::string& n = v1::JobState_Name(s);
   return n.empty() ? "UNKNOWN" : n;
@@ -109,7 +128,8 @@ std::string ClusterWait(const v1::Job& j, double now_unix) {
   if (j.attempt_phase() != v1::ATTEMPT_QUEUED) return "";
   std::string s = j.queue_state().empty() ? "QUEUED" : j.queue_state();
   if (!j.queue_reason().empty()) s += " (" + j.queue_reason() + ")";
-  if (j.queued_since_unix() > 0) s += " for " + Duration(now_unix - j.queued_since_unix());
+  const double since = TimeOf(j, "queued_since_time", "queued_since_unix");
+  if (since > 0) s += " for " + Duration(now_unix - since);
   return s;
 }
 

@@ -20,6 +20,10 @@ std::string RenderTable(const std::vector<std::string>& header, const std::vecto
 std::string Duration(double seconds);
 // Local time "2026-11-28 12:00:01"; 0 -> "-".
 std::string Timestamp(double unix_s);
+// A time field of a coordinator message in seconds since the epoch (0 = never): the Timestamp
+// field `name`_time (e.g. "created" -> created_time; JobEvent's is "time") when the coordinator
+// set it, else the deprecated double `legacy` (e.g. "created_unix") that older coordinators send.
+double TimeOf(const google::protobuf::Message& m, const std::string& time_field, const std::string& legacy_field);
 std::string StateName(v1::JobState s);
 std::string EvalStateName(v1::EvalTask::State s);
 // "step 120/400 (30%), epoch 2/5, loss 12.3456, 3.2 steps/s, 123 img/s, ETA 1m27s" ("" when no progress).

@@ -90,7 +90,7 @@ class EventPrinter {
       std::cout << ToJson(ev, false) << std::endl;
       return;
     }
-    std::string when = Timestamp(ev.time_unix()).substr(11);
+    std::string when = Timestamp(TimeOf(ev, "time", "time_unix")).substr(11);
     if (ev.kind() == v1::JobEvent::PROGRESS) {
       if (tty_) {
         std::cout << "\r\033[K" << ProgressBar(ev.progress(), 32) << " " << ProgressLine(ev.progress()) << std::flush;
@@ -257,7 +257,7 @@ int List(Client& client, const Globals& g, const std::string& state, int limit, 
       progress = std::to_string(j.progress().step());
     }
     rows.push_back({j.id(), j.name(), StateName(j.state()), std::to_string(j.ranks()), std::to_string(j.attempt()),
-                    std::to_string(j.restarts()), progress, Timestamp(j.created_unix())});
+                    std::to_string(j.restarts()), progress, Timestamp(TimeOf(j, "created_time", "created_unix"))});
     if (any_wait) {
       std::string wait = ClusterWait(j, now);
       rows.back().push_back(wait.empty() ? "-" : wait);
@@ -290,10 +290,13 @@ int Status(Client& client, const Globals& g, const std::string& id) {
   o << "  attempt:    " << j.attempt() << ", restarts " << j.restarts() << "/" << j.max_restarts() << "\n";
   std::string progress = ProgressLine(j.progress());
   if (!progress.empty()) o << "  progress:   " << progress << "\n";
-  o << "  created:    " << Timestamp(j.created_unix());
-  if (j.started_unix() > 0) o << ", started " << Timestamp(j.started_unix());
-  if (j.finished_unix() > 0) {
-    o << ", finished " << Timestamp(j.finished_unix()) << " (ran " << Duration(j.finished_unix() - j.started_unix())
+  const double created = TimeOf(j, "created_time", "created_unix");
+  const double started = TimeOf(j, "started_time", "started_unix");
+  const double finished = TimeOf(j, "finished_time", "finished_unix");
+  o << "  created:    " << Timestamp(created);
+  if (started > 0) o << ", started " << Timestamp(started);
+  if (finished > 0) {
+    o << ", finished " << Timestamp(finished) << " (ran " << Duration(finished - started)
       << ")";
   }
   o << "\n";
@@ -318,13 +321,17 @@ int Status(Client& client, const Globals& g, const std::string& id) {
       std::string cause = a.cause().substr(0, a.cause().find('\n'));
       // Time in the cluster queue (until it ran, ended, or now) and time running.
       const double now = NowSeconds();
-      const double end = a.ended_unix() > 0 ? a.ended_unix() : now;
+      const double a_started = TimeOf(a, "started_time", "started_unix");
+      const double a_ended = TimeOf(a, "ended_time", "ended_unix");
+      const double a_queued = TimeOf(a, "queued_time", "queued_unix");
+      const double a_running = TimeOf(a, "running_time", "running_unix");
+      const double end = a_ended > 0 ? a_ended : now;
       std::string queued = "-";
-      if (a.queued_unix() > 0) queued = Duration((a.running_unix() > 0 ? a.running_unix() : end) - a.queued_unix());
-      const double run_from = a.running_unix() > 0 ? a.running_unix() : a.queued_unix() > 0 ? 0 : a.started_unix();
+      if (a_queued > 0) queued = Duration((a_running > 0 ? a_running : end) - a_queued);
+      const double run_from = a_running > 0 ? a_running : a_queued > 0 ? 0 : a_started;
       std::string ran = run_from > 0 ? Duration(end - run_from) : "-";
-      if (a.ended_unix() == 0) ran = a.phase() == v1::ATTEMPT_QUEUED ? "queued" : "running";
-      rows.push_back({"#" + std::to_string(a.number()), a.placement(), a.launcher(), Timestamp(a.started_unix()),
+      if (a_ended == 0) ran = a.phase() == v1::ATTEMPT_QUEUED ? "queued" : "running";
+      rows.push_back({"#" + std::to_string(a.number()), a.placement(), a.launcher(), Timestamp(a_started),
                       queued, ran, a.exit_code() >= 0 ? std::to_string(a.exit_code()) : "-",
                       a.restart_reason().empty() ? "-" : a.restart_reason(), cause.empty() ? "-" : cause});
     }

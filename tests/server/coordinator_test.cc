@@ -331,7 +331,7 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
     EXPECT_NE(c->Get("job-000001", kToken).pending_reason().find("--launcher none"), std::string::npos);
   }
   // vicregctl maps the codes to exit codes: 4 auth, 3 not found, 2 invalid, 0 ok.
-  std::string bad = Write("bad.yaml", "name: x\ntrain: {batch_size: -1}\n");
+  std::string bad = Write("bad.yaml", "name: x\ntrain: {batch_size: -1}\ntrian: {epochs: 2}\n");
   auto r = c->Ctl({"status", "job-000001"});
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_NE(r.err.find("UNAUTHENTICATED"), std::string::npos) << r.err;
@@ -339,7 +339,10 @@ TEST_F(CoordinatorTest, MalformedRequestsGetTheRightCodeAndTheCoordinatorKeepsSe
   EXPECT_EQ(r.exit_code, 3) << r.err;
   r = c->Ctl({"--token-file", token_file, "submit", bad});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find("train.batch_size"), std::string::npos) << r.err;
+  // Each violated field of the status details on its own line, once.
+  EXPECT_NE(r.err.find("\n  train.batch_size: must be in [1, 1048576], got -1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\n  trian: unknown key; did you mean 'train'?"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("train.batch_size"), r.err.rfind("train.batch_size")) << r.err;
   r = c->Ctl({"submit", dir_.path() + "/missing.yaml"}, 30, {"VICREG_TOKEN=" + std::string(kToken)});
   EXPECT_EQ(r.exit_code, 2) << r.err;
   r = c->Ctl({"status", "job-000001"}, 30, {"VICREG_TOKEN=" + std::string(kToken)});

@@ -224,7 +224,8 @@ TEST_F(E2ETest, CoordinatorCrashLosesNothing) {
   std::vector<v1::Job> jobs;
   for (const auto& id : ids) jobs.push_back(c->Get(id));
   for (size_t i = 1; i < jobs.size(); ++i) {
-    EXPECT_GE(jobs[i].started_unix(), jobs[i - 1].finished_unix() - 0.01) << ids[i];
+    EXPECT_GE(testutil::Seconds(jobs[i].started_time()), testutil::Seconds(jobs[i - 1].finished_time()) - 0.01)
+        << ids[i];
   }
 }
 
@@ -255,7 +256,7 @@ TEST_F(E2ETest, GangPlacementQueuesAndExplainsWhy) {
   v1::Job ja = c->WaitTerminal(a, 600), jb = c->WaitTerminal(b, 600);
   EXPECT_EQ(ja.state(), v1::SUCCEEDED);
   EXPECT_EQ(jb.state(), v1::SUCCEEDED);
-  EXPECT_GE(jb.started_unix(), ja.finished_unix() - 0.01);
+  EXPECT_GE(testutil::Seconds(jb.started_time()), testutil::Seconds(ja.finished_time()) - 0.01);
 }
 
 }  // namespace

@@ -199,7 +199,7 @@ TEST(ScheduledEvalTest, RealEvalOfTwoEpochsRunsWhileTrainingContinuesAndIsStored
     if (e.kind() == v1::JobEvent::STATE && e.state() == v1::SUCCEEDED && succeeded < 0) succeeded = e.sequence();
     if (e.message().rfind("eval started: epoch 1 on fashion_mnist", 0) == 0 && started1 < 0) {
       started1 = e.sequence();
-      started1_time = e.time_unix();
+      started1_time = testutil::Seconds(e.time());
       started1_state = e.state();
     }
     if (e.message().rfind("eval started: epoch 2 on fashion_mnist", 0) == 0 && started2 < 0) started2 = e.sequence();
@@ -209,13 +209,13 @@ TEST(ScheduledEvalTest, RealEvalOfTwoEpochsRunsWhileTrainingContinuesAndIsStored
   ASSERT_GT(succeeded, 0) << all;
   EXPECT_LT(started1, succeeded) << all;
   EXPECT_EQ(started1_state, v1::RUNNING) << all;
-  EXPECT_LT(started1_time, job.finished_unix()) << all;
+  EXPECT_LT(started1_time, testutil::Seconds(job.finished_time())) << all;
   EXPECT_LT(started1, started2) << all;  // one eval slot: epoch 1 first
   EXPECT_NE(all.find("eval epoch 1 on fashion_mnist: linear top1"), std::string::npos) << all;
   EXPECT_NE(all.find("eval epoch 2 on fashion_mnist: linear top1"), std::string::npos) << all;
 
   // (4) /metrics exports the learned encoder's top-1 per probe: the latest finished evaluation's.
-  const v1::EvalTask& last = by_epoch[1].updated_unix() > by_epoch[2].updated_unix() ? by_epoch[1] : by_epoch[2];
+  const v1::EvalTask& last = testutil::Seconds(by_epoch[1].updated_time()) > testutil::Seconds(by_epoch[2].updated_time()) ? by_epoch[1] : by_epoch[2];
   std::string m = testutil::HttpGet(c.metrics(), "/metrics");
   for (const char* probe : {"linear", "knn"}) {
     const std::string series =

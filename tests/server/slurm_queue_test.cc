@@ -150,7 +150,7 @@ TEST_F(SlurmQueueTest, PendingJobIsShownWithItsReasonIsNeverStoppedForNoProgress
   EXPECT_EQ(j.state(), v1::STARTING);
   EXPECT_EQ(j.queue_state(), "PENDING");
   EXPECT_EQ(j.queue_reason(), "Resources");
-  EXPECT_GT(j.queued_since_unix(), 0);
+  EXPECT_GT(testutil::Seconds(j.queued_since_time()), 0);
   // Longer than the no-progress timeout in the queue.
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
   j = c->Get(id);
@@ -180,7 +180,7 @@ TEST_F(SlurmQueueTest, PendingJobIsShownWithItsReasonIsNeverStoppedForNoProgress
   j = c->WaitTerminal(id, 60);
   EXPECT_EQ(j.state(), v1::SUCCEEDED) << j.last_error() << c->log();
   ASSERT_EQ(j.attempts_size(), 1);
-  EXPECT_GT(j.attempts(0).running_unix(), j.attempts(0).queued_unix());
+  EXPECT_GT(testutil::Seconds(j.attempts(0).running_time()), testutil::Seconds(j.attempts(0).queued_time()));
   EXPECT_EQ(j.attempts(0).handle(), "slurm:" + slurm_.IdOf("vicreg-" + id + "-a1"));
   std::string events = Events(*c, id);
   EXPECT_NE(events.find("waits in the cluster queue: PENDING (Resources)"), std::string::npos) << events;

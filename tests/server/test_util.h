@@ -36,6 +36,11 @@ std::string FakeWorker();         // tests/server/fake_worker.py
 std::string ReadText(const std::string& path);
 void WriteText(const std::string& path, const std::string& text);
 
+// A Timestamp field of the API in seconds since the epoch (0 when unset).
+inline double Seconds(const google::protobuf::Timestamp& t) {
+  return static_cast<double>(t.seconds()) + static_cast<double>(t.nanos()) * 1e-9;
+}
+
 // Polls `pred` every 50 ms until it is true or `timeout_s` passed.
 bool WaitFor(const std::function<bool()>& pred, double timeout_s);
 
