@@ -47,6 +47,7 @@ JobManager::JobManager(JobManagerOptions options, JobStore& store, Scheduler sch
       store_(store),
       journal_(store),
       scheduler_(std::move(scheduler)),
+      view_(scheduler_),
       launcher_(launcher),
       metrics_(metrics),
       evals_(evals),
@@ -134,6 +135,44 @@ JobManager::SubmitResult JobManager::Submit(const SubmitRequest& req) {
   return {ins.job, false};
 }
 
+JobManager::DryRunResult JobManager::DryRun(const SubmitRequest& req) {
+  AdmissionOptions ao;
+  ao.max_spec_bytes = options_.max_spec_bytes;
+  ao.max_ranks_per_job = options_.max_ranks_per_job;
+  ao.launch_enabled = options_.launch_enabled;
+  DryRunResult out;
+  out.job = Admit(req, ao, scheduler_).job;  // kind() and WhyNeverPlaceable read only the configuration
+  if (!options_.launch_enabled) {
+    out.reason = out.job.pending_reason;
+    return out;
+  }
+  // The next scheduling pass as it would run now: the queue (which goes first where it fits) plus
+  // this job, last of its priority, on a copy of the slots.
+  const std::string self = "(this job)";
+  std::lock_guard<std::mutex> lock(mu_);
+  Scheduler sim = view_;
+  std::vector<QueuedJob> queue;
+  int64_t last_seq = 0;
+  for (const auto& q : queue_) {
+    queue.push_back(q.job);
+    last_seq = std::max(last_seq, q.job.seq);
+  }
+  queue.push_back({self, out.job.ranks, out.job.priority, last_seq + 1});
+  Scheduler::Decision d = sim.Schedule(queue);
+  for (const auto& [id, slots] : d.placements) {
+    if (id != self) continue;
+    out.would_start = true;
+    out.placement = sim.PlacementString(slots);
+    out.reason = "would start now on " + out.placement + " (" + std::to_string(sim.free_count() + static_cast<int>(slots.size())) +
+                 " of " + std::to_string(sim.capacity()) + " slots free after the jobs ahead of it)";
+  }
+  if (!out.would_start) {
+    auto it = d.pending.find(self);
+    out.reason = "would queue: " + (it != d.pending.end() ? it->second : std::string("waiting for slots"));
+  }
+  return out;
+}
+
 JobRecord JobManager::Cancel(const std::string& job_id, const std::string& reason_in) {
   std::string reason = reason_in.empty() ? "cancelled by a client" : "cancelled: " + reason_in.substr(0, 500);
   std::unique_lock<std::mutex> lock(mu_);
@@ -192,6 +231,10 @@ void JobManager::Tick() {
   }
   if (!cancels.empty()) cancel_done_cv_.notify_all();
   if (options_.launch_enabled) ScheduleQueued();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    view_ = scheduler_;  // the slots as this tick left them (DryRun reads it from gRPC threads)
+  }
   if (evals_) evals_->Tick();
   UpdateGauges(false);
   ApplyRetention(now);

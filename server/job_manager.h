@@ -79,6 +79,17 @@ class JobManager {
   // Throws ServiceError (kInvalidArgument with field violations, kFailedPrecondition,
   // kResourceExhausted, kAlreadyExists).
   SubmitResult Submit(const SubmitRequest& request);
+  // A submit that stores and queues nothing: the same validation as Submit (same errors), then
+  // where the job would go now: placed at once (placement = the slots it would get) or queued
+  // behind the current queue (reason = the scheduler's pending reason). client_request_id is
+  // checked for syntax only.
+  struct DryRunResult {
+    JobRecord job;  // the record Submit would store (id empty; spec_yaml resolved)
+    bool would_start = false;
+    std::string placement;  // "cpu:0,1" when it would start now
+    std::string reason;     // why it would start or wait
+  };
+  DryRunResult DryRun(const SubmitRequest& request);
   // Cancels the job (see the proto). Throws ServiceError(kNotFound).
   JobRecord Cancel(const std::string& job_id, const std::string& reason);
 
@@ -118,6 +129,7 @@ class JobManager {
   JobStore& store_;
   JobJournal journal_;
   Scheduler scheduler_;
+  Scheduler view_;  // a copy of scheduler_ after the manager's last tick (under mu_), for DryRun
   Launcher& launcher_;
   metrics::CoordinatorMetrics* metrics_;
   EvalRunner* evals_;

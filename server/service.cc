@@ -392,6 +392,17 @@ grpc::Status CoordinatorService::SubmitJob(grpc::ServerContext* ctx, const v1::S
     r.yaml = req->job_yaml();
     r.client_request_id = req->client_request_id();
     r.overrides.assign(req->overrides().begin(), req->overrides().end());
+    if (req->dry_run()) {
+      JobManager::DryRunResult dr = manager_.DryRun(r);
+      resp->set_dry_run(true);
+      resp->set_would_start(dr.would_start);
+      resp->set_placement(dr.placement);
+      resp->set_reason(dr.reason);
+      resp->set_spec_yaml(dr.job.spec_yaml);
+      resp->set_ranks(dr.job.ranks);
+      resp->set_name(dr.job.name);
+      return grpc::Status::OK;
+    }
     auto res = manager_.Submit(r);
     resp->set_job_id(res.job.id);
     resp->set_duplicate(res.duplicate);

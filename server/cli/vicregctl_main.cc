@@ -22,6 +22,7 @@
 #include "common/http_client.h"
 #include "server/cli/client.h"
 #include "server/cli/format.h"
+#include "server/cli/validate.h"
 
 namespace vicreg::cli {
 namespace {
@@ -174,7 +175,7 @@ int Watch(Client& client, const Globals& g, const std::string& job_id, int64_t f
 // ---- commands ----------------------------------------------------------------------------------
 
 int Submit(Client& client, const Globals& g, const std::string& file, bool wait, const std::vector<std::string>& sets,
-           std::string request_id) {
+           std::string request_id, bool dry_run) {
   std::ifstream f(file);
   if (!f) {
     std::cerr << "vicregctl: submit: cannot read job file '" << file << "'\n";
@@ -187,6 +188,7 @@ int Submit(Client& client, const Globals& g, const std::string& file, bool wait,
   if (request_id.empty()) request_id = RandomRequestId();
   req.set_client_request_id(request_id);
   for (const auto& s : sets) req.add_overrides(s);
+  req.set_dry_run(dry_run);
   v1::SubmitJobResponse resp;
   grpc::Status st;
   // Retries are safe: the request id makes the submit idempotent.
@@ -197,6 +199,16 @@ int Submit(Client& client, const Globals& g, const std::string& file, bool wait,
     std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt));
   }
   if (!st.ok()) return ReportError("submit " + file, st);
+  if (dry_run) {
+    if (g.json()) {
+      std::cout << ToJson(resp, true) << std::endl;
+    } else {
+      std::cout << "dry run: " << TerminalSafe(file, false) << " is valid (job '" << TerminalSafe(resp.name(), false)
+                << "', " << resp.ranks() << (resp.ranks() == 1 ? " rank" : " ranks") << "); it "
+                << TerminalSafe(resp.reason(), false) << "; nothing was submitted" << std::endl;
+    }
+    return kExitOk;
+  }
   if (g.json()) {
     std::cout << ToJson(resp, false) << std::endl;
   } else {
@@ -546,6 +558,20 @@ int main(int argc, char** argv) {
   submit->add_flag("--wait", wait, "watch the job until it ends; exit code 0 only if it SUCCEEDED");
   submit->add_option("--set", sets, "override key.path=value (repeatable)");
   submit->add_option("--request-id", request_id, "idempotency key (default: random; retries reuse it)");
+  bool dry_run = false;
+  submit->add_flag("--dry-run", dry_run,
+                   "the coordinator validates the job and says whether it would start now or queue (and why); "
+                   "nothing is stored or queued");
+  std::vector<std::string> validate_sets;
+  auto* validate = app.add_subcommand(
+      "validate", "check a job file locally with the worker's and coordinator's validation (no coordinator needed)");
+  std::vector<std::string> seed_files(3);
+  auto* validate_file = validate->add_option("file", file, "job YAML file");
+  auto* seed_data = validate->add_option("--data_config,--data-config", seed_files[0], "the seed form: data config file");
+  auto* seed_train = validate->add_option("--train_config,--train-config", seed_files[1], "the seed form: train config file");
+  auto* seed_model = validate->add_option("--model_config,--model-config", seed_files[2], "the seed form: model config file");
+  for (auto* o : {seed_data, seed_train, seed_model}) o->excludes(validate_file);
+  validate->add_option("--set", validate_sets, "override key.path=value (repeatable)");
   auto* list = app.add_subcommand("list", "list jobs, newest first");
   list->add_option("--state", state, "only jobs in this state (queued, running, succeeded, ...)");
   list->add_option("--limit", limit, "jobs per page")->check(CLI::Range(1, 100000))->capture_default_str();
@@ -581,6 +607,20 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? 0 : kExitUsage;
   }
+  if (*validate) {
+    try {
+      const bool seed = seed_data->count() + seed_train->count() + seed_model->count() > 0;
+      if (!seed && file.empty()) {
+        std::cerr << "vicregctl: validate: give a job file (vicregctl validate job.yaml) or the seed form's files "
+                     "(--data_config F --train_config F --model_config F)\n";
+        return kExitUsage;
+      }
+      return ValidateJobFile(file, seed ? seed_files : std::vector<std::string>{}, validate_sets, g.json());
+    } catch (const std::exception& e) {
+      std::cerr << "vicregctl: validate " << file << ": " << e.what() << "\n";
+      return kExitFailed;
+    }
+  }
   try {
     if (!g.client.tls_ca.empty()) g.client.tls = true;
     if (g.token_file.empty()) {
@@ -603,7 +643,10 @@ int main(int argc, char** argv) {
       g.client.token = ReadTokenFile(local.token_file);  // only ever sent to the coordinator that wrote it
     }
     Client client(g.client);
-    if (*submit) return Submit(client, g, file, wait, sets, request_id);
+    if (*submit) {
+      if (dry_run && wait) throw vicreg::UserError("submit: --dry-run and --wait exclude each other (a dry run starts no job)");
+      return Submit(client, g, file, wait, sets, request_id, dry_run);
+    }
     if (*list) return List(client, g, state, limit, all);
     if (*status) return Status(client, g, id);
     if (*watch) return Watch(client, g, id, from_sequence);
