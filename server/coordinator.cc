@@ -25,6 +25,7 @@
 #include "server/http/web_ui.h"
 #include "server/job_manager.h"
 #include "server/launcher.h"
+#include "server/process.h"
 #include "server/scheduler.h"
 #include "server/service.h"
 #include "server/store.h"
@@ -293,6 +294,14 @@ void Coordinator::Start() {
   svc.default_page_size = std::min(100, o.max_page_size);
   svc.max_streams = o.max_streams;
   svc.max_streams_per_client = o.max_streams_per_client;
+  svc.runs_root = runs_root;
+  // ExportEncoder runs vicreg_eval export: the configured --eval-binary, else (scheduled evaluation
+  // off) the vicreg_eval installed next to this binary, in the build tree, or on PATH.
+  svc.export_binary = o.eval_binary;
+  for (const std::string& p : {SelfExeDir() + "/vicreg_eval", SelfExeDir() + "/../worker/eval/vicreg_eval"}) {
+    if (svc.export_binary.empty() && access(p.c_str(), X_OK) == 0) svc.export_binary = p;
+  }
+  if (svc.export_binary.empty()) svc.export_binary = FindInPath("vicreg_eval");
   m.service = std::make_unique<CoordinatorService>(svc, *m.store, *m.manager, m.metrics.get());
 
   grpc::EnableDefaultHealthCheckService(true);

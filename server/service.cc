@@ -1,17 +1,23 @@
 #include "server/service.h"
 
 #include <grpcpp/grpcpp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <thread>
 
+#include "common/fs.h"
 #include "common/metrics.h"
 #include "common/run_contract.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
+#include "server/checkpoint_files.h"
 #include "server/service_error.h"
 
 namespace vicreg::server {
@@ -585,6 +591,124 @@ grpc::Status CoordinatorService::GetEval(grpc::ServerContext* ctx, const v1::Get
                                                    req->dataset().substr(0, 64) + "'");
     }
     ToProto(*t, resp);
+    return grpc::Status::OK;
+  });
+}
+
+std::string CoordinatorService::RunDirOf(const JobRecord& job) const {
+  if (options_.runs_root.empty() || job.run_dir != options_.runs_root + "/" + job.id) {
+    throw ServiceError(ErrorCode::kFailedPrecondition,
+                       "job " + job.id + "'s run dir is not under this coordinator's runs root; its files are not served");
+  }
+  return job.run_dir;
+}
+
+grpc::Status CoordinatorService::ListCheckpoints(grpc::ServerContext* ctx, const v1::ListCheckpointsRequest* req,
+                                                 v1::ListCheckpointsResponse* resp) {
+  return Guard("ListCheckpoints", ctx, [&] {
+    JobRecord job = RequireJob(req->job_id(), false);
+    const contract::RunPaths d(RunDirOf(job));
+    std::map<int64_t, std::vector<const EvalRowRecord*>> rows_by_epoch;
+    const auto tasks = store_.EvalTasks(job.id);
+    for (const auto& t : tasks)
+      for (const auto& r : t.rows) rows_by_epoch[r.epoch].push_back(&r);
+    for (const CheckpointFile& c : ListCheckpointFiles(d.checkpoints_dir())) {
+      v1::Checkpoint* out = resp->add_checkpoints();
+      out->set_file(c.file);
+      out->set_kind(c.kind);
+      out->set_epoch(c.epoch);
+      out->set_global_step(c.global_step);
+      out->set_size_bytes(c.bytes);
+      if (c.created_unix > 0) SetTime(c.created_unix, out->mutable_created_time());
+      out->set_latest(c.latest);
+      if (c.kind != "epoch") continue;
+      for (const EvalRowRecord* r : rows_by_epoch[c.epoch]) {
+        v1::EvalRow* row = out->add_evals();
+        row->set_epoch(r->epoch);
+        row->set_dataset(r->dataset);
+        row->set_probe(r->probe);
+        row->set_model(r->model);
+        row->set_top1(r->top1);
+        row->set_top5(r->top5);
+      }
+    }
+    return grpc::Status::OK;
+  });
+}
+
+grpc::Status CoordinatorService::ExportEncoder(grpc::ServerContext* ctx, const v1::ExportEncoderRequest* req,
+                                               grpc::ServerWriter<v1::ExportChunk>* writer) {
+  return Guard("ExportEncoder", ctx, [&]() -> grpc::Status {
+    JobRecord job = RequireJob(req->job_id(), false);
+    if (req->epoch() < 1) {
+      throw ServiceError(ErrorCode::kInvalidArgument,
+                         "epoch must be >= 1 (an epoch with a checkpoint), got " + std::to_string(req->epoch()),
+                         {{"epoch", "must be >= 1, got " + std::to_string(req->epoch())}});
+    }
+    const contract::RunPaths d(RunDirOf(job));
+    const auto files = ListCheckpointFiles(d.checkpoints_dir());
+    std::string file, epochs;
+    for (const auto& c : files) {
+      if (c.kind != "epoch") continue;
+      epochs += (epochs.empty() ? "" : ", ") + std::to_string(c.epoch);
+      if (c.epoch == req->epoch()) file = c.file;
+    }
+    if (file.empty()) {
+      throw ServiceError(ErrorCode::kNotFound,
+                         "job " + job.id + " has no checkpoint of epoch " + std::to_string(req->epoch()) +
+                             (epochs.empty() ? " (it has no epoch checkpoint yet)" : " (epochs with one: " + epochs + ")"),
+                         {{"epoch", "no checkpoint of epoch " + std::to_string(req->epoch())}});
+    }
+    if (options_.export_binary.empty()) {
+      throw ServiceError(ErrorCode::kFailedPrecondition,
+                         "this coordinator has no vicreg_eval to export with (start it with --eval-binary PATH)");
+    }
+    auto slot = streams_.Acquire(StreamLimiter::ClientOf(ctx->peer()));
+    // A private file under the run dir, removed whatever happens.
+    const std::string dir = d.root() + "/export";
+    fs::MakeDirs(dir);
+    std::string tmpl = dir + "/.encoder-XXXXXX";
+    std::vector<char> name(tmpl.begin(), tmpl.end());
+    name.push_back('\0');
+    int fd = ::mkstemp(name.data());
+    if (fd < 0) throw ServiceError(ErrorCode::kInternal, "cannot create a temporary file in " + dir);
+    ::close(fd);
+    const std::string tmp(name.data());
+    struct Remove {
+      std::string path;
+      ~Remove() { std::remove(path.c_str()); }
+    } remove{tmp};
+    try {
+      ExportEncoderFile(options_.export_binary, d.checkpoints_dir() + "/" + file, tmp, options_.export_timeout_s);
+    } catch (const std::runtime_error& e) {
+      throw ServiceError(ErrorCode::kInternal, "export of " + job.id + " " + file + " failed: " + e.what());
+    }
+    std::ifstream in(tmp, std::ios::binary);
+    if (!in) throw ServiceError(ErrorCode::kInternal, "cannot read the exported file " + tmp);
+    Sha256 sha;
+    std::vector<char> buf(static_cast<size_t>(std::max(1, options_.export_chunk_bytes)));
+    int64_t offset = 0;
+    while (!ctx->IsCancelled()) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      const std::streamsize n = in.gcount();
+      if (n <= 0) break;
+      sha.Update(buf.data(), static_cast<size_t>(n));
+      v1::ExportChunk chunk;
+      chunk.set_offset(offset);
+      chunk.set_data(buf.data(), static_cast<size_t>(n));
+      if (!writer->Write(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+      offset += n;
+    }
+    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the export");
+    v1::ExportChunk last;
+    last.set_offset(offset);
+    last.set_last(true);
+    last.set_total_bytes(offset);
+    last.set_sha256(sha.HexDigest());
+    char stem[64];
+    std::snprintf(stem, sizeof stem, "-epoch_%04d-encoder.safetensors", req->epoch());
+    last.set_file_name(job.id + stem);
+    writer->Write(last);
     return grpc::Status::OK;
   });
 }

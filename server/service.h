@@ -25,6 +25,10 @@ struct ServiceOptions {
   double log_poll_interval_s = 0.25;
   int max_streams = 256;            // concurrent WatchJob + StreamLogs calls (more: RESOURCE_EXHAUSTED)
   int max_streams_per_client = 32;  // ... from one client address (ServerContext::peer without the port)
+  std::string runs_root;            // <state_dir>/runs: the only place run dirs are read from
+  std::string export_binary;        // vicreg_eval for ExportEncoder ("" = exports refused)
+  double export_timeout_s = 600;
+  int export_chunk_bytes = 1 << 20;
 };
 
 // Counts the open streams, in total and per client; a stream over either limit is refused.
@@ -74,6 +78,10 @@ class CoordinatorService final : public vicreg::v1::Coordinator::Service {
   grpc::Status ListEvals(grpc::ServerContext* ctx, const v1::ListEvalsRequest* req,
                          v1::ListEvalsResponse* resp) override;
   grpc::Status GetEval(grpc::ServerContext* ctx, const v1::GetEvalRequest* req, v1::EvalTask* resp) override;
+  grpc::Status ListCheckpoints(grpc::ServerContext* ctx, const v1::ListCheckpointsRequest* req,
+                               v1::ListCheckpointsResponse* resp) override;
+  grpc::Status ExportEncoder(grpc::ServerContext* ctx, const v1::ExportEncoderRequest* req,
+                             grpc::ServerWriter<v1::ExportChunk>* writer) override;
 
   // Page tokens: opaque to clients; encode the state filter and the last seq of the page.
   static std::string EncodePageToken(JobState filter, int64_t before_seq);
@@ -85,6 +93,8 @@ class CoordinatorService final : public vicreg::v1::Coordinator::Service {
   grpc::Status Guard(const char* method, grpc::ServerContext* ctx, F&& body);
   void Authorize(grpc::ServerContext* ctx) const;
   JobRecord RequireJob(const std::string& id, bool with_spec);
+  // The job's run dir, refused unless it is <runs_root>/<id> (a stored path never leads elsewhere).
+  std::string RunDirOf(const JobRecord& job) const;
 
   ServiceOptions options_;
   StreamLimiter streams_;

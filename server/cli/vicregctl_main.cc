@@ -20,6 +20,7 @@
 #include "common/errors.h"
 #include "common/fs.h"
 #include "common/http_client.h"
+#include "server/cli/checkpoints.h"
 #include "server/cli/client.h"
 #include "server/cli/format.h"
 #include "server/cli/validate.h"
@@ -592,6 +593,19 @@ int main(int argc, char** argv) {
   cancel->add_option("--reason", reason, "recorded in the job's events");
   auto* eval = app.add_subcommand("eval", "evaluation results of a job (linear probe / kNN per epoch)");
   eval->add_option("id", id, "job id")->required();
+  auto* checkpoints = app.add_subcommand(
+      "checkpoints", "a job's checkpoints: epoch, step, size, created, evaluation results (-o json for all fields)");
+  checkpoints->add_option("id", id, "job id")->required();
+  int export_epoch = 0;
+  std::string export_out;
+  auto* export_cmd = app.add_subcommand(
+      "export", "fetch the encoder of an epoch checkpoint as safetensors (timm keys; exported by the coordinator, "
+                "streamed, SHA-256 verified, written atomically)");
+  export_cmd->add_option("id", id, "job id")->required();
+  export_cmd->add_option("--epoch", export_epoch, "the epoch checkpoint to export (vicregctl checkpoints ID lists them)")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  export_cmd->add_option("-o,--out", export_out, "output file (default <id>-epoch_NNNN-encoder.safetensors)");
   std::string report_out, http_endpoint;
   auto* report = app.add_subcommand(
       "report", "write a job's self-contained HTML report (curves, evaluation, events, logs) through the web API");
@@ -653,6 +667,12 @@ int main(int argc, char** argv) {
     if (*logs) return Logs(client, g, id, follow, rank, launcher, offset);
     if (*cancel) return Cancel(client, g, id, reason);
     if (*eval) return Eval(client, g, id);
+    if (*checkpoints) return ListCheckpoints(client, g.json(), id);
+    if (*export_cmd) {
+      // The export runs on the coordinator before the first byte arrives: a generous deadline.
+      const double t = g.wait_timeout_s > 0 ? g.wait_timeout_s : std::max(g.client.timeout_s, 900.0);
+      return ExportEncoder(client, g.json(), id, export_epoch, export_out, t);
+    }
     if (*report) return Report(g, id, http_endpoint, report_out);
   } catch (const vicreg::UserError& e) {
     std::cerr << "vicregctl: " << e.what() << "\n";

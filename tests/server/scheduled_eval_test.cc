@@ -3,18 +3,21 @@
 // vicreg_eval (worker/eval) on the checkpoints the job's eval section names, while training
 // continues. (coordinator_test.cc covers retries and failures with the stand-in fake_eval.py.)
 // The job: a 2-block ViT at 32 px on 512 Fashion-MNIST images, 8 epochs of 8 steps, eval of
-// epochs 1 and 2 on 512/256 probe images: about 10 s on a 2-core machine.
+// epochs 1 and 2 on 512/256 probe images: about 10 s on a 2-core machine. Then the checkpoints and
+// the exported encoder through vicregctl (ListCheckpoints, ExportEncoder).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "server/process.h"
 #include "tests/server/test_util.h"
 
 namespace vicreg {
@@ -227,6 +230,51 @@ TEST(ScheduledEvalTest, RealEvalOfTwoEpochsRunsWhileTrainingContinuesAndIsStored
   EXPECT_TRUE(std::isnan(Sample(m, std::string("vicreg_eval_failures_total{job_id=\"") + id + "\"}")) ||
               Sample(m, std::string("vicreg_eval_failures_total{job_id=\"") + id + "\"}") == 0)
       << m;
+
+  // (5) Checkpoints from the CLI: the list carries the evaluated epochs' results, and the encoder of
+  // epoch 2, exported by the coordinator (vicreg_eval export), streamed, checked and written by
+  // vicregctl, has the announced SHA-256 and loads strictly into the independent Python ViT.
+  auto ck = c.Ctl({"-o", "json", "checkpoints", id});
+  ASSERT_EQ(ck.exit_code, 0) << ck.err;
+  const auto ckj = nlohmann::json::parse(ck.out);
+  auto num = [](const nlohmann::json& v) {  // proto3 JSON writes int64 as a string
+    return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<long long>();
+  };
+  std::set<long long> epochs;
+  int latest = 0;
+  for (const auto& cp : ckj.at("checkpoints")) {
+    if (cp.at("kind") == "epoch") epochs.insert(num(cp.at("epoch")));
+    latest += cp.value("latest", false) ? 1 : 0;
+    if (cp.at("kind") != "epoch" || num(cp.at("epoch")) != 2) continue;
+    EXPECT_GT(num(cp.at("size_bytes")), 0);
+    EXPECT_FALSE(cp.value("created_time", std::string()).empty()) << cp;
+    bool found = false;
+    for (const auto& r : cp.value("evals", nlohmann::json::array()))
+      found = found || (r.at("model") == "vicreg" && r.at("probe") == "linear" &&
+                        std::abs(r.at("top1").get<double>() - FindRow(by_epoch[2], "vicreg", "linear")->top1()) < 1e-9);
+    EXPECT_TRUE(found) << cp;
+  }
+  EXPECT_EQ(epochs, (std::set<long long>{1, 2, 8})) << ck.out;  // keep_last 1 + the evaluated epochs
+  EXPECT_EQ(latest, 1) << ck.out;
+  ck = c.Ctl({"checkpoints", id});
+  EXPECT_EQ(ck.exit_code, 0) << ck.err;
+  EXPECT_NE(ck.out.find("fashion_mnist linear"), std::string::npos) << ck.out;
+  const std::string enc = dir.path() + "/encoder.safetensors";
+  auto ex = c.Ctl({"export", id, "--epoch", "2", "-o", enc}, 120);
+  ASSERT_EQ(ex.exit_code, 0) << ex.out << ex.err << c.log();
+  const size_t at = ex.out.find("sha256 ");
+  ASSERT_NE(at, std::string::npos) << ex.out;
+  const std::string sha = ex.out.substr(at + 7, 64);
+  auto py = server::RunCommand(
+      {"/usr/bin/python3", testutil::SourceDir() + "/tests/server/export_load_check.py", enc, sha, "32"}, 120);
+  EXPECT_EQ(py.exit_code, 0) << py.out << py.err;
+  EXPECT_EQ(py.out.find("FAIL"), std::string::npos) << py.out;
+  ex = c.Ctl({"export", id, "--epoch", "5", "-o", dir.path() + "/none.safetensors"}, 60);
+  EXPECT_EQ(ex.exit_code, 3) << ex.err;
+  EXPECT_NE(ex.err.find("epochs with one: 1, 2, 8"), std::string::npos) << ex.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/none.safetensors"));
+  std::filesystem::path exports(run_dir + "/export");
+  EXPECT_TRUE(std::filesystem::is_empty(exports)) << "the temporary export file was left behind";
   EXPECT_EQ(c.Stop(), 0) << c.log();
 }
 

@@ -72,6 +72,7 @@ CheckpointEncoder LoadCheckpointEncoder(const std::string& path, const std::opti
   if (!payload.config_yaml.empty()) {
     const auto job = config::ParseJobYaml(payload.config_yaml, path + " (embedded config)");
     out.model = config::ResolveModel(job.model);
+    out.job = job;
     if (given) CheckSameArchitecture(given->model, given->source, out.model, path);
   } else if (given) {
     out.model = config::ResolveModel(given->model);

@@ -31,6 +31,7 @@ struct CheckpointEncoder {
   std::string path;
   int64_t epoch = 0;
   config::ModelConfig model;  // resolved (presets expanded)
+  std::optional<config::JobConfig> job;  // the checkpoint's embedded config (absent in very old checkpoints)
   model::NamedTensors state;  // timm keys (the "encoder." prefix dropped, projector discarded)
 };
 

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "common/config_loader.h"
@@ -285,6 +286,39 @@ int ExportCommand(int argc, char** argv) {
     eo.architecture = TimmName(ck.model.backbone_name);
     eo.extra_metadata = {
         {"source_checkpoint", ckpt}, {"epoch", std::to_string(ck.epoch)}, {"producer", "vicreg_eval export"}};
+    // The input normalization the encoder was trained with (what timm's pretrained_cfg calls mean/std,
+    // 0..1 scale, per channel): the job's augment.mean/std, else its training set's statistics.
+    if (ck.job) {
+      std::vector<double> mean = ck.job->augment.mean, stdv = ck.job->augment.std;
+      std::string from = "augment.mean/std";
+      if (mean.empty() || stdv.empty()) {
+        try {
+          auto train = data::OpenDataset({ck.job->data.dataset, ck.job->data.data_dir, "train", 0, 0});
+          const auto m = train->mean(), s = train->std();
+          mean.assign(m.begin(), m.end());
+          stdv.assign(s.begin(), s.end());
+          from = "dataset " + ck.job->data.dataset + " (train split statistics)";
+        } catch (const std::exception& e) {
+          spdlog::warn("export: no mean/std in the metadata: the job sets no augment.mean/std and its training set "
+                       "cannot be read ({})",
+                       e.what());
+        }
+      }
+      auto list = [](const std::vector<double>& v) {
+        std::ostringstream os;
+        os.precision(9);
+        os << "[";
+        for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
+        os << "]";
+        return os.str();  // JSON, as the tensor caches' metadata writes it
+      };
+      if (!mean.empty() && !stdv.empty()) {
+        eo.extra_metadata["mean"] = list(mean);
+        eo.extra_metadata["std"] = list(stdv);
+        eo.extra_metadata["normalization_source"] = from;
+      }
+      eo.extra_metadata["dataset"] = ck.job->data.dataset;
+    }
     int64_t params = 0;
     for (const auto& [k, t] : ck.state) params += t.numel();
     const int64_t n = model::ExportEncoderSafetensors(ck.state, geometry, out, eo);
