@@ -287,17 +287,21 @@ int ExportCommand(int argc, char** argv) {
     eo.extra_metadata = {
         {"source_checkpoint", ckpt}, {"epoch", std::to_string(ck.epoch)}, {"producer", "vicreg_eval export"}};
     // The input normalization the encoder was trained with (what timm's pretrained_cfg calls mean/std,
-    // 0..1 scale, per channel): the job's augment.mean/std, else its training set's statistics.
+    // 0..1 scale, per channel): the job's augment.mean/std, else its training data's statistics.
     if (ck.job) {
       std::vector<double> mean = ck.job->augment.mean, stdv = ck.job->augment.std;
       std::string from = "augment.mean/std";
       if (mean.empty() || stdv.empty()) {
         try {
-          auto train = data::OpenDataset({ck.job->data.dataset, ck.job->data.data_dir, "train", 0, 0});
+          // The training data exactly as the trainer opened it (worker/train/trainer.cc), so these are
+          // the statistics the run normalized with.
+          const config::DataConfig& dc = ck.job->data;
+          auto train = data::OpenDataset({dc.dataset, dc.data_dir, dc.split, dc.limit});
           const auto m = train->mean(), s = train->std();
           mean.assign(m.begin(), m.end());
           stdv.assign(s.begin(), s.end());
-          from = "dataset " + ck.job->data.dataset + " (train split statistics)";
+          from = "the statistics of the training data (" + dc.dataset + " " + dc.split +
+                 (dc.limit > 0 ? ", first " + std::to_string(dc.limit) + " images" : std::string()) + ")";
         } catch (const std::exception& e) {
           spdlog::warn("export: no mean/std in the metadata: the job sets no augment.mean/std and its training set "
                        "cannot be read ({})",
