@@ -143,7 +143,7 @@ JobManager::DryRunResult JobManager::DryRun(const SubmitRequest& req) {
   DryRunResult out;
   out.job = Admit(req, ao, scheduler_).job;  // kind() and WhyNeverPlaceable read only the configuration
   if (!options_.launch_enabled) {
-    out.reason = out.job.pending_reason;
+    out.reason = "would queue: " + out.job.pending_reason;
     return out;
   }
   // The next scheduling pass as it would run now: the queue (which goes first where it fits) plus

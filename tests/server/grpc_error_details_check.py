@@ -104,6 +104,15 @@ def main():
     check(code == grpc.StatusCode.NOT_FOUND and st is not None and st.code == 5 and not fields,
           "NOT_FOUND carries a status without field violations")
 
+    dry = stub.SubmitJob(pb.SubmitJobRequest(job_yaml="name: dry\n", dry_run=True), timeout=10)
+    check(dry.dry_run and not dry.job_id and not dry.would_start and dry.reason.startswith("would queue: not scheduled"),
+          f"dry run on a --launcher none coordinator: {dry.reason!r}")
+    check(stub.ListJobs(pb.ListJobsRequest(), timeout=10).total_size == 0, "the dry run stored nothing")
+    code, st, fields = bad_request_of(lambda: stub.SubmitJob(pb.SubmitJobRequest(job_yaml="name: a/b\n", dry_run=True),
+                                                                timeout=10))
+    check(code == grpc.StatusCode.INVALID_ARGUMENT and [f for f, _ in fields] == ["name"],
+          f"a dry run is validated like a submit ({fields})")
+
     ok = stub.SubmitJob(pb.SubmitJobRequest(job_yaml="name: ts\n"), timeout=10)
     job = stub.GetJob(pb.GetJobRequest(job_id=ok.job_id), timeout=10)
     created = job.created_time.seconds + job.created_time.nanos * 1e-9
