@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -111,9 +112,47 @@ void CheckZipSizes(const unsigned char* p, uint64_t n) {
 // string/bytes fits in the bytes left, and every memo index (BINPUT) is one a writer could have
 // used (at most the number of opcodes so far). The unpickler allocates a claimed length before
 // reading it and grows its memo table to a claimed index, so one garbled field would otherwise
-// allocate gigabytes. Opcodes it does not know end the scan (the unpickler refuses them itself).
+// allocate gigabytes. The stack is checked too: every opcode finds the values and the MARK it
+// takes (LibTorch 1.13 pops its value stack and its mark stack without looking, so a garbled
+// opcode that pops an empty stack corrupted the heap; fuzz_data_torch_cache found it). Opcodes it
+// does not know end the scan (the unpickler refuses them itself).
 void CheckPickleLengths(const unsigned char* p, uint64_t n) {
-  uint64_t pos = 0, ops = 0;
+  uint64_t pos = 0, ops = 0, op_pos = 0;
+  uint64_t depth = 0;           // values on the unpickler's stack
+  std::vector<uint64_t> marks;  // the stack depth at each open MARK
+  auto where = [&](unsigned char op) {
+    char b[8];
+    std::snprintf(b, sizeof b, "0x%02x", op);
+    return std::string(" (opcode ") + b + " at byte " + std::to_string(op_pos) + ")";
+  };
+  auto pop = [&](unsigned char op, uint64_t k) {
+    if (depth < k) Bad("pickle stack underflow: needs " + std::to_string(k) + " values, has " + std::to_string(depth) + where(op));
+    depth -= k;
+  };
+  auto pop_mark = [&](unsigned char op) {
+    if (marks.empty()) Bad("pickle stack underflow: no MARK to pop to" + where(op));
+    const uint64_t m = marks.back();
+    marks.pop_back();
+    if (depth < m) Bad("pickle stack underflow: values below a MARK were popped" + where(op));
+    depth = m;
+  };
+  // Values in: pop `in`, push `out` (after the MARK group for the group opcodes).
+  auto stack_effect = [&](unsigned char op) {
+    switch (op) {
+      case '(': marks.push_back(depth); return;                                  // MARK
+      case '0': pop(op, 1); return;                                              // POP
+      case '1': pop_mark(op); return;                                            // POP_MARK
+      case '2': pop(op, 1); depth += 2; return;                                  // DUP
+      case 't': case 'l': case 'd': case 0x91: case 'i': pop_mark(op); depth += 1; return;  // TUPLE LIST DICT FROZENSET INST
+      case 'o': pop_mark(op); depth += 1; return;                                // OBJ
+      case 'e': case 'u': case 0x90: pop_mark(op); pop(op, 1); depth += 1; return;  // APPENDS SETITEMS ADDITEMS
+      case 0x85: case 'Q': case 'q': case 'r': case 'p': case 0x94: case 0x98: pop(op, 1); depth += 1; return;
+      case 0x86: case 'a': case 'R': case 0x81: case 0x93: case 'b': pop(op, 2); depth += 1; return;
+      case 0x87: case 's': case 0x92: pop(op, 3); depth += 1; return;            // TUPLE3 SETITEM NEWOBJ_EX
+      case 0x80: case 0x95: return;                                              // PROTO FRAME
+      default: depth += 1; return;                                               // every other known opcode pushes one value
+    }
+  };
   auto need = [&](uint64_t k, const char* what) {
     if (n - pos < k)
       Bad(std::string("pickle truncated: ") + what + " at byte " + std::to_string(pos) + " needs " + std::to_string(k) +
@@ -127,11 +166,12 @@ void CheckPickleLengths(const unsigned char* p, uint64_t n) {
     }
   };
   while (pos < n) {
+    op_pos = pos;
     const unsigned char op = p[pos++];
     ++ops;
     int fixed = -1, len_bytes = 0;
     switch (op) {
-      case '.': return;  // STOP
+      case '.': pop(op, 1); return;  // STOP: the result
       case '(': case '0': case '1': case '2': case 'N': case 'R': case 'b': case ']': case 'a': case 'e':
       case '}': case 's': case 'u': case ')': case 't': case 'Q': case 'd': case 'l': case 'o': case 0x81:
       case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8f: case 0x90: case 0x91: case 0x92:
@@ -146,15 +186,18 @@ void CheckPickleLengths(const unsigned char* p, uint64_t n) {
         const uint64_t id = Le(p + pos, k);
         if (id > ops) Bad("pickle memo index " + std::to_string(id) + " at byte " + std::to_string(pos) + " is out of order");
         pos += k;
+        stack_effect(op);
         continue;
       }
       case 'U': case 'C': case 0x8c: case 0x8a: len_bytes = 1; break;  // SHORT_BINSTRING/BYTES/UNICODE LONG1
       case 'T': case 'X': case 'B': case 0x8b: len_bytes = 4; break;   // BINSTRING BINUNICODE BINBYTES LONG4
       case 0x8d: case 0x8e: case 0x96: len_bytes = 8; break;           // BINUNICODE8 BINBYTES8 BYTEARRAY8
-      case 'I': case 'L': case 'F': case 'S': case 'V': case 'p': case 'g': case 'P': lines(1); continue;
-      case 'c': case 'i': lines(2); continue;  // GLOBAL INST
+      case 'I': case 'L': case 'F': case 'S': case 'V': case 'p': case 'g': case 'P': lines(1); break;
+      case 'c': case 'i': lines(2); break;  // GLOBAL INST
       default: return;
     }
+    stack_effect(op);
+    if (fixed < 0 && len_bytes == 0) continue;  // text-argument opcodes: already read
     if (fixed >= 0) {
       need(static_cast<uint64_t>(fixed), "an argument");
       pos += static_cast<uint64_t>(fixed);
