@@ -4,8 +4,8 @@
 //   SIGKILLs a rank, SIGSTOPs a rank (SIGCONT after 0.5-10 s: past no_progress_timeout_s the
 //   coordinator stops the attempt), SIGKILLs a rank shim or a supervising shim, SIGKILLs mpirun,
 //   kills the coordinator (kill -9) or stops it (SIGTERM) and starts it again, SIGKILLs a running
-//   evaluation, fills the state dir's filesystem (a 64 MiB tmpfs in a private mount namespace, when
-//   run as root) for 1-3 s, and cancels a job.
+//   evaluation, fills the state dir's filesystem (a size-limited tmpfs in a private mount namespace,
+//   when run as root) for 1-3 s, and cancels a job.
 // New jobs are submitted (idempotently, with request ids) to keep a few in flight. When the fault
 // phase ends the soak waits for every job and evaluation to end, stops the coordinator and checks
 // the invariant:
@@ -171,7 +171,8 @@ class ChaosSoak {
     std::printf("chaos: seed %llu, %.0f s of faults, %s jobs, state filesystem %s\n",
                 static_cast<unsigned long long>(seed_), fault_s_,
                 max_jobs_ > 0 ? std::to_string(max_jobs_).c_str() : "unlimited",
-                tmpfs_ ? "64 MiB tmpfs (disk-full faults on)" : "the test's (not root: no disk-full faults)");
+                tmpfs_ ? (std::to_string(tmpfs_mib_) + " MiB tmpfs (disk-full faults on)").c_str()
+                       : "the test's (not root: no disk-full faults)");
     std::fflush(stdout);
     FaultPhase();
     Settle();
@@ -199,12 +200,17 @@ class ChaosSoak {
 
   // A private mount namespace (root only) holding a size-limited tmpfs for the state dir: the
   // mount dies with this test process whatever happens.
+  // Its size grows with the fault phase: every job leaves its run dir (~200 KiB) and the store
+  // grows, so a fixed 64 MiB was really full after ~370 jobs (13 minutes) of a 60-minute soak, and
+  // only the injected fills may make it full.
   void SetUpFilesystem() {
     fs_ = root_ + "/fs";
     fs::MakeDirs(fs_);
+    tmpfs_mib_ = 64 + 16 * static_cast<int>(fault_s_ / 60);
+    const std::string opts = "size=" + std::to_string(tmpfs_mib_) + "m,mode=0700";
     if (::geteuid() == 0 && ::unshare(CLONE_NEWNS) == 0 &&
         ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0 &&
-        ::mount("tmpfs", fs_.c_str(), "tmpfs", 0, "size=64m,mode=0700") == 0) {
+        ::mount("tmpfs", fs_.c_str(), "tmpfs", 0, opts.c_str()) == 0) {
       tmpfs_ = true;
     }
     state_ = fs_ + "/state";
@@ -586,6 +592,7 @@ class ChaosSoak {
   int max_jobs_;
   std::mt19937_64 rng_;
   bool tmpfs_ = false;
+  int tmpfs_mib_ = 0;
   std::unique_ptr<Coordinator> coord_;
   Clock::time_point t0_;
   std::vector<Submitted> jobs_;
