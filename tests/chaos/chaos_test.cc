@@ -98,6 +98,19 @@ struct Proc {
   }
 };
 
+// /proc/<pid>/cmdline, or "" once the process is gone: a read of a process that exits between the
+// open and the read fails with ESRCH (an ifstream's istreambuf_iterator throws on that).
+std::string ReadCmdline(const std::string& pid) {
+  const int fd = ::open(("/proc/" + pid + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return n < 0 ? "" : out;
+}
+
 // Live (not zombie) processes whose command line mentions `marker`, except `exclude`.
 std::vector<Proc> ProcessesOf(const std::string& marker, int exclude) {
   std::vector<Proc> out;
@@ -107,8 +120,7 @@ std::vector<Proc> ProcessesOf(const std::string& marker, int exclude) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
     const int pid = std::atoi(e->d_name);
     if (pid == exclude || pid == getpid()) continue;
-    std::ifstream f(std::string("/proc/") + e->d_name + "/cmdline", std::ios::binary);
-    std::string raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const std::string raw = ReadCmdline(e->d_name);
     if (raw.find(marker) == std::string::npos) continue;
     auto st = server::ReadProcStat(pid);
     if (!st || st->state == 'Z' || st->state == 'X') continue;

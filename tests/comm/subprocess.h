@@ -142,8 +142,16 @@ inline std::vector<int> ProcessesWithTag(const std::string& tag) {
   while (dirent* e = readdir(d)) {
     const int pid = std::atoi(e->d_name);
     if (pid <= 0 || pid == getpid()) continue;
-    std::ifstream cmd("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-    std::string c((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    // POSIX reads: a process that exits meanwhile fails the read (ESRCH), which an ifstream's
+    // istreambuf_iterator would throw.
+    std::string c;
+    const int fd = ::open(("/proc/" + std::to_string(pid) + "/cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof buf)) > 0) c.append(buf, static_cast<size_t>(n));
+      ::close(fd);
+    }
     if (c.find(tag) == std::string::npos) continue;
     std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
     std::string stat_line;
