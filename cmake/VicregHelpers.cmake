@@ -9,14 +9,6 @@ function(vicreg_target_defaults tgt)
   target_include_directories(${tgt} PUBLIC ${PROJECT_SOURCE_DIR})
 endfunction()
 
-# Version and git revision, substituted into common/build_info.cc.in (configure_file).
-set(VICREG_VERSION_STRING ${PROJECT_VERSION})
-execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
-                OUTPUT_VARIABLE VICREG_GIT_REVISION OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-if(NOT VICREG_GIT_REVISION)
-  set(VICREG_GIT_REVISION "unknown")
-endif()
-
 # vicreg_add_test(<name> LABELS <labels...> SOURCES <files...> LIBS <libs...> [TIMEOUT s]
 #                 [SERIAL] [RESOURCE_LOCK <name>])
 # One gtest executable; every TEST() is registered with ctest (gtest_discover_tests) and labeled.

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/build_info.h"
 #include "common/config_loader.h"
 #include "common/errors.h"
 #include "common/fs.h"
@@ -315,21 +316,25 @@ void LoadCoordinatorConfig(const std::string& path, CoordinatorOptions* o) {
 }
 
 bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exit_code) {
-  // The config file is applied first so that flags override it.
+  // The config file is applied first so that flags override it (not for --version: it reads nothing).
+  bool version = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--config" && i + 1 < argc)
+    if (a == "--version")
+      version = true;
+    else if (a == "--config" && i + 1 < argc)
       o->config_file = argv[i + 1];
     else if (a.rfind("--config=", 0) == 0)
       o->config_file = a.substr(9);
   }
-  if (!o->config_file.empty()) LoadCoordinatorConfig(o->config_file, o);
+  if (!o->config_file.empty() && !version) LoadCoordinatorConfig(o->config_file, o);
 
   CLI::App app{
       "vicreg_coordinator: accepts, queues, launches, restarts and evaluates VICReg training jobs "
       "(gRPC vicreg.v1.Coordinator). See docs/OPERATIONS.md.",
       "vicreg_coordinator"};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last wins
+  app.set_version_flag("--version", [] { return VersionText("vicreg_coordinator"); }, kVersionFlagHelp);
   std::string config_ignored;
   app.add_option("--config", config_ignored, "YAML config file (keys as the long flags with underscores)");
   app.add_option("--listen", o->listen, "gRPC address HOST:PORT (port 0 = a free one)")->capture_default_str();
@@ -405,6 +410,9 @@ bool ParseCoordinatorArgs(int argc, char** argv, CoordinatorOptions* o, int* exi
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
+    *exit_code = app.exit(e);
+    return false;
+  } catch (const CLI::CallForVersion& e) {
     *exit_code = app.exit(e);
     return false;
   } catch (const CLI::ParseError& e) {

@@ -33,6 +33,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "worker/comm/communicator.h"
+#include "worker/comm/torch_build_info.h"
 #include "worker/data/dataset.h"
 #include "worker/eval/online_monitor.h"
 #include "worker/train/checkpoint.h"
@@ -88,6 +89,9 @@ std::optional<Flags> ParseFlags(int argc, char** argv) {
       "vicreg_worker: trains a VICReg encoder (one process per rank; run it under mpirun/srun for "
       "several ranks).\nExit codes: 0 success, 2 invalid input, 1 runtime failure or terminated."};
   app.set_help_flag("-h,--help", "Print this help and exit");
+  app.set_version_flag(
+      "--version", [] { return vicreg::VersionText("vicreg_worker", vicreg::comm::TorchBuildFields()); },
+      vicreg::kVersionFlagHelp);
   app.add_option("--job", f.job, "Job file (all sections: resources, data, model, train, augment, checkpoint, ...)");
   app.add_option("--data_config,--data-config", f.data_config, "Seed form: data config YAML (-> data section)");
   app.add_option("--train_config,--train-config", f.train_config,
@@ -113,6 +117,9 @@ std::optional<Flags> ParseFlags(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
     std::cout << app.help();
+    return std::nullopt;
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what() << "\n";
     return std::nullopt;
   } catch (const CLI::ExtrasError& e) {
     std::string msg = e.what();

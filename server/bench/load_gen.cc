@@ -28,6 +28,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/build_info.h"
 #include "common/run_contract.h"
 #include "vicreg/v1/coordinator.grpc.pb.h"
 
@@ -105,6 +106,8 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--job", o.job_file, "job YAML to submit (default: a small built-in job)");
+  app.set_version_flag("--version", [] { return vicreg::VersionText("vicreg_coordinator_bench"); },
+                       vicreg::kVersionFlagHelp);
   CLI11_PARSE(app, argc, argv);
 
   std::map<std::string, int> weights = {{"submit", 0}, {"get", 0}, {"list", 0}};

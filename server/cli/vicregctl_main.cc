@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/build_info.h"
 #include "common/errors.h"
 #include "common/fs.h"
 #include "common/http_client.h"
@@ -520,6 +521,7 @@ int main(int argc, char** argv) {
   CLI::App app{"vicregctl: submit and follow VICReg training jobs on a vicreg_coordinator.", "vicregctl"};
   app.require_subcommand(1);
   app.fallthrough();
+  app.set_version_flag("--version", [] { return vicreg::VersionText("vicregctl"); }, vicreg::kVersionFlagHelp);
   app.footer(
       "Environment: VICREG_SERVER (default for --server), VICREG_TOKEN (the token itself),\n"
       "VICREG_TOKEN_FILE (default for --token-file), VICREG_STATE_DIR (default for --state-dir).\n"

@@ -16,8 +16,10 @@
 //       TerminateSessionPrograms), so a forwarded SIGTERM was a second one, which the worker takes
 //       as "exit now" instead of writing its stop checkpoint. The shim catches them and lives on
 //       until the worker ends (a SIGTERM meant for the worker must not kill it through PDEATHSIG).
+//   vicreg_job_shim --version
 // The records' format and the exit codes are common/run_contract.h's (header only: no dependencies
-// beyond libc and libstdc++, it runs once per rank).
+// beyond libc and libstdc++, it runs once per rank); --version is common/build_info.h's (the tiny
+// vicreg_build_info library, not vicreg_common).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -37,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "common/build_info.h"
 #include "common/run_contract.h"
 
 namespace {
@@ -52,7 +55,8 @@ void Forward(int sig) {
 void Usage() {
   std::fprintf(stderr,
                "usage: vicreg_job_shim supervise --status FILE [--info FILE] -- CMD ARGS...\n"
-               "       vicreg_job_shim rank --log-dir DIR --status-dir DIR [--attempt N] -- WORKER ARGS...\n");
+               "       vicreg_job_shim rank --log-dir DIR --status-dir DIR [--attempt N] -- WORKER ARGS...\n"
+               "       vicreg_job_shim --version\n");
 }
 
 double Now() {
@@ -228,6 +232,7 @@ int main(int argc, char** argv) {
     Usage();
     return vicreg::kExitUsage;
   }
+  if (vicreg::PrintVersionIfAsked(argc, argv, "vicreg_job_shim")) return vicreg::kExitOk;
   std::string mode = argv[1];
   if (mode == "--help" || mode == "-h") {
     Usage();

@@ -158,6 +158,13 @@ def check_dockerfile(path, context, require_healthcheck):
                 p.add(where, "download without a checksum check (sha256sum -c)")
             if re.search(r"\b(pip|pip3) install\b(?![^;&]*==)", args):
                 p.add(where, "pip install without pinned versions")
+            # .dockerignore drops .git: the revision --version reports must come in as a build argument.
+            if re.search(r"\bcmake\s+-S\s+\.(\s|$)", args):
+                if not re.search(r"-DVICREG_GIT_REVISION=\"?\$\{?VICREG_GIT_REVISION\b", args):
+                    p.add(where, "cmake configure without -DVICREG_GIT_REVISION=\"${VICREG_GIT_REVISION}\" "
+                                 "(the context has no .git: --version would say 'unknown')")
+                if "VICREG_GIT_REVISION" not in stage["args"]:
+                    p.add(where, "cmake configure in a stage without ARG VICREG_GIT_REVISION")
     if len(stages) < 2:
         p.add(path, f"single-stage build ({len(stages)} FROM); use a build stage and a runtime stage")
     if stages:

@@ -148,6 +148,12 @@ TEST(DeployDocker, CheckerRejectsEachViolation) {
        "FROM debian:12.8-slim AS build\nRUN curl -fsSL -o /x.zip https://example.org/x.zip\n" + good_tail,
        "without a checksum"},
       {"bad instruction", "FROM debian:12.8-slim AS build\nRUNN true\n" + good_tail, "unknown or non-uppercase"},
+      {"no revision", "FROM debian:12.8-slim AS build\nRUN cmake -S . -B /b\n" + good_tail,
+       "without -DVICREG_GIT_REVISION"},
+      {"revision without ARG",
+       "FROM debian:12.8-slim AS build\nRUN cmake -S . -B /b -DVICREG_GIT_REVISION=${VICREG_GIT_REVISION}\n" +
+           good_tail,
+       "without ARG VICREG_GIT_REVISION"},
   };
   for (const auto& c : cases) {
     std::string f = tmp.path() + "/Dockerfile";

@@ -3,8 +3,10 @@
 #include <cstring>
 #include <exception>
 
+#include "common/build_info.h"
 #include "common/errors.h"
 #include "worker/bench/bench.h"
+#include "worker/comm/torch_build_info.h"
 
 namespace vicreg::bench {
 std::map<std::string, BenchEntry>& Registry() {
@@ -15,9 +17,11 @@ std::map<std::string, BenchEntry>& Registry() {
 
 int main(int argc, char** argv) {
   auto& reg = vicreg::bench::Registry();
+  if (vicreg::PrintVersionIfAsked(argc, argv, "vicreg_bench", vicreg::comm::TorchBuildFields())) return vicreg::kExitOk;
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::fprintf(argc < 2 ? stderr : stdout,
-                 "usage: vicreg_bench <benchmark> [options]  (<benchmark> --help for options)\n\nbenchmarks:\n");
+                 "usage: vicreg_bench <benchmark> [options]  (<benchmark> --help for options)\n"
+                 "       vicreg_bench --version\n\nbenchmarks:\n");
     for (const auto& [name, e] : reg)
       std::fprintf(argc < 2 ? stderr : stdout, "  %-10s %s\n", name.c_str(), e.help.c_str());
     return argc < 2 ? vicreg::kExitUsage : vicreg::kExitOk;

@@ -15,9 +15,11 @@
 #include <sstream>
 #include <thread>
 
+#include "common/build_info.h"
 #include "common/config_loader.h"
 #include "common/errors.h"
 #include "common/logging.h"
+#include "worker/comm/torch_build_info.h"
 #include "worker/data/dataset.h"
 #include "worker/eval/checkpoint_source.h"
 #include "worker/eval/evaluate.h"
@@ -426,6 +428,7 @@ int ConvertCommand(int argc, char** argv) {
 }
 
 int EvalMain(int argc, char** argv) {
+  if (PrintVersionIfAsked(argc, argv, "vicreg_eval", comm::TorchBuildFields())) return kExitOk;
   if (argc >= 2) {
     const std::string sub = argv[1];
     if (sub == "export") return ExportCommand(argc - 1, argv + 1);
