@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,19 @@ constexpr int kMaxYamlDepth = 64;
 // Adds an error on "<document>" (and returns false) when `root` expands beyond `budget` or is
 // nested deeper than kMaxYamlDepth.
 bool CheckExpandedSize(const YAML::Node& root, size_t budget, const std::string& what, ParseContext& ctx);
+
+// A rule of Validate that holds whatever the other keys say (bounds, choices, a pattern), as JSON
+// Schema states it; "train.betas[0]" is the rule of a list item.
+struct Constraint {
+  std::string field;
+  std::optional<double> minimum, maximum;
+  bool exclusive_minimum = false, exclusive_maximum = false;
+  std::vector<std::string> values;  // enum
+  std::string pattern;
+  int min_length = 0;
+};
+// Runs Validate's checks over the defaults (plus one item of each list) and returns their static rules.
+std::vector<Constraint> StaticConstraints();
 
 // Shortest decimal text that reads back as exactly `v` ("0.001", "1e-06", "25").
 std::string FormatDouble(double v);

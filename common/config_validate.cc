@@ -2,6 +2,8 @@
 // Every rule here is listed in the job reference (README); keep the two in step.
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -37,30 +39,43 @@ std::string Str(double v) { return FormatDouble(v); }
 
 class Checker {
  public:
-  explicit Checker(std::vector<FieldError>& out) : out_(out) {}
+  // sink: when set, every static rule is also recorded there (JobJsonSchema: the schema's bounds and
+  // enums are the very checks below, not a second copy of them).
+  Checker(std::vector<FieldError>& out, std::vector<detail::Constraint>* sink) : out_(out), sink_(sink) {}
 
   void Fail(const std::string& field, const std::string& message) { out_.push_back({field, message}); }
 
   // lo <= v <= hi
   void IntRange(const std::string& f, int64_t v, int64_t lo, int64_t hi) {
+    Bounds(f, double(lo), false, double(hi), false);
+    if (v < lo || v > hi) Fail(f, "must be in [" + Str(lo) + ", " + Str(hi) + "], got " + Str(v));
+  }
+  // lo <= v <= hi where hi depends on other keys (only lo is a static rule).
+  void IntRangeDependent(const std::string& f, int64_t v, int64_t lo, int64_t hi) {
+    Bounds(f, double(lo), false, std::nullopt, false);
     if (v < lo || v > hi) Fail(f, "must be in [" + Str(lo) + ", " + Str(hi) + "], got " + Str(v));
   }
   void IntMin(const std::string& f, int64_t v, int64_t lo) {
+    Bounds(f, double(lo), false, std::nullopt, false);
     if (v < lo) Fail(f, "must be >= " + Str(lo) + ", got " + Str(v));
   }
   void Positive(const std::string& f, double v) {
+    Bounds(f, 0.0, true, std::nullopt, false);
     if (!(v > 0)) Fail(f, "must be > 0, got " + Str(v));
   }
   void NonNegative(const std::string& f, double v) {
+    Bounds(f, 0.0, false, std::nullopt, false);
     if (!(v >= 0)) Fail(f, "must be >= 0, got " + Str(v));
   }
   // lo <= v <= hi (closed) or lo <= v < hi (open_hi)
   void Interval(const std::string& f, double v, double lo, double hi, bool open_hi = false) {
+    Bounds(f, lo, false, hi, open_hi);
     bool ok = v >= lo && (open_hi ? v < hi : v <= hi);
     if (!ok) Fail(f, "must be in [" + Str(lo) + ", " + Str(hi) + (open_hi ? ")" : "]") + ", got " + Str(v));
   }
   void Probability(const std::string& f, double v) { Interval(f, v, 0.0, 1.0); }
   bool Enum(const std::string& f, const std::string& v, const std::vector<std::string>& valid) {
+    Record(f, [&](detail::Constraint& k) { k.values = valid; });
     if (std::find(valid.begin(), valid.end(), v) != valid.end()) return true;
     std::string message = "must be one of " + detail::JoinAlternatives(valid) + ", got \"" + v + "\"";
     std::string close = ClosestMatch(v, valid);
@@ -68,9 +83,24 @@ class Checker {
     Fail(f, message);
     return false;
   }
+  // A rule checked by hand below, recorded for the schema only.
+  void Note(const std::string& f, const std::function<void(detail::Constraint&)>& set) { Record(f, set); }
 
  private:
+  void Bounds(const std::string& f, std::optional<double> lo, bool lo_excl, std::optional<double> hi, bool hi_excl) {
+    Record(f, [&](detail::Constraint& k) {
+      k.minimum = lo, k.exclusive_minimum = lo_excl, k.maximum = hi, k.exclusive_maximum = hi_excl;
+    });
+  }
+  void Record(const std::string& f, const std::function<void(detail::Constraint&)>& set) {
+    if (!sink_) return;
+    detail::Constraint k;
+    k.field = f;
+    set(k);
+    sink_->push_back(std::move(k));
+  }
   std::vector<FieldError>& out_;
+  std::vector<detail::Constraint>* sink_;
 };
 
 bool NameOk(const std::string& name) {
@@ -84,6 +114,16 @@ bool NameOk(const std::string& name) {
 }
 
 void CheckView(Checker& c, const std::string& p, const ViewAugmentConfig& v) {
+  auto positive_items = [](double hi) {
+    return [hi](detail::Constraint& k) {
+      k.minimum = 0.0, k.exclusive_minimum = true;
+      if (hi > 0) k.maximum = hi;
+    };
+  };
+  c.Note(p + ".crop_scale[]", positive_items(1.0));
+  c.Note(p + ".crop_ratio[]", positive_items(0));
+  c.Note(p + ".blur_sigma[]", positive_items(0));
+  c.Note(p + ".blur_kernel_fraction", positive_items(1.0));
   const auto& s = v.crop_scale;
   if (!(s[0] > 0 && s[0] <= s[1] && s[1] <= 1)) {
     c.Fail(p + ".crop_scale", "must satisfy 0 < low <= high <= 1, got [" + Str(s[0]) + ", " + Str(s[1]) + "]");
@@ -136,6 +176,7 @@ bool Checkpointed(const JobConfig& cfg, int epoch) {
 
 void CheckEpochList(Checker& c, const std::string& f, const std::vector<int>& epochs, const JobConfig& cfg,
                     const char* what) {
+  c.Note(f + "[]", [](detail::Constraint& k) { k.minimum = 1.0; });  // the upper bound is train.num_epochs
   std::set<int> seen;
   for (size_t i = 0; i < epochs.size(); ++i) {
     std::string fi = f + "[" + std::to_string(i) + "]";
@@ -170,11 +211,11 @@ ModelConfig ResolveModel(const ModelConfig& m) {
   return r;
 }
 
-std::vector<FieldError> Validate(const JobConfig& cfg) {
-  std::vector<FieldError> errors;
-  Checker c(errors);
+namespace {
 
+void Check(const JobConfig& cfg, Checker& c) {
   // top level
+  c.Note("name", [](detail::Constraint& k) { k.pattern = "^[A-Za-z0-9._-]{1,64}$"; });
   if (!NameOk(cfg.name)) {
     c.Fail("name", "must be 1-64 characters from A-Z a-z 0-9 . _ -, got \"" + cfg.name + "\"");
   }
@@ -219,6 +260,7 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
              "\"" + d.split + "\" exists only for stl10, got dataset \"" + d.dataset + "\"; use train or test");
     }
   }
+  c.Note("data.data_dir", [](detail::Constraint& k) { k.min_length = 1; });
   if (d.data_dir.empty()) c.Fail("data.data_dir", "must not be empty (the folder holding the dataset's files)");
   c.IntRange("data.num_workers", d.num_workers, 0, 256);
   c.IntRange("data.prefetch_batches", d.prefetch_batches, 1, 1024);
@@ -243,6 +285,7 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
              "must be divisible by num_heads " + Str(int64_t(r.num_heads)) + ", got " + Str(int64_t(r.embed_dim)));
     }
   }
+  c.Note("model.in_chans", [](detail::Constraint& k) { k.minimum = k.maximum = 3.0; });
   if (m.in_chans != 3) {
     c.Fail("model.in_chans",
            "must be 3 (the data pipeline replicates grayscale to 3 channels), got " + Str(int64_t(m.in_chans)));
@@ -269,6 +312,7 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
     c.Fail("train.warmup_epochs",
            "must be in [0, num_epochs=" + Str(int64_t(t.num_epochs)) + "), got " + Str(t.warmup_epochs));
   }
+  c.Note("train.recipe", [](detail::Constraint& k) { k.values = {"", "fb_lars"}; });
   if (!t.recipe.empty() && t.recipe != "fb_lars")
     c.Fail("train.recipe", "must be \"\" (none) or fb_lars (facebookresearch's LARS setup), got \"" + t.recipe + "\"");
   c.Positive("train.base_lr", t.base_lr);
@@ -319,7 +363,7 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
 
   // checkpoint
   const auto& ck = cfg.checkpoint;
-  c.IntRange("checkpoint.every_epochs", ck.every_epochs, 0, std::max(1, t.num_epochs));
+  c.IntRangeDependent("checkpoint.every_epochs", ck.every_epochs, 0, std::max(1, t.num_epochs));
   c.IntMin("checkpoint.every_steps", ck.every_steps, 0);
   c.IntRange("checkpoint.keep_last", ck.keep_last, 1, 1000000);
   CheckEpochList(c, "checkpoint.keep_epochs", ck.keep_epochs, cfg, "keep");
@@ -333,7 +377,7 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
   } else {
     CheckEpochList(c, "eval.epochs", e.epochs, cfg, "evaluate");
   }
-  c.IntRange("eval.every_epochs", e.every_epochs, 0, std::max(1, t.num_epochs));
+  c.IntRangeDependent("eval.every_epochs", e.every_epochs, 0, std::max(1, t.num_epochs));
   if (e.every_epochs > 0 && e.epochs.size() <= kMaxEvalEpochs &&
       int64_t(t.num_epochs / e.every_epochs) + int64_t(e.epochs.size()) > int64_t(kMaxEvalEpochs)) {
     c.Fail("eval.every_epochs", "evaluates every " + Str(int64_t(e.every_epochs)) + " of " +
@@ -383,6 +427,7 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
 
   // metrics
   const auto& mt = cfg.metrics;
+  c.Note("metrics.address", [](detail::Constraint& k) { k.pattern = "^[^ \\t\\r\\n/]+$"; });
   if (mt.address.empty() || mt.address.find_first_of(" \t\r\n/") != std::string::npos) {
     c.Fail("metrics.address", "must be a host name or IP address (e.g. 127.0.0.1), got \"" + mt.address + "\"");
   }
@@ -391,7 +436,32 @@ std::vector<FieldError> Validate(const JobConfig& cfg) {
     c.Fail("metrics.port", "rank r listens on port + local_rank; " + Str(int64_t(mt.port)) + " + " +
                                Str(int64_t(res.ranks - 1)) + " exceeds 65535");
   }
+}
+
+}  // namespace
+
+std::vector<FieldError> Validate(const JobConfig& cfg) {
+  std::vector<FieldError> errors;
+  Checker c(errors, nullptr);
+  Check(cfg, c);
   return errors;
 }
+
+namespace detail {
+std::vector<Constraint> StaticConstraints() {
+  // The defaults, plus the list items and the optional keys they leave empty, so that every rule
+  // that does not depend on another key's value runs once.
+  JobConfig cfg;
+  cfg.augment.mean = {0.5, 0.5, 0.5};
+  cfg.augment.std = {0.25, 0.25, 0.25};
+  cfg.eval.datasets = {EvalDatasetConfig{"cifar10", ""}};
+  cfg.eval.probes = {"linear"};
+  std::vector<FieldError> errors;
+  std::vector<Constraint> out;
+  Checker c(errors, &out);
+  Check(cfg, c);
+  return out;
+}
+}  // namespace detail
 
 }  // namespace vicreg::config

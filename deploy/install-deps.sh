@@ -26,6 +26,7 @@ LIBS=(
 TOOLS=(
   python3 python3-torch python3-torchvision python3-grpcio python3-protobuf grpc-proto
   python3-numpy python3-sklearn python3-yaml
+  python3-jsonschema                                      # tests/common: configs/ against docs/job.schema.json
   prometheus slurm-wlm munge dataset-fashion-mnist
   iproute2 util-linux                                     # tests/cluster: namespaces, bridge, veth pairs
   shellcheck yamllint procps psmisc

@@ -2,6 +2,8 @@
 // says what is wrong (the did-you-mean where there is one).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -225,6 +227,44 @@ TEST(BadConfigDocument, MissingJobFile) {
   }
   // A ConfigError is a UserError (exit code 2 at the binaries).
   EXPECT_THROW(LoadJobFile("/nonexistent/job.yaml"), UserError);
+}
+
+}  // namespace
+}  // namespace vicreg::config
+
+namespace vicreg::config {
+namespace {
+
+// tests/common/bad_configs/: the corpus docs/job.schema.json is tested against (job_schema_test.py).
+// Every file is refused by the loader too, with an item naming the key its first two lines name
+// ("# schema: reject KEY", or "# loader: KEY" for the rules between keys the schema cannot state).
+TEST(BadConfigCorpus, TheLoaderRefusesEveryFileNamingItsKey) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(VICREG_SOURCE_DIR) / "tests/common/bad_configs";
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++files;
+    std::ifstream in(entry.path());
+    std::string first, second, key;
+    std::getline(in, first);
+    std::getline(in, second);
+    for (const std::string& line : {first, second}) {
+      for (const char* marker : {"# schema: reject ", "# loader: "})
+        if (line.rfind(marker, 0) == 0) key = line.substr(std::string(marker).size());
+    }
+    ASSERT_FALSE(key.empty()) << entry.path() << ": no '# schema: reject KEY' or '# loader: KEY' line";
+    try {
+      LoadJobFile(entry.path().string());
+      ADD_FAILURE() << entry.path() << " was accepted";
+    } catch (const ConfigError& e) {
+      bool named = false;
+      for (const auto& item : e.items()) named = named || item.field == key;
+      EXPECT_TRUE(named) << entry.path() << ": no item for " << key << " in:\n" << e.what();
+      EXPECT_NE(std::string(e.what()).find("line "), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_GE(files, 10);
 }
 
 }  // namespace
