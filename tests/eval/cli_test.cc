@@ -281,6 +281,9 @@ TEST_F(EvalCli, BadUsageExitsTwoWithAReason) {
         "val", "--out", *dir_ / "f.safetensors"},
        "--split"},
       {{"frobnicate"}, "unknown subcommand 'frobnicate'"},
+      {{"frobnicate"}, "valid: evaluate (the default: vicreg_eval [flags]), export, extract, convert"},
+      {{"evaluate", "--probe", "svm"}, "--probe"},
+      {{"convert", "--dataset", "cifar10", "--data-dir", Data()}, "--out"},
       // No --data-dir and no run config to take it from; a run that names no folder for the dataset.
       {{"--checkpoint_dir", *dir_ / "bare_run/checkpoints", "--dataset", "cifar10"},
        "--data-dir is required: no run config was found"},
@@ -301,6 +304,15 @@ TEST_F(EvalCli, BadUsageExitsTwoWithAReason) {
   auto help = Eval({"--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_CONTAINS(help.out, "--checkpoint_dir");
+  for (const char* sub : {"evaluate", "export", "extract", "convert"}) EXPECT_CONTAINS(help.out, sub);
+  // Each subcommand's --help is its own (CLI11 subcommands), with its flags.
+  auto export_help = Eval({"export", "--help"});
+  EXPECT_EQ(export_help.code, 0);
+  EXPECT_CONTAINS(export_help.out, "--format");
+  EXPECT_EQ(export_help.out.find("--knn-k"), std::string::npos) << export_help.out;
+  auto extract_help = Eval({"extract", "--help"});
+  EXPECT_EQ(extract_help.code, 0);
+  EXPECT_CONTAINS(extract_help.out, "--split");
 }
 
 TEST_F(EvalCli, ExtractWritesTheEncodersFeaturesAndLabels) {

@@ -42,18 +42,8 @@ std::string Names(const std::string& dashed) {
   return under == dashed.substr(2) ? dashed : dashed + ",--" + under;
 }
 
-// Runs `body` after parsing; maps exceptions to exit codes with the reason on stderr.
-int Run(CLI::App& app, int argc, char** argv, const std::function<int()>& body) {
-  const std::string prog = app.get_name();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::printf("%s", app.help().c_str());
-    return kExitOk;
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "%s: %s\nRun '%s --help' for the valid options.\n", prog.c_str(), e.what(), prog.c_str());
-    return kExitUsage;
-  }
+// Runs `body`, mapping exceptions to exit codes with the reason on stderr.
+int RunBody(const std::string& prog, const std::function<int()>& body) {
   try {
     return body();
   } catch (const UserError& e) {
@@ -129,43 +119,52 @@ std::string TimmName(const std::string& backbone) {
   return backbone;
 }
 
-}  // namespace
-
-int EvaluateCommand(int argc, char** argv) {
-  CLI::App app{
-      "Linear probe and weighted kNN of VICReg checkpoints, with raw-pixel and random-init reference rows.\n"
-      "Subcommands: vicreg_eval export|extract|convert --help",
-      "vicreg_eval"};
-  EvaluateOptions o;
-  ModelFlags mf;
+// Each Add* registers a command's flags on `app` (the root app for the default evaluation, or a
+// subcommand) and returns its body, which runs after the whole command line has been parsed.
+std::function<int()> AddEvaluate(CLI::App& app) {
+  struct State {
+    EvaluateOptions o;
+    ModelFlags mf;
+    std::string probe = "all", mode = "vicreg";
+    double knn_t = 0.07;
+    int knn_k = 20, threads = 0;
+    bool no_reference = false, quiet = false;
+    CLI::Option *ds = nullptr, *dd = nullptr, *pr = nullptr, *kk = nullptr, *kt = nullptr, *lt = nullptr,
+                *ls = nullptr;
+  };
+  auto st = std::make_shared<State>();
+  auto& o = st->o;
+  auto& mf = st->mf;
+  auto& probe = st->probe;
+  auto& mode = st->mode;
+  auto& knn_t = st->knn_t;
+  auto& knn_k = st->knn_k;
+  auto& threads = st->threads;
+  auto& no_reference = st->no_reference;
+  auto& quiet = st->quiet;
   mf.Add(app);
-  std::string probe = "all";
-  std::string mode = "vicreg";
-  double knn_t = 0.07;
-  int knn_k = 20, threads = 0;
-  bool no_reference = false, quiet = false;
   std::string dataset_help = "dataset name";
   AddDatasetNames(&dataset_help);
   auto* cd = app.add_option(Names("--checkpoint-dir"), o.checkpoint_dir, "directory with epoch_XXXX.pt checkpoints");
   auto* cf = app.add_option("--checkpoint", o.checkpoint_file, "one checkpoint file (instead of --checkpoint_dir)");
   cd->excludes(cf);
-  auto* ds = app.add_option("--dataset", o.dataset, dataset_help);
-  auto* dd = app.add_option(Names("--data-dir"), o.data_dir, "dataset folder (or .safetensors for tensor_cache); default: the run's own, from a "
+  auto* ds = st->ds = app.add_option("--dataset", o.dataset, dataset_help);
+  auto* dd = st->dd = app.add_option(Names("--data-dir"), o.data_dir, "dataset folder (or .safetensors for tensor_cache); default: the run's own, from a "
                             "checkpoint's embedded config or <run_dir>/job.yaml");
   app.add_option("--mode", mode, "training mode of the checkpoints (only vicreg)")->check(CLI::IsMember({"vicreg"}));
   auto* ep =
       app.add_option("--epochs", o.epochs, "epochs to evaluate (epoch_%04d.pt); default: every checkpoint found");
-  auto* pr = app.add_option("--probe", probe, "linear | knn | all")->check(CLI::IsMember({"linear", "knn", "all"}));
-  auto* kk = app.add_option(Names("--knn-k"), knn_k, "kNN neighbours")->check(CLI::PositiveNumber);
-  auto* kt = app.add_option(Names("--knn-temperature"), knn_t, "kNN vote temperature")->check(CLI::PositiveNumber);
+  st->pr = app.add_option("--probe", probe, "linear | knn | all")->check(CLI::IsMember({"linear", "knn", "all"}));
+  st->kk = app.add_option(Names("--knn-k"), knn_k, "kNN neighbours")->check(CLI::PositiveNumber);
+  st->kt = app.add_option(Names("--knn-temperature"), knn_t, "kNN vote temperature")->check(CLI::PositiveNumber);
   app.add_option("--out", o.out_json,
                  "result JSON (CSV beside it); default <checkpoint_dir>/../eval/eval_<dataset>.json");
   app.add_option(Names("--batch-size"), o.batch_size, "feature-extraction batch size")->check(CLI::PositiveNumber);
   app.add_option("--device", o.device, "where the encoder extracts features: cpu | cuda | cuda:N (probes run on CPU)");
   app.add_option("--threads", threads, "intra-op threads (0 = all cores)")->check(CLI::NonNegativeNumber);
-  auto* lt = app.add_option(Names("--limit-train"), o.limit_train, "use the first N train images (0 = all)")
+  st->lt = app.add_option(Names("--limit-train"), o.limit_train, "use the first N train images (0 = all)")
                  ->check(CLI::NonNegativeNumber);
-  auto* ls = app.add_option(Names("--limit-test"), o.limit_test, "use the first N test images (0 = all)")
+  st->ls = app.add_option(Names("--limit-test"), o.limit_test, "use the first N test images (0 = all)")
                  ->check(CLI::NonNegativeNumber);
   app.add_flag(Names("--no-reference"), no_reference, "skip the raw_pixels and random_init reference rows");
   app.add_option(Names("--image-size"), o.image_size, "encoder input size (default: the model's; pos_embed resampled)")
@@ -174,9 +173,21 @@ int EvaluateCommand(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option(Names("--random-init-seed"), o.random_init_seed, "seed of the random_init reference encoder");
   app.add_flag("--quiet", quiet, "no progress lines");
-  (void)ep;
+  (void)ep, (void)ds, (void)dd;
 
-  return Run(app, argc, argv, [&]() -> int {
+  return [st]() -> int {
+    auto& o = st->o;
+    auto& mf = st->mf;
+    auto& probe = st->probe;
+    auto& knn_t = st->knn_t;
+    auto& knn_k = st->knn_k;
+    auto* ds = st->ds;
+    auto* dd = st->dd;
+    auto* pr = st->pr;
+    auto* kk = st->kk;
+    auto* kt = st->kt;
+    auto* lt = st->lt;
+    auto* ls = st->ls;
     if (o.checkpoint_dir.empty() && o.checkpoint_file.empty())
       throw UserError("one of --checkpoint_dir DIR or --checkpoint FILE is required");
     InitLogging(LogOptions{});
@@ -229,8 +240,8 @@ int EvaluateCommand(int argc, char** argv) {
     o.knn = probe == "knn" || probe == "all";
     o.knn_opts.k = knn_k;
     o.knn_opts.temperature = knn_t;
-    o.references = !no_reference;
-    o.progress = !quiet;
+    o.references = !st->no_reference;
+    o.progress = !st->quiet;
     if (o.out_json.empty()) {
       const std::string dir = o.checkpoint_file.empty()
                                   ? o.checkpoint_dir
@@ -240,7 +251,7 @@ int EvaluateCommand(int argc, char** argv) {
                        .string();
     }
     o.device = CheckedDevice(o.device);
-    ConfigureThreads(threads);
+    ConfigureThreads(st->threads);
     char host[256] = {0};
     gethostname(host, sizeof host - 1);
     spdlog::info("vicreg_eval on {}: dataset {} ({}), probes {}, features on {}, {} threads, results -> {}", host,
@@ -256,24 +267,30 @@ int EvaluateCommand(int argc, char** argv) {
       return kExitFailure;
     }
     return kExitOk;
-  });
+  };
 }
 
-int ExportCommand(int argc, char** argv) {
-  CLI::App app{
-      "Export a checkpoint: the encoder as safetensors with timm's key names and shapes (--format safetensors), "
-      "or model + torch.optim.AdamW state for torch.load (--format torch, docs/CHECKPOINTS.md)",
-      "vicreg_eval export"};
-  std::string ckpt, out, format = "safetensors";
-  ModelFlags mf;
+std::function<int()> AddExport(CLI::App& app) {
+  struct State {
+    std::string ckpt, out, format = "safetensors";
+    ModelFlags mf;
+  };
+  auto st = std::make_shared<State>();
+  auto& ckpt = st->ckpt;
+  auto& out = st->out;
+  auto& format = st->format;
+  auto& mf = st->mf;
   app.add_option("--checkpoint", ckpt, "training checkpoint (epoch_XXXX.pt)")->required();
   app.add_option("--out", out, "output file (.safetensors, or .pt for --format torch)")->required();
   app.add_option("--format", format, "safetensors (the encoder, timm keys) | torch (model + AdamW state)")
       ->check(CLI::IsMember({"safetensors", "torch"}));
   mf.Add(app);
-  return Run(app, argc, argv, [&]() -> int {
+  return [st]() -> int {
+    auto& ckpt = st->ckpt;
+    auto& out = st->out;
+    auto& mf = st->mf;
     InitLogging(LogOptions{});
-    if (format == "torch") {
+    if (st->format == "torch") {
       if (mf.Load()) spdlog::warn("--format torch ignores --model_config / --job: the checkpoint's config names the model");
       const auto sum = ExportTorchCheckpoint(ckpt, out);
       std::printf("wrote %s: model %lld tensors, AdamW state for %lld of %lld parameters (epoch %lld); "
@@ -332,21 +349,22 @@ int ExportCommand(int argc, char** argv) {
                 static_cast<long long>(n), static_cast<long long>(params), eo.architecture.c_str(), geometry.image_size,
                 static_cast<long long>(ck.epoch));
     return kExitOk;
-  });
+  };
 }
 
-int ExtractCommand(int argc, char** argv) {
-  CLI::App app{
-      "Write the frozen features (normed CLS token) of a dataset split as safetensors: "
-      "features fp32 [N, D], labels int64 [N]",
-      "vicreg_eval extract"};
-  std::string ckpt, out, dataset, data_dir, split = "test", dataset_help = "dataset name";
+std::function<int()> AddExtract(CLI::App& app) {
+  struct State {
+    std::string ckpt, out, dataset, data_dir, split = "test";
+    ModelFlags mf;
+    int64_t limit = 0;
+    int batch_size = 256, image_size = 0, threads = 0, resize = 0;
+    bool quiet = false;
+    std::string device = "cpu";
+  };
+  auto st = std::make_shared<State>();
+  std::string dataset_help = "dataset name";
   AddDatasetNames(&dataset_help);
-  ModelFlags mf;
-  int64_t limit = 0;
-  int batch_size = 256, image_size = 0, threads = 0, resize = 0;
-  bool quiet = false;
-  std::string device = "cpu";
+  auto& [ckpt, out, dataset, data_dir, split, mf, limit, batch_size, image_size, threads, resize, quiet, device] = *st;
   app.add_option("--checkpoint", ckpt, "training checkpoint (epoch_XXXX.pt)")->required();
   app.add_option("--device", device, "where the encoder runs: cpu | cuda | cuda:N");
   app.add_option("--dataset", dataset, dataset_help)->required();
@@ -362,7 +380,8 @@ int ExtractCommand(int argc, char** argv) {
   app.add_option("--resize", resize, "image_folder only: resize + center-crop to N x N")->check(CLI::NonNegativeNumber);
   app.add_flag("--quiet", quiet, "no progress lines");
   mf.Add(app);
-  return Run(app, argc, argv, [&]() -> int {
+  return [st]() -> int {
+    auto& [ckpt, out, dataset, data_dir, split, mf, limit, batch_size, image_size, threads, resize, quiet, device] = *st;
     InitLogging(LogOptions{});
     device = CheckedDevice(device);
     ConfigureThreads(threads);
@@ -398,16 +417,19 @@ int ExtractCommand(int argc, char** argv) {
                 static_cast<long long>(fs.features.size(0)), static_cast<long long>(fs.features.size(1)),
                 static_cast<long long>(fs.labels.size(0)), fs.seconds > 0 ? fs.features.size(0) / fs.seconds : 0.0);
     return kExitOk;
-  });
+  };
 }
 
-int ConvertCommand(int argc, char** argv) {
-  CLI::App app{"Convert a dataset split into a tensor cache (.safetensors: uint8 images + int64 labels)",
-               "vicreg_eval convert"};
-  std::string out, dataset, data_dir, split = "train", dataset_help = "dataset name";
+std::function<int()> AddConvert(CLI::App& app) {
+  struct State {
+    std::string out, dataset, data_dir, split = "train";
+    int64_t limit = 0;
+    int resize = 0;
+  };
+  auto st = std::make_shared<State>();
+  std::string dataset_help = "dataset name";
   AddDatasetNames(&dataset_help);
-  int64_t limit = 0;
-  int resize = 0;
+  auto& [out, dataset, data_dir, split, limit, resize] = *st;
   app.add_option("--dataset", dataset, dataset_help)->required();
   app.add_option(Names("--data-dir"), data_dir, "dataset folder")->required();
   app.add_option("--split", split, "train | test | unlabeled | train+unlabeled")
@@ -415,7 +437,8 @@ int ConvertCommand(int argc, char** argv) {
   app.add_option("--out", out, "output .safetensors")->required();
   app.add_option("--limit", limit, "first N images (0 = all)")->check(CLI::NonNegativeNumber);
   app.add_option("--resize", resize, "image_folder only: resize + center-crop to N x N")->check(CLI::NonNegativeNumber);
-  return Run(app, argc, argv, [&]() -> int {
+  return [st]() -> int {
+    auto& [out, dataset, data_dir, split, limit, resize] = *st;
     InitLogging(LogOptions{});
     auto ds = data::OpenDataset({dataset, data_dir, split, limit, resize});
     const auto dir = std::filesystem::path(out).parent_path();
@@ -424,25 +447,64 @@ int ConvertCommand(int argc, char** argv) {
     std::printf("wrote %s: %lld images %dx%dx%d, %d classes\n", out.c_str(), static_cast<long long>(n), ds->channels(),
                 ds->height(), ds->width(), ds->num_classes());
     return kExitOk;
-  });
+  };
 }
 
+}  // namespace
+
 int EvalMain(int argc, char** argv) {
-  if (PrintVersionIfAsked(argc, argv, "vicreg_eval", comm::TorchBuildFields())) return kExitOk;
-  if (argc >= 2) {
-    const std::string sub = argv[1];
-    if (sub == "export") return ExportCommand(argc - 1, argv + 1);
-    if (sub == "extract") return ExtractCommand(argc - 1, argv + 1);
-    if (sub == "convert") return ConvertCommand(argc - 1, argv + 1);
-    if (sub == "evaluate") return EvaluateCommand(argc - 1, argv + 1);
-    if (!sub.empty() && sub[0] != '-') {
-      std::fprintf(stderr,
-                   "vicreg_eval: unknown subcommand '%s' (valid: export, extract, convert; or flags for evaluation)\n",
-                   sub.c_str());
-      return kExitUsage;
-    }
+  static const char* kSubcommands = "evaluate (the default: vicreg_eval [flags]), export, extract, convert";
+  CLI::App app{
+      "vicreg_eval: linear probe and weighted kNN of VICReg checkpoints, with raw-pixel and random-init reference "
+      "rows (the flags below, or the evaluate subcommand); export, extract and convert as subcommands "
+      "(vicreg_eval SUBCOMMAND --help).\nExit codes: 0 ok, 2 invalid input or usage, 1 runtime failure.",
+      "vicreg_eval"};
+  app.set_version_flag(
+      "--version", [] { return VersionText("vicreg_eval", comm::TorchBuildFields()); }, kVersionFlagHelp);
+  app.require_subcommand(0, 1);
+  const auto evaluate_default = AddEvaluate(app);
+  CLI::App* evaluate = app.add_subcommand(
+      "evaluate", "linear probe and kNN of checkpoints: the same flags as vicreg_eval without a subcommand");
+  const auto evaluate_sub = AddEvaluate(*evaluate);
+  CLI::App* exp = app.add_subcommand(
+      "export",
+      "export a checkpoint: the encoder as safetensors with timm's key names and shapes (--format safetensors), "
+      "or model + torch.optim.AdamW state for torch.load (--format torch, docs/CHECKPOINTS.md)");
+  const auto export_body = AddExport(*exp);
+  CLI::App* extract = app.add_subcommand("extract",
+                                         "write the frozen features (normed CLS token) of a dataset split as "
+                                         "safetensors: features fp32 [N, D], labels int64 [N]");
+  const auto extract_body = AddExtract(*extract);
+  CLI::App* convert = app.add_subcommand(
+      "convert", "convert a dataset split into a tensor cache (.safetensors: uint8 images + int64 labels)");
+  const auto convert_body = AddConvert(*convert);
+
+  // A first word that is neither a flag nor a subcommand: name the choices, the default included.
+  bool known = false;
+  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    known = known || (argc >= 2 && sub->get_name() == argv[1]);
+  if (argc >= 2 && argv[1][0] != '-' && !known) {
+    std::fprintf(stderr, "vicreg_eval: unknown subcommand '%s' (valid: %s)\nRun 'vicreg_eval --help' for the flags.\n",
+                 argv[1], kSubcommands);
+    return kExitUsage;
   }
-  return EvaluateCommand(argc, argv);
+  std::string prog = "vicreg_eval";
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);  // the help of the subcommand that was asked
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    for (const CLI::App* sub : app.get_subcommands()) prog += " " + sub->get_name();
+    std::fprintf(stderr, "%s: %s\nRun '%s --help' for the valid options.\n", prog.c_str(), e.what(), prog.c_str());
+    return kExitUsage;
+  }
+  if (*exp) return RunBody("vicreg_eval export", export_body);
+  if (*extract) return RunBody("vicreg_eval extract", extract_body);
+  if (*convert) return RunBody("vicreg_eval convert", convert_body);
+  if (*evaluate) return RunBody("vicreg_eval", evaluate_sub);
+  return RunBody("vicreg_eval", evaluate_default);
 }
 
 }  // namespace vicreg::eval
