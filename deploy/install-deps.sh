@@ -30,6 +30,7 @@ TOOLS=(
   prometheus slurm-wlm munge dataset-fashion-mnist
   iproute2 util-linux                                     # tests/cluster: namespaces, bridge, veth pairs
   shellcheck yamllint procps psmisc
+  zsh                                                     # tests/deploy: the zsh completion (completions/_vicreg)
   clang libclang-rt-14-dev llvm                           # CI's sanitizer and fuzz stages (ASan/UBSan/TSan, libFuzzer, symbolizer)
   chromium chromium-driver python3-selenium              # web UI tests in headless Chromium (tests/browser)
 )
