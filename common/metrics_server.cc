@@ -19,6 +19,7 @@
 #include "common/errors.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
+#include "common/process_metrics.h"
 
 namespace vicreg::metrics {
 
@@ -72,7 +73,9 @@ MetricsServer::MetricsServer(const MetricsServerOptions& options) : impl_(std::m
   impl_->http = std::make_unique<http::Server>(o);
   impl_->token = options.bearer_token;
   impl_->http->Get("/metrics", impl_->Guarded([registry = impl_->registry](const http::Request&, http::Response& r) {
-    r.body = prometheus::TextSerializer().Serialize(registry->Collect());
+    auto families = registry->Collect();
+    for (auto& f : ProcessMetricFamilies()) families.push_back(std::move(f));  // process_* (common/process_metrics.h)
+    r.body = prometheus::TextSerializer().Serialize(families);
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   }));
 }

@@ -312,6 +312,34 @@ def check_k8s(directory):
                 p.add(f, f"mpirun -np {np_} != Worker replicas {workers} x slotsPerWorker {slots}")
             if f"resources.ranks={np_}" not in argv:
                 p.add(f, f"the Launcher does not --set resources.ranks={np_}")
+        # Metrics: rank r of a pod listens on metrics.port + local rank; the annotation, the container
+        # ports and a PodMonitor must name exactly those ports.
+        port = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("metrics.port=")), None)
+        if port is None or port == 0:
+            p.add(f, "the Launcher does not --set metrics.port=N (the default 0 is a random port: nothing can "
+                     "scrape it)")
+            continue
+        wmeta = specs["Worker"]["template"].get("metadata") or {}
+        ann = (wmeta.get("annotations") or {}).get("prometheus.io/port")
+        if ann is not None and str(ann) != str(port):
+            p.add(f, f"Worker annotation prometheus.io/port {ann} != metrics.port {port} (local rank 0's port)")
+        declared = {int(x["containerPort"]): x.get("name") for x in wc.get("ports") or []}
+        want = {port + r for r in range(int(slots))}
+        for q in sorted(want - set(declared)):
+            p.add(f, f"Worker container does not declare port {q} (metrics.port {port} + local rank {q - port})")
+        names_wanted = {declared[q] for q in want if q in declared}
+        labels = wmeta.get("labels") or {}
+        monitors = [m for _, m in kinds.get("PodMonitor", [])
+                    if all(labels.get(k) == v for k, v in
+                           (((m.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items())]
+        if not monitors:
+            p.add(f, "no PodMonitor selects the Worker pods' labels")
+        for m in monitors:
+            eps = {e.get("port") for e in (m.get("spec") or {}).get("podMetricsEndpoints") or []}
+            for n in sorted(x for x in names_wanted - eps if x):
+                p.add(f, f"PodMonitor {m['metadata']['name']} does not scrape port {n}")
+            for n in sorted(x for x in eps - names_wanted if x):
+                p.add(f, f"PodMonitor {m['metadata']['name']} scrapes port {n}, which no rank listens on")
     return p.finish(directory)
 
 

@@ -204,13 +204,16 @@ TEST(DeployKubernetes, CheckerRejectsRootPodsAndMissingGpus) {
   ASSERT_NE(job.find("nvidia.com/gpu: 4}"), std::string::npos);
   WriteFile(
       tmp.path() + "/mpijob-train.yaml",
-      std::regex_replace(job, std::regex("limits: \\{memory: 200Gi, nvidia.com/gpu: 4\\}"), "limits: {memory: 200Gi}"));
+      std::regex_replace(
+          std::regex_replace(job, std::regex("limits: \\{memory: 200Gi, nvidia.com/gpu: 4\\}"), "limits: {memory: 200Gi}"),
+          std::regex("prometheus.io/port: \"9464\""), "prometheus.io/port: \"9999\""));
   WriteFile(tmp.path() + "/coordinator.yaml",
             std::regex_replace(coord, std::regex("runAsNonRoot: true"), "runAsNonRoot: false"));
   Result r = Check("k8s " + Quote(tmp.path()));
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("no nvidia.com/gpu limit"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("runAsNonRoot is not true"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("prometheus.io/port 9999 != metrics.port 9464"), std::string::npos) << r.out;
   WriteFile(tmp.path() + "/coordinator.yaml", coord + "\n  bad: [unclosed\n");
   r = Check("k8s " + Quote(tmp.path()));
   EXPECT_NE(r.out.find("YAML does not parse"), std::string::npos) << r.out;

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
+#include <filesystem>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -102,6 +104,56 @@ TEST(MetricsServerTest, BearerTokenGuardsMetricsAndHandlers) {
   EXPECT_EQ(get("/sd", ""), "HTTP/1.1 401 Unauthorized");
   EXPECT_EQ(get("/sd", "Bearer s3cret-token"), "HTTP/1.1 200 OK");
   EXPECT_EQ(get("/healthz", ""), "HTTP/1.1 200 OK");
+}
+
+
+// process_* families (common/process_metrics.h) on the /metrics of a real process
+// (vicreg_metrics_exporter), checked against that process's /proc entries.
+TEST(ProcessMetricsTest, EveryMetricsEndpointCarriesTheProcessFamilies) {
+  const std::string dir = testing::MakeTempDir("vicreg-process-metrics");
+  testing::Process exporter({VICREG_METRICS_EXPORTER, "--ranks", "1", "--coordinator", "--ports-file",
+                             dir + "/ports.json", "--step-ms", "20"},
+                            dir + "/exporter.log");
+  ASSERT_TRUE(testing::WaitFor([&] { return !testing::ReadText(dir + "/ports.json").empty() || !exporter.Running(); },
+                               30))
+      << testing::ReadText(dir + "/exporter.log");
+  const std::string ports = testing::ReadText(dir + "/ports.json");
+  ASSERT_FALSE(ports.empty()) << testing::ReadText(dir + "/exporter.log");
+  const int rank_port = std::stoi(ports.substr(ports.find('[') + 1));
+  const int coord_port = std::stoi(ports.substr(ports.find("\"coordinator\":") + 14));
+  const std::string proc = "/proc/" + std::to_string(exporter.pid());
+  for (int port : {rank_port, coord_port}) {
+    auto r = testing::HttpGet("127.0.0.1", port, "/metrics");
+    ASSERT_EQ(r.status, 200) << port << ": " << r.error;
+    const auto e = testing::ParseExposition(r.body);
+    EXPECT_EQ(e.type.at("process_cpu_seconds_total"), "counter");
+    EXPECT_EQ(e.type.at("process_resident_memory_bytes"), "gauge");
+    EXPECT_EQ(e.type.at("process_open_fds"), "gauge");
+    const double cpu = e.Value("process_cpu_seconds_total");
+    EXPECT_GE(cpu, 0.0);
+    EXPECT_LT(cpu, 600.0);
+    // VmRSS of the same process (kB), read right after the scrape: the same order of magnitude.
+    const std::string status = testing::ReadText(proc + "/status");
+    const auto at = status.find("VmRSS:");
+    ASSERT_NE(at, std::string::npos) << status;
+    const double vm_rss = std::stod(status.substr(at + 6)) * 1024;
+    const double rss = e.Value("process_resident_memory_bytes");
+    EXPECT_GT(rss, vm_rss / 2) << "VmRSS " << vm_rss;
+    EXPECT_LT(rss, vm_rss * 2) << "VmRSS " << vm_rss;
+    // Open descriptors: what /proc/<pid>/fd lists now, give or take the scrape's own connections.
+    int fds = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(proc + "/fd")) fds += entry.path().empty() ? 0 : 1;
+    const double open_fds = e.Value("process_open_fds");
+    EXPECT_GE(open_fds, 3);
+    EXPECT_NEAR(open_fds, fds, 8);
+    const double start = e.Value("process_start_time_seconds");
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    EXPECT_GT(start, now - 120);
+    EXPECT_LE(start, now + 2);
+    EXPECT_GT(e.Value("process_max_fds"), 0);
+  }
+  exporter.Stop(SIGTERM, 10);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
