@@ -37,7 +37,9 @@ case "$kind" in
     # + the job manager's state machine (manager thread vs gRPC threads, in process, < 10 s).
     targets=("${server_targets[@]}" server_job_manager_test metrics_unit_test)
     test_dirs=(tests/metrics tests/server)
-    export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp"
+    # tsan.supp + one called_from_lib line per gRPC-stack library the binaries load (after the build).
+    tsan_supp=$(realpath -m "$build")/tsan.supp
+    export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$tsan_supp"
     ;;
   *)
     echo "usage: tests/sanitizers/run.sh asan|tsan" >&2
@@ -52,6 +54,15 @@ cmake -S . -B "$build" "${common_cmake[@]}" "${cmake_args[@]}" >"$build/configur
 # Every fuzzer this configuration defines (none in the tsan build).
 mapfile -t fuzzers < <(ninja -C "$build" -t targets all | sed -nE 's|^tests/fuzz/(fuzz_[a-z0-9_]+): .*|\1|p' | sort -u)
 cmake --build "$build" -j "$jobs" --target "${targets[@]}" "${fuzzers[@]}"
+if [[ $kind == tsan ]]; then
+  # called_from_lib must name exactly one library each: the full soname of each one loaded.
+  { cat "$supp/tsan.supp"
+    for b in "$build/server/vicreg_coordinator" "$build/server/cli/vicregctl" "$build"/tests/server/server_*_test; do
+      [[ -x $b ]] && ldd "$b"
+    done | awk '{print $1}' | grep -E '^lib(absl_|grpc|gpr|upb|protobuf|re2|cares|address_sorting|ssl|crypto)' | sort -u |
+      sed 's/^/called_from_lib:/'
+  } >"$tsan_supp"
+fi
 t1=$(date +%s)
 status=0
 log=$(mktemp)
