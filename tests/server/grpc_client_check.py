@@ -11,26 +11,21 @@ code. Exit 0 when every check passed; prints what failed otherwise.
 """
 import argparse
 import os
-import subprocess
 import sys
 import time
+
+import grpc_py_util
 
 GRPC_PROTO = "/usr/share/grpc-proto"
 
 
 def generate(source_dir, gen_dir):
-    os.makedirs(gen_dir, exist_ok=True)
-    plugin = "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin"
-    runs = [
-        ["-I", os.path.join(source_dir, "proto"), "vicreg/v1/coordinator.proto"],
+    grpc_py_util.generate(gen_dir, [
+        (os.path.join(source_dir, "proto"), "vicreg/v1/coordinator.proto"),
         # Top-level modules (health_pb2, reflection_pb2): a gen/grpc/ package would shadow grpcio.
-        ["-I", f"{GRPC_PROTO}/grpc/health/v1", "health.proto"],
-        ["-I", f"{GRPC_PROTO}/grpc/reflection/v1alpha", "reflection.proto"],
-    ]
-    for r in runs:
-        cmd = ["protoc", *r[:-1], f"--python_out={gen_dir}", f"--grpc_out={gen_dir}", plugin, r[-1]]
-        subprocess.run(cmd, check=True)
-    sys.path.insert(0, gen_dir)
+        (f"{GRPC_PROTO}/grpc/health/v1", "health.proto"),
+        (f"{GRPC_PROTO}/grpc/reflection/v1alpha", "reflection.proto"),
+    ])
 
 
 def main():
@@ -51,12 +46,7 @@ def main():
     from vicreg.v1 import coordinator_pb2 as pb
     from vicreg.v1 import coordinator_pb2_grpc as rpc
 
-    failures = []
-
-    def check(cond, what):
-        print(("ok   " if cond else "FAIL ") + what, flush=True)
-        if not cond:
-            failures.append(what)
+    check = grpc_py_util.Checks()
 
     ch = grpc.insecure_channel(a.server)
     health = health_pb2_grpc.HealthStub(ch)
@@ -111,10 +101,7 @@ def main():
     except grpc.RpcError as e:
         check(e.code() == grpc.StatusCode.NOT_FOUND, f"unknown job is NOT_FOUND ({e.code()})")
 
-    if failures:
-        print(f"{len(failures)} check(s) failed", flush=True)
-        return 1
-    return 0
+    return check.exit_status()
 
 
 if __name__ == "__main__":

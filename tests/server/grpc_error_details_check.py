@@ -11,20 +11,17 @@ Exit 0 when every check passed; prints what failed otherwise.
 """
 import argparse
 import os
-import subprocess
 import sys
+
+import grpc_py_util
 
 GRPC_DETAILS_METADATA_KEY = "grpc-status-details-bin"
 
 
 def generate(source_dir, gen_dir):
-    os.makedirs(gen_dir, exist_ok=True)
-    plugin = "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin"
-    protos = ["vicreg/v1/coordinator.proto", "google/rpc/status.proto", "google/rpc/error_details.proto"]
-    cmd = ["protoc", "-I", os.path.join(source_dir, "proto"), f"--python_out={gen_dir}", f"--grpc_out={gen_dir}",
-           plugin, *protos]
-    subprocess.run(cmd, check=True)
-    sys.path.insert(0, gen_dir)
+    proto = os.path.join(source_dir, "proto")
+    grpc_py_util.generate(gen_dir, [(proto, p) for p in ("vicreg/v1/coordinator.proto", "google/rpc/status.proto",
+                                                         "google/rpc/error_details.proto")])
 
 
 def status_from_call(call):
@@ -54,12 +51,7 @@ def main():
     from vicreg.v1 import coordinator_pb2 as pb
     from vicreg.v1 import coordinator_pb2_grpc as rpc
 
-    failures = []
-
-    def check(cond, what):
-        print(("ok   " if cond else "FAIL ") + what, flush=True)
-        if not cond:
-            failures.append(what)
+    check = grpc_py_util.Checks()
 
     def bad_request_of(fn):
         try:
@@ -121,10 +113,7 @@ def main():
     check(not job.HasField("finished_time") and job.finished_unix == 0,
           f"finished_time is unset while queued ({pb.JobState.Name(job.state)}, {job.finished_unix})")
 
-    if failures:
-        print(f"{len(failures)} check(s) failed", flush=True)
-        return 1
-    return 0
+    return check.exit_status()
 
 
 if __name__ == "__main__":
