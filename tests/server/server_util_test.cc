@@ -174,14 +174,19 @@ TEST(ServerUtilTest, SessionsAreSignalledAsAWhole) {
   so.output_path = dir.path() + "/out";
   ProcessRef p = Spawn(so);
   ASSERT_TRUE(IsAlive(p));
+  // A forked background job is visible in the session before bash (and the child itself) moved it
+  // into its own group: wait for three members in three groups, not just for three members.
   std::vector<int> members;
-  for (int i = 0; i < 100 && members.size() < 3; ++i) {
+  std::set<int> groups;
+  for (int i = 0; i < 250 && (members.size() < 3 || groups.size() < 3); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     members = SessionMembers(p.pid);
+    groups.clear();
+    for (int pid : members) {
+      if (auto st = ReadProcStat(pid)) groups.insert(st->pgid);
+    }
   }
   ASSERT_EQ(members.size(), 3u);
-  std::set<int> groups;
-  for (int pid : members) groups.insert(ReadProcStat(pid)->pgid);
   EXPECT_EQ(groups.size(), 3u) << "the test needs members in distinct process groups";
   EXPECT_EQ(SignalSessionOf(p, SIGKILL), 3);
   for (int i = 0; i < 100 && !SessionMembers(p.pid).empty(); ++i) {
