@@ -63,6 +63,22 @@ class ParseContext {
 // Reads the map `root` into `cfg` (which holds the defaults), strictly. Problems go to ctx.
 void ReadJobTree(const YAML::Node& root, JobConfig& cfg, ParseContext& ctx);
 
+// The job file's leaf readers, for other tables of settings (config_table.cc): read `n` into `out`
+// with the job file's type rules and messages; false (after reporting to ctx) leaves `out` as it was.
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, int& out);
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, double& out);
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, bool& out);
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, std::string& out);
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, std::vector<int>& out);
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, std::vector<std::string>& out);
+// "a list", "a map", "'abc'", "the quoted string \"5\"", "no value".
+std::string DescribeNode(const YAML::Node& n);
+
+// One YAML document whose top level is a map (config_loader.cc); problems go to ctx, attributed
+// to `file`. allow_empty: an empty document (or comments only) is accepted as a null *out.
+bool LoadDocument(const std::string& text, const std::string& file, ParseContext& ctx, YAML::Node* out,
+                  bool allow_empty = false);
+
 // Longest field path / message of one ConfigError item; longer ones are clipped in the middle.
 constexpr size_t kMaxFieldChars = 160;
 constexpr size_t kMaxMessageChars = 640;

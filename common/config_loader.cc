@@ -56,6 +56,8 @@ class DocumentStarts : public YAML::EventHandler {
   void OnMapEnd() override {}
 };
 
+}  // namespace
+
 // One YAML document whose top level is a map; problems go to ctx (attributed to `file`).
 //
 // Not YAML::LoadAll: yaml-cpp 0.7 (Debian 12) never returns from it when a document would start
@@ -65,7 +67,8 @@ class DocumentStarts : public YAML::EventHandler {
 // carrying it would take the coordinator down). So the documents are first counted with the event
 // parser, at most kMaxDocuments of them, stopping where the parser stops advancing; then the one
 // document is built with YAML::Load (which parses only the first).
-bool LoadDocument(const std::string& text, const std::string& file, ParseContext& ctx, YAML::Node* out) {
+bool detail::LoadDocument(const std::string& text, const std::string& file, ParseContext& ctx, YAML::Node* out,
+                          bool allow_empty) {
   constexpr size_t kMaxDocuments = 16;
   std::vector<YAML::Node> docs;
   try {
@@ -98,6 +101,10 @@ bool LoadDocument(const std::string& text, const std::string& file, ParseContext
     return false;
   }
   if (docs.empty() || (docs.size() == 1 && docs[0].IsNull())) {
+    if (allow_empty) {
+      *out = YAML::Node();
+      return true;
+    }
     ctx.ErrorRaw("<document>", file + " is empty; expected a map of keys (see configs/ for examples)", file);
     return false;
   }
@@ -113,6 +120,8 @@ bool LoadDocument(const std::string& text, const std::string& file, ParseContext
   *out = docs[0];
   return true;
 }
+
+namespace {
 
 bool ValidKeyName(const std::string& k) {
   if (k.empty()) return false;
@@ -279,7 +288,7 @@ JobConfig ParseJobYaml(const std::string& yaml_text, const std::string& source_n
                        const std::vector<std::string>& overrides) {
   ParseContext ctx(/*name_files=*/false);
   YAML::Node root;
-  if (!LoadDocument(yaml_text, source_name, ctx, &root)) Throw(source_name, ctx);
+  if (!detail::LoadDocument(yaml_text, source_name, ctx, &root)) Throw(source_name, ctx);
   ApplyOverrides(root, overrides, ctx);
   if (!detail::CheckExpandedSize(root, ExpansionBudget(yaml_text.size(), overrides), source_name, ctx)) {
     Throw(source_name, ctx);
@@ -315,7 +324,7 @@ JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train
     }
     text_bytes += text.size();
     YAML::Node doc;
-    if (LoadDocument(text, *path, ctx, &doc)) {
+    if (detail::LoadDocument(text, *path, ctx, &doc)) {
       if (std::string(section) == "data") data_image_size = MapSeedDataKeys(doc, *path, ctx);
       root[section] = doc;
     }

@@ -635,6 +635,28 @@ class OperationalLister {
 
 }  // namespace
 
+// ---- leaf readers for other tables (config_table.cc) ------------------------------------------
+
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, int& out) {
+  return ReadLeaf(ctx, n, path, out);
+}
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, double& out) {
+  return ReadLeaf(ctx, n, path, out);
+}
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, bool& out) {
+  return ReadLeaf(ctx, n, path, out);
+}
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, std::string& out) {
+  return ReadLeaf(ctx, n, path, out);
+}
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, std::vector<int>& out) {
+  return ReadLeaf(ctx, n, path, out);
+}
+bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, std::vector<std::string>& out) {
+  return ReadLeaf(ctx, n, path, out);
+}
+std::string DescribeNode(const YAML::Node& n) { return Describe(n); }
+
 // ---- ParseContext ---------------------------------------------------------------------------
 
 void ParseContext::Record(const std::string& path, const YAML::Node& node) { where_[path] = node.Mark(); }

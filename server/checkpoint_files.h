@@ -1,7 +1,7 @@
 // The coordinator's torch-free view of a run's checkpoints: the manifests the worker writes beside
 // each complete checkpoint (<run>/checkpoints/<stem>.json: file, bytes, crc32, epoch, global_step,
 // kind, created; worker/train/checkpoint.h), the file `latest` names, and the encoder export that
-// runs `vicreg_eval export` as a child process (argv array, output under the run dir), plus SHA-256.
+// runs `vicreg_eval export` as a child process (argv array, output under the run dir).
 #pragma once
 
 #include <cstdint>
@@ -23,20 +23,6 @@ struct CheckpointFile {
 // Complete checkpoints (manifest parseable, archive present) of checkpoints_dir, by global_step then
 // step before epoch checkpoints; [] when the directory does not exist. Malformed manifests are skipped.
 std::vector<CheckpointFile> ListCheckpointFiles(const std::string& checkpoints_dir);
-
-// Lowercase hex SHA-256 of a byte range fed in pieces (OpenSSL EVP).
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void Update(const void* data, size_t n);
-  std::string HexDigest();  // once
-
- private:
-  void* ctx_;
-};
 
 // Runs `eval_binary export --checkpoint CKPT --out OUT` (no shell) and waits for it (timeout_s).
 // Throws std::runtime_error with the exit status and the tail of its output when it fails.

@@ -15,6 +15,7 @@
 #include "common/fs.h"
 #include "common/metrics.h"
 #include "common/run_contract.h"
+#include "common/sha256.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "server/checkpoint_files.h"

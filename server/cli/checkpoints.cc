@@ -1,7 +1,6 @@
 #include "server/cli/checkpoints.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/errors.h"
+#include "common/sha256.h"
 #include "server/cli/format.h"
 
 namespace vicreg::cli {
@@ -25,16 +25,6 @@ std::string Size(int64_t bytes) {
   else
     std::snprintf(buf, sizeof buf, "%lld B", static_cast<long long>(bytes));
   return buf;
-}
-
-std::string Hex(const unsigned char* md, unsigned int n) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < n; ++i) {
-    out.push_back(hex[md[i] >> 4]);
-    out.push_back(hex[md[i] & 15]);
-  }
-  return out;
 }
 
 }  // namespace
@@ -71,8 +61,7 @@ int ListCheckpoints(Client& client, bool json, const std::string& job_id) {
   return kExitOk;
 }
 
-int ExportEncoder(Client& client, bool json, const std::string& job_id, int epoch, std::string out,
-                  double timeout_s) {
+int ExportEncoder(Client& client, bool json, const std::string& job_id, int epoch, std::string out, double timeout_s) {
   v1::ExportEncoderRequest req;
   req.set_job_id(job_id);
   req.set_epoch(epoch);
@@ -81,8 +70,7 @@ int ExportEncoder(Client& client, bool json, const std::string& job_id, int epoc
   // Into a temporary file beside the output (created once the first chunk arrives), renamed at the end.
   std::string tmp;
   std::ofstream f;
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr);
+  Sha256 sha;
   int64_t received = 0, next_report = 64LL << 20;
   v1::ExportChunk chunk, last;
   bool got_last = false;
@@ -111,7 +99,7 @@ int ExportEncoder(Client& client, bool json, const std::string& job_id, int epoc
     }
     if (!chunk.data().empty()) {
       f.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-      EVP_DigestUpdate(sha.get(), chunk.data().data(), chunk.data().size());
+      sha.Update(chunk.data().data(), chunk.data().size());
       received += static_cast<int64_t>(chunk.data().size());
       if (received >= next_report && !json) {
         std::cerr << "export: " << Size(received) << " received\n";
@@ -130,10 +118,7 @@ int ExportEncoder(Client& client, bool json, const std::string& job_id, int epoc
     return ReportError("export " + job_id, st);
   }
   if (!got_last) return fail("the stream ended without its final message (size and checksum)");
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(sha.get(), md, &n);
-  const std::string digest = Hex(md, n);
+  const std::string digest = sha.HexDigest();
   if (received != last.total_bytes()) {
     return fail("received " + std::to_string(received) + " bytes, the coordinator sent " +
                 std::to_string(last.total_bytes()));
@@ -148,7 +133,8 @@ int ExportEncoder(Client& client, bool json, const std::string& job_id, int epoc
   }
   if (std::rename(tmp.c_str(), out.c_str()) != 0) return fail("cannot rename " + tmp + " to " + out);
   if (json) {
-    std::cout << nlohmann::json({{"file", out}, {"bytes", received}, {"sha256", digest}, {"job_id", job_id}, {"epoch", epoch}})
+    std::cout << nlohmann::json(
+                     {{"file", out}, {"bytes", received}, {"sha256", digest}, {"job_id", job_id}, {"epoch", epoch}})
                      .dump()
               << std::endl;
   } else {

@@ -375,6 +375,62 @@ TEST_F(CoordinatorTest, RefusesToListenBeyondLoopbackWithoutAToken) {
   EXPECT_NE(r.err.find("in use by another vicreg_coordinator"), std::string::npos) << r.err;
 }
 
+// The --config file and the flags are one table (issue 20): the file is read by the job file's
+// reader (every problem at once, line/column, did-you-mean across sections), bounds hold whatever
+// set the value and name where it came from, flags override the file, and the reference in
+// docs/OPERATIONS.md is the table's own output.
+TEST_F(CoordinatorTest, ConfigFileAndFlagsAreOneTable) {
+  const std::string coord = testutil::CoordinatorBinary();
+  std::string bad = Write("bad.yaml", "slot: 2\nslurm: {partion: gpu}\nmax_streams: many\npartition: cpu\n");
+  server::CommandResult r = server::RunCommand({coord, "--config", bad}, 30);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(bad + ": 4 problems"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\n  slot: unknown key; did you mean 'slots'? (line 1, column 1)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\n  slurm.partion: unknown key; did you mean 'slurm.partition'? (line 2, column 9)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("\n  max_streams: expected an integer, got 'many' (line 3, column 1)"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("\n  partition: unknown key; did you mean 'slurm.partition'?"), std::string::npos) << r.err;
+
+  // Bounds: a file value names the file's line, a flag value the flag; all problems at once.
+  std::string slow = Write("slow.yaml", "launcher: none\npoll_interval_s: 0\nlog_level: chatty\n");
+  r = server::RunCommand({coord, "--config", slow, "--max-page-size", "0"}, 30);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("configuration: 3 problems"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\n  poll_interval_s: must be in [0.01, 60] (--poll-interval), got 0 (" + slow +
+                       ", line 2, column 1)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("\n  log_level: must be trace, debug, info, warn or error (--log-level), got 'chatty' (" + slow +
+                       ", line 3, column 1)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("\n  max_page_size: must be in [1, 100000] (--max-page-size), got 0 (from --max-page-size)"),
+            std::string::npos)
+      << r.err;
+  // Flags override the file: with them the bounds hold, and the next rule (the listen address) speaks.
+  r = server::RunCommand(
+      {coord, "--config", slow, "--poll-interval", "0.5", "--log-level", "warn", "--listen", "127.0.0.1:99999"}, 30);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.find("poll_interval_s"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("port must be 0..65535"), std::string::npos) << r.err;
+
+  // The reference: every key once, and docs/OPERATIONS.md carries exactly this table.
+  r = server::RunCommand({coord, "--config-reference"}, 30);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* key : {"`listen`", "`slurm.partition`", "`slurm.max_submitted_jobs`", "`log_level`"}) {
+    EXPECT_NE(r.out.find(std::string("| ") + key + " |"), std::string::npos) << key;
+  }
+  EXPECT_NE(r.out.find("| `poll_interval_s` | `--poll-interval` | `0.5` | 0.01 .. 60 |"), std::string::npos) << r.out;
+  const std::string ops = testutil::ReadText(std::string(VICREG_SOURCE_DIR) + "/docs/OPERATIONS.md");
+  EXPECT_NE(
+      ops.find("<!-- coordinator-config-reference: begin -->\n" + r.out + "<!-- coordinator-config-reference: end -->"),
+      std::string::npos)
+      << "docs/OPERATIONS.md \"Configuration\" is stale; replace its table with the output of\n"
+         "  vicreg_coordinator --config-reference";
+}
+
 TEST_F(CoordinatorTest, ServesTlsWhenConfigured) {
   std::string cert = dir_.path() + "/cert.pem", key = dir_.path() + "/key.pem";
   server::CommandResult gen = server::RunCommand(

@@ -59,9 +59,13 @@ TEST(HardeningTest, TerminalSafeRemovesEscapeSequencesAndControls) {
   EXPECT_EQ(TerminalSafe("a\x1b[31mred\x1b[0m b"), "ared b");
   EXPECT_EQ(TerminalSafe("x\x1b]0;window title\x07y"), "xy");
   EXPECT_EQ(TerminalSafe("x\x1b]8;;http://evil\x1b\\link\x1b]8;;\x1b\\y"), "xlinky");
-  EXPECT_EQ(TerminalSafe("\x1b" "c\x1b[2J\x1b[H"), "");
+  EXPECT_EQ(TerminalSafe("\x1b"
+                         "c\x1b[2J\x1b[H"),
+            "");
   EXPECT_EQ(TerminalSafe("cr\rbs\bbel\adel\x7f"), "cr?bs?bel?del?");
-  EXPECT_EQ(TerminalSafe("c1 csi \xc2\x9b" "31m!"), "c1 csi !");
+  EXPECT_EQ(TerminalSafe("c1 csi \xc2\x9b"
+                         "31m!"),
+            "c1 csi !");
   EXPECT_EQ(TerminalSafe("two\nlines", /*keep_newlines=*/false), "two lines");
   EXPECT_EQ(TerminalSafe("unterminated \x1b[12"), "unterminated ");
   EXPECT_EQ(TerminalSafe("\x1b"), "");
@@ -89,8 +93,9 @@ TEST(HardeningTest, NonLoopbackListenersNeedTlsAndTheToken) {
   EXPECT_NE(message_of("listen: 10.1.2.3:50051\n" + tok).find("allow_insecure_token"), std::string::npos);
   EXPECT_EQ(message_of("listen: 0.0.0.0:50051\nallow_insecure_token: true\nmetrics_listen: 127.0.0.1:0\n" + tok),
             "(accepted)");
-  EXPECT_NE(message_of("allow_insecure_token: maybe\n").find("allow_insecure_token: must be true or false"),
-            std::string::npos);
+  EXPECT_NE(
+      message_of("allow_insecure_token: maybe\n").find("allow_insecure_token: expected true or false, got 'maybe'"),
+      std::string::npos);
   // /metrics off loopback: the token, or an explicit opt-out.
   EXPECT_NE(message_of("metrics_listen: 0.0.0.0:9400\n").find("/metrics and /sd need the bearer token"),
             std::string::npos);
@@ -100,7 +105,8 @@ TEST(HardeningTest, NonLoopbackListenersNeedTlsAndTheToken) {
   EXPECT_NE(message_of("max_streams: 8\nmax_streams_per_client: 9\n").find("--max-streams-per-client"),
             std::string::npos);
   // Retention: deleting run dirs needs a retention period.
-  EXPECT_NE(message_of("retention_delete_run_dirs: true\n").find("needs --retention-days"), std::string::npos);
+  EXPECT_NE(message_of("retention_delete_run_dirs: true\n").find("needs retention_days (--retention-days"),
+            std::string::npos);
   EXPECT_EQ(message_of("retention_days: 30\nretention_delete_run_dirs: true\n"), "(accepted)");
 }
 

@@ -11,6 +11,7 @@
 
 #include "common/errors.h"
 #include "common/fs.h"
+#include "common/sha256.h"
 #include "server/coordinator_options.h"
 #include "server/eval_runner.h"
 #include "server/failure.h"
@@ -128,9 +129,10 @@ TEST(ServerUtilTest, CoordinatorOptionsAreStrict) {
     }
     return std::string("(accepted)");
   };
-  EXPECT_NE(message_of("slot: 2\n").find("unknown key 'slot' (did you mean 'slots'?)"), std::string::npos);
+  EXPECT_NE(message_of("slot: 2\n").find("slot: unknown key; did you mean 'slots'? (line 1, column 1)"),
+            std::string::npos);
   EXPECT_NE(message_of("slurm: {partion: x}\n").find("slurm.partition"), std::string::npos);
-  EXPECT_NE(message_of("slots: many\n").find("slots: must be an integer"), std::string::npos);
+  EXPECT_NE(message_of("slots: many\n").find("slots: expected an integer, got 'many'"), std::string::npos);
   EXPECT_NE(message_of("listen: 0.0.0.0:50051\nlauncher: none\n").find("bearer token is required"), std::string::npos);
   EXPECT_NE(message_of("slots: 2\ngpus: '0,1'\nlauncher: none\n").find("exclude each other"), std::string::npos);
   EXPECT_NE(message_of("gpus: '0,0'\nlauncher: none\n").find("distinct GPU indices"), std::string::npos);
@@ -163,6 +165,39 @@ TEST(ServerUtilTest, CoordinatorOptionsAreStrict) {
   EXPECT_NE(message_of("launcher: none\nslurm: {max_submitted_jobs: 0}\n").find("slurm.max_submitted_jobs"),
             std::string::npos);
   EXPECT_NE(message_of("slurm: {squeue_intervall_s: 1}\n").find("slurm.squeue_interval_s"), std::string::npos);
+  // Every problem of a file at once, each at its line.
+  const std::string two = message_of("slots: 2\nstop_grace: 5\nslurm: {partition: [a]}\n");
+  EXPECT_NE(two.find("2 problems"), std::string::npos) << two;
+  EXPECT_NE(two.find("stop_grace: unknown key; did you mean 'stop_grace_s'? (line 2, column 1)"), std::string::npos)
+      << two;
+  EXPECT_NE(two.find("slurm.partition: expected a string, got a list"), std::string::npos) << two;
+  // An empty file (or comments only) sets nothing; gpus also as a YAML list.
+  CoordinatorOptions g;
+  EXPECT_NO_THROW(LoadCoordinatorConfig(write("# nothing yet\n"), &g));
+  EXPECT_NO_THROW(LoadCoordinatorConfig(write(""), &g));
+  LoadCoordinatorConfig(write("gpus: [0, 2]\n"), &g);
+  EXPECT_EQ(g.gpus, "0,2");
+  // The configs the repository ships load without a problem.
+  for (const char* shipped :
+       {"deploy/systemd/coordinator.yaml", "deploy/slurm/coordinator-slurm.yaml", "docker/coordinator.yaml"}) {
+    CoordinatorOptions s;
+    EXPECT_NO_THROW(LoadCoordinatorConfig(std::string(VICREG_SOURCE_DIR) + "/" + shipped, &s)) << shipped;
+  }
+}
+
+// The export's checksum (coordinator and vicregctl share common/sha256.h): FIPS 180-2 vectors,
+// and pieces hash as the whole.
+TEST(ServerUtilTest, Sha256MatchesTheStandardVectorsInPieces) {
+  auto digest = [](const std::vector<std::string>& pieces) {
+    Sha256 sha;
+    for (const auto& p : pieces) sha.Update(p.data(), p.size());
+    return sha.HexDigest();
+  };
+  EXPECT_EQ(digest({}), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(digest({"abc"}), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  const std::string long_msg = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  EXPECT_EQ(digest({long_msg}), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(digest({long_msg.substr(0, 7), "", long_msg.substr(7)}), digest({long_msg}));
 }
 
 TEST(ServerUtilTest, SessionsAreSignalledAsAWhole) {
