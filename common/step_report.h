@@ -30,6 +30,9 @@ struct StepReport {
   // Optional online monitoring (eval.online_*).
   std::optional<double> online_linear_top1;
   std::optional<double> online_knn_top1;
+  // CUDA ranks only: LibTorch's caching allocator on THIS rank's device (not all-reduced), in bytes:
+  // held by tensors now, their peak since the worker started, reserved from the driver.
+  std::optional<double> gpu_memory_allocated, gpu_memory_max_allocated, gpu_memory_reserved;
 };
 
 }  // namespace vicreg

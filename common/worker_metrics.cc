@@ -69,6 +69,7 @@ struct WorkerMetrics::Impl {
   std::optional<LazyGauge> loss_total, loss_invariance, loss_variance, loss_covariance;
   std::optional<LazyGauge> std_min, std_mean, std_max, pairwise_sim, cov_offdiag_sq, collapsed_ratio, rankme;
   std::optional<LazyGauge> lr, grad_norm, images_per_s, online_linear, online_knn;
+  std::optional<LazyGauge> gpu_allocated, gpu_max_allocated, gpu_reserved;  // CUDA ranks only
   Gauge* epoch = nullptr;
   Gauge* last_step_time = nullptr;
   Gauge* checkpoint_time = nullptr;
@@ -133,6 +134,19 @@ WorkerMetrics::WorkerMetrics(std::shared_ptr<prometheus::Registry> registry, con
                              "Online-monitoring top-1 accuracy (0-1) of a probe trained alongside the encoder");
   m.online_linear.emplace(online, With(base, "probe", "linear"));
   m.online_knn.emplace(online, With(base, "probe", "knn"));
+  // Created on the first value: CPU ranks never report one, so they export none of these series.
+  m.gpu_allocated.emplace(GaugeFamily(r, "vicreg_gpu_memory_allocated_bytes",
+                                      "CUDA ranks: bytes held by tensors on this rank's GPU (LibTorch's caching "
+                                      "allocator), at the last logged step"),
+                          base);
+  m.gpu_max_allocated.emplace(GaugeFamily(r, "vicreg_gpu_memory_max_allocated_bytes",
+                                          "CUDA ranks: peak of vicreg_gpu_memory_allocated_bytes since the worker "
+                                          "started"),
+                              base);
+  m.gpu_reserved.emplace(GaugeFamily(r, "vicreg_gpu_memory_reserved_bytes",
+                                     "CUDA ranks: bytes the caching allocator holds from the driver on this rank's "
+                                     "GPU (allocated plus cached)"),
+                         base);
 
   const double now = NowSeconds();
   m.epoch =
@@ -194,6 +208,9 @@ void WorkerMetrics::OnReport(const StepReport& report) {
   if (report.images_per_s > 0) m.images_per_s->Set(report.images_per_s);
   m.online_linear->Set(report.online_linear_top1);
   m.online_knn->Set(report.online_knn_top1);
+  m.gpu_allocated->Set(report.gpu_memory_allocated);
+  m.gpu_max_allocated->Set(report.gpu_memory_max_allocated);
+  m.gpu_reserved->Set(report.gpu_memory_reserved);
   if (report.epoch > 0) m.epoch->Set(static_cast<double>(report.epoch));
   if (!m.data_wait_from_steps && std::isfinite(report.data_wait_seconds) && report.data_wait_seconds >= 0) {
     m.data_wait->Observe(report.data_wait_seconds);

@@ -109,6 +109,20 @@ inline void RecordStream(const at::Tensor& t, const CudaStream& stream) {
   ::c10::cuda::CUDACachingAllocator::recordStream(t.storage().data_ptr(), stream);
 }
 
+// The caching allocator's bytes on `device`, aggregate pool: held by tensors now, their peak since
+// the process started, reserved from the driver. 1.13 returns c10::cuda::CUDACachingAllocator's own
+// DeviceStats from getDeviceStats(int), 2.x c10::CachingDeviceAllocator::DeviceStats from
+// getDeviceStats(DeviceIndex); in both, index 0 of a StatArray is StatType::AGGREGATE.
+struct CudaAllocatorBytes {
+  int64_t allocated = 0, max_allocated = 0, reserved = 0;
+};
+inline CudaAllocatorBytes CudaAllocatorStats(c10::DeviceIndex device) {
+  const auto stats = ::c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+  constexpr size_t kAggregate = 0;
+  return {stats.allocated_bytes[kAggregate].current, stats.allocated_bytes[kAggregate].peak,
+          stats.reserved_bytes[kAggregate].current};
+}
+
 }  // namespace vicreg::compat
 #endif  // VICREG_COMPAT_CUDA
 

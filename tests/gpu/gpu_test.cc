@@ -48,7 +48,7 @@ TEST(GpuAugment, CudaViewsEqualCpuViews) {
   REQUIRE_CUDA();
   at::manual_seed(3);
   auto images = at::randint(0, 256, {24, 3, 32, 32}, at::TensorOptions().dtype(at::kByte));
-  config::AugmentConfig aug;  // facebookresearch's views: every op on
+  config::AugmentConfig aug;                                              // facebookresearch's views: every op on
   for (const std::string order : {"photometric_first", "torchvision"}) {  // augment.order, both values
     aug.order = order;
     data::ViewAugmenterOptions vo;
@@ -236,6 +236,18 @@ TEST_P(GpuWorker, TrainsTinyJobAndResumes) {
   auto losses = Losses(dir + "/run/metrics.jsonl");
   ASSERT_EQ(losses.size(), 16u) << r.output;
   for (double l : losses) ASSERT_TRUE(std::isfinite(l)) << r.output;
+  // The GPU memory of the rank's device (the vicreg_gpu_memory_* gauges) on every logged step.
+  const auto allocated = Series(dir + "/run/metrics.jsonl", "gpu_mem_allocated");
+  const auto peak = Series(dir + "/run/metrics.jsonl", "gpu_mem_max_allocated");
+  const auto reserved = Series(dir + "/run/metrics.jsonl", "gpu_mem_reserved");
+  ASSERT_EQ(allocated.size(), losses.size()) << "a CUDA rank reports its GPU memory at every logged step";
+  ASSERT_EQ(peak.size(), losses.size());
+  ASSERT_EQ(reserved.size(), losses.size());
+  for (size_t i = 0; i < allocated.size(); ++i) {
+    EXPECT_GT(allocated[i], 1 << 20) << "the model's parameters alone are on the GPU";
+    EXPECT_GE(peak[i], allocated[i]);
+    EXPECT_GE(reserved[i], allocated[i]);
+  }
   // Resume to the end of the 3 epochs (24 steps): continues from the step-16 checkpoint.
   r = testing::RunProcess({WorkerBinary(), "--job", dir + "/job.yaml", "--run-dir", dir + "/run", "--resume", "auto"},
                           dir + "/out2.txt", 300);

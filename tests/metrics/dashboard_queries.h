@@ -25,7 +25,8 @@ std::string SubstituteVariables(const std::string& expr, const std::string& job_
 // Every dashboard query returns at least one series with a finite value (ADD_FAILURE per query
 // that does not); the dashboard variables resolve to job_id and the expected ranks. A query whose
 // metrics are all in `optional_metrics` (e.g. the online-probe gauges of a job without online
-// monitoring) may be empty; the empty ones are returned.
+// monitoring) may be empty; the empty ones are returned. These are CPU runs: a query of only
+// CUDA-only metrics (the GPU memory panel) must be empty, and is returned too.
 std::vector<std::string> ExpectEveryDashboardQueryReturnsData(PrometheusServer& prom, const std::string& job_id,
                                                               const std::vector<std::string>& ranks,
                                                               const std::set<std::string>& optional_metrics = {});

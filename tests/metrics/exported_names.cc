@@ -18,6 +18,7 @@ ExportedNames CollectExportedNames() {
   r.std_min = r.std_mean = r.std_max = r.pairwise_sim = r.cov_offdiag_sq = r.collapsed_dims = r.rankme = 0.5;
   r.lr = r.grad_norm = r.images_per_s = 1;
   r.online_linear_top1 = r.online_knn_top1 = 0.5;
+  r.gpu_memory_allocated = r.gpu_memory_max_allocated = r.gpu_memory_reserved = 1;
   worker.OnReport(r);
   coord.SetEvalTop1("j", "d", "linear", 0.5, 1);
   coord.OnEvalFailure("j");

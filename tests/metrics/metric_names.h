@@ -13,6 +13,7 @@ struct MetricSpec {
   std::string type;              // counter | gauge | histogram
   std::set<std::string> labels;  // exact label set of every series (histograms: without le)
   bool after_report = false;     // worker: appears only after the first OnReport with the value
+  bool cuda_only = false;        // worker: only CUDA ranks report a value (CPU ranks export no series)
 };
 
 inline const std::vector<MetricSpec>& WorkerSpecs() {
@@ -37,6 +38,9 @@ inline const std::vector<MetricSpec>& WorkerSpecs() {
       {"vicreg_last_step_timestamp_seconds", "gauge", {"job_id", "rank"}},
       {"vicreg_loss_nonfinite_total", "counter", {"job_id", "rank"}},
       {"vicreg_checkpoint_last_timestamp_seconds", "gauge", {"job_id", "rank"}},
+      {"vicreg_gpu_memory_allocated_bytes", "gauge", {"job_id", "rank"}, true, true},
+      {"vicreg_gpu_memory_max_allocated_bytes", "gauge", {"job_id", "rank"}, true, true},
+      {"vicreg_gpu_memory_reserved_bytes", "gauge", {"job_id", "rank"}, true, true},
       {"vicreg_build_info", "gauge", {"version", "revision"}},
   };
   return specs;

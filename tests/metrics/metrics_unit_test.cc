@@ -52,6 +52,9 @@ StepReport FullReport() {
   r.samples = 512;
   r.online_linear_top1 = 0.4375;
   r.online_knn_top1 = 0.40625;
+  r.gpu_memory_allocated = 3.5 * (1 << 30);
+  r.gpu_memory_max_allocated = 5.25 * (1 << 30);
+  r.gpu_memory_reserved = 6.0 * (1 << 30);
   return r;
 }
 
@@ -250,6 +253,9 @@ TEST(MetricsWorker, ExportsTheContractBeforeAndAfterAReport) {
   EXPECT_EQ(e.Value("vicreg_train_images_per_second", me), r.images_per_s);
   EXPECT_EQ(e.Value("vicreg_online_top1_ratio", with("probe", "linear")), *r.online_linear_top1);
   EXPECT_EQ(e.Value("vicreg_online_top1_ratio", with("probe", "knn")), *r.online_knn_top1);
+  EXPECT_EQ(e.Value("vicreg_gpu_memory_allocated_bytes", me), *r.gpu_memory_allocated);
+  EXPECT_EQ(e.Value("vicreg_gpu_memory_max_allocated_bytes", me), *r.gpu_memory_max_allocated);
+  EXPECT_EQ(e.Value("vicreg_gpu_memory_reserved_bytes", me), *r.gpu_memory_reserved);
   EXPECT_EQ(e.Value("vicreg_train_epoch", me), 3);
   EXPECT_EQ(e.Value("vicreg_train_steps_total", me), 2);
   EXPECT_EQ(e.Value("vicreg_train_samples_total", me), 1024);
@@ -271,6 +277,27 @@ TEST(MetricsWorker, ExportsTheContractBeforeAndAfterAReport) {
   for (const auto& s : e.samples) {
     EXPECT_EQ(s.labels.count("step"), 0u) << s.name;
     EXPECT_EQ(s.labels.count("epoch"), 0u) << s.name;
+  }
+}
+
+// A CPU rank's reports carry no GPU memory: it exports none of the GPU series (not a 0 that reads
+// as "no memory used"), while every other after-report metric appears.
+TEST(MetricsWorker, CpuRanksExportNoGpuMemorySeries) {
+  MetricsServer server("127.0.0.1", 0);
+  WorkerMetrics m(server.registry(), "job-8", 0);
+  StepReport r = FullReport();
+  r.gpu_memory_allocated.reset();
+  r.gpu_memory_max_allocated.reset();
+  r.gpu_memory_reserved.reset();
+  m.OnReport(r);
+  m.OnReport(r);
+  auto e = Scrape(server);
+  for (const auto& spec : testing::WorkerSpecs()) {
+    if (spec.cuda_only) {
+      EXPECT_TRUE(e.Find(spec.name).empty()) << spec.name << " exported by a CPU rank";
+    } else {
+      ExpectSpec(e, spec, true);
+    }
   }
 }
 

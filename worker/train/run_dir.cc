@@ -43,6 +43,9 @@ std::string MetricsJsonLine(const StepReport& r) {
   if (!r.loss_finite) j["skipped"] = true;
   if (r.online_linear_top1) j["online_linear_top1"] = Num(*r.online_linear_top1);
   if (r.online_knn_top1) j["online_knn_top1"] = Num(*r.online_knn_top1);
+  if (r.gpu_memory_allocated) j["gpu_mem_allocated"] = Num(*r.gpu_memory_allocated);
+  if (r.gpu_memory_max_allocated) j["gpu_mem_max_allocated"] = Num(*r.gpu_memory_max_allocated);
+  if (r.gpu_memory_reserved) j["gpu_mem_reserved"] = Num(*r.gpu_memory_reserved);
   return j.dump();
 }
 

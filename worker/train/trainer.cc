@@ -29,6 +29,7 @@
 #include "worker/train/checkpoint_policy.h"
 #include "worker/train/checkpoint_state.h"
 #include "worker/train/collapse_watch.h"
+#include "worker/train/device_memory.h"
 #include "worker/train/diagnostics.h"
 #include "worker/train/grad_clip.h"
 #include "worker/train/loss.h"
@@ -471,6 +472,13 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
   const double wait_frac = elapsed > 0 ? window_wait / elapsed : 0;
   const double eta = window_steps > 0 ? (total_steps - r.step) * (elapsed / window_steps) : 0;
 
+  if (cuda) {
+    if (const std::optional<DeviceMemory> mem = ReadCudaMemory(device.index())) {
+      r.gpu_memory_allocated = static_cast<double>(mem->allocated);
+      r.gpu_memory_max_allocated = static_cast<double>(mem->max_allocated);
+      r.gpu_memory_reserved = static_cast<double>(mem->reserved);
+    }
+  }
   if (metrics) metrics->OnReport(r);
   watch.Observe(r);
   if (run_dir && rank.rank == 0) {
