@@ -1,8 +1,8 @@
 # Precompiled LibTorch headers: every translation unit of a target that links LibTorch spends ~9 s
 # parsing <ATen/ATen.h> and the nn headers before compiling a line of its own (about 60% of a cold
 # build). With VICREG_PCH those headers are parsed once per build into a GCC/Clang precompiled
-# header that each such target reuses (target_precompile_headers REUSE_FROM), which cuts a cold
-# build by about a third (docs/OPERATIONS.md "What we test" has the measured numbers).
+# header that each such target reuses (target_precompile_headers REUSE_FROM): about a quarter less
+# compile CPU for such a source (docs/OPERATIONS.md "What we test" has the measured numbers).
 #
 # Two host targets build the header, because GCC refuses a PCH made with other -fPIC/-fPIE
 # settings: vicreg_pch_lib for libraries (-fPIC) and vicreg_pch_exe for executables (-fPIE).
