@@ -11,20 +11,27 @@
 #      job shim) in build/ with -j2 (no tests);
 #   3. starts vicreg_coordinator in the background on loopback (free gRPC and metrics ports, 2 CPU
 #      slots, a temporary state dir);
-#   4. submits configs/quickstart.yaml (VICReg, ViT on Fashion-MNIST, 2 ranks under mpirun), scaled to
-#      the time budget, shows where the metrics are and checks that they answer, and follows the job
-#      with `vicregctl watch` (live progress);
-#   5. waits for the scheduled evaluation of the last checkpoint and prints its table: the learned
-#      encoder against a random-init encoder and raw pixels, linear probe and kNN; writes the job's
-#      self-contained HTML report (vicregctl report) into the run dir (the web UI's URL is printed at 3-4);
-#   6. stops the coordinator (also on Ctrl-C, after cancelling the job) and keeps the run directory.
+#   4. measures this machine's training rate: a short calibration job (the same job file, the same 2
+#      ranks under mpirun, CALIBRATION_STEPS steps on a small subset, no evaluation) through the
+#      coordinator; its metrics.jsonl gives the images/s, its rank log the checkpoint cost, and its
+#      wall time the job's fixed costs (mpirun, start-up, last checkpoint, exit);
+#   5. submits configs/quickstart.yaml (VICReg, ViT on Fashion-MNIST, 2 ranks under mpirun), scaled to
+#      the time that is left at the measured rate, shows where the metrics are and checks that they
+#      answer, and follows the job with `vicregctl watch` (live progress);
+#   6. waits for the scheduled evaluation of the last checkpoint and prints its table: the learned
+#      encoder against a random-init encoder and raw pixels, linear probe and kNN, with the margins and
+#      their 95% intervals; writes the job's self-contained HTML report (vicregctl report) into the run
+#      dir (the web UI's URL is printed at 3-5);
+#   7. stops the coordinator (also on Ctrl-C, after cancelling the job) and keeps the run directory.
 #
 # Time budget: --minutes M (or VICREG_QUICKSTART_MINUTES) is the wall time of the WHOLE command,
-# install and build included (default 14). Whatever the install and build leave is split into
-# evaluation (a fixed estimate) and training: the number of training images (data.limit x
-# train.num_epochs) is the remaining seconds times the training rate measured on a 2-core machine
-# (VICREG_QUICKSTART_RATE images/s, see docs/QUICKSTART-TUNING.md). A cold build therefore leaves
-# less training than a warm one.
+# install and build included (default 14). Install, build, coordinator start and calibration are
+# measured as they happen; what is left is split into the job's fixed costs (measured by the
+# calibration), training (images = seconds x the MEASURED rate), the evaluation (its cost in
+# training-image equivalents divided by the measured rate, so it scales with the machine) and a small
+# safety margin (docs/QUICKSTART-TUNING.md). A cold build or a slow machine therefore trains on fewer
+# images; the rate is never a constant of this script: VICREG_QUICKSTART_RATE skips the calibration
+# explicitly, and a fixed fallback rate is used only when the calibration fails (with a warning).
 #
 # Exit codes: 0 the job succeeded and its evaluation ran; 1 a runtime failure (build, coordinator,
 # job or evaluation failed); 2 bad usage. Run with --help for every option.
@@ -47,13 +54,21 @@ CLEAN=0
 PLAN_ONLY=0
 SUMMARY=""
 DATA_DIR=${VICREG_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
-# Calibration (docs/QUICKSTART-TUNING.md): global training images/s of configs/quickstart.yaml with
-# 2 ranks on a quiet 2-core machine, seconds of one scheduled evaluation (learned + random-init
-# encoder + raw pixels, linear + kNN, at the config's eval limits), and the fixed costs around them.
-RATE=${VICREG_QUICKSTART_RATE:-1400}
-EVAL_S=${VICREG_QUICKSTART_EVAL_SECONDS:-60}
-OVERHEAD_S=${VICREG_QUICKSTART_OVERHEAD_SECONDS:-45}
-
+# The time plan (docs/QUICKSTART-TUNING.md "How the budget is spent"). The training rate is measured
+# by a calibration job of CAL_STEPS steps; VICREG_QUICKSTART_RATE (images/s) skips it on purpose.
+# FALLBACK_RATE is used only when the calibration fails (a warning says so) and by --plan-only
+# without VICREG_QUICKSTART_RATE. The evaluation (learned + random-init encoder + raw pixels, linear +
+# kNN, at the config's eval limits) costs about EVAL_IMAGES training images' worth of time on any
+# machine (measured: docs/QUICKSTART-TUNING.md), so its seconds are EVAL_IMAGES / rate unless
+# VICREG_QUICKSTART_EVAL_SECONDS gives them. TAIL_S covers the report and the coordinator's stop;
+# the plan ends MARGIN_PCT % of the budget + 5 s early to absorb the rate's noise.
+RATE_GIVEN=${VICREG_QUICKSTART_RATE:-}
+EVAL_S_GIVEN=${VICREG_QUICKSTART_EVAL_SECONDS:-}
+CAL_STEPS=${VICREG_QUICKSTART_CALIBRATION_STEPS:-80}
+FALLBACK_RATE=900
+EVAL_IMAGES=24000
+TAIL_S=3
+MARGIN_PCT=2
 usage() {
   cat <<EOF
 Usage: deploy/quickstart.sh [options]
@@ -78,8 +93,10 @@ Options:
   -h, --help         this help
 
 Environment: VICREG_JOBS (build parallelism, default 2), VICREG_FASHION_MNIST_DIR (default
-/usr/share/datasets/fashion-mnist), VICREG_QUICKSTART_RATE / _EVAL_SECONDS / _OVERHEAD_SECONDS
-(calibration of the time budget, see docs/QUICKSTART-TUNING.md).
+/usr/share/datasets/fashion-mnist), VICREG_QUICKSTART_CALIBRATION_STEPS (steps of the calibration
+job that measures this machine's training rate, default 80), VICREG_QUICKSTART_RATE (images/s: skip
+the calibration and plan at this rate), VICREG_QUICKSTART_EVAL_SECONDS (the evaluation's seconds
+instead of the estimate scaled by the measured rate); see docs/QUICKSTART-TUNING.md.
 Exit codes: 0 success, 1 runtime failure, 2 bad usage.
 EOF
 }
@@ -112,11 +129,15 @@ if ! is_uint "$MINUTES" || ((MINUTES < 3 || MINUTES > 1440)); then
   die_usage "--minutes: '$MINUTES' is not valid; use a whole number of minutes from 3 to 1440"
 fi
 if ! is_uint "$JOBS" || ((JOBS < 1)); then die_usage "VICREG_JOBS: '$JOBS' is not valid; use a number >= 1"; fi
-if ! is_uint "$RATE" || ((RATE < 1)); then
-  die_usage "VICREG_QUICKSTART_RATE: '$RATE' is not valid; use images/s >= 1"
+if [[ -n "$RATE_GIVEN" ]] && { ! is_uint "$RATE_GIVEN" || ((RATE_GIVEN < 1)); }; then
+  die_usage "VICREG_QUICKSTART_RATE: '$RATE_GIVEN' is not valid; use images/s >= 1 (or leave it unset to measure the rate)"
 fi
-is_uint "$EVAL_S" || die_usage "VICREG_QUICKSTART_EVAL_SECONDS: '$EVAL_S' is not valid; use seconds >= 0"
-is_uint "$OVERHEAD_S" || die_usage "VICREG_QUICKSTART_OVERHEAD_SECONDS: '$OVERHEAD_S' is not valid; use seconds >= 0"
+if [[ -n "$EVAL_S_GIVEN" ]] && ! is_uint "$EVAL_S_GIVEN"; then
+  die_usage "VICREG_QUICKSTART_EVAL_SECONDS: '$EVAL_S_GIVEN' is not valid; use seconds >= 0 (or leave it unset)"
+fi
+if ! is_uint "$CAL_STEPS" || ((CAL_STEPS < 20 || CAL_STEPS > 5000)); then
+  die_usage "VICREG_QUICKSTART_CALIBRATION_STEPS: '$CAL_STEPS' is not valid; use 20 to 5000 steps"
+fi
 [[ "$SMOKE" == 0 || "$SMOKE" == 1 ]] || die_usage "VICREG_QUICKSTART_SMOKE: '$SMOKE' is not valid; use 0 or 1"
 if [[ -z "$CONFIG" ]]; then
   CONFIG=${VICREG_CONFIG_DIR:-$REPO/configs}/quickstart.yaml
@@ -130,29 +151,41 @@ T0=$(date +%s)
 elapsed() { echo $(( $(date +%s) - T0 )); }
 mmss() { printf '%dm%02ds' $(( $1 / 60 )) $(( $1 % 60 )); }
 STEP=0
-step() { STEP=$((STEP + 1)); printf '\n\033[1m[%d/6 %s] %s\033[0m\n' "$STEP" "$(mmss "$(elapsed)")" "$*"; }
-[[ -t 1 ]] || step() { STEP=$((STEP + 1)); printf '\n[%d/6 %s] %s\n' "$STEP" "$(mmss "$(elapsed)")" "$*"; }
+step() { STEP=$((STEP + 1)); printf '\n\033[1m[%d/7 %s] %s\033[0m\n' "$STEP" "$(mmss "$(elapsed)")" "$*"; }
+[[ -t 1 ]] || step() { STEP=$((STEP + 1)); printf '\n[%d/7 %s] %s\n' "$STEP" "$(mmss "$(elapsed)")" "$*"; }
 
 # ---- the training plan: scale data.limit x num_epochs to the time that is left --------------
-# Reads train.batch_size and resources.ranks of the job file (top-level YAML sections, 2-space keys).
+# Reads train.batch_size, train.log_every and resources.ranks of the job file (top-level YAML
+# sections, 2-space keys).
 yaml_get() {  # yaml_get SECTION KEY FILE -> the scalar value, or empty
   awk -v sec="$1:" -v key="$2:" '
     /^[^ #]/ { insec = ($1 == sec) }
     insec && $1 == key { v = $2; sub(/#.*/, "", v); print v; exit }' "$3"
 }
 TRAIN_IMAGES_TOTAL=60000
-plan() {  # plan SECONDS_LEFT -> sets EPOCHS, LIMIT, TRAIN_S, PLAN_SETS
-  local left=$1 batch ranks gb images
-  batch=$(yaml_get train batch_size "$CONFIG"); ranks=$(yaml_get resources ranks "$CONFIG")
-  is_uint "${batch:-x}" || die "cannot read train.batch_size from $CONFIG"
-  is_uint "${ranks:-x}" || die "cannot read resources.ranks from $CONFIG"
-  gb=$((batch * ranks))
+BATCH=$(yaml_get train batch_size "$CONFIG"); RANKS=$(yaml_get resources ranks "$CONFIG")
+is_uint "${BATCH:-x}" || die "cannot read train.batch_size from $CONFIG"
+is_uint "${RANKS:-x}" || die "cannot read resources.ranks from $CONFIG"
+GB=$((BATCH * RANKS))   # images per global step
+LOG_EVERY=$(yaml_get train log_every "$CONFIG"); is_uint "${LOG_EVERY:-x}" && ((LOG_EVERY >= 1)) || LOG_EVERY=10
+
+# What the plan knows about this machine (set by the calibration below, else these fallbacks):
+RATE=${RATE_GIVEN:-$FALLBACK_RATE}   # training images/s of the whole job
+RATE_SOURCE=${RATE_GIVEN:+given}; RATE_SOURCE=${RATE_SOURCE:-fallback}
+JOB_OVERHEAD_S=15                    # a job's fixed cost: launch, start-up, last checkpoint, exit
+CKPT_MS=500                          # one epoch checkpoint (every epoch but the last is inside training)
+CAL_S=0
+
+plan() {  # plan SECONDS_LEFT -> sets EPOCHS, LIMIT, STEPS, TRAIN_S, EVAL_S, MARGIN_S, PLANNED_JOB_S, PLAN_SETS
+  local left=$1 images
   PLAN_SETS=()
+  if [[ -n "$EVAL_S_GIVEN" ]]; then EVAL_S=$EVAL_S_GIVEN; else EVAL_S=$(( (EVAL_IMAGES + RATE - 1) / RATE )); fi
+  MARGIN_S=$(( MINUTES * 60 * MARGIN_PCT / 100 + 5 ))
   if [[ "$SMOKE" == 1 ]]; then
     EPOCHS=2; LIMIT=1024; TRAIN_S=0
     PLAN_SETS+=(--set eval.limit_train=1000 --set eval.limit_test=500)
   else
-    TRAIN_S=$((left - EVAL_S - OVERHEAD_S))
+    TRAIN_S=$((left - JOB_OVERHEAD_S - EVAL_S - TAIL_S - MARGIN_S))
     if ((TRAIN_S < 60)); then
       echo "quickstart: warning: only $(mmss "$left") of the ${MINUTES}-minute budget is left;" \
            "training for 1 minute anyway (the run will take longer than the budget)" >&2
@@ -162,19 +195,28 @@ plan() {  # plan SECONDS_LEFT -> sets EPOCHS, LIMIT, TRAIN_S, PLAN_SETS
     # At least 3 epochs (warmup + cosine decay need room); more epochs once all 60k images fit.
     EPOCHS=$(( (images + TRAIN_IMAGES_TOTAL - 1) / TRAIN_IMAGES_TOTAL ))
     ((EPOCHS >= 3)) || EPOCHS=3
-    LIMIT=$(( images / EPOCHS / gb * gb ))
+    # Every epoch but the last writes its checkpoint within the training time.
+    images=$(( (TRAIN_S * 1000 - (EPOCHS - 1) * CKPT_MS) * RATE / 1000 ))
+    LIMIT=$(( images / EPOCHS / GB * GB ))
     ((LIMIT <= TRAIN_IMAGES_TOTAL)) || LIMIT=$TRAIN_IMAGES_TOTAL
-    ((LIMIT >= gb * 4)) || LIMIT=$((gb * 4))
+    ((LIMIT >= GB * 4)) || LIMIT=$((GB * 4))
   fi
   PLAN_SETS+=(--set "data.data_dir=$DATA_DIR" --set "data.limit=$LIMIT" --set "train.num_epochs=$EPOCHS"
               --set "eval.epochs=[$EPOCHS]")
-  local steps_per_epoch=$((LIMIT / gb))   # drop_last: whole global batches only
+  local steps_per_epoch=$((LIMIT / GB))   # drop_last: whole global batches only
   STEPS=$((steps_per_epoch * EPOCHS))
+  PLANNED_JOB_S=$(( JOB_OVERHEAD_S + (STEPS * GB + RATE - 1) / RATE + (EPOCHS - 1) * CKPT_MS / 1000 ))
 }
 
 if [[ "$PLAN_ONLY" == 1 ]]; then
   plan $((MINUTES * 60))
-  echo "plan: ${EPOCHS} epochs x ${LIMIT} images = ${STEPS} steps (training ~$(mmss "$TRAIN_S") at ${RATE} img/s)"
+  if [[ "$RATE_SOURCE" == given ]]; then
+    how="at ${RATE} img/s (VICREG_QUICKSTART_RATE)"
+  else
+    how="at an assumed ${RATE} img/s: a real run measures this machine's rate first and plans from it"
+  fi
+  echo "plan: ${EPOCHS} epochs x ${LIMIT} images = ${STEPS} steps (training ~$(mmss "$PLANNED_JOB_S") $how;" \
+       "evaluation ~$(mmss "$EVAL_S"); planned as if install, build and calibration took no time)"
   echo "vicregctl submit $CONFIG ${PLAN_SETS[*]}"
   exit 0
 fi
@@ -294,19 +336,97 @@ else
   echo "quickstart: warning: the coordinator's /metrics did not answer with vicreg_slots" >&2
 fi
 
-# ---- 4. submit and follow ---------------------------------------------------------------------
+# ---- 4. calibration: this machine's training rate ----------------------------------------------
+# A short job with the same file, ranks and threads (a small subset, one epoch, no evaluation). Its
+# metrics.jsonl windows after the first (warm-up) give the steady images/s; its wall time minus its
+# steps at that rate gives a job's fixed cost; its rank-0 log gives the cost of one checkpoint.
+now_s() { date +%s.%N; }
+warn() { echo "quickstart: warning: $*" >&2; }
+CAL_JOB_ID=""
+calibrate() {  # sets RATE, JOB_OVERHEAD_S, CKPT_MS, CAL_S; returns 1 (with a warning) when it cannot
+  local cal_log=$LOG_EVERY steps=$CAL_STEPS t0 t1 rc parsed ms
+  if [[ "$SMOKE" == 1 ]]; then cal_log=2; steps=6; fi
+  steps=$(( (steps + cal_log - 1) / cal_log * cal_log ))
+  ((steps >= 3 * cal_log)) || steps=$((3 * cal_log))   # the first window is warm-up: 2 more are measured
+  local sets=(--set name=quickstart-calibration --set "data.data_dir=$DATA_DIR" --set "data.limit=$((GB * steps))"
+              --set train.num_epochs=1 --set train.max_steps=0 --set "train.log_every=$cal_log"
+              --set "eval.epochs=[]" --set eval.every_epochs=0)
+  echo "+ vicregctl submit $(basename "$CONFIG") ${sets[*]}"
+  t0=$(now_s)
+  if ! CAL_JOB_ID=$("$CTL" --server "$GRPC" submit "$CONFIG" "${sets[@]}"); then
+    warn "the calibration job was not accepted"; CAL_JOB_ID=""; return 1
+  fi
+  JOB_ID=$CAL_JOB_ID; JOB_DONE=0
+  echo "calibration job $CAL_JOB_ID: $steps steps of $GB images ..."
+  "$CTL" --server "$GRPC" watch "$CAL_JOB_ID" >"$STATE_DIR/calibration-watch.log" 2>&1
+  rc=$?
+  t1=$(now_s)
+  JOB_DONE=1
+  if ((rc != 0)); then
+    warn "the calibration job $CAL_JOB_ID ended $(job_state) (vicregctl watch exit $rc; logs in $STATE_DIR/runs/$CAL_JOB_ID/logs)"
+    return 1
+  fi
+  # metrics.jsonl: one line per logged step, {"step":N,...,"images_per_s":X,...}, X over the window
+  # since the previous line. Steady rate = images / seconds over every window but the first.
+  if ! parsed=$(awk -v gb="$GB" '
+      {
+        if (!match($0, /"step":[0-9]+/)) next
+        s = substr($0, RSTART + 7, RLENGTH - 7) + 0
+        if (!match($0, /"images_per_s":[0-9.eE+-]+/)) next
+        r = substr($0, RSTART + 15, RLENGTH - 15) + 0
+        if (r <= 0 || s <= prev) next
+        if (n++ > 0) { img += (s - prev) * gb; t += (s - prev) * gb / r }
+        prev = s
+      }
+      END { if (t <= 0) exit 1; printf "%d %d %.1f\n", img / t, img / gb, t }' "$STATE_DIR/runs/$CAL_JOB_ID/metrics.jsonl" 2>/dev/null); then
+    warn "no steady training rate in $STATE_DIR/runs/$CAL_JOB_ID/metrics.jsonl"
+    return 1
+  fi
+  local rate measured_steps measured_s
+  read -r rate measured_steps measured_s <<<"$parsed"
+  if ! is_uint "$rate" || ((rate < 1)); then warn "calibration gave no usable rate ('$parsed')"; return 1; fi
+  RATE=$rate
+  read -r CAL_S JOB_OVERHEAD_S < <(awk -v a="$t0" -v b="$t1" -v n=$((steps * GB)) -v r="$RATE" \
+    'BEGIN { o = (b - a) - n / r; if (o < 0) o = 0; printf "%d %d\n", b - a + 0.5, o + 0.999 }')
+  ms=$(grep -o 'written in [0-9.]* s' "$STATE_DIR/runs/$CAL_JOB_ID/logs/rank-0.log" 2>/dev/null | tail -1 |
+       awk '{ printf "%d", $3 * 1000 }')
+  if is_uint "${ms:-x}"; then CKPT_MS=$ms; else warn "no checkpoint time in the calibration's rank-0 log; assuming ${CKPT_MS} ms"; fi
+  echo "measured: ${RATE} img/s over ${measured_steps} steady steps (${measured_s} s; the first $cal_log were warm-up)," \
+       "job fixed cost ${JOB_OVERHEAD_S} s, checkpoint $((CKPT_MS))ms; calibration took ${CAL_S} s"
+}
+
+if [[ -n "$RATE_GIVEN" ]]; then
+  step "calibration: skipped (VICREG_QUICKSTART_RATE=$RATE_GIVEN img/s given)"
+  warn "planning at the given ${RATE_GIVEN} img/s, not at a rate measured on this machine"
+else
+  step "calibration: this machine's training rate ($(basename "$CONFIG"), $RANKS ranks, a few steps)"
+  if calibrate; then
+    RATE_SOURCE=measured
+  else
+    RATE=$FALLBACK_RATE; RATE_SOURCE=fallback
+    warn "the calibration failed; planning at the FALLBACK rate of ${RATE} img/s (not measured on this machine:" \
+         "the run may miss its budget)"
+  fi
+  JOB_ID=""
+fi
+if [[ "$SMOKE" == 1 ]]; then echo "smoke mode: the plan is fixed (2 epochs of 1024 images); the measured rate is only reported"; fi
+
+# ---- 5. submit and follow ---------------------------------------------------------------------
 LEFT=$(( MINUTES * 60 - $(elapsed) ))
 plan "$LEFT"
 step "training: $(basename "$CONFIG"), ${EPOCHS} epochs x ${LIMIT} images = ${STEPS} steps on 2 ranks"
 if [[ "$SMOKE" == 1 ]]; then
   echo "smoke mode: reduced data and evaluation"
 else
-  echo "budget ${MINUTES} min: $(mmss "$(elapsed)") used, $(mmss "$LEFT") left -> training ~$(mmss "$TRAIN_S")" \
-       "(at ~${RATE} img/s), evaluation ~$(mmss "$EVAL_S")"
+  echo "budget ${MINUTES} min: $(mmss "$(elapsed)") used, $(mmss "$LEFT") left -> job ~$(mmss "$PLANNED_JOB_S")" \
+       "(${STEPS} steps at the ${RATE_SOURCE} ${RATE} img/s + ${JOB_OVERHEAD_S} s fixed)," \
+       "evaluation ~$(mmss "$EVAL_S") (~${EVAL_IMAGES} image-equivalents at ${RATE} img/s), margin ${MARGIN_S} s"
 fi
 SUBMIT=("$CTL" --server "$GRPC" submit "$CONFIG" "${PLAN_SETS[@]}")
 echo "+ vicregctl submit $(basename "$CONFIG") ${PLAN_SETS[*]}"
+SUBMIT_S=$(elapsed)
 JOB_ID=$("${SUBMIT[@]}") || die "vicregctl submit failed (exit $?)"
+JOB_DONE=0
 RUN_DIR=$STATE_DIR/runs/$JOB_ID
 echo "job $JOB_ID, run dir $RUN_DIR"
 echo "follow it in a browser: http://$METRICS/jobs/$JOB_ID"
@@ -356,8 +476,11 @@ if [[ "$WATCH_RC" != 0 || "$JOB_STATE" != SUCCEEDED ]]; then
   die "job $JOB_ID ended $JOB_STATE (vicregctl watch exit $WATCH_RC)"
 fi
 TRAIN_DONE_S=$(elapsed)
+if [[ "$SMOKE" != 1 ]]; then
+  echo "the job took $(mmss $((TRAIN_DONE_S - SUBMIT_S))) (planned $(mmss "$PLANNED_JOB_S") at ${RATE} img/s)"
+fi
 
-# ---- 5. evaluation ----------------------------------------------------------------------------
+# ---- 6. evaluation ----------------------------------------------------------------------------
 step "evaluation of epoch ${EPOCHS} (scheduled by the coordinator when the checkpoint landed)"
 EVAL_LOG=$RUN_DIR/eval/epoch_${EPOCHS}_fashion_mnist.log
 EVAL_DEADLINE=$(( $(date +%s) + (SMOKE == 1 ? 900 : EVAL_S * 4 + 600) ))
@@ -372,7 +495,7 @@ while :; do
     line=$(tr '\r' '\n' <"$EVAL_LOG" | awk 'NF {l = $0} END {print substr(l, 1, 150)}')
     if [[ "$line" != "$last_line" ]]; then echo "  $line"; last_line=$line; fi
   fi
-  sleep 2
+  sleep 1
 done
 EVAL_DONE_S=$(elapsed)
 echo "+ vicregctl eval $JOB_ID"
@@ -385,30 +508,56 @@ if ! "$CTL" --server "$GRPC" report "$JOB_ID" -o "$REPORT" --http "$METRICS"; th
   REPORT=""
 fi
 
-# learned vs references, linear probe and kNN
+# learned vs references, linear probe and kNN, with the margins and their 95% intervals
 top1() { awk -v m="$1" -v p="$2" 'NR > 1 && $3 == "SUCCEEDED" && $4 == m && $5 == p {print $6; exit}' <<<"$table"; }
 pct_num() { tr -d '%' <<<"${1:-}"; }
+# The number of test images behind every row: vicreg_eval logs "test N images".
+TEST_N=$(grep -o 'test [0-9]* images' "$EVAL_LOG" 2>/dev/null | tail -1 | awk '{print $2}')
+if ! is_uint "${TEST_N:-x}" || ((TEST_N < 1)); then
+  TEST_N=10000
+  warn "no test-set size in $EVAL_LOG; assuming Fashion-MNIST's 10000 test images for the intervals"
+fi
+# margin A B -> "D H": A - B in points and the half-width of its 95% interval (normal approximation
+# to two binomial proportions on TEST_N images each; conservative, as the rows share the test images).
+margin() {
+  [[ -n "$1" && -n "$2" ]] || { echo "- -"; return; }
+  awk -v a="$(pct_num "$1")" -v b="$(pct_num "$2")" -v n="$TEST_N" 'BEGIN {
+    pa = a / 100; pb = b / 100
+    printf "%+.2f %.2f\n", a - b, 196 * sqrt((pa * (1 - pa) + pb * (1 - pb)) / n) }'
+}
+# outcome "D H" -> win | tie | loss (a win only when the margin exceeds its interval)
+outcome() { awk -v d="$1" -v h="$2" 'BEGIN { d += 0; h += 0; print (d > h ? "win" : (d < -h ? "loss" : "tie")) }'; }
+fmt_margin() { [[ "$1" == - ]] && echo "-" || echo "$1 +/- $2"; }
 VERDICT="incomplete"
 L_LIN=$(top1 vicreg linear); R_LIN=$(top1 random_init linear); P_LIN=$(top1 raw_pixels linear)
 L_KNN=$(top1 vicreg knn); R_KNN=$(top1 random_init knn); P_KNN=$(top1 raw_pixels knn)
+read -r MR_LIN HR_LIN <<<"$(margin "$L_LIN" "$R_LIN")"; read -r MP_LIN HP_LIN <<<"$(margin "$L_LIN" "$P_LIN")"
+read -r MR_KNN HR_KNN <<<"$(margin "$L_KNN" "$R_KNN")"; read -r MP_KNN HP_KNN <<<"$(margin "$L_KNN" "$P_KNN")"
 echo
-printf '%-26s %-14s %-14s\n' "" "linear probe" "kNN (k=20)"
-printf '%-26s %-14s %-14s\n' "learned encoder (VICReg)" "${L_LIN:--}" "${L_KNN:--}"
-printf '%-26s %-14s %-14s\n' "random-init encoder" "${R_LIN:--}" "${R_KNN:--}"
-printf '%-26s %-14s %-14s\n' "raw pixels" "${P_LIN:--}" "${P_KNN:--}"
-if [[ -n "$L_LIN" && -n "$R_LIN" && -n "$P_LIN" ]]; then
-  if awk -v l="$(pct_num "$L_LIN")" -v r="$(pct_num "$R_LIN")" -v p="$(pct_num "$P_LIN")" 'BEGIN {exit !(l > r && l > p)}'; then
-    VERDICT="learned linear probe beats random-init and raw pixels"
-  elif awk -v l="$(pct_num "$L_LIN")" -v r="$(pct_num "$R_LIN")" 'BEGIN {exit !(l > r)}'; then
-    VERDICT="learned linear probe beats random-init, not raw pixels (train longer: --minutes)"
-  else
-    VERDICT="learned linear probe does not beat random-init (see Troubleshooting in README.md)"
-  fi
+printf '%-26s %-18s %-18s\n' "" "linear probe" "kNN (k=20)"
+printf '%-26s %-18s %-18s\n' "learned encoder (VICReg)" "${L_LIN:--}" "${L_KNN:--}"
+printf '%-26s %-18s %-18s\n' "random-init encoder" "${R_LIN:--}" "${R_KNN:--}"
+printf '%-26s %-18s %-18s\n' "raw pixels" "${P_LIN:--}" "${P_KNN:--}"
+printf '%-26s %-18s %-18s\n' "learned - random-init" "$(fmt_margin "$MR_LIN" "$HR_LIN")" "$(fmt_margin "$MR_KNN" "$HR_KNN")"
+printf '%-26s %-18s %-18s\n' "learned - raw pixels" "$(fmt_margin "$MP_LIN" "$HP_LIN")" "$(fmt_margin "$MP_KNN" "$HP_KNN")"
+echo "(margins in points; +/- is the 95% interval of a difference of two accuracies on ${TEST_N} test images)"
+if [[ "$MR_LIN" != - && "$MP_LIN" != - ]]; then
+  vs_r="random-init ($MR_LIN +/- $HR_LIN points)"; vs_p="raw pixels ($MP_LIN +/- $HP_LIN points)"
+  case "$(outcome "$MR_LIN" "$HR_LIN")/$(outcome "$MP_LIN" "$HP_LIN")" in
+    win/win) VERDICT="learned linear probe beats $vs_r and $vs_p" ;;
+    win/tie) VERDICT="learned linear probe beats $vs_r; ties $vs_p: the margin is within its interval (train longer: --minutes)" ;;
+    win/loss) VERDICT="learned linear probe beats $vs_r, not $vs_p (train longer: --minutes)" ;;
+    *) VERDICT="learned linear probe does not beat $vs_r (see Troubleshooting in README.md)" ;;
+  esac
 fi
 echo "verdict: $VERDICT"
 
-# ---- 6. where things are, then stop -----------------------------------------------------------
-step "done in $(mmss "$(elapsed)") (install+build $(mmss "$BUILD_DONE_S"), training $(mmss $((TRAIN_DONE_S - BUILD_DONE_S))), evaluation $(mmss $((EVAL_DONE_S - TRAIN_DONE_S))))"
+# ---- 7. where things are, then stop -----------------------------------------------------------
+if [[ "$SMOKE" == 1 ]]; then
+  step "done in $(mmss "$(elapsed)") (install+build $(mmss "$BUILD_DONE_S"), coordinator+calibration $(mmss $((SUBMIT_S - BUILD_DONE_S))), training $(mmss $((TRAIN_DONE_S - SUBMIT_S))), evaluation $(mmss $((EVAL_DONE_S - TRAIN_DONE_S))))"
+else
+  step "done in $(mmss "$(elapsed)") of the ${MINUTES}-minute budget (install+build $(mmss "$BUILD_DONE_S"), coordinator+calibration $(mmss $((SUBMIT_S - BUILD_DONE_S))), training $(mmss $((TRAIN_DONE_S - SUBMIT_S))) (planned $(mmss "$PLANNED_JOB_S")), evaluation $(mmss $((EVAL_DONE_S - TRAIN_DONE_S))) (planned $(mmss "$EVAL_S")))"
+fi
 echo "run dir:        $RUN_DIR  (checkpoints/, metrics.jsonl, logs/, eval/)"
 echo "coordinator:    gRPC $GRPC, http://$METRICS/metrics, http://$METRICS/sd (stopped now)"
 for ep in "${RANK_ENDPOINTS[@]}"; do echo "rank metrics:   http://$ep/metrics (served while the job ran)"; done
@@ -434,10 +583,29 @@ if [[ -n "$SUMMARY" ]]; then
     echo "vicreg_knn=$L_KNN"
     echo "random_init_knn=$R_KNN"
     echo "raw_pixels_knn=$P_KNN"
+    echo "test_images=$TEST_N"
+    echo "margin_random_init_linear=$MR_LIN"
+    echo "margin_random_init_linear_ci95=$HR_LIN"
+    echo "margin_raw_pixels_linear=$MP_LIN"
+    echo "margin_raw_pixels_linear_ci95=$HP_LIN"
+    echo "margin_random_init_knn=$MR_KNN"
+    echo "margin_random_init_knn_ci95=$HR_KNN"
+    echo "margin_raw_pixels_knn=$MP_KNN"
+    echo "margin_raw_pixels_knn_ci95=$HP_KNN"
     echo "verdict=$VERDICT"
     echo "report=$REPORT"
+    echo "rate_img_s=$RATE"
+    echo "rate_source=$RATE_SOURCE"
+    echo "calibration_job_id=$CAL_JOB_ID"
+    echo "calibration_s=$CAL_S"
+    echo "job_overhead_s=$JOB_OVERHEAD_S"
+    echo "checkpoint_ms=$CKPT_MS"
+    echo "budget_s=$((MINUTES * 60))"
+    echo "planned_job_s=$PLANNED_JOB_S"
+    echo "planned_eval_s=$EVAL_S"
     echo "build_s=$BUILD_DONE_S"
-    echo "train_s=$((TRAIN_DONE_S - BUILD_DONE_S))"
+    echo "submit_s=$SUBMIT_S"
+    echo "train_s=$((TRAIN_DONE_S - SUBMIT_S))"
     echo "eval_s=$((EVAL_DONE_S - TRAIN_DONE_S))"
     echo "wall_s=$(elapsed)"
   } >"$SUMMARY"

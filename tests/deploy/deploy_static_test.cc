@@ -502,4 +502,31 @@ TEST(DeployQuickstart, EveryBudgetGivesAValidJob) {
   EXPECT_GT(last_images, 3 * 60000);
 }
 
+// The plan follows the rate the run measured (here given through VICREG_QUICKSTART_RATE, which skips
+// the calibration): on a machine 2x slower or 2x faster the training images halve or double, and the
+// planned training time stays most of the budget without exceeding it.
+TEST(DeployQuickstart, PlanFollowsTheMeasuredRate) {
+  const int budget_s = 14 * 60;
+  double last_images = 0;
+  for (int rate : {450, 900, 1800, 3600}) {
+    Result r = Sh("VICREG_QUICKSTART_RATE=" + std::to_string(rate) + " " + Quote(kSrc + "/deploy/quickstart.sh") +
+                  " --plan-only --minutes 14");
+    ASSERT_EQ(r.code, 0) << rate << ":\n" << r.out;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.out, m, std::regex(R"(data\.limit=(\d+) --set train\.num_epochs=(\d+))"))) << r.out;
+    const double images = std::stod(m[1]) * std::stod(m[2]);
+    const double train_s = images / rate;
+    EXPECT_LT(train_s, 0.97 * budget_s) << rate << " img/s:\n" << r.out;
+    EXPECT_GT(train_s, 0.80 * budget_s) << rate << " img/s:\n" << r.out;
+    if (last_images > 0) {
+      EXPECT_GT(images / last_images, 1.8) << rate << " img/s:\n" << r.out;
+      EXPECT_LT(images / last_images, 2.3) << rate << " img/s:\n" << r.out;
+    }
+    last_images = images;
+  }
+  Result r = Sh("VICREG_QUICKSTART_RATE=fast " + Quote(kSrc + "/deploy/quickstart.sh") + " --plan-only");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("VICREG_QUICKSTART_RATE: 'fast' is not valid"), std::string::npos) << r.out;
+}
+
 }  // namespace

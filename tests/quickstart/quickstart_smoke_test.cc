@@ -1,19 +1,23 @@
 // Runs the README's main-job command in its reduced mode against the binaries of this build tree:
 //   deploy/quickstart.sh --smoke --skip-install --no-build --build-dir <build> --summary F
-// and checks its outcome: the job SUCCEEDED, the coordinator's and both ranks' /metrics answered
-// while it ran, the evaluation table has the learned, random-init and raw-pixel rows for both
-// probes, the run dir holds checkpoints and metrics.jsonl, and the coordinator was stopped.
+// and checks its outcome: the calibration job measured this machine's training rate, the job
+// SUCCEEDED, the coordinator's and both ranks' /metrics answered while it ran, the evaluation table
+// has the learned, random-init and raw-pixel rows for both probes and the margins with their 95%
+// intervals, the run dir holds checkpoints and metrics.jsonl, and the coordinator was stopped.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -76,6 +80,37 @@ TEST(Quickstart, SmokeRunGoesThroughEveryComponent) {
     EXPECT_GT(p, 10.0) << k << " = '" << kv[k] << "' (better than chance on 10 classes)\n" << out;
     EXPECT_LE(p, 100.0) << k;
   }
+  // The rate was measured by the calibration job (2 ranks through the coordinator), not assumed.
+  EXPECT_EQ(kv["rate_source"], "measured") << out;
+  EXPECT_GT(std::atof(kv["rate_img_s"].c_str()), 0.0) << out;
+  EXPECT_FALSE(kv["calibration_job_id"].empty()) << out;
+  EXPECT_NE(kv["calibration_job_id"], kv["job_id"]) << out;
+  EXPECT_NE(out.find("measured: "), std::string::npos) << out;
+  // Margins over the references with their 95% intervals on the evaluated test images (500 here).
+  EXPECT_EQ(kv["test_images"], "500") << out;
+  const double n = 500;
+  for (const auto& [ref, probe] : std::vector<std::pair<std::string, std::string>>{
+           {"random_init", "linear"}, {"raw_pixels", "linear"}, {"random_init", "knn"}, {"raw_pixels", "knn"}}) {
+    const double a = Percent(kv["vicreg_" + probe]) / 100, b = Percent(kv[ref + "_" + probe]) / 100;
+    const std::string key = "margin_" + ref + "_" + probe;
+    ASSERT_FALSE(kv[key].empty()) << key << "\n" << out;
+    EXPECT_NEAR(std::atof(kv[key].c_str()), 100 * (a - b), 0.006) << key;
+    EXPECT_NEAR(std::atof(kv[key + "_ci95"].c_str()), 196 * std::sqrt((a * (1 - a) + b * (1 - b)) / n), 0.006)
+        << key << "_ci95";
+  }
+  for (const char* s : {"learned - random-init", "learned - raw pixels", "95% interval"})
+    EXPECT_NE(out.find(s), std::string::npos) << "missing '" << s << "' in the output:\n" << out;
+  // The verdict calls a win only when the margin exceeds its interval.
+  const double mp = std::atof(kv["margin_raw_pixels_linear"].c_str());
+  const double hp = std::atof(kv["margin_raw_pixels_linear_ci95"].c_str());
+  const double mr = std::atof(kv["margin_random_init_linear"].c_str());
+  const double hr = std::atof(kv["margin_random_init_linear_ci95"].c_str());
+  const std::string verdict = kv["verdict"];
+  const char* expected = mr <= hr    ? "does not beat random-init"
+                         : mp > hp   ? "and raw pixels"
+                         : mp >= -hp ? "ties raw pixels"
+                                     : "not raw pixels";
+  EXPECT_NE(verdict.find(expected), std::string::npos) << verdict;
   // The printed table is vicregctl's, with its three models.
   for (const char* s : {"vicregctl eval", "MODEL", "vicreg", "random_init", "raw_pixels", "learned encoder (VICReg)",
                         "run dir:", "/metrics", "/sd", "coordinator stopped"})
