@@ -298,6 +298,22 @@ TEST_F(CoordinatorOnBed, ControllerRestartAndCoordinatorKill9FailNothingAndSubmi
       60))
       << Describe(c1, b);
 
+  // slurmctld keeps a new job in memory and writes it to StateSaveLocation/job_state a moment later;
+  // SIGKILLed before that, it forgets B (and the coordinator then rightly starts a second attempt:
+  // seen once in CI when A started quickly). So the controller dies only once its saved state holds
+  // B's job (job names are stored as plain strings in that file).
+  {
+    const std::string state = bed_->dir() + "/ctld/state/job_state";
+    const std::string b_name = "vicreg-" + b + "-a1";
+    auto saved = [&] {
+      std::ifstream in(state, std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      return ss.str().find(b_name) != std::string::npos;
+    };
+    ASSERT_TRUE(WaitFor(saved, 120)) << "slurmctld never saved " << b_name << " to " << state;
+  }
+
   // The controller dies: squeue fails, every job stays as it was; then it is back.
   auto stop = bed_->Script({"ctld-stop"}, 30);
   ASSERT_TRUE(stop.ok()) << stop.output;
