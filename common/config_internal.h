@@ -74,6 +74,10 @@ bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, 
 // "a list", "a map", "'abc'", "the quoted string \"5\"", "no value".
 std::string DescribeNode(const YAML::Node& n);
 
+// Reads a whole file (config_loader.cc); false and "cannot open file: <reason>" / "cannot read
+// file: <reason>" in *error on failure.
+bool ReadFileText(const std::string& path, std::string* text, std::string* error);
+
 // One YAML document whose top level is a map (config_loader.cc); problems go to ctx, attributed
 // to `file`. allow_empty: an empty document (or comments only) is accepted as a null *out.
 bool LoadDocument(const std::string& text, const std::string& file, ParseContext& ctx, YAML::Node* out,

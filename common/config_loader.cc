@@ -24,8 +24,9 @@ namespace {
 
 using detail::ParseContext;
 
-// Reads a whole file; false + message on failure.
-bool ReadText(const std::string& path, std::string* text, std::string* error) {
+}  // namespace
+
+bool detail::ReadFileText(const std::string& path, std::string* text, std::string* error) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     *error = std::string("cannot open file: ") + std::strerror(errno);
@@ -40,6 +41,8 @@ bool ReadText(const std::string& path, std::string* text, std::string* error) {
   *text = ss.str();
   return true;
 }
+
+namespace {
 
 // Where each document of a YAML stream starts (parser events only: nothing is built).
 class DocumentStarts : public YAML::EventHandler {
@@ -300,7 +303,7 @@ JobConfig ParseJobYaml(const std::string& yaml_text, const std::string& source_n
 
 JobConfig LoadJobFile(const std::string& path, const std::vector<std::string>& overrides) {
   std::string text, error;
-  if (!ReadText(path, &text, &error)) throw ConfigError(path, {{"<file>", error}});
+  if (!detail::ReadFileText(path, &text, &error)) throw ConfigError(path, {{"<file>", error}});
   return ParseJobYaml(text, path, overrides);
 }
 
@@ -318,7 +321,7 @@ JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train
     given.push_back(*path);
     ctx.SetSectionFile(section, *path);
     std::string text, error;
-    if (!ReadText(*path, &text, &error)) {
+    if (!detail::ReadFileText(*path, &text, &error)) {
       ctx.ErrorRaw("<file>", *path + ": " + error, *path);
       continue;
     }
@@ -342,8 +345,8 @@ JobConfig LoadSeedFiles(const std::string& data_config, const std::string& train
     const YAML::Node& n = *data_image_size;
     if (!n.IsScalar() || n.Scalar() != std::to_string(cfg.model.image_size))
       ctx.ErrorRaw("data.image_size",
-                   "image_size " + (n.IsScalar() ? n.Scalar() : std::string("(not a number)")) +
-                       " in " + data_config + " must equal model.image_size " + std::to_string(cfg.model.image_size) +
+                   "image_size " + (n.IsScalar() ? n.Scalar() : std::string("(not a number)")) + " in " + data_config +
+                       " must equal model.image_size " + std::to_string(cfg.model.image_size) +
                        (model_config.empty() ? std::string(" (the default)") : " (" + model_config + ")") +
                        ": vicreg crops and resizes to the model's input size; make them equal or remove image_size "
                        "from the data config",

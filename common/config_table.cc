@@ -5,9 +5,6 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -103,19 +100,10 @@ SettingsTable::Row& SettingsTable::Add(std::string key, Target target, std::stri
   return rows_.back();
 }
 
-std::vector<std::string> SettingsTable::Keys() const {
-  std::vector<std::string> keys;
-  for (const Row& r : rows_) keys.push_back(r.key);
-  return keys;
-}
-
 void SettingsTable::ReadFile(const std::string& path, SettingOrigins* origins) const {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path, {{"<file>", std::string("cannot open file: ") + std::strerror(errno)}});
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw ConfigError(path, {{"<file>", std::string("cannot read file: ") + std::strerror(errno)}});
-  ReadText(ss.str(), path, origins);
+  std::string text, error;
+  if (!detail::ReadFileText(path, &text, &error)) throw ConfigError(path, {{"<file>", error}});
+  ReadText(text, path, origins);
 }
 
 void SettingsTable::ReadText(const std::string& text, const std::string& source_name, SettingOrigins* origins) const {
@@ -186,10 +174,9 @@ void SettingsTable::ReadText(const std::string& text, const std::string& source_
         ctx.Error(path, message, &mark);
         continue;
       }
-      if (ReadRow(ctx, value, *row->second) && origins) {
-        const YAML::Mark& at = mark;  // the key's, as the job file's messages point
-        (*origins)[path] = " (" + source_name + ", line " + std::to_string(at.line + 1) + ", column " +
-                           std::to_string(at.column + 1) + ")";
+      if (ReadRow(ctx, value, *row->second) && origins) {  // at the key, as the job file's messages point
+        (*origins)[path] = " (" + source_name + ", line " + std::to_string(mark.line + 1) + ", column " +
+                           std::to_string(mark.column + 1) + ")";
       }
     }
   };
@@ -274,16 +261,9 @@ std::string SettingsTable::MarkdownReference() const {
   std::ostringstream os;
   os << "| key | flag | default | valid | meaning |\n|---|---|---|---|---|\n";
   for (const Row& r : rows_) {
-    std::string flags;
-    for (const std::string& f : [&] {
-           std::vector<std::string> v;
-           std::stringstream ss(r.flag);
-           std::string item;
-           while (std::getline(ss, item, ',')) v.push_back(item);
-           return v;
-         }()) {
-      flags += (flags.empty() ? "" : ", ") + ("`" + f + "`");
-    }
+    std::string flags;  // "--metrics-port,--metrics-listen" -> "`--metrics-port`, `--metrics-listen`"
+    std::stringstream names(r.flag);
+    for (std::string f; std::getline(names, f, ',');) flags += (flags.empty() ? "" : ", ") + ("`" + f + "`");
     std::string valid;
     if (!r.choices.empty()) {
       for (const std::string& c : r.choices) valid += (valid.empty() ? "" : ", ") + ("`" + c + "`");

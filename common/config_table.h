@@ -78,8 +78,6 @@ class SettingsTable {
 
   // The markdown reference: "| key | flag | default | valid | meaning |" with one row per key.
   std::string MarkdownReference() const;
-  // Every key, for did-you-mean and listings.
-  std::vector<std::string> Keys() const;
 
  private:
   std::vector<Row> rows_;
