@@ -71,6 +71,12 @@ bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, 
 bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, std::string& out);
 bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, std::vector<int>& out);
 bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, std::vector<std::string>& out);
+// The message of a key no field claims, for the job file and other tables: "unknown key; did you
+// mean '<prefix><closest of valid_here>'?", else "...did you mean '<a>' or '<b>'?<elsewhere_hint>"
+// naming the paths in other sections that end in `key`, else "unknown key; valid keys here: ...".
+std::string UnknownKeyMessage(const std::string& key, const std::vector<std::string>& valid_here,
+                              const std::string& prefix, const std::vector<std::string>& elsewhere,
+                              const std::string& elsewhere_hint = "");
 // "a list", "a map", "'abc'", "the quoted string \"5\"", "no value".
 std::string DescribeNode(const YAML::Node& n);
 

@@ -159,19 +159,13 @@ void SettingsTable::ReadText(const std::string& text, const std::string& source_
       }
       auto row = by_key.find(path);
       if (row == by_key.end()) {
-        std::string message = "unknown key";
-        const std::string close = ClosestMatch(name, valid[section]);
-        if (!close.empty()) {
-          message += "; did you mean '" + (section.empty() ? close : section + "." + close) + "'?";
-        } else {
-          std::vector<std::string> elsewhere;  // the same name in another section
-          for (const Row& r : rows_) {
-            if (Leaf(r.key) == name && Section(r.key) != section) elsewhere.push_back(r.key);
-          }
-          message += elsewhere.empty() ? "; valid keys here: " + detail::JoinAlternatives(valid[section], ", ")
-                                       : "; did you mean '" + detail::JoinAlternatives(elsewhere, "' or '") + "'?";
+        std::vector<std::string> elsewhere;  // the same name in another section
+        for (const Row& r : rows_) {
+          if (Leaf(r.key) == name && Section(r.key) != section) elsewhere.push_back(r.key);
         }
-        ctx.Error(path, message, &mark);
+        ctx.Error(path,
+                  detail::UnknownKeyMessage(name, valid[section], section.empty() ? "" : section + ".", elsewhere),
+                  &mark);
         continue;
       }
       if (ReadRow(ctx, value, *row->second) && origins) {  // at the key, as the job file's messages point

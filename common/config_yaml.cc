@@ -321,17 +321,21 @@ size_t FirstBadTextByte(const std::string& s, std::string& why) {
     }
     size_t len = 0;
     unsigned cp = 0;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+    if (c >= 0xC2 && c <= 0xDF)
+      len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+      len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+      len = 4, cp = c & 0x07;
     bool ok = len != 0 && i + len <= n;
     for (size_t k = 1; ok && k < len; ++k) {
       ok = (p[i + k] & 0xC0) == 0x80;
       cp = (cp << 6) | (p[i + k] & 0x3F);
     }
     // Reject overlong forms, UTF-16 surrogates and code points past U+10FFFF.
-    if (ok) ok = !(len == 3 && cp < 0x800) && !(len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) &&
-                 !(cp >= 0xD800 && cp <= 0xDFFF);
+    if (ok)
+      ok = !(len == 3 && cp < 0x800) && !(len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) &&
+           !(cp >= 0xD800 && cp <= 0xDFFF);
     if (!ok) {
       why = "the byte " + HexByte(c) + ", which is not part of well-formed UTF-8";
       return i;
@@ -472,20 +476,13 @@ class Reader {
   // Every key that no field claimed is an error with a suggestion.
   void Finish() {
     for (const auto& [key, child] : children_) {
-      std::string message = "unknown key";
-      std::string close = ClosestMatch(key, valid_);
-      if (!close.empty()) {
-        message += "; did you mean '" + close + "'?";
-      } else {
-        std::vector<std::string> elsewhere = PathsNamed(key);
-        if (!elsewhere.empty()) {
-          message += "; did you mean '" + JoinAlternatives(elsewhere, "' or '") + "'?";
-          std::string file = ctx_.SectionFile(elsewhere[0].substr(0, elsewhere[0].find('.')));
-          if (!file.empty()) message += " (it belongs in " + file + ")";
-        } else {
-          message += "; valid keys here: " + JoinAlternatives(valid_, ", ");
-        }
+      const std::vector<std::string> elsewhere = PathsNamed(key);
+      std::string hint;  // the seed form: the file the key belongs in
+      if (!elsewhere.empty()) {
+        const std::string file = ctx_.SectionFile(elsewhere[0].substr(0, elsewhere[0].find('.')));
+        if (!file.empty()) hint = " (it belongs in " + file + ")";
       }
+      std::string message = UnknownKeyMessage(key, valid_, "", elsewhere, hint);
       // The seed form's data_config: say every key it may hold (users bring MoCo/KD-era files).
       if (path_ == "data" && !ctx_.SectionFile("data").empty())
         message += "; " + ctx_.SectionFile("data") + " may hold " + JoinAlternatives(valid_, ", ") +
@@ -636,6 +633,16 @@ class OperationalLister {
 }  // namespace
 
 // ---- leaf readers for other tables (config_table.cc) ------------------------------------------
+
+std::string UnknownKeyMessage(const std::string& key, const std::vector<std::string>& valid_here,
+                              const std::string& prefix, const std::vector<std::string>& elsewhere,
+                              const std::string& elsewhere_hint) {
+  const std::string close = ClosestMatch(key, valid_here);
+  if (!close.empty()) return "unknown key; did you mean '" + prefix + close + "'?";
+  if (!elsewhere.empty())
+    return "unknown key; did you mean '" + JoinAlternatives(elsewhere, "' or '") + "'?" + elsewhere_hint;
+  return "unknown key; valid keys here: " + JoinAlternatives(valid_here, ", ");
+}
 
 bool ReadValue(ParseContext& ctx, const YAML::Node& n, const std::string& path, int& out) {
   return ReadLeaf(ctx, n, path, out);
