@@ -356,14 +356,11 @@ void FinalizeCoordinatorOptions(CoordinatorOptions* o) {
                         Origin(*o, "gpus"));
       }
     }
-    o->slots = 0;  // unused: the GPUs are the slots
-  } else if (o->slots < 0) {
-    if (o->origins.count("slots")) {
-      throw UserError("slots (--slots): must be in [0, 4096], got " + std::to_string(o->slots) + Origin(*o, "slots"));
-    }
+    o->slots = 0;                                           // unused: the GPUs are the slots
+  } else if (o->slots < 0 && !o->origins.count("slots")) {  // -1: not given
     o->slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
-  if (o->slots > 4096) {
+  if (o->slots < 0 || o->slots > 4096) {
     throw UserError("slots (--slots): must be in [0, 4096], got " + std::to_string(o->slots) + Origin(*o, "slots"));
   }
   Table(o).Check(o->origins, "configuration");
@@ -371,11 +368,12 @@ void FinalizeCoordinatorOptions(CoordinatorOptions* o) {
   std::string host;
   int port = 0;
   SplitHostPort(o->listen, "listen (--listen)" + Origin(*o, "listen"), &host, &port);
+  std::string metrics_host;  // "" when metrics_listen is off
   if (o->metrics_listen != "off") {
     if (o->metrics_listen.find(':') == std::string::npos) o->metrics_listen = "127.0.0.1:" + o->metrics_listen;
-    std::string mh;
-    int mp = 0;
-    SplitHostPort(o->metrics_listen, "metrics_listen (--metrics-port)" + Origin(*o, "metrics_listen"), &mh, &mp);
+    int metrics_port = 0;
+    SplitHostPort(o->metrics_listen, "metrics_listen (--metrics-port)" + Origin(*o, "metrics_listen"), &metrics_host,
+                  &metrics_port);
   }
   if (o->max_streams_per_client > o->max_streams) {
     throw UserError("max_streams_per_client (--max-streams-per-client) " + std::to_string(o->max_streams_per_client) +
@@ -424,10 +422,7 @@ void FinalizeCoordinatorOptions(CoordinatorOptions* o) {
                     "(--allow-insecure-token) only where a mesh already encrypts the traffic (in-cluster mTLS)");
   }
   if (o->metrics_listen != "off") {
-    std::string mh;
-    int mp = 0;
-    SplitHostPort(o->metrics_listen, "metrics_listen (--metrics-port)", &mh, &mp);
-    if (!IsLoopbackHost(mh) && o->token_file.empty() && !o->allow_unauthenticated_metrics) {
+    if (!IsLoopbackHost(metrics_host) && o->token_file.empty() && !o->allow_unauthenticated_metrics) {
       throw UserError("metrics_listen (--metrics-port) " + o->metrics_listen + Origin(*o, "metrics_listen") +
                       " is reachable beyond this machine: /metrics and /sd need the bearer token there "
                       "(--token-file FILE; Prometheus sends it with authorization: {credentials_file: ...}); set "
