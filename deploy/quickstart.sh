@@ -11,10 +11,11 @@
 #      job shim) in build/ with -j2 (no tests);
 #   3. starts vicreg_coordinator in the background on loopback (free gRPC and metrics ports, 2 CPU
 #      slots, a temporary state dir);
-#   4. measures this machine's training rate: a short calibration job (the same job file, the same 2
-#      ranks under mpirun, CALIBRATION_STEPS steps on a small subset, no evaluation) through the
-#      coordinator; its metrics.jsonl gives the images/s, its rank log the checkpoint cost, and its
-#      wall time the job's fixed costs (mpirun, start-up, last checkpoint, exit);
+#   4. measures this machine: a short calibration job (the same job file, the same 2 ranks under
+#      mpirun, CALIBRATION_STEPS steps on a small subset) through the coordinator, with the same
+#      scheduled evaluation as the real job; its metrics.jsonl gives the images/s, its rank log the
+#      checkpoint cost, its wall time the job's fixed costs (mpirun, start-up, last checkpoint, exit)
+#      and its evaluation's wall time what the real job's evaluation will cost;
 #   5. submits configs/quickstart.yaml (VICReg, ViT on Fashion-MNIST, 2 ranks under mpirun), scaled to
 #      the time that is left at the measured rate, shows where the metrics are and checks that they
 #      answer, and follows the job with `vicregctl watch` (live progress);
@@ -26,10 +27,9 @@
 #
 # Time budget: --minutes M (or VICREG_QUICKSTART_MINUTES) is the wall time of the WHOLE command,
 # install and build included (default 14). Install, build, coordinator start and calibration are
-# measured as they happen; what is left is split into the job's fixed costs (measured by the
-# calibration), training (images = seconds x the MEASURED rate), the evaluation (its cost in
-# training-image equivalents divided by the measured rate, so it scales with the machine) and a small
-# safety margin (docs/QUICKSTART-TUNING.md). A cold build or a slow machine therefore trains on fewer
+# measured as they happen; what is left is split into the job's fixed costs and the evaluation (both
+# measured by the calibration), training (images = seconds x the MEASURED rate) and a small safety
+# margin (docs/QUICKSTART-TUNING.md). A cold build or a slow machine therefore trains on fewer
 # images; the rate is never a constant of this script: VICREG_QUICKSTART_RATE skips the calibration
 # explicitly, and a fixed fallback rate is used only when the calibration fails (with a warning).
 #
@@ -58,15 +58,17 @@ DATA_DIR=${VICREG_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 # by a calibration job of CAL_STEPS steps; VICREG_QUICKSTART_RATE (images/s) skips it on purpose.
 # FALLBACK_RATE is used only when the calibration fails (a warning says so) and by --plan-only
 # without VICREG_QUICKSTART_RATE. The evaluation (learned + random-init encoder + raw pixels, linear +
-# kNN, at the config's eval limits) costs about EVAL_IMAGES training images' worth of time on any
-# machine (measured: docs/QUICKSTART-TUNING.md), so its seconds are EVAL_IMAGES / rate unless
-# VICREG_QUICKSTART_EVAL_SECONDS gives them. TAIL_S covers the report and the coordinator's stop;
-# the plan ends MARGIN_PCT % of the budget + 5 s early to absorb the rate's noise.
+# kNN, at the config's eval limits) is timed on the calibration's checkpoint (the same evaluation,
+# scheduled by the coordinator the same way); VICREG_QUICKSTART_EVAL_SECONDS gives its seconds instead,
+# and only without either (no calibration, or its evaluation failed) is it estimated as
+# EVAL_FIXED_S + EVAL_IMAGES / rate (a fallback, with a warning). TAIL_S covers the report and the
+# coordinator's stop; the plan ends MARGIN_PCT % of the budget + 5 s early to absorb the rate's noise.
 RATE_GIVEN=${VICREG_QUICKSTART_RATE:-}
 EVAL_S_GIVEN=${VICREG_QUICKSTART_EVAL_SECONDS:-}
 CAL_STEPS=${VICREG_QUICKSTART_CALIBRATION_STEPS:-80}
 FALLBACK_RATE=900
-EVAL_IMAGES=30000
+EVAL_FIXED_S=19
+EVAL_IMAGES=4000
 TAIL_S=3
 MARGIN_PCT=2
 usage() {
@@ -175,11 +177,14 @@ RATE_SOURCE=${RATE_GIVEN:+given}; RATE_SOURCE=${RATE_SOURCE:-fallback}
 JOB_OVERHEAD_S=15                    # a job's fixed cost: launch, start-up, last checkpoint, exit
 CKPT_MS=500                          # one epoch checkpoint (every epoch but the last is inside training)
 CAL_S=0
+EVAL_S_MEASURED=""                   # the calibration's evaluation, submit of its epoch to its table
 
 plan() {  # plan SECONDS_LEFT -> sets EPOCHS, LIMIT, STEPS, TRAIN_S, EVAL_S, MARGIN_S, PLANNED_JOB_S, PLAN_SETS
   local left=$1 images
   PLAN_SETS=()
-  if [[ -n "$EVAL_S_GIVEN" ]]; then EVAL_S=$EVAL_S_GIVEN; else EVAL_S=$(( (EVAL_IMAGES + RATE - 1) / RATE )); fi
+  if [[ -n "$EVAL_S_GIVEN" ]]; then EVAL_S=$EVAL_S_GIVEN; EVAL_SOURCE=given
+  elif [[ -n "$EVAL_S_MEASURED" ]]; then EVAL_S=$EVAL_S_MEASURED; EVAL_SOURCE=measured
+  else EVAL_S=$(( EVAL_FIXED_S + (EVAL_IMAGES + RATE - 1) / RATE )); EVAL_SOURCE=estimated; fi
   MARGIN_S=$(( MINUTES * 60 * MARGIN_PCT / 100 + 5 ))
   if [[ "$SMOKE" == 1 ]]; then
     EPOCHS=2; LIMIT=1024; TRAIN_S=0
@@ -342,15 +347,36 @@ fi
 # steps at that rate gives a job's fixed cost; its rank-0 log gives the cost of one checkpoint.
 now_s() { date +%s.%N; }
 warn() { echo "quickstart: warning: $*" >&2; }
+job_state() { "$CTL" --server "$GRPC" status "$JOB_ID" 2>/dev/null | awk 'NR == 1 {print $3}'; }
+# wait_evaluation JOB LOG TIMEOUT_S [quiet]: waits until every evaluation task of JOB has ended
+# (SUCCEEDED or FAILED) and leaves `vicregctl eval JOB` in EVAL_TABLE; shows the evaluation log's last
+# line as it changes unless quiet. Returns 0 when they ended, 1 after TIMEOUT_S, 2 when vicregctl fails.
+EVAL_TABLE=""
+wait_evaluation() {
+  local job=$1 log=$2 deadline=$(( $(date +%s) + $3 )) quiet=${4:-} pending tasks line last_line=""
+  while :; do
+    EVAL_TABLE=$("$CTL" --server "$GRPC" eval "$job" 2>&1) || return 2
+    pending=$(awk 'NR > 1 && $3 != "SUCCEEDED" && $3 != "FAILED"' <<<"$EVAL_TABLE" | wc -l)
+    tasks=$(awk 'NR > 1 && NF' <<<"$EVAL_TABLE" | wc -l)
+    if ((tasks > 0 && pending == 0)) && ! grep -q '^no evaluations' <<<"$EVAL_TABLE"; then return 0; fi
+    if (($(date +%s) > deadline)); then return 1; fi
+    if [[ -z "$quiet" && -r "$log" ]]; then
+      line=$(tr '\r' '\n' <"$log" | awk 'NF {l = $0} END {print substr(l, 1, 150)}')
+      if [[ "$line" != "$last_line" ]]; then echo "  $line"; last_line=$line; fi
+    fi
+    sleep 1
+  done
+}
 CAL_JOB_ID=""
-calibrate() {  # sets RATE, JOB_OVERHEAD_S, CKPT_MS, CAL_S; returns 1 (with a warning) when it cannot
-  local cal_log=$LOG_EVERY steps=$CAL_STEPS t0 t1 rc parsed ms
+calibrate() {  # sets RATE, JOB_OVERHEAD_S, CKPT_MS, EVAL_S_MEASURED, CAL_S; returns 1 (with a warning) when it cannot
+  local cal_log=$LOG_EVERY steps=$CAL_STEPS t0 t1 t2 rc parsed ms
   if [[ "$SMOKE" == 1 ]]; then cal_log=2; steps=6; fi
   steps=$(( (steps + cal_log - 1) / cal_log * cal_log ))
   ((steps >= 3 * cal_log)) || steps=$((3 * cal_log))   # the first window is warm-up: 2 more are measured
   local sets=(--set name=quickstart-calibration --set "data.data_dir=$DATA_DIR" --set "data.limit=$((GB * steps))"
               --set train.num_epochs=1 --set train.max_steps=0 --set "train.log_every=$cal_log"
-              --set "eval.epochs=[]" --set eval.every_epochs=0)
+              --set "eval.epochs=[1]" --set eval.every_epochs=0)
+  if [[ "$SMOKE" == 1 ]]; then sets+=(--set eval.limit_train=1000 --set eval.limit_test=500); fi
   echo "+ vicregctl submit $(basename "$CONFIG") ${sets[*]}"
   t0=$(now_s)
   if ! CAL_JOB_ID=$("$CTL" --server "$GRPC" submit "$CONFIG" "${sets[@]}"); then
@@ -391,15 +417,30 @@ calibrate() {  # sets RATE, JOB_OVERHEAD_S, CKPT_MS, CAL_S; returns 1 (with a wa
   ms=$(grep -o 'written in [0-9.]* s' "$STATE_DIR/runs/$CAL_JOB_ID/logs/rank-0.log" 2>/dev/null | tail -1 |
        awk '{ printf "%d", $3 * 1000 }')
   if is_uint "${ms:-x}"; then CKPT_MS=$ms; else warn "no checkpoint time in the calibration's rank-0 log; assuming ${CKPT_MS} ms"; fi
+  # The coordinator evaluates the calibration's checkpoint as it will the real job's (same binary,
+  # same three rows and probes, same limits): from the job's end to the finished table is what the
+  # real job's evaluation costs on this machine.
+  echo "calibration: ${RATE} img/s; timing the evaluation of its checkpoint ..."
+  wait_evaluation "$CAL_JOB_ID" "$STATE_DIR/runs/$CAL_JOB_ID/eval/epoch_1_fashion_mnist.log" 900 quiet
+  rc=$?
+  t2=$(now_s)
+  if ((rc == 0)) && ! awk 'NR > 1 && NF && $3 != "SUCCEEDED" {bad = 1} END {exit bad}' <<<"$EVAL_TABLE"; then rc=3; fi
+  if ((rc == 0)); then
+    EVAL_S_MEASURED=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%d", b - a + 0.999 }')
+  else
+    warn "the calibration's evaluation did not succeed (see $STATE_DIR/runs/$CAL_JOB_ID/eval/); the evaluation's time will be estimated"
+  fi
+  CAL_S=$(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%d", b - a + 0.5 }')
   echo "measured: ${RATE} img/s over ${measured_steps} steady steps (${measured_s} s; the first $cal_log were warm-up)," \
-       "job fixed cost ${JOB_OVERHEAD_S} s, checkpoint $((CKPT_MS))ms; calibration took ${CAL_S} s"
+       "job fixed cost ${JOB_OVERHEAD_S} s, checkpoint $((CKPT_MS)) ms, evaluation ${EVAL_S_MEASURED:-?} s;" \
+       "calibration took ${CAL_S} s"
 }
 
 if [[ -n "$RATE_GIVEN" ]]; then
   step "calibration: skipped (VICREG_QUICKSTART_RATE=$RATE_GIVEN img/s given)"
   warn "planning at the given ${RATE_GIVEN} img/s, not at a rate measured on this machine"
 else
-  step "calibration: this machine's training rate ($(basename "$CONFIG"), $RANKS ranks, a few steps)"
+  step "calibration: this machine's training rate and evaluation time ($(basename "$CONFIG"), $RANKS ranks, a few steps)"
   if calibrate; then
     RATE_SOURCE=measured
   else
@@ -420,7 +461,7 @@ if [[ "$SMOKE" == 1 ]]; then
 else
   echo "budget ${MINUTES} min: $(mmss "$(elapsed)") used, $(mmss "$LEFT") left -> job ~$(mmss "$PLANNED_JOB_S")" \
        "(${STEPS} steps at the ${RATE_SOURCE} ${RATE} img/s + ${JOB_OVERHEAD_S} s fixed)," \
-       "evaluation ~$(mmss "$EVAL_S") (~${EVAL_IMAGES} image-equivalents at ${RATE} img/s), margin ${MARGIN_S} s"
+       "evaluation ~$(mmss "$EVAL_S") (${EVAL_SOURCE}), margin ${MARGIN_S} s"
 fi
 SUBMIT=("$CTL" --server "$GRPC" submit "$CONFIG" "${PLAN_SETS[@]}")
 echo "+ vicregctl submit $(basename "$CONFIG") ${PLAN_SETS[*]}"
@@ -438,7 +479,6 @@ sd_targets() {  # sd_targets JSON JOB_ID -> one host:port per rank of that job
     grep -o "\"targets\":\[\"[^\"]*\"\],\"labels\":{\"job_id\":\"$2\"" <<<"$1" || true
   } | sed 's/.*"targets":\["\([^"]*\)".*/\1/'
 }
-job_state() { "$CTL" --server "$GRPC" status "$JOB_ID" 2>/dev/null | awk 'NR == 1 {print $3}'; }
 RANK_ENDPOINTS=()
 echo "waiting for the ranks' metrics endpoints (coordinator /sd) ..."
 for _ in $(seq 1 600); do
@@ -483,20 +523,13 @@ fi
 # ---- 6. evaluation ----------------------------------------------------------------------------
 step "evaluation of epoch ${EPOCHS} (scheduled by the coordinator when the checkpoint landed)"
 EVAL_LOG=$RUN_DIR/eval/epoch_${EPOCHS}_fashion_mnist.log
-EVAL_DEADLINE=$(( $(date +%s) + (SMOKE == 1 ? 900 : EVAL_S * 4 + 600) ))
-last_line=""
-while :; do
-  table=$("$CTL" --server "$GRPC" eval "$JOB_ID" 2>&1) || die "vicregctl eval $JOB_ID failed: $table"
-  pending=$(awk 'NR > 1 && $3 != "SUCCEEDED" && $3 != "FAILED"' <<<"$table" | wc -l)
-  tasks=$(awk 'NR > 1 && NF' <<<"$table" | wc -l)
-  if ((tasks > 0 && pending == 0)) && ! grep -q '^no evaluations' <<<"$table"; then break; fi
-  if (($(date +%s) > EVAL_DEADLINE)); then die "evaluation did not finish in time (log: $EVAL_LOG)"; fi
-  if [[ -r "$EVAL_LOG" ]]; then
-    line=$(tr '\r' '\n' <"$EVAL_LOG" | awk 'NF {l = $0} END {print substr(l, 1, 150)}')
-    if [[ "$line" != "$last_line" ]]; then echo "  $line"; last_line=$line; fi
-  fi
-  sleep 1
-done
+set +e
+wait_evaluation "$JOB_ID" "$EVAL_LOG" $((SMOKE == 1 ? 900 : EVAL_S * 4 + 600))
+rc=$?
+set -e
+table=$EVAL_TABLE
+((rc != 2)) || die "vicregctl eval $JOB_ID failed: $table"
+((rc == 0)) || die "evaluation did not finish in time (log: $EVAL_LOG)"
 EVAL_DONE_S=$(elapsed)
 echo "+ vicregctl eval $JOB_ID"
 echo "$table"
@@ -603,6 +636,7 @@ if [[ -n "$SUMMARY" ]]; then
     echo "budget_s=$((MINUTES * 60))"
     echo "planned_job_s=$PLANNED_JOB_S"
     echo "planned_eval_s=$EVAL_S"
+    echo "eval_source=$EVAL_SOURCE"
     echo "build_s=$BUILD_DONE_S"
     echo "submit_s=$SUBMIT_S"
     echo "train_s=$((TRAIN_DONE_S - SUBMIT_S))"

@@ -1,6 +1,6 @@
 // Runs the README's main-job command in its reduced mode against the binaries of this build tree:
 //   deploy/quickstart.sh --smoke --skip-install --no-build --build-dir <build> --summary F
-// and checks its outcome: the calibration job measured this machine's training rate, the job
+// and checks its outcome: the calibration job measured this machine's training rate and evaluation time, the job
 // SUCCEEDED, the coordinator's and both ranks' /metrics answered while it ran, the evaluation table
 // has the learned, random-init and raw-pixel rows for both probes and the margins with their 95%
 // intervals, the run dir holds checkpoints and metrics.jsonl, and the coordinator was stopped.
@@ -86,6 +86,14 @@ TEST(Quickstart, SmokeRunGoesThroughEveryComponent) {
   EXPECT_FALSE(kv["calibration_job_id"].empty()) << out;
   EXPECT_NE(kv["calibration_job_id"], kv["job_id"]) << out;
   EXPECT_NE(out.find("measured: "), std::string::npos) << out;
+  // The evaluation's time was measured too: the coordinator evaluated the calibration's checkpoint.
+  EXPECT_EQ(kv["eval_source"], "measured") << out;
+  EXPECT_GT(std::atoi(kv["planned_eval_s"].c_str()), 0) << out;
+  EXPECT_EQ(
+      ::access((kv["state_dir"] + "/runs/" + kv["calibration_job_id"] + "/eval/epoch_1_fashion_mnist.json").c_str(),
+               R_OK),
+      0)
+      << out;
   // Margins over the references with their 95% intervals on the evaluated test images (500 here).
   EXPECT_EQ(kv["test_images"], "500") << out;
   const double n = 500;
