@@ -96,9 +96,10 @@ Options:
 
 Environment: VICREG_JOBS (build parallelism, default 2), VICREG_FASHION_MNIST_DIR (default
 /usr/share/datasets/fashion-mnist), VICREG_QUICKSTART_CALIBRATION_STEPS (steps of the calibration
-job that measures this machine's training rate, default 80), VICREG_QUICKSTART_RATE (images/s: skip
-the calibration and plan at this rate), VICREG_QUICKSTART_EVAL_SECONDS (the evaluation's seconds
-instead of the estimate scaled by the measured rate); see docs/QUICKSTART-TUNING.md.
+job that measures this machine's training rate and evaluation time, default 80),
+VICREG_QUICKSTART_RATE (images/s: skip the calibration and plan at this rate),
+VICREG_QUICKSTART_EVAL_SECONDS (the evaluation's seconds instead of the time the calibration's
+evaluation took); see docs/QUICKSTART-TUNING.md.
 Exit codes: 0 success, 1 runtime failure, 2 bad usage.
 EOF
 }
