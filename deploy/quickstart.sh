@@ -178,7 +178,7 @@ RATE_SOURCE=${RATE_GIVEN:+given}; RATE_SOURCE=${RATE_SOURCE:-fallback}
 JOB_OVERHEAD_S=15                    # a job's fixed cost: launch, start-up, last checkpoint, exit
 CKPT_MS=500                          # one epoch checkpoint (every epoch but the last is inside training)
 CAL_S=0
-EVAL_S_MEASURED=""                   # the calibration's evaluation, submit of its epoch to its table
+EVAL_S_MEASURED=""                   # the calibration's evaluation: from its job's end to the finished table
 
 plan() {  # plan SECONDS_LEFT -> sets EPOCHS, LIMIT, STEPS, TRAIN_S, EVAL_S, MARGIN_S, PLANNED_JOB_S, PLAN_SETS
   local left=$1 images
@@ -342,8 +342,8 @@ else
   echo "quickstart: warning: the coordinator's /metrics did not answer with vicreg_slots" >&2
 fi
 
-# ---- 4. calibration: this machine's training rate ----------------------------------------------
-# A short job with the same file, ranks and threads (a small subset, one epoch, no evaluation). Its
+# ---- 4. calibration: this machine's training rate and evaluation time ---------------------------
+# A short job with the same file, ranks and threads (a small subset, one epoch, the same evaluation). Its
 # metrics.jsonl windows after the first (warm-up) give the steady images/s; its wall time minus its
 # steps at that rate gives a job's fixed cost; its rank-0 log gives the cost of one checkpoint.
 now_s() { date +%s.%N; }
