@@ -349,19 +349,19 @@ fi
 now_s() { date +%s.%N; }
 warn() { echo "quickstart: warning: $*" >&2; }
 job_state() { "$CTL" --server "$GRPC" status "$JOB_ID" 2>/dev/null | awk 'NR == 1 {print $3}'; }
-# wait_evaluation JOB LOG TIMEOUT_S [quiet]: waits until every evaluation task of JOB has ended
-# (SUCCEEDED or FAILED) and leaves `vicregctl eval JOB` in EVAL_TABLE; shows the evaluation log's last
-# line as it changes unless quiet. Returns 0 when they ended, 1 after TIMEOUT_S, 2 when vicregctl fails.
+# wait_evaluation JOB TIMEOUT_S [LOG]: waits until every evaluation task of JOB has ended (SUCCEEDED
+# or FAILED) and leaves `vicregctl eval JOB` in EVAL_TABLE; with LOG, shows that evaluation log's last
+# line as it changes. Returns 0 when they ended, 1 after TIMEOUT_S, 2 when vicregctl fails.
 EVAL_TABLE=""
 wait_evaluation() {
-  local job=$1 log=$2 deadline=$(( $(date +%s) + $3 )) quiet=${4:-} pending tasks line last_line=""
+  local job=$1 deadline=$(( $(date +%s) + $2 )) log=${3:-} pending tasks line last_line=""
   while :; do
     EVAL_TABLE=$("$CTL" --server "$GRPC" eval "$job" 2>&1) || return 2
     pending=$(awk 'NR > 1 && $3 != "SUCCEEDED" && $3 != "FAILED"' <<<"$EVAL_TABLE" | wc -l)
     tasks=$(awk 'NR > 1 && NF' <<<"$EVAL_TABLE" | wc -l)
     if ((tasks > 0 && pending == 0)) && ! grep -q '^no evaluations' <<<"$EVAL_TABLE"; then return 0; fi
     if (($(date +%s) > deadline)); then return 1; fi
-    if [[ -z "$quiet" && -r "$log" ]]; then
+    if [[ -n "$log" && -r "$log" ]]; then
       line=$(tr '\r' '\n' <"$log" | awk 'NF {l = $0} END {print substr(l, 1, 150)}')
       if [[ "$line" != "$last_line" ]]; then echo "  $line"; last_line=$line; fi
     fi
@@ -413,8 +413,8 @@ calibrate() {  # sets RATE, JOB_OVERHEAD_S, CKPT_MS, EVAL_S_MEASURED, CAL_S; ret
   read -r rate measured_steps measured_s <<<"$parsed"
   if ! is_uint "$rate" || ((rate < 1)); then warn "calibration gave no usable rate ('$parsed')"; return 1; fi
   RATE=$rate
-  read -r CAL_S JOB_OVERHEAD_S < <(awk -v a="$t0" -v b="$t1" -v n=$((steps * GB)) -v r="$RATE" \
-    'BEGIN { o = (b - a) - n / r; if (o < 0) o = 0; printf "%d %d\n", b - a + 0.5, o + 0.999 }')
+  JOB_OVERHEAD_S=$(awk -v a="$t0" -v b="$t1" -v n=$((steps * GB)) -v r="$RATE" \
+    'BEGIN { o = (b - a) - n / r; if (o < 0) o = 0; printf "%d", o + 0.999 }')
   ms=$(grep -o 'written in [0-9.]* s' "$STATE_DIR/runs/$CAL_JOB_ID/logs/rank-0.log" 2>/dev/null | tail -1 |
        awk '{ printf "%d", $3 * 1000 }')
   if is_uint "${ms:-x}"; then CKPT_MS=$ms; else warn "no checkpoint time in the calibration's rank-0 log; assuming ${CKPT_MS} ms"; fi
@@ -422,8 +422,7 @@ calibrate() {  # sets RATE, JOB_OVERHEAD_S, CKPT_MS, EVAL_S_MEASURED, CAL_S; ret
   # same three rows and probes, same limits): from the job's end to the finished table is what the
   # real job's evaluation costs on this machine.
   echo "calibration: ${RATE} img/s; timing the evaluation of its checkpoint ..."
-  wait_evaluation "$CAL_JOB_ID" "$STATE_DIR/runs/$CAL_JOB_ID/eval/epoch_1_fashion_mnist.log" 900 quiet
-  rc=$?
+  rc=0; wait_evaluation "$CAL_JOB_ID" 900 || rc=$?
   t2=$(now_s)
   if ((rc == 0)) && ! awk 'NR > 1 && NF && $3 != "SUCCEEDED" {bad = 1} END {exit bad}' <<<"$EVAL_TABLE"; then rc=3; fi
   if ((rc == 0)); then
@@ -524,10 +523,7 @@ fi
 # ---- 6. evaluation ----------------------------------------------------------------------------
 step "evaluation of epoch ${EPOCHS} (scheduled by the coordinator when the checkpoint landed)"
 EVAL_LOG=$RUN_DIR/eval/epoch_${EPOCHS}_fashion_mnist.log
-set +e
-wait_evaluation "$JOB_ID" "$EVAL_LOG" $((SMOKE == 1 ? 900 : EVAL_S * 4 + 600))
-rc=$?
-set -e
+rc=0; wait_evaluation "$JOB_ID" $((SMOKE == 1 ? 900 : EVAL_S * 4 + 600)) "$EVAL_LOG" || rc=$?
 table=$EVAL_TABLE
 ((rc != 2)) || die "vicregctl eval $JOB_ID failed: $table"
 ((rc == 0)) || die "evaluation did not finish in time (log: $EVAL_LOG)"

@@ -305,12 +305,7 @@ TEST_F(CoordinatorOnBed, ControllerRestartAndCoordinatorKill9FailNothingAndSubmi
   {
     const std::string state = bed_->dir() + "/ctld/state/job_state";
     const std::string b_name = "vicreg-" + b + "-a1";
-    auto saved = [&] {
-      std::ifstream in(state, std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      return ss.str().find(b_name) != std::string::npos;
-    };
+    auto saved = [&] { return testutil::ReadText(state).find(b_name) != std::string::npos; };
     ASSERT_TRUE(WaitFor(saved, 120)) << "slurmctld never saved " << b_name << " to " << state;
   }
 
