@@ -32,13 +32,13 @@ json Number(double v) {
 }
 
 // "eval.datasets[0].name" -> "eval.datasets[].name"
-std::string Normalize(const std::string& field) { return std::regex_replace(field, std::regex(R"(\[\d+\])"), "[]"); }
+std::string IndexFreeField(const std::string& field) { return std::regex_replace(field, std::regex(R"(\[\d+\])"), "[]"); }
 
 class Builder {
  public:
   Builder(const std::map<std::string, std::string>& docs, const std::vector<detail::Constraint>& rules)
       : docs_(docs) {
-    for (const auto& r : rules) rules_[Normalize(r.field)].push_back(r);
+    for (const auto& r : rules) rules_[IndexFreeField(r.field)].push_back(r);
   }
 
   template <class S>

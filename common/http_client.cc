@@ -2,8 +2,9 @@
 
 #include <httplib.h>
 
-#include <cctype>
 #include <cmath>
+
+#include "common/http_server.h"
 
 namespace vicreg::http {
 
@@ -37,9 +38,7 @@ ClientResponse Get(const std::string& host_port, const std::string& path,
   out.body = res->body;
   out.content_type = res->get_header_value("Content-Type");
   for (const auto& [k, v] : res->headers) {
-    std::string name = k;
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    out.headers.emplace(name, v);
+    out.headers.emplace(AsciiLower(k), v);
   }
   return out;
 }

@@ -215,11 +215,6 @@ class BoundedServer : public httplib::Server {
   bool stopping_ = false;
 };
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 }  // namespace
 
 std::string Request::Header(const std::string& name) const {
@@ -309,7 +304,7 @@ struct Server::Impl {
     r.method = in.method;
     r.path = in.path;
     r.params.insert(in.params.begin(), in.params.end());
-    for (const auto& [k, v] : in.headers) r.headers.emplace(Lower(k), v);
+    for (const auto& [k, v] : in.headers) r.headers.emplace(AsciiLower(k), v);
     r.body = in.body;
     r.remote_addr = in.remote_addr;
     return r;
@@ -451,5 +446,10 @@ void Server::Post(const std::string& path, Handler handler) {
 
 int Server::port() const { return impl_->port; }
 std::string Server::endpoint() const { return impl_->HostPort(impl_->port); }
+
+std::string AsciiLower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
 
 }  // namespace vicreg::http

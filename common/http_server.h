@@ -26,6 +26,9 @@
 
 namespace vicreg::http {
 
+// ASCII lower case: header names, auth schemes and HTML tag names compare case-insensitively.
+std::string AsciiLower(std::string s);
+
 struct Request {
   std::string method;  // GET, HEAD, POST
   std::string path;    // percent-decoded, without the query string

@@ -17,6 +17,7 @@
 #include "common/build_info.h"
 #include "common/errors.h"
 #include "common/fs.h"
+#include "common/http_server.h"
 #include "common/run_contract.h"
 #include "server/admission.h"
 #include "server/store.h"
@@ -30,11 +31,6 @@ struct HttpError {
   int status;
   std::string message;
 };
-
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 json Num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
@@ -249,7 +245,7 @@ json WebApi::Summary(const server::JobRecord& job) const {
   const server::JobProgress& p = job.progress;
   return json{{"id", job.id},
               {"name", job.name},
-              {"state", Lower(server::JobStateName(job.state))},
+              {"state", http::AsciiLower(server::JobStateName(job.state))},
               {"pending_reason", job.pending_reason},
               {"priority", job.priority},
               {"ranks", job.ranks},
@@ -363,7 +359,7 @@ json WebApi::Evals(const server::JobRecord& job) const {
     }
     tasks.push_back({{"epoch", t.epoch},
                      {"dataset", t.dataset},
-                     {"state", Lower(server::EvalStateName(t.state))},
+                     {"state", http::AsciiLower(server::EvalStateName(t.state))},
                      {"attempts", t.attempts},
                      {"error", t.error},
                      {"updated_unix", t.updated_unix},
@@ -432,7 +428,7 @@ json WebApi::Events(const server::JobRecord& job, int limit) const {
       items.push_back({e.time_unix, order++,
                        json{{"time_unix", e.time_unix},
                             {"kind", kind},
-                            {"state", Lower(server::JobStateName(e.state))},
+                            {"state", http::AsciiLower(server::JobStateName(e.state))},
                             {"attempt", e.attempt},
                             {"sequence", e.sequence},
                             {"text", e.message}}});

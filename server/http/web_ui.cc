@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "common/errors.h"
+#include "common/http_server.h"
 #include "server/http/ui_assets.h"
 #include "server/job.h"
 
@@ -84,15 +85,10 @@ std::string Replace(std::string s, const std::string& from, const std::string& t
   return s.replace(pos, from.size(), to);
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // An asset's text for an inline <script>/<style>: must not close the element early.
 std::string Inline(const char* name, const char* closing) {
   std::string text = MustFind(name).text();
-  const std::string lower = Lower(text);
+  const std::string lower = http::AsciiLower(text);
   VICREG_CHECK(lower.find(closing) == std::string::npos && lower.find("<!--") == std::string::npos,
                std::string("asset ") + name + " cannot be inlined: it contains " + closing + " or <!--");
   return text;
@@ -148,7 +144,7 @@ std::string WebUi::NewSession() {
 bool WebUi::Authorized(const http::Request& req) {
   if (o_.token.empty()) return true;
   const std::string auth = req.Header("authorization");
-  if (auth.size() > 7 && Lower(auth.substr(0, 7)) == "bearer ") {
+  if (auth.size() > 7 && http::AsciiLower(auth.substr(0, 7)) == "bearer ") {
     return ConstantTimeEquals(auth.substr(7), o_.token);
   }
   const std::string sid = req.Cookie(kCookie);

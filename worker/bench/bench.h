@@ -3,11 +3,16 @@
 // Every benchmark prints one JSON object per result line with an images_per_s (or bytes_per_s) field.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
 
 namespace vicreg::bench {
+
+using Clock = std::chrono::steady_clock;
+// Seconds since t0 (what every benchmark times with).
+inline double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 using BenchFn = std::function<int(int argc, char** argv)>;  // argv[0] = the subcommand name
 

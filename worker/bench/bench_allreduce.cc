@@ -35,10 +35,6 @@
 namespace vicreg::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
 // "16M" -> 16777216; plain integers; K/M/G are powers of 1024.
 int64_t ParseBytes(const std::string& s) {
   if (s.empty()) throw UserError("--bytes: empty value; give a byte count such as 4096, 64K, 16M or 1G");

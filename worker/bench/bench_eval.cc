@@ -27,9 +27,6 @@
 namespace vicreg::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
 std::vector<int> ParseThreads(const std::string& s) {
   std::vector<int> out;
   std::stringstream ss(s);

@@ -23,7 +23,7 @@ namespace {
 
 namespace pk = vicreg::data::pickle;
 
-constexpr int64_t kPixels = 3 * 32 * 32;
+constexpr int64_t kCifarImageBytes = 3 * 32 * 32;
 
 struct PyFormat {
   std::string dataset;     // "cifar10"
@@ -52,8 +52,8 @@ class CifarPythonDataset final : public StoredDataset {
  protected:
   void ReadImage(int64_t index, uint8_t* dst) const override {
     const size_t f = static_cast<size_t>(std::upper_bound(first_.begin(), first_.end(), index) - first_.begin() - 1);
-    const uint8_t* src = pixels_[f] + (index - first_[f]) * kPixels;
-    std::copy(src, src + kPixels, dst);
+    const uint8_t* src = pixels_[f] + (index - first_[f]) * kCifarImageBytes;
+    std::copy(src, src + kCifarImageBytes, dst);
   }
 
  private:
@@ -135,7 +135,7 @@ std::shared_ptr<const Dataset> OpenPython(const DatasetSpec& spec, const std::st
     if (data.kind != pk::Kind::kArray)
       throw UserError(path + ": 'data' must be a numpy uint8 array [N, 3072], found a " + pk::TypeName(data));
     const pk::Array& a = data.array;
-    if (a.kind != 'u' || a.itemsize != 1 || a.shape.size() != 2 || a.shape[1] != kPixels || a.fortran) {
+    if (a.kind != 'u' || a.itemsize != 1 || a.shape.size() != 2 || a.shape[1] != kCifarImageBytes || a.fortran) {
       std::string shape;
       for (int64_t d : a.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
       throw UserError(path + ": 'data' must be a C-order uint8 array [N, 3072], found " + std::string(1, a.kind) +

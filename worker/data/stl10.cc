@@ -13,9 +13,9 @@
 namespace vicreg::data {
 namespace {
 
-constexpr int kSide = 96;
-constexpr int64_t kPlane = kSide * kSide;
-constexpr int64_t kImageBytes = 3 * kPlane;  // 27648
+constexpr int kStlSide = 96;
+constexpr int64_t kStlPlane = kStlSide * kStlSide;
+constexpr int64_t kStlImageBytes = 3 * kStlPlane;  // 27648
 
 struct Part {
   std::shared_ptr<const FileBytes> x;
@@ -35,12 +35,12 @@ class Stl10Dataset final : public StoredDataset {
     const Part* part = &parts_[0];
     for (const auto& p : parts_)
       if (index >= p.first) part = &p;
-    const uint8_t* src = part->x->data() + (index - part->first) * kImageBytes;
+    const uint8_t* src = part->x->data() + (index - part->first) * kStlImageBytes;
     for (int c = 0; c < 3; ++c) {
-      const uint8_t* s = src + c * kPlane;  // s[x * 96 + y] is the pixel at row y, column x
-      uint8_t* d = dst + c * kPlane;
-      for (int y = 0; y < kSide; ++y)
-        for (int x = 0; x < kSide; ++x) d[y * kSide + x] = s[x * kSide + y];
+      const uint8_t* s = src + c * kStlPlane;  // s[x * 96 + y] is the pixel at row y, column x
+      uint8_t* d = dst + c * kStlPlane;
+      for (int y = 0; y < kStlSide; ++y)
+        for (int x = 0; x < kStlSide; ++x) d[y * kStlSide + x] = s[x * kStlSide + y];
     }
   }
 
@@ -53,10 +53,10 @@ void AddPart(const std::string& dir, const std::string& prefix, bool labeled, st
              std::vector<int64_t>* labels, int64_t* total, std::string* listing) {
   const std::string xpath = FindFile("stl10 " + prefix + " images", {dir}, {prefix + "_X.bin"});
   auto x = FileBytes::Map(xpath);
-  if (x->size() % kImageBytes != 0)
+  if (x->size() % kStlImageBytes != 0)
     throw UserError(xpath + ": size " + std::to_string(x->size()) + " bytes is not a multiple of one 3x96x96 image (" +
-                    std::to_string(kImageBytes) + " bytes): truncated or not an STL-10 binary file");
-  const int64_t n = static_cast<int64_t>(x->size() / kImageBytes);
+                    std::to_string(kStlImageBytes) + " bytes): truncated or not an STL-10 binary file");
+  const int64_t n = static_cast<int64_t>(x->size() / kStlImageBytes);
   if (n == 0) throw UserError(xpath + ": contains zero images (empty file)");
   *listing += (listing->empty() ? "" : ", ") + xpath;
   if (labeled) {
@@ -94,7 +94,7 @@ std::shared_ptr<const Dataset> OpenStl10(const DatasetSpec& spec) {
   bool any_label = false;
   for (int64_t l : labels) any_label |= l >= 0;
   if (!any_label) labels.clear();
-  StoredDataset::Geometry geo{"stl10:" + spec.split, 3, kSide, kSide, any_label ? 10 : 0};
+  StoredDataset::Geometry geo{"stl10:" + spec.split, 3, kStlSide, kStlSide, any_label ? 10 : 0};
   auto ds = std::make_shared<Stl10Dataset>(geo, total, std::move(labels), std::move(parts), listing);
   if (any_label)
     ds->SetClassNames({"airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"});
