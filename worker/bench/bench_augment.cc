@@ -90,7 +90,7 @@ int BenchAugment(int argc, char** argv) {
     for (int t = 0; t < threads; ++t) run_batch(sources[static_cast<size_t>(t)], seed + 1000 + t);  // warm-up
     std::atomic<int64_t> images{0};
     const double cpu0 = ProcessCpuSeconds();
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = Clock::now();
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t)
       pool.emplace_back([&, t] {
@@ -99,7 +99,7 @@ int BenchAugment(int argc, char** argv) {
           images += run_batch(sources[static_cast<size_t>(t)], seed + (t + 1) * 1000003ull + i);
       });
     for (auto& th : pool) th.join();
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs = Since(t0);
     const double cpu = ProcessCpuSeconds() - cpu0;
     nlohmann::json j = {{"benchmark", "augment"},
                         {"order", name},

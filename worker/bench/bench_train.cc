@@ -172,7 +172,7 @@ int RunTrain(int argc, char** argv) {
       r.lr = oo.lr;
       r.samples = B;
       r.images_per_s = s > a.warmup_steps ? B / times.back() : 0;
-      worker_metrics->OnStep(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), B, 0.0);
+      worker_metrics->OnStep(Since(t0), B, 0.0);
       worker_metrics->OnReport(r);
     }
     const auto t1 = std::chrono::steady_clock::now();

@@ -16,9 +16,6 @@
 namespace vicreg::data {
 namespace {
 
-constexpr int kSide = 32;
-constexpr int64_t kPixels = 3 * kSide * kSide;  // 3072
-
 struct CifarFormat {
   std::string dataset;   // "cifar10"
   std::string subdir;    // "cifar-10-batches-bin"
@@ -48,7 +45,7 @@ class CifarDataset final : public StoredDataset {
     // first_ holds the global index of each file's first record (ascending).
     const size_t f = static_cast<size_t>(std::upper_bound(first_.begin(), first_.end(), index) - first_.begin() - 1);
     const uint8_t* rec = files_[f]->data() + (index - first_[f]) * record_;
-    std::copy(rec + label_bytes_, rec + label_bytes_ + kPixels, dst);
+    std::copy(rec + label_bytes_, rec + label_bytes_ + kCifarImageBytes, dst);
   }
 
  private:
@@ -61,7 +58,7 @@ class CifarDataset final : public StoredDataset {
 std::shared_ptr<const Dataset> OpenCifar(const DatasetSpec& spec, const CifarFormat& fmt,
                                          const std::vector<std::string>& names) {
   const std::string dir = DatasetDir(spec.data_dir, fmt.subdir);
-  const int64_t record = fmt.label_bytes + kPixels;
+  const int64_t record = fmt.label_bytes + kCifarImageBytes;
   std::vector<std::shared_ptr<const FileBytes>> files;
   std::vector<int64_t> first;
   std::vector<int64_t> labels;
@@ -92,7 +89,7 @@ std::shared_ptr<const Dataset> OpenCifar(const DatasetSpec& spec, const CifarFor
     listing += (listing.empty() ? "" : ", ") + path;
     files.push_back(std::move(f));
   }
-  StoredDataset::Geometry geo{fmt.dataset + ":" + spec.split, 3, kSide, kSide, fmt.num_classes};
+  StoredDataset::Geometry geo{fmt.dataset + ":" + spec.split, 3, kCifarSide, kCifarSide, fmt.num_classes};
   auto ds = std::make_shared<CifarDataset>(geo, total, std::move(labels), std::move(files), std::move(first), record,
                                            fmt.label_bytes, listing);
   std::vector<std::string> classes = fmt.class_names;

@@ -23,8 +23,6 @@ namespace {
 
 namespace pk = vicreg::data::pickle;
 
-constexpr int64_t kCifarImageBytes = 3 * 32 * 32;
-
 struct PyFormat {
   std::string dataset;     // "cifar10"
   std::string layout;      // "CIFAR-10 python batch", for messages
@@ -168,7 +166,7 @@ std::shared_ptr<const Dataset> OpenPython(const DatasetSpec& spec, const std::st
     listing += (listing.empty() ? "" : ", ") + path;
     files.push_back(std::move(f));
   }
-  StoredDataset::Geometry geo{fmt.dataset + ":" + spec.split, 3, 32, 32, fmt.num_classes};
+  StoredDataset::Geometry geo{fmt.dataset + ":" + spec.split, 3, kCifarSide, kCifarSide, fmt.num_classes};
   auto ds = std::make_shared<CifarPythonDataset>(geo, total, std::move(labels), std::move(keep), std::move(files),
                                                  std::move(pixels), std::move(first), listing);
   std::vector<std::string> classes = fmt.builtin_names;

@@ -2,6 +2,7 @@
 // helpers they share.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,11 @@ std::shared_ptr<const Dataset> OpenImageFolder(const DatasetSpec& spec);  // ima
 std::shared_ptr<const Dataset> OpenTensorCache(const DatasetSpec& spec);  // tensor_cache.cc (.safetensors, or .pt below)
 // A torch.save'd dict {"images", "labels"} (zip archive) read with LibTorch's unpickler.
 std::shared_ptr<const Dataset> OpenTorchCache(const DatasetSpec& spec, const std::string& path);  // torch_cache.cc
+
+// CIFAR's image layout, the same in the binary and the Python versions: 32x32, channel-major
+// (1024 R, 1024 G, 1024 B bytes).
+constexpr int kCifarSide = 32;
+constexpr int64_t kCifarImageBytes = 3 * kCifarSide * kCifarSide;  // 3072
 
 std::string JoinPath(const std::string& dir, const std::string& name);
 // <data_dir>/<sub> if that folder exists, else data_dir (users point at either level).
