@@ -42,7 +42,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 
 # ---- options -------------------------------------------------------------------------------
-MINUTES=${VICREG_QUICKSTART_MINUTES:-22}
+MINUTES=${VICREG_QUICKSTART_MINUTES:-25}
 SMOKE=${VICREG_QUICKSTART_SMOKE:-0}
 SKIP_INSTALL=${VICREG_SKIP_INSTALL:-0}
 DO_BUILD=1
