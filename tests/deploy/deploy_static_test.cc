@@ -467,6 +467,24 @@ TEST(DeployQuickstart, ScriptUsageAndShellcheck) {
   }
 }
 
+// The default budget is stated once in the script's variable; its --help, its header and the README
+// say the same number.
+TEST(DeployQuickstart, DefaultBudgetIsTheSameEverywhere) {
+  const std::string script = ReadFile(kSrc + "/deploy/quickstart.sh");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(script, m, std::regex(R"(\nMINUTES=\$\{VICREG_QUICKSTART_MINUTES:-(\d+)\})"))) << script;
+  const std::string minutes = m[1];
+  Result help = Sh(Quote(kSrc + "/deploy/quickstart.sh") + " --help");
+  ASSERT_EQ(help.code, 0) << help.out;
+  EXPECT_NE(help.out.find("(default " + minutes + "; env VICREG_QUICKSTART_MINUTES)"), std::string::npos)
+      << "--help does not say the default is " << minutes << ":\n" << help.out;
+  EXPECT_NE(script.find("within " + minutes + " minutes"), std::string::npos) << "the script's header";
+  EXPECT_NE(script.find("(default " + minutes + ":"), std::string::npos) << "the script's header";
+  const std::string readme = ReadFile(kSrc + "/README.md");
+  EXPECT_NE(readme.find("install and build included (default " + minutes + ")"), std::string::npos)
+      << "README does not say the default budget is " << minutes << " minutes";
+}
+
 // For every budget, the overrides the quickstart would submit give a valid job whose evaluated
 // epoch is the last one, and whose training grows with the budget.
 TEST(DeployQuickstart, EveryBudgetGivesAValidJob) {
