@@ -144,7 +144,7 @@ int RunTrain(int argc, char** argv) {
   for (int s = 0; s < a.warmup_steps + a.steps; ++s) {
     if (s == a.warmup_steps && !a.profile.empty())
       profiler = std::make_unique<torch::autograd::profiler::RecordProfile>(a.profile);
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = Clock::now();
     const double c0 = cpu_now();
     for (auto& p : params) p.mutable_grad() = at::Tensor();  // zero_grad(set_to_none=True)
     model::VicregPairOutput out;
@@ -175,12 +175,12 @@ int RunTrain(int argc, char** argv) {
       worker_metrics->OnStep(Since(t0), B, 0.0);
       worker_metrics->OnReport(r);
     }
-    const auto t1 = std::chrono::steady_clock::now();
+    const double step_s = Since(t0);
     const double c1 = cpu_now();
     if (s == 0) loss_first = lv;
     loss_last = lv;
     if (s >= a.warmup_steps) {
-      times.push_back(std::chrono::duration<double>(t1 - t0).count());
+      times.push_back(step_s);
       cpu_times.push_back(c1 - c0);
     }
   }
