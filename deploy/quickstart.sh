@@ -26,13 +26,14 @@
 #   7. stops the coordinator (also on Ctrl-C, after cancelling the job) and keeps the run directory.
 #
 # Time budget: --minutes M (or VICREG_QUICKSTART_MINUTES) is the wall time of the WHOLE command,
-# install and build included (default 25: a cold run on 2 cores then trains ~5800 steps, where its
-# margin over raw pixels is +1.3..+1.6 points, docs/QUICKSTART-TUNING.md). Install, build, coordinator start and calibration are
-# measured as they happen; what is left is split into the job's fixed costs and the evaluation (both
-# measured by the calibration), training (images = seconds x the MEASURED rate) and a small safety
-# margin (docs/QUICKSTART-TUNING.md). A cold build or a slow machine therefore trains on fewer
-# images; the rate is never a constant of this script: VICREG_QUICKSTART_RATE skips the calibration
-# explicitly, and a fixed fallback rate is used only when the calibration fails (with a warning).
+# install and build included (default 25: a cold run on 2 cores then trains 5500-5800 steps, where
+# its linear margin over raw pixels was +1.26 and +1.75 points, docs/QUICKSTART-TUNING.md). Install,
+# build, coordinator start and calibration are measured as they happen; what is left is split into
+# the job's fixed costs and the evaluation (both measured by the calibration), training (images =
+# seconds x the MEASURED rate) and a small safety margin (docs/QUICKSTART-TUNING.md). A cold build
+# or a slow machine therefore trains on fewer images; the rate is never a constant of this script:
+# VICREG_QUICKSTART_RATE skips the calibration explicitly, and a fixed fallback rate is used only
+# when the calibration fails (with a warning).
 #
 # Exit codes: 0 the job succeeded and its evaluation ran; 1 a runtime failure (build, coordinator,
 # job or evaluation failed); 2 bad usage. Run with --help for every option.
