@@ -92,6 +92,7 @@ struct TrainConfig {
   int diagnostics_every = 0;          // steps between collapse diagnostics (0 = same as log_every)
   int max_consecutive_nonfinite = 5;  // stop the job after this many non-finite losses in a row
   int64_t max_steps = 0;              // stop after this many global steps (0 = run all epochs)
+  double time_budget_s = 0;  // > 0: re-plan the step count from the measured rate to end training in this time
   VicregConfig vicreg;
 };
 
@@ -152,6 +153,7 @@ struct EvalResourcesConfig {
 struct EvalConfig {
   std::vector<int> epochs;                  // evaluate these epochs' checkpoints ...
   int every_epochs = 0;                     // ... and/or every N epochs (0 = off)
+  bool final = false;                       // ... and/or the last epoch checkpoint once the job succeeded
   std::vector<EvalDatasetConfig> datasets;  // empty = the training dataset
   std::vector<std::string> probes = {"linear", "knn"};
   int knn_k = 20;

@@ -107,6 +107,7 @@ void Fields(V& v, T& c) {
     v("diagnostics_every", c.diagnostics_every, kOperational);
     v("max_consecutive_nonfinite", c.max_consecutive_nonfinite);
     v("max_steps", c.max_steps, kOperational);
+    v("time_budget_s", c.time_budget_s);
     v("vicreg", c.vicreg);
   } else if constexpr (std::is_same_v<S, ViewAugmentConfig>) {
     v("crop_scale", c.crop_scale);
@@ -141,6 +142,7 @@ void Fields(V& v, T& c) {
   } else if constexpr (std::is_same_v<S, EvalConfig>) {
     v("epochs", c.epochs);
     v("every_epochs", c.every_epochs);
+    v("final", c.final);
     v("datasets", c.datasets);
     v("probes", c.probes);
     v("knn_k", c.knn_k);

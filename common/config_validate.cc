@@ -332,6 +332,7 @@ void Check(const JobConfig& cfg, Checker& c) {
   c.IntMin("train.diagnostics_every", t.diagnostics_every, 0);
   c.IntRange("train.max_consecutive_nonfinite", t.max_consecutive_nonfinite, 1, 1000000);
   c.IntMin("train.max_steps", t.max_steps, 0);
+  c.Interval("train.time_budget_s", t.time_budget_s, 0.0, 1e8);  // 0 = off; at most ~3 years
 
   // train.vicreg
   const auto& v = t.vicreg;
@@ -412,8 +413,9 @@ void Check(const JobConfig& cfg, Checker& c) {
       c.Fail(f, "probe \"" + e.probes[i] + "\" is listed twice");
     }
   }
-  if (e.probes.empty() && (!e.epochs.empty() || e.every_epochs > 0)) {
-    c.Fail("eval.probes", "must name at least one of linear|knn when eval.epochs or eval.every_epochs is set");
+  if (e.probes.empty() && (!e.epochs.empty() || e.every_epochs > 0 || e.final)) {
+    c.Fail("eval.probes",
+           "must name at least one of linear|knn when eval.epochs, eval.every_epochs or eval.final is set");
   }
   c.IntMin("eval.knn_k", e.knn_k, 1);
   c.Positive("eval.knn_temperature", e.knn_temperature);

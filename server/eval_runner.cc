@@ -108,11 +108,13 @@ void EvalRunner::Recover() {
                  adopted, ended, requeued);
 }
 
-std::vector<int> EvalRunner::DueEpochs(const config::EvalConfig& eval, const std::vector<int>& available) {
+std::vector<int> EvalRunner::DueEpochs(const config::EvalConfig& eval, const std::vector<int>& available,
+                                       bool job_succeeded) {
   std::vector<int> out;
   for (int e : available) {
     bool due = std::find(eval.epochs.begin(), eval.epochs.end(), e) != eval.epochs.end();
     if (eval.every_epochs > 0 && e > 0 && e % eval.every_epochs == 0) due = true;
+    if (eval.final && job_succeeded && e == available.back()) due = true;
     if (due) out.push_back(e);
   }
   return out;
@@ -159,9 +161,9 @@ void EvalRunner::ScanJob(const JobRecord& job) {
   const config::JobConfig* cfg = JobConfigFor(job);
   if (!cfg) return;
   const config::EvalConfig& ev = cfg->eval;
-  if (ev.epochs.empty() && ev.every_epochs <= 0) return;
+  if (ev.epochs.empty() && ev.every_epochs <= 0 && !ev.final) return;
   const contract::RunPaths d(job.run_dir);
-  std::vector<int> due = DueEpochs(ev, contract::CheckpointEpochs(d));
+  std::vector<int> due = DueEpochs(ev, contract::CheckpointEpochs(d), job.state == JobState::kSucceeded);
   if (due.empty()) return;
   std::vector<config::EvalDatasetConfig> datasets = ev.datasets;
   if (datasets.empty()) datasets.push_back({cfg->data.dataset, cfg->data.data_dir});

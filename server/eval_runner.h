@@ -1,5 +1,6 @@
 // Scheduled evaluation (docs/OPERATIONS.md "Scheduled evaluation"): for every checkpoint of a job
-// whose epoch is listed in the job's eval.epochs or is a multiple of eval.every_epochs, once it lands
+// whose epoch is listed in the job's eval.epochs or is a multiple of eval.every_epochs (or, with
+// eval.final, the job's last epoch checkpoint once the job succeeded), once it lands
 // in <run_dir>/checkpoints, one small job is launched through the coordinator's launcher (a local
 // process, or a Slurm job on the cluster with the Slurm launcher) with the job's eval.resources:
 //   vicreg_eval --job <run_dir>/job.yaml --checkpoint_dir <run_dir>/checkpoints --epochs E
@@ -66,8 +67,10 @@ class EvalRunner {
   // Parses vicreg_eval's JSON output; throws std::runtime_error naming the problem. Exposed for tests.
   static std::vector<EvalRowRecord> ParseEvalOutput(const std::string& json_text, int epoch,
                                                     const std::string& dataset);
-  // Epochs of `available` that the job's eval section asks for.
-  static std::vector<int> DueEpochs(const config::EvalConfig& eval, const std::vector<int>& available);
+  // Epochs of `available` (ascending) that the job's eval section asks for; with eval.final, the last of
+  // them once the job succeeded (its run ended there: with train.time_budget_s not known at submit).
+  static std::vector<int> DueEpochs(const config::EvalConfig& eval, const std::vector<int>& available,
+                                    bool job_succeeded = false);
 
  private:
   struct Running {

@@ -338,6 +338,21 @@ TEST(LrSchedule, WarmupCosineValues) {
   for (int64_t i = 10; i < 110; ++i) EXPECT_LE(s.At(i + 1), s.At(i));
 }
 
+TEST(LrSchedule, SetTotalStepsMovesTheEndAndKeepsTheWarmup) {
+  LrScheduleOptions o;
+  o.base_lr = 1.0, o.min_lr = 0.1, o.warmup_steps = 10, o.total_steps = 110;
+  LrSchedule s(o);
+  s.SetTotalSteps(210);  // train.time_budget_s found room for 100 more steps
+  EXPECT_DOUBLE_EQ(s.At(5), 0.5);
+  EXPECT_DOUBLE_EQ(s.At(10), 1.0);
+  EXPECT_NEAR(s.At(110), 0.55, 1e-12);  // the midpoint moved with the end
+  EXPECT_DOUBLE_EQ(s.At(210), 0.1);
+  s.SetTotalSteps(11);  // one step after the warmup: that step is at the peak, then min_lr
+  EXPECT_DOUBLE_EQ(s.At(10), 1.0);
+  EXPECT_DOUBLE_EQ(s.At(11), 0.1);
+  EXPECT_THROW(s.SetTotalSteps(10), InternalError);  // the cosine needs a step after the warmup
+}
+
 TEST(LrSchedule, FromConfig) {
   config::TrainConfig t;
   t.learning_rate = 2e-3, t.min_lr = 1e-5, t.num_epochs = 4, t.warmup_epochs = 1.5;

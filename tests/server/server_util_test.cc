@@ -103,6 +103,15 @@ TEST(ServerUtilTest, EvalOutputParsingAndDueEpochs) {
   e.every_epochs = 4;
   EXPECT_EQ(EvalRunner::DueEpochs(e, {1, 2, 3, 4, 5, 6, 8}), (std::vector<int>{1, 4, 5, 8}));
   EXPECT_TRUE(EvalRunner::DueEpochs(config::EvalConfig{}, {1, 2}).empty());
+  // eval.final: the last epoch checkpoint, once the job succeeded (a running or failed job's last
+  // checkpoint is not its final one).
+  config::EvalConfig f;
+  f.final = true;
+  EXPECT_TRUE(EvalRunner::DueEpochs(f, {1, 2, 7}).empty());
+  EXPECT_EQ(EvalRunner::DueEpochs(f, {1, 2, 7}, /*job_succeeded=*/true), (std::vector<int>{7}));
+  EXPECT_TRUE(EvalRunner::DueEpochs(f, {}, true).empty());
+  f.epochs = {2, 7};
+  EXPECT_EQ(EvalRunner::DueEpochs(f, {1, 2, 7}, true), (std::vector<int>{2, 7}));  // 7 once, not twice
 }
 
 TEST(ServerUtilTest, CoordinatorOptionsAreStrict) {

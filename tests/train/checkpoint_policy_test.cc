@@ -111,6 +111,14 @@ TEST(CheckpointPolicy, EpochStepStopAndDeferred) {
   const CheckpointPolicy last_only(Job(3, /*every_epochs=*/0, /*every_steps=*/0));
   EXPECT_EQ(last_only.AfterStep(At(1, 4, true)), A::kNone);
   EXPECT_EQ(last_only.AfterStep(At(3, 12, true)), A::kEpoch);
+
+  // The run's last step (train.time_budget_s may end it inside an epoch, before or after num_epochs): an
+  // epoch checkpoint, never deferred.
+  StepPosition end = At(7, 26, /*epoch_end=*/false);
+  end.run_end = true;
+  EXPECT_EQ(last_only.AfterStep(end), A::kEpoch);
+  end.in_streak = true;
+  EXPECT_EQ(last_only.AfterStep(end), A::kEpoch);
 }
 
 TEST(CheckpointPolicy, RetentionKeepsWhatTheCoordinatorEvaluates) {

@@ -92,6 +92,24 @@ TEST_F(CheckpointTest, SaveLoadRoundTripsEveryField) {
   EXPECT_EQ(m["kind"], "epoch");
 }
 
+TEST_F(CheckpointTest, TimeBudgetStateIsOptionalAndChecked) {
+  auto p = MakePayload(2, 50);
+  EXPECT_FALSE(DecodeCheckpoint(EncodeCheckpoint(p), "plain").time_budget.has_value());  // older / no budget
+  p.time_budget = CheckpointPayload::TimeBudgetState{777, 123.5};
+  auto q = DecodeCheckpoint(EncodeCheckpoint(p), "budgeted");
+  ASSERT_TRUE(q.time_budget.has_value());
+  EXPECT_EQ(q.time_budget->total_steps, 777);
+  EXPECT_DOUBLE_EQ(q.time_budget->seconds_used, 123.5);
+  p.time_budget = CheckpointPayload::TimeBudgetState{0, 1.0};
+  try {
+    DecodeCheckpoint(EncodeCheckpoint(p), "bad.pt");
+    FAIL() << "total_steps 0 was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.pt: inconsistent time_budget (total_steps 0"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(CheckpointTest, FileNames) {
   EXPECT_EQ(CheckpointManager::EpochFileName(1), "epoch_0001.pt");
   EXPECT_EQ(CheckpointManager::EpochFileName(12345), "epoch_12345.pt");

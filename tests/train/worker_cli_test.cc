@@ -276,6 +276,66 @@ TEST_F(WorkerCliTest, SigtermCheckpointsExitsOneAndResumesExactly) {
   ExpectSameModel(RefFinal(), run + "/checkpoints/epoch_0006.pt");
 }
 
+// train.time_budget_s: the run re-plans its step count from the rate it reaches and ends at its budget
+// (the tiny job's 6 epochs take a fraction of it here, so the plan grows past num_epochs; on a machine too
+// slow for them it would shrink), with an epoch checkpoint at its last step and the lr annealed to min_lr;
+// a restart goes on with the plan and the seconds already used.
+TEST_F(WorkerCliTest, TimeBudgetEndsTheRunAtItsBudgetAcrossARestart) {
+  constexpr double kBudget = 8;
+  const std::string run = tmp_ + "/run";
+  const std::string budget = "train.time_budget_s=" + std::to_string(kBudget);
+  auto a = Worker({"--job", kJob, "--run-dir", run, "--max-steps", "20", "--set", budget}, tmp_ + "/a.txt");
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  auto stopped = CheckpointManager::Load(run + "/checkpoints/step_00000020.pt");
+  ASSERT_TRUE(stopped.time_budget.has_value()) << "the plan travels with the checkpoint";
+  EXPECT_GT(stopped.time_budget->seconds_used, 0);
+  EXPECT_LT(stopped.time_budget->seconds_used, kBudget);
+  EXPECT_GT(stopped.time_budget->total_steps, 20);
+
+  auto b = Worker({"--job", kJob, "--run-dir", run, "--resume", "auto", "--set", budget}, tmp_ + "/b.txt");
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  EXPECT_NE(b.output.find("used before this attempt; the plan was " +
+                          std::to_string(stopped.time_budget->total_steps) + " step(s)"),
+            std::string::npos)
+      << b.output;
+  // "time budget: N step(s) in S s of training (8 s budget)"
+  const std::string key = "time budget: ";
+  size_t at = b.output.find(" s of training (");
+  ASSERT_NE(at, std::string::npos) << b.output;
+  size_t from = b.output.rfind(key, at);
+  ASSERT_NE(from, std::string::npos) << b.output;
+  int64_t steps = 0;
+  double seconds = 0;
+  ASSERT_EQ(std::sscanf(b.output.c_str() + from + key.size(), "%ld step(s) in %lf", &steps, &seconds), 2) << b.output;
+  std::printf("[budget] %ld steps in %.2f s of training for a %.0f s budget (the job file plans %d)\n", steps, seconds,
+              kBudget, kTotalSteps);
+  // The seconds are the worker's own clock; the bounds leave room for a loaded machine (the plan follows
+  // the rate of the last quarter of the run, test by test in time_budget_test.cc).
+  EXPECT_GT(seconds, 0.6 * kBudget) << "the run did not use its budget";
+  EXPECT_LT(seconds, 1.5 * kBudget + 2) << "the run overran its budget";
+
+  auto result = nlohmann::json::parse(Slurp(run + "/result.json"));
+  EXPECT_EQ(result["status"], "succeeded");
+  EXPECT_EQ(result["step"], steps);
+  const int64_t last_epoch = (steps + kStepsPerEpoch - 1) / kStepsPerEpoch;
+  EXPECT_EQ(result["epoch"], last_epoch);
+  auto progress = nlohmann::json::parse(Slurp(run + "/progress.json"));
+  EXPECT_EQ(progress["total_steps"], steps);
+  EXPECT_EQ(progress["num_epochs"], last_epoch);
+  CheckpointManager mgr({run + "/checkpoints", 3, {}});
+  char file[32];
+  std::snprintf(file, sizeof file, "epoch_%04ld.pt", last_epoch);
+  ASSERT_EQ(mgr.Latest(), file) << "an epoch checkpoint at the last step, even inside an epoch";
+  auto final_ck = CheckpointManager::Load(run + "/checkpoints/" + file);
+  EXPECT_EQ(final_ck.global_step, steps);
+  ASSERT_TRUE(final_ck.time_budget.has_value());
+  EXPECT_EQ(final_ck.time_budget->total_steps, steps);
+  auto lines = JsonLines(run + "/metrics.jsonl");
+  ASSERT_EQ(lines.size(), static_cast<size_t>(steps)) << "every step once, across the restart";
+  EXPECT_LT(lines.back()["lr"].get<double>(), 0.05 * 1e-3) << "the cosine ended at the last step";
+  EXPECT_NEAR(lines[kStepsPerEpoch]["lr"].get<double>(), 1e-3, 1e-12) << "the warmup kept its length";
+}
+
 TEST_F(WorkerCliTest, CoordinatorStyleRelaunchInARunDirHoldingJobYaml) {
   // A relaunch in a run dir holding the job.yaml the worker wrote, with --resume auto (no checkpoint yet).
   const std::string run = tmp_ + "/job-1";

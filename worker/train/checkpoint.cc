@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -155,6 +156,12 @@ std::vector<char> EncodeCheckpoint(const CheckpointPayload& p) {
   d.insert("world_size", p.world_size);
   d.insert("global_batch", p.global_batch);
   d.insert("nonfinite_total", p.nonfinite_total);
+  if (p.time_budget) {
+    GenericDict tb = NewDict();
+    tb.insert("total_steps", p.time_budget->total_steps);
+    tb.insert("seconds_used", p.time_budget->seconds_used);
+    d.insert("time_budget", tb);
+  }
   return torch::pickle_save(c10::IValue(d));
 }
 
@@ -211,6 +218,15 @@ CheckpointPayload DecodeCheckpoint(const std::vector<char>& bytes, const std::st
   p.world_size = r.Int("world_size");
   p.global_batch = r.Int("global_batch");
   p.nonfinite_total = r.Int("nonfinite_total");
+  if (d.contains("time_budget")) {  // optional (checkpoint.h)
+    Reader rt(r.Dict("time_budget"), source, "time_budget.");
+    CheckpointPayload::TimeBudgetState tb{rt.Int("total_steps"), rt.Double("seconds_used")};
+    if (tb.total_steps < 1 || !(tb.seconds_used >= 0) || !std::isfinite(tb.seconds_used))
+      throw UserError("checkpoint " + source + ": inconsistent time_budget (total_steps " +
+                      std::to_string(tb.total_steps) + ", seconds_used " + std::to_string(tb.seconds_used) +
+                      "); expected total_steps >= 1 and seconds_used >= 0");
+    p.time_budget = tb;
+  }
   if (p.epoch < 1 || p.global_step < 0 || p.batch_in_epoch < 0)
     throw UserError("checkpoint " + source + ": inconsistent progress (epoch " + std::to_string(p.epoch) +
                     ", global_step " + std::to_string(p.global_step) + ", batch_in_epoch " +

@@ -16,6 +16,8 @@
 //   world_size        int   ranks that wrote it (informational; any world size with the same global batch resumes)
 //   global_batch      int   ranks * batch_size
 //   nonfinite_total   int   skipped non-finite steps so far
+// and, only in a run with train.time_budget_s (optional: older checkpoints and runs without one lack it):
+//   time_budget       dict  {"total_steps": int, "seconds_used": float}  the plan and the training time so far
 //
 // Durability: the archive is written with fs::AtomicWriteFile (tmp + fsync + rename), then its manifest
 // `<stem>.json` {file, bytes, crc32, epoch, global_step, kind, created}, then `latest` (atomically). A
@@ -60,6 +62,12 @@ struct CheckpointPayload {
   int64_t world_size = 1;
   int64_t global_batch = 0;
   int64_t nonfinite_total = 0;
+  // train.time_budget_s: the planned total steps and the training seconds used (time_budget.h).
+  struct TimeBudgetState {
+    int64_t total_steps = 0;
+    double seconds_used = 0;
+  };
+  std::optional<TimeBudgetState> time_budget;
 };
 
 // Serialization without files (exposed for tests and for vicreg_eval).

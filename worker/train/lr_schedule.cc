@@ -24,6 +24,12 @@ LrSchedule::LrSchedule(const LrScheduleOptions& opts) : opts_(opts) {
                    std::to_string(opts_.total_steps));
 }
 
+void LrSchedule::SetTotalSteps(int64_t total) {
+  VICREG_CHECK(total > opts_.warmup_steps, "LrSchedule: need total_steps > warmup_steps, got " + std::to_string(total) +
+                                               " <= " + std::to_string(opts_.warmup_steps));
+  opts_.total_steps = total;
+}
+
 double LrSchedule::At(int64_t step) const {
   const auto W = opts_.warmup_steps, T = opts_.total_steps;
   if (step < 0) step = 0;

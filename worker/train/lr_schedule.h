@@ -28,6 +28,8 @@ class LrSchedule {
  public:
   explicit LrSchedule(const LrScheduleOptions& opts);
   double At(int64_t step) const;  // step: 0-based global optimizer step
+  // Moves the end T (train.time_budget_s re-plans it); the warmup stays. Needs total > warmup_steps.
+  void SetTotalSteps(int64_t total);
   const LrScheduleOptions& options() const { return opts_; }
 
  private:

@@ -37,6 +37,7 @@
 #include "worker/train/online_monitor.h"
 #include "worker/train/optimizer.h"
 #include "worker/train/stop_signal.h"
+#include "worker/train/time_budget.h"
 
 namespace vicreg::train {
 
@@ -57,14 +58,22 @@ std::string Hms(double seconds) {
 struct StepAgreement {
   bool nonfinite_loss = false;                                    // some rank's loss is NaN/Inf: all skip
   bool stop = false;                                              // some rank received SIGTERM/SIGINT
+  int64_t plan = 0;                                               // rank 0's new total steps (0 = unchanged)
   double loss = 0, invariance = 0, variance = 0, covariance = 0;  // means over the ranks
 };
 
-StepAgreement Agree(const VicregLossOutput& loss, bool stop_here, comm::Communicator& comm) {
-  // One float tensor [nonfinite, stop, total, invariance, variance, covariance], summed over the ranks.
+// plan: the total steps rank 0 plans (train.time_budget_s), 0 for none and on every other rank. It travels
+// as two floats below 2^24 each (exact in float32): plan = hi * 2^23 + lo.
+StepAgreement Agree(const VicregLossOutput& loss, bool stop_here, int64_t plan, comm::Communicator& comm) {
+  constexpr int64_t kSplit = int64_t{1} << 23;
+  // One float tensor [nonfinite, stop, plan_hi, plan_lo, total, invariance, variance, covariance], summed over
+  // the ranks.
   at::Tensor values = at::stack({loss.total, loss.invariance, loss.variance, loss.covariance}).detach().to(at::kFloat);
+  const float plan_hi = static_cast<float>(plan / kSplit), plan_lo = static_cast<float>(plan % kSplit);
   at::Tensor flags = at::cat({at::logical_not(at::isfinite(values).all()).to(at::kFloat).reshape({1}),
-                              at::full({1}, stop_here ? 1.f : 0.f, values.options()), values});
+                              at::full({1}, stop_here ? 1.f : 0.f, values.options()),
+                              at::full({1}, plan_hi, values.options()), at::full({1}, plan_lo, values.options()),
+                              values});
   const int world = comm.world_size();
   if (world > 1) comm.AllReduceSum(flags);
   at::Tensor host = flags.cpu();
@@ -72,10 +81,11 @@ StepAgreement Agree(const VicregLossOutput& loss, bool stop_here, comm::Communic
   StepAgreement a;
   a.nonfinite_loss = h[0] > 0;
   a.stop = h[1] > 0;
-  a.loss = h[2] / world;
-  a.invariance = h[3] / world;
-  a.variance = h[4] / world;
-  a.covariance = h[5] / world;
+  a.plan = static_cast<int64_t>(h[2]) * kSplit + static_cast<int64_t>(h[3]);
+  a.loss = h[4] / world;
+  a.invariance = h[5] / world;
+  a.variance = h[6] / world;
+  a.covariance = h[7] / world;
   return a;
 }
 
@@ -112,11 +122,18 @@ struct Trainer::Impl {
   int64_t epoch = 1;
   int64_t batch_in_epoch = 0;
   int64_t steps_per_epoch = 0;
-  int64_t total_steps = 0;
+  int64_t total_steps = 0;  // the planned run: its lr schedule ends here (train.max_steps may stop it sooner)
   int64_t nonfinite_total = 0;
   int64_t consecutive_nonfinite = 0;
   int64_t last_nonfinite_step = 0;
   std::string last_checkpoint;
+
+  // train.time_budget_s: rank 0 plans (time_budget.h), every rank follows the plan agreed in each step.
+  std::optional<TimeBudget> budget;  // rank 0, when the budget is on
+  std::optional<Clock::time_point> attempt_start;  // this attempt's first step began (rank 0)
+  double resumed_seconds_used = 0;   // training seconds of earlier attempts (from the checkpoint)
+  int64_t logged_plan = 0;           // the plan last written to the log
+  bool warned_warmup = false;
 
   // Log window (since the previous report).
   Clock::time_point window_start = Clock::now();
@@ -128,6 +145,18 @@ struct Trainer::Impl {
     return cfg.train.diagnostics_every > 0 ? cfg.train.diagnostics_every : cfg.train.log_every;
   }
   int64_t global_batch() const { return static_cast<int64_t>(world) * cfg.train.batch_size; }
+  bool budgeted() const { return cfg.train.time_budget_s > 0; }
+  // The step the run stops at: the plan, or train.max_steps when that comes first.
+  int64_t stop_step() const {
+    return cfg.train.max_steps > 0 ? std::min<int64_t>(total_steps, cfg.train.max_steps) : total_steps;
+  }
+  // Epochs of the planned run (the last may be partial with a time budget).
+  int64_t planned_epochs() const {
+    return budgeted() ? (stop_step() + steps_per_epoch - 1) / steps_per_epoch : cfg.train.num_epochs;
+  }
+  double AttemptSeconds() const { return attempt_start ? Seconds(*attempt_start, Clock::now()) : 0.0; }
+  int64_t ProposePlan();
+  void ApplyPlan(int64_t plan);
 
   void Build();
   void LoadCheckpoint(const CheckpointPayload& p, const std::string& source);
@@ -196,8 +225,7 @@ void Trainer::Impl::Build() {
           "does); set them to false / 0");
     monitor = opts.online_monitors(cfg, dataset, model->options().encoder.embed_dim, device);
   }
-  total_steps = cfg.train.num_epochs * steps_per_epoch;
-  if (cfg.train.max_steps > 0) total_steps = std::min<int64_t>(total_steps, cfg.train.max_steps);
+  total_steps = cfg.train.num_epochs * steps_per_epoch;  // with a time budget: the first plan
 
   // Optimization.
   optimizer = BuildOptimizer(model->param_groups(), OptimizerOptions::FromConfig(cfg.train));
@@ -216,8 +244,40 @@ void Trainer::Impl::Build() {
         return n;
       }(),
       params.size(), cfg.model.image_size, cfg.model.image_size, global_batch(), world, cfg.train.batch_size,
-      steps_per_epoch, cfg.train.num_epochs, total_steps, cfg.train.optimizer,
+      steps_per_epoch, cfg.train.num_epochs, stop_step(), cfg.train.optimizer,
       cuda ? cfg.train.precision : std::string("fp32"), at::get_num_threads());
+  if (budgeted())
+    spdlog::info("time budget: {:.0f} s of training; {} step(s) is the first plan, re-planned from the rate measured "
+                 "after {} step(s)",
+                 cfg.train.time_budget_s, total_steps, TimeBudget::kWarmupSteps);
+}
+
+int64_t Trainer::Impl::ProposePlan() {
+  if (!budget) return 0;
+  const auto now = Clock::now();
+  if (!attempt_start) attempt_start = now;
+  const std::optional<int64_t> plan = budget->Plan(step, Seconds(*attempt_start, now), total_steps);
+  return plan && *plan != total_steps ? *plan : 0;
+}
+
+void Trainer::Impl::ApplyPlan(int64_t plan) {
+  if (plan <= 0 || plan == total_steps) return;
+  total_steps = plan;
+  const int64_t warmup = schedule->options().warmup_steps;
+  if (plan <= warmup && !warned_warmup) {
+    warned_warmup = true;
+    spdlog::warn("time budget: only {} step(s) fit, within the {} warmup step(s) (train.warmup_epochs): the lr "
+                 "will not decay to min_lr; raise train.time_budget_s or lower train.warmup_epochs",
+                 plan, warmup);
+  }
+  schedule->SetTotalSteps(std::max(plan, warmup + 1));
+  // The log shows the first plan and every change of 1% or more (the plan moves a little at every step).
+  if (budget && (logged_plan == 0 || std::llabs(plan - logged_plan) * 100 >= logged_plan)) {
+    const double used = budget->used_s(AttemptSeconds());
+    spdlog::info("time budget: {:.0f} of {:.0f} s used at step {}: {} step(s) in total (~{} epoch(s) of {})", used,
+                 budget->budget_s(), step, plan, (plan + steps_per_epoch - 1) / steps_per_epoch, steps_per_epoch);
+    logged_plan = plan;
+  }
 }
 
 void Trainer::Impl::LoadCheckpoint(const CheckpointPayload& p, const std::string& source) {
@@ -242,6 +302,8 @@ CheckpointPayload Trainer::Impl::MakePayload() const {
   p.world_size = world;
   p.global_batch = global_batch();
   p.nonfinite_total = nonfinite_total;
+  if (budgeted())
+    p.time_budget = CheckpointPayload::TimeBudgetState{total_steps, resumed_seconds_used + AttemptSeconds()};
   return p;
 }
 
@@ -265,6 +327,7 @@ void Trainer::Impl::CheckpointAfterStep(bool stopping) {
   at.step = step;
   at.epoch_end = batch_in_epoch >= steps_per_epoch;
   at.stopping = stopping;
+  at.run_end = step >= total_steps;
   at.in_streak = consecutive_nonfinite > 0;
   switch (ckpt_policy->AfterStep(at)) {
     case CheckpointAction::kEpoch: Save("epoch"); break;
@@ -316,6 +379,13 @@ void Trainer::Impl::Resume() {
   epoch = p.epoch;
   batch_in_epoch = p.batch_in_epoch;
   nonfinite_total = p.nonfinite_total;
+  if (budgeted() && p.time_budget) {  // go on with the plan and the time already used
+    resumed_seconds_used = p.time_budget->seconds_used;
+    total_steps = p.time_budget->total_steps;
+    schedule->SetTotalSteps(std::max(total_steps, schedule->options().warmup_steps + 1));
+    spdlog::info("time budget: {:.0f} of {:.0f} s used before this attempt; the plan was {} step(s)",
+                 resumed_seconds_used, cfg.train.time_budget_s, total_steps);
+  }
   if (batch_in_epoch > steps_per_epoch)
     throw UserError(fmt::format("checkpoint {}: {} batches done in epoch {}, but an epoch has {}", path, batch_in_epoch,
                                 epoch, steps_per_epoch));
@@ -369,7 +439,8 @@ StepOutcome Trainer::Impl::Step(const data::Batch& b) {
   VicregLossOutput loss = VicregLoss(f.za, f.zb, comm.get(), loss_opts);
 
   // 5. Agree on non-finite losses and stop requests, and average the loss terms (one small all-reduce).
-  const StepAgreement agreed = Agree(loss, StopSignal() != 0, *comm);
+  const StepAgreement agreed = Agree(loss, StopSignal() != 0, rank.rank == 0 ? ProposePlan() : 0, *comm);
+  ApplyPlan(agreed.plan);  // before the lr of this step is taken from the schedule
   const bool nonfinite_loss = agreed.nonfinite_loss;
   out.stop_requested = agreed.stop;
   r.loss = agreed.loss;
@@ -461,7 +532,7 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
   ++window_steps;
   window_samples += r.samples;
   window_wait += data_wait;
-  const bool log_step = r.step % cfg.train.log_every == 0 || r.step == total_steps;
+  const bool log_step = r.step % cfg.train.log_every == 0 || r.step == stop_step();
   const bool has_diag = r.std_min.has_value();
   if (!log_step && !has_diag && !r.online_knn_top1) return;
   if (monitor) r.online_linear_top1 = monitor->LinearTop1(comm.get());  // same steps on every rank
@@ -470,7 +541,7 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
   const double elapsed = Seconds(window_start, now);
   r.images_per_s = elapsed > 0 ? window_samples / elapsed : 0;
   const double wait_frac = elapsed > 0 ? window_wait / elapsed : 0;
-  const double eta = window_steps > 0 ? (total_steps - r.step) * (elapsed / window_steps) : 0;
+  const double eta = window_steps > 0 ? (stop_step() - r.step) * (elapsed / window_steps) : 0;
 
   if (cuda) {
     if (const std::optional<DeviceMemory> mem = ReadCudaMemory(device.index())) {
@@ -485,9 +556,9 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
     run_dir->AppendMetrics(r);
     Progress p;
     p.step = r.step;
-    p.total_steps = total_steps;
+    p.total_steps = stop_step();
     p.epoch = r.epoch;
-    p.num_epochs = cfg.train.num_epochs;
+    p.num_epochs = planned_epochs();
     p.loss = r.loss;
     p.images_per_s = r.images_per_s;
     run_dir->WriteProgress(p);
@@ -499,7 +570,7 @@ void Trainer::Impl::Report(StepReport& r, double data_wait, double step_seconds)
   spdlog::info(
       "epoch {}/{} step {}/{} loss {:.4f} (inv {:.4f} var {:.4f} cov {:.4f}) lr {:.3e} grad {:.3f}{} | "
       "{:.1f} img/s, data wait {:.1f}% | ETA {}",
-      r.epoch, cfg.train.num_epochs, r.step, total_steps, r.loss, r.invariance, r.variance, r.covariance, r.lr,
+      r.epoch, planned_epochs(), r.step, stop_step(), r.loss, r.invariance, r.variance, r.covariance, r.lr,
       r.grad_norm, diag, r.images_per_s, 100.0 * wait_frac, Hms(eta));
   window_start = now;
   window_steps = 0;
@@ -539,8 +610,13 @@ RunResult Trainer::Run() {
   };
   if (m.cfg.train.max_steps > 0 && m.step >= m.cfg.train.max_steps)
     return finish(RunStatus::kSucceeded, fmt::format("max_steps {} reached", m.cfg.train.max_steps));
+  if (m.budgeted() && m.rank.rank == 0) m.budget.emplace(m.cfg.train.time_budget_s, m.resumed_seconds_used);
   m.window_start = Clock::now();
-  for (; m.epoch <= m.cfg.train.num_epochs; ++m.epoch, m.batch_in_epoch = 0) {
+  // Until the planned run's last step: num_epochs x batches_per_epoch, or what fits in train.time_budget_s
+  // (re-planned as it trains; the last epoch may then end early).
+  bool run_end = m.step >= m.total_steps;
+  if (run_end && m.batch_in_epoch == 0 && m.epoch > 1) --m.epoch;  // resumed at the end: the last epoch's number
+  for (; !run_end; ++m.epoch, m.batch_in_epoch = 0) {
     if (m.metrics) m.metrics->SetEpoch(m.epoch);
     if (m.monitor) m.monitor->ResetEpoch();
     m.loader->StartEpoch(m.epoch, m.batch_in_epoch);
@@ -553,6 +629,7 @@ RunResult Trainer::Run() {
                                   "last good checkpoint is {}",
                                   m.consecutive_nonfinite, m.last_nonfinite_step,
                                   m.last_checkpoint.empty() ? "none" : m.last_checkpoint));
+      run_end = m.step >= m.total_steps;
       const bool max_reached = m.cfg.train.max_steps > 0 && m.step >= m.cfg.train.max_steps;
       m.CheckpointAfterStep(/*stopping=*/o.stop_requested || max_reached);
       if (o.stop_requested) {
@@ -561,13 +638,18 @@ RunResult Trainer::Run() {
                                           : sig == 2 ? "terminated by SIGINT"
                                                      : "terminated (another rank received a stop signal)");
       }
-      if (max_reached) return finish(RunStatus::kSucceeded, fmt::format("max_steps {} reached", m.cfg.train.max_steps));
+      if (max_reached)
+        return finish(RunStatus::kSucceeded, fmt::format("max_steps {} reached", m.cfg.train.max_steps));
+      if (run_end) break;
     }
+    if (run_end) break;
     if (m.batch_in_epoch < m.steps_per_epoch)
       throw RuntimeFailure(fmt::format("the loader ended epoch {} after {} of {} batches", m.epoch, m.batch_in_epoch,
                                        m.steps_per_epoch));
   }
-  m.epoch = m.cfg.train.num_epochs;
+  if (m.budgeted() && m.budget)
+    spdlog::info("time budget: {} step(s) in {:.1f} s of training ({:.0f} s budget)", m.step,
+                 m.budget->used_s(m.AttemptSeconds()), m.cfg.train.time_budget_s);
   return finish(RunStatus::kSucceeded, "");
 }
 
