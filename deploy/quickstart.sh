@@ -16,10 +16,11 @@
 #      scheduled evaluation as the real job; its metrics.jsonl gives the images/s, its rank log the
 #      checkpoint cost, its wall time the job's fixed costs (mpirun, start-up, last checkpoint, exit)
 #      and its evaluation's wall time what the real job's evaluation will cost;
-#   5. submits configs/quickstart.yaml (VICReg, ViT on Fashion-MNIST, 2 ranks under mpirun), scaled to
-#      the time that is left at the measured rate, shows where the metrics are and checks that they
-#      answer, and follows the job with `vicregctl watch` (live progress);
-#   6. waits for the scheduled evaluation of the last checkpoint and prints its table: the learned
+#   5. submits configs/quickstart.yaml (VICReg, ViT on Fashion-MNIST, 2 ranks under mpirun) with a
+#      training time budget (train.time_budget_s: the worker re-plans its step count from the rate it
+#      reaches as it trains) and a first plan from the measured rate, shows where the metrics are and
+#      checks that they answer, and follows the job with `vicregctl watch` (live progress);
+#   6. waits for the scheduled evaluation of the last checkpoint (eval.final) and prints its table: the learned
 #      encoder against a random-init encoder and raw pixels, linear probe and kNN, with the margins and
 #      their 95% intervals; writes the job's self-contained HTML report (vicregctl report) into the run
 #      dir (the web UI's URL is printed at 3-5);
@@ -29,11 +30,13 @@
 # install and build included (default 25: a cold run on 2 cores then trains 5500-5800 steps, where
 # its linear margin over raw pixels was +1.26 and +1.75 points, docs/QUICKSTART-TUNING.md). Install,
 # build, coordinator start and calibration are measured as they happen; what is left is split into
-# the job's fixed costs and the evaluation (both measured by the calibration), training (images =
-# seconds x the MEASURED rate) and a small safety margin (docs/QUICKSTART-TUNING.md). A cold build
-# or a slow machine therefore trains on fewer images; the rate is never a constant of this script:
-# VICREG_QUICKSTART_RATE skips the calibration explicitly, and a fixed fallback rate is used only
-# when the calibration fails (with a warning).
+# the job's fixed costs and the evaluation (both measured by the calibration), training (the job's
+# train.time_budget_s: the workers train as many steps as fit in it at the rate they reach, so a
+# machine that speeds up or slows down during the run still ends on time) and a small safety margin
+# (docs/QUICKSTART-TUNING.md). A cold build or a slow machine therefore trains on fewer images; the
+# rate is never a constant of this script: the first plan (data.limit x num_epochs) comes from the
+# calibration's rate, VICREG_QUICKSTART_RATE skips the calibration explicitly, and a fixed fallback
+# rate is used only when the calibration fails (with a warning).
 #
 # Exit codes: 0 the job succeeded and its evaluation ran; 1 a runtime failure (build, coordinator,
 # job or evaluation failed); 2 bad usage. Run with --help for every option.
@@ -64,8 +67,9 @@ DATA_DIR=${VICREG_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 # scheduled by the coordinator the same way); VICREG_QUICKSTART_EVAL_SECONDS gives its seconds instead,
 # and only without either (no calibration, or its evaluation failed) is it estimated as
 # EVAL_FIXED_S + EVAL_IMAGES / rate (a fallback, with a warning). TAIL_S covers the report and the
-# coordinator's stop; the plan ends MARGIN_PCT % of the budget + 5 s early to absorb the rate's drift
-# after the calibration (the job ran up to 10% slower than its calibration in the measured runs).
+# coordinator's stop; the plan ends MARGIN_PCT % of the budget + 5 s early for the error of the fixed
+# costs' and the evaluation's estimates (the training rate's drift no longer needs a margin: the
+# workers follow it). SMOKE_TRAIN_S is the smoke run's training budget.
 RATE_GIVEN=${VICREG_QUICKSTART_RATE:-}
 EVAL_S_GIVEN=${VICREG_QUICKSTART_EVAL_SECONDS:-}
 CAL_STEPS=${VICREG_QUICKSTART_CALIBRATION_STEPS:-80}
@@ -73,7 +77,8 @@ FALLBACK_RATE=900
 EVAL_FIXED_S=19
 EVAL_IMAGES=4000
 TAIL_S=3
-MARGIN_PCT=3
+MARGIN_PCT=1
+SMOKE_TRAIN_S=8
 usage() {
   cat <<EOF
 Usage: deploy/quickstart.sh [options]
@@ -84,7 +89,7 @@ evaluation table (learned encoder vs random-init encoder vs raw pixels; linear p
 Options:
   --minutes M        wall-time budget of the whole command, install and build included
                      (default 25; env VICREG_QUICKSTART_MINUTES); training is scaled to fit
-  --smoke            reduced run for CI: 2 short epochs on 1024 images, evaluation on 1000/500
+  --smoke            reduced run for CI: 8 s of training on 1024 images, evaluation on 1000/500
                      images; same path through every component (env VICREG_QUICKSTART_SMOKE=1)
   --skip-install     do not run deploy/install-deps.sh (env VICREG_SKIP_INSTALL=1)
   --no-build         use the binaries already built in the build dir
@@ -160,7 +165,7 @@ STEP=0
 step() { STEP=$((STEP + 1)); printf '\n\033[1m[%d/7 %s] %s\033[0m\n' "$STEP" "$(mmss "$(elapsed)")" "$*"; }
 [[ -t 1 ]] || step() { STEP=$((STEP + 1)); printf '\n[%d/7 %s] %s\n' "$STEP" "$(mmss "$(elapsed)")" "$*"; }
 
-# ---- the training plan: scale data.limit x num_epochs to the time that is left --------------
+# ---- the training plan: a time budget for the job, and a first data.limit x num_epochs ------
 # Reads train.batch_size, train.log_every and resources.ranks of the job file (top-level YAML
 # sections, 2-space keys).
 yaml_get() {  # yaml_get SECTION KEY FILE -> the scalar value, or empty
@@ -183,7 +188,7 @@ CKPT_MS=500                          # one epoch checkpoint (every epoch but the
 CAL_S=0
 EVAL_S_MEASURED=""                   # the calibration's evaluation: from its job's end to the finished table
 
-plan() {  # plan SECONDS_LEFT -> sets EPOCHS, LIMIT, STEPS, TRAIN_S, EVAL_S, MARGIN_S, PLANNED_JOB_S, PLAN_SETS
+plan() {  # plan SECONDS_LEFT -> sets EPOCHS, LIMIT, STEPS (the first plan), TRAIN_S (the job's training budget), EVAL_S, MARGIN_S, PLANNED_JOB_S, PLAN_SETS
   local left=$1 images
   PLAN_SETS=()
   if [[ -n "$EVAL_S_GIVEN" ]]; then EVAL_S=$EVAL_S_GIVEN; EVAL_SOURCE=given
@@ -191,7 +196,7 @@ plan() {  # plan SECONDS_LEFT -> sets EPOCHS, LIMIT, STEPS, TRAIN_S, EVAL_S, MAR
   else EVAL_S=$(( EVAL_FIXED_S + (EVAL_IMAGES + RATE - 1) / RATE )); EVAL_SOURCE=estimated; fi
   MARGIN_S=$(( MINUTES * 60 * MARGIN_PCT / 100 + 5 ))
   if [[ "$SMOKE" == 1 ]]; then
-    EPOCHS=2; LIMIT=1024; TRAIN_S=0
+    EPOCHS=2; LIMIT=1024; TRAIN_S=$SMOKE_TRAIN_S
     PLAN_SETS+=(--set eval.limit_train=1000 --set eval.limit_test=500)
   else
     TRAIN_S=$((left - JOB_OVERHEAD_S - EVAL_S - TAIL_S - MARGIN_S))
@@ -200,6 +205,7 @@ plan() {  # plan SECONDS_LEFT -> sets EPOCHS, LIMIT, STEPS, TRAIN_S, EVAL_S, MAR
            "training for 1 minute anyway (the run will take longer than the budget)" >&2
       TRAIN_S=60
     fi
+    # The first plan, at the measured rate (the workers re-plan the step count to TRAIN_S as they train).
     images=$((TRAIN_S * RATE))
     # At least 3 epochs (warmup + cosine decay need room); more epochs once all 60k images fit.
     EPOCHS=$(( (images + TRAIN_IMAGES_TOTAL - 1) / TRAIN_IMAGES_TOTAL ))
@@ -211,10 +217,10 @@ plan() {  # plan SECONDS_LEFT -> sets EPOCHS, LIMIT, STEPS, TRAIN_S, EVAL_S, MAR
     ((LIMIT >= GB * 4)) || LIMIT=$((GB * 4))
   fi
   PLAN_SETS+=(--set "data.data_dir=$DATA_DIR" --set "data.limit=$LIMIT" --set "train.num_epochs=$EPOCHS"
-              --set "eval.epochs=[$EPOCHS]")
+              --set "train.time_budget_s=$TRAIN_S" --set "eval.epochs=[]" --set eval.final=true)
   local steps_per_epoch=$((LIMIT / GB))   # drop_last: whole global batches only
   STEPS=$((steps_per_epoch * EPOCHS))
-  PLANNED_JOB_S=$(( JOB_OVERHEAD_S + (STEPS * GB + RATE - 1) / RATE + (EPOCHS - 1) * CKPT_MS / 1000 ))
+  PLANNED_JOB_S=$(( JOB_OVERHEAD_S + TRAIN_S ))
 }
 
 if [[ "$PLAN_ONLY" == 1 ]]; then
@@ -224,8 +230,8 @@ if [[ "$PLAN_ONLY" == 1 ]]; then
   else
     how="at an assumed ${RATE} img/s: a real run measures this machine's rate first and plans from it"
   fi
-  echo "plan: ${EPOCHS} epochs x ${LIMIT} images = ${STEPS} steps (training ~$(mmss "$PLANNED_JOB_S") $how;" \
-       "evaluation ~$(mmss "$EVAL_S"); planned as if install, build and calibration took no time)"
+  echo "plan: training $(mmss "$TRAIN_S") (train.time_budget_s), first plan ${EPOCHS} epochs x ${LIMIT} images =" \
+       "${STEPS} steps $how; evaluation ~$(mmss "$EVAL_S"); planned as if install, build and calibration took no time)"
   echo "vicregctl submit $CONFIG ${PLAN_SETS[*]}"
   exit 0
 fi
@@ -379,7 +385,7 @@ calibrate() {  # sets RATE, JOB_OVERHEAD_S, CKPT_MS, EVAL_S_MEASURED, CAL_S; ret
   ((steps >= 3 * cal_log)) || steps=$((3 * cal_log))   # the first window is warm-up: 2 more are measured
   local sets=(--set name=quickstart-calibration --set "data.data_dir=$DATA_DIR" --set "data.limit=$((GB * steps))"
               --set train.num_epochs=1 --set train.max_steps=0 --set "train.log_every=$cal_log"
-              --set "eval.epochs=[1]" --set eval.every_epochs=0)
+              --set train.time_budget_s=0 --set "eval.epochs=[]" --set eval.every_epochs=0 --set eval.final=true)
   if [[ "$SMOKE" == 1 ]]; then sets+=(--set eval.limit_train=1000 --set eval.limit_test=500); fi
   echo "+ vicregctl submit $(basename "$CONFIG") ${sets[*]}"
   t0=$(now_s)
@@ -453,17 +459,18 @@ else
   fi
   JOB_ID=""
 fi
-if [[ "$SMOKE" == 1 ]]; then echo "smoke mode: the plan is fixed (2 epochs of 1024 images); the measured rate is only reported"; fi
+if [[ "$SMOKE" == 1 ]]; then echo "smoke mode: ${SMOKE_TRAIN_S} s of training on 1024 images; the measured rate is only reported"; fi
 
 # ---- 5. submit and follow ---------------------------------------------------------------------
 LEFT=$(( MINUTES * 60 - $(elapsed) ))
 plan "$LEFT"
-step "training: $(basename "$CONFIG"), ${EPOCHS} epochs x ${LIMIT} images = ${STEPS} steps on 2 ranks"
+step "training: $(basename "$CONFIG"), $(mmss "$TRAIN_S") on 2 ranks (first plan ${EPOCHS} epochs x ${LIMIT} images = ${STEPS} steps)"
 if [[ "$SMOKE" == 1 ]]; then
   echo "smoke mode: reduced data and evaluation"
 else
   echo "budget ${MINUTES} min: $(mmss "$(elapsed)") used, $(mmss "$LEFT") left -> job ~$(mmss "$PLANNED_JOB_S")" \
-       "(${STEPS} steps at the ${RATE_SOURCE} ${RATE} img/s + ${JOB_OVERHEAD_S} s fixed)," \
+       "(training $(mmss "$TRAIN_S"), re-planned by the workers from the rate they reach; first plan ${STEPS}" \
+       "steps at the ${RATE_SOURCE} ${RATE} img/s; + ${JOB_OVERHEAD_S} s fixed)," \
        "evaluation ~$(mmss "$EVAL_S") (${EVAL_SOURCE}), margin ${MARGIN_S} s"
 fi
 SUBMIT=("$CTL" --server "$GRPC" submit "$CONFIG" "${PLAN_SETS[@]}")
@@ -519,13 +526,16 @@ if [[ "$WATCH_RC" != 0 || "$JOB_STATE" != SUCCEEDED ]]; then
   die "job $JOB_ID ended $JOB_STATE (vicregctl watch exit $WATCH_RC)"
 fi
 TRAIN_DONE_S=$(elapsed)
-if [[ "$SMOKE" != 1 ]]; then
-  echo "the job took $(mmss $((TRAIN_DONE_S - SUBMIT_S))) (planned $(mmss "$PLANNED_JOB_S") at ${RATE} img/s)"
-fi
+# Where the run ended (the workers' result.json): the step and the epoch of its last checkpoint.
+result_int() { sed -n "s/^ *\"$1\": *\([0-9][0-9]*\).*/\1/p" "$RUN_DIR/result.json" 2>/dev/null | head -1; }
+FINAL_STEPS=$(result_int step); FINAL_EPOCH=$(result_int epoch)
+is_uint "${FINAL_STEPS:-x}" && is_uint "${FINAL_EPOCH:-x}" || die "no step/epoch in $RUN_DIR/result.json"
+echo "the job took $(mmss $((TRAIN_DONE_S - SUBMIT_S))) (planned $(mmss "$PLANNED_JOB_S")): ${FINAL_STEPS} steps," \
+     "$((FINAL_STEPS * GB)) images in ${FINAL_EPOCH} epochs of ${LIMIT} (first plan ${STEPS} steps)"
 
 # ---- 6. evaluation ----------------------------------------------------------------------------
-step "evaluation of epoch ${EPOCHS} (scheduled by the coordinator when the checkpoint landed)"
-EVAL_LOG=$RUN_DIR/eval/epoch_${EPOCHS}_fashion_mnist.log
+step "evaluation of epoch ${FINAL_EPOCH}, the last (scheduled by the coordinator when the job ended)"
+EVAL_LOG=$RUN_DIR/eval/epoch_${FINAL_EPOCH}_fashion_mnist.log
 rc=0; wait_evaluation "$JOB_ID" $((SMOKE == 1 ? 900 : EVAL_S * 4 + 600)) "$EVAL_LOG" || rc=$?
 table=$EVAL_TABLE
 ((rc != 2)) || die "vicregctl eval $JOB_ID failed: $table"
@@ -607,9 +617,11 @@ if [[ -n "$SUMMARY" ]]; then
     echo "coordinator_metrics_ok=$COORD_METRICS_OK"
     echo "rank_endpoints=${RANK_ENDPOINTS[*]}"
     echo "rank_metrics_ok=$RANK_METRICS_OK"
-    echo "epochs=$EPOCHS"
+    echo "epochs=$FINAL_EPOCH"
     echo "limit=$LIMIT"
-    echo "steps=$STEPS"
+    echo "steps=$FINAL_STEPS"
+    echo "planned_steps=$STEPS"
+    echo "time_budget_s=$TRAIN_S"
     echo "vicreg_linear=$L_LIN"
     echo "random_init_linear=$R_LIN"
     echo "raw_pixels_linear=$P_LIN"

@@ -1,7 +1,8 @@
 // Runs the README's main-job command in its reduced mode against the binaries of this build tree:
 //   deploy/quickstart.sh --smoke --skip-install --no-build --build-dir <build> --summary F
 // and checks its outcome: the calibration job measured this machine's training rate and evaluation time, the job
-// SUCCEEDED, the coordinator's and both ranks' /metrics answered while it ran, the evaluation table
+// SUCCEEDED after training to its time budget (train.time_budget_s, 2 ranks agreeing on the plan), its
+// last checkpoint was the one evaluated (eval.final), the coordinator's and both ranks' /metrics answered while it ran, the evaluation table
 // has the learned, random-init and raw-pixel rows for both probes and the margins with their 95%
 // intervals, the run dir holds checkpoints and metrics.jsonl, and the coordinator was stopped.
 #include <gtest/gtest.h>
@@ -126,8 +127,16 @@ TEST(Quickstart, SmokeRunGoesThroughEveryComponent) {
   // The run dir is kept: checkpoints, metrics.jsonl with the diagnostics, the eval JSON.
   const std::string run = kv["run_dir"];
   ASSERT_FALSE(run.empty());
-  EXPECT_EQ(::access((run + "/checkpoints/epoch_0002.pt").c_str(), R_OK), 0) << run;
-  EXPECT_EQ(::access((run + "/eval/epoch_2_fashion_mnist.json").c_str(), R_OK), 0) << run;
+  // The workers trained to the smoke run's time budget (8 s): where they stopped is the last epoch
+  // checkpoint, and that is the one the coordinator evaluated (eval.final).
+  EXPECT_EQ(kv["time_budget_s"], "8") << out;
+  const int steps = std::atoi(kv["steps"].c_str()), epochs = std::atoi(kv["epochs"].c_str());
+  ASSERT_GT(steps, 0) << out;
+  EXPECT_EQ(epochs, (steps + 3) / 4) << "4 steps per epoch (1024 images, 2 x 128)\n" << out;
+  char ck[64];
+  std::snprintf(ck, sizeof ck, "/checkpoints/epoch_%04d.pt", epochs);
+  EXPECT_EQ(::access((run + ck).c_str(), R_OK), 0) << run << ck;
+  EXPECT_EQ(::access((run + "/eval/epoch_" + std::to_string(epochs) + "_fashion_mnist.json").c_str(), R_OK), 0) << run;
   std::ifstream m(run + "/metrics.jsonl");
   std::string first;
   ASSERT_TRUE(std::getline(m, first)) << "empty metrics.jsonl";
