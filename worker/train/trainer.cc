@@ -132,7 +132,8 @@ struct Trainer::Impl {
   std::optional<TimeBudget> budget;  // rank 0, when the budget is on
   std::optional<Clock::time_point> attempt_start;  // this attempt's first step began (rank 0)
   double resumed_seconds_used = 0;   // training seconds of earlier attempts (from the checkpoint)
-  int64_t logged_plan = 0;           // the plan last written to the log
+  int64_t logged_plan = 0;           // the plan last written to the log ...
+  double logged_at = 0;              // ... and when (training seconds)
   bool warned_warmup = false;
 
   // Log window (since the previous report).
@@ -271,12 +272,16 @@ void Trainer::Impl::ApplyPlan(int64_t plan) {
                  plan, warmup);
   }
   schedule->SetTotalSteps(std::max(plan, warmup + 1));
-  // The log shows the first plan and every change of 1% or more (the plan moves a little at every step).
-  if (budget && (logged_plan == 0 || std::llabs(plan - logged_plan) * 100 >= logged_plan)) {
-    const double used = budget->used_s(AttemptSeconds());
+  // The log shows the first plan, then a change of 1% or more at most every 30 s, or of 10% at once (the
+  // plan moves a little at every step).
+  if (!budget) return;
+  const double used = budget->used_s(AttemptSeconds());
+  const int64_t change = std::llabs(plan - logged_plan);
+  if (logged_plan == 0 || change * 10 >= logged_plan || (change * 100 >= logged_plan && used - logged_at >= 30)) {
     spdlog::info("time budget: {:.0f} of {:.0f} s used at step {}: {} step(s) in total (~{} epoch(s) of {})", used,
                  budget->budget_s(), step, plan, (plan + steps_per_epoch - 1) / steps_per_epoch, steps_per_epoch);
     logged_plan = plan;
+    logged_at = used;
   }
 }
 
