@@ -27,8 +27,8 @@
 #   7. stops the coordinator (also on Ctrl-C, after cancelling the job) and keeps the run directory.
 #
 # Time budget: --minutes M (or VICREG_QUICKSTART_MINUTES) is the wall time of the WHOLE command,
-# install and build included (default 25: a cold run on 2 cores then trains 5500-5800 steps, where
-# its linear margin over raw pixels was +1.26 and +1.75 points, docs/QUICKSTART-TUNING.md). Install,
+# install and build included (default 25: a cold run on 2 cores then trains 5350-5800 steps, where
+# its linear margin over raw pixels was +1.10..+1.75 points, docs/QUICKSTART-TUNING.md). Install,
 # build, coordinator start and calibration are measured as they happen; what is left is split into
 # the job's fixed costs and the evaluation (both measured by the calibration), training (the job's
 # train.time_budget_s: the workers train as many steps as fit in it at the rate they reach, so a
